@@ -1,0 +1,67 @@
+# hapexp: `make demo` runs the workflow on the simulated demo cohort,
+# `make test` runs lint + the test suite. Both set up .venv first (idempotent).
+
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= all
+# Debian packages the workflow shells out to (bcftools/tabix) or draws with (graphviz).
+APT_PACKAGES := bcftools tabix graphviz
+
+.PHONY: setup sysdeps demo test test-fast lint format rulegraph bench clean-demo
+
+setup: sysdeps $(VENV)/.installed
+
+# Install system tools only when missing (needs root, as on CI and HPC containers).
+sysdeps:
+	@missing=""; \
+	command -v bcftools >/dev/null || missing="$$missing bcftools"; \
+	command -v tabix >/dev/null || missing="$$missing tabix"; \
+	command -v dot >/dev/null || missing="$$missing graphviz"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing from apt:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+
+# Pinned torch first: an unpinned one (or one pulled in by enformer-pytorch)
+# would download several GB of CUDA wheels. tensorqtl and pandas-plink go last
+# with --no-deps: pandas-plink's metadata pins numpy<2, msprime needs numpy>=2,
+# and both run fine with numpy 2.
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps tensorqtl==1.0.10 pandas-plink==2.3.1
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+demo: setup
+	$(BIN)/snakemake --cores $(CORES) --printshellcmds
+	@echo "results are in results/; report: make report"
+
+report: demo
+	$(BIN)/snakemake --cores 1 --report results/report.html
+
+lint: setup
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check .
+	$(BIN)/ruff check .
+
+format: setup
+	$(BIN)/snakefmt .
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: setup lint
+	$(BIN)/pytest -q
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
+
+rulegraph: setup
+	$(BIN)/snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg
+
+clean-demo:
+	rm -rf results logs benchmarks resources/demo .snakemake

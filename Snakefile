@@ -1,0 +1,28 @@
+# hapexp: can sequence-to-expression models explain expression differences
+# between people? See README.md and docs/architecture.md.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/simulate.smk"
+include: "rules/validate.smk"
+include: "rules/haplotypes.smk"
+include: "rules/predict.smk"
+include: "rules/expression.smk"
+include: "rules/eqtl.smk"
+include: "rules/elasticnet.smk"
+include: "rules/ism.smk"
+include: "rules/concordance.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,79 @@
+# Config validation, shared helpers and input functions.
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+
+from hapexp.config import model_spec  # noqa: E402
+
+
+validate(config, schema="../config/schema/config.schema.yaml")
+
+COHORTS = list(config["cohorts"])
+MODELS = list(config["models"])
+
+
+wildcard_constraints:
+    cohort="|".join(COHORTS),
+    model="|".join(MODELS),
+    chunk=r"\d{3,}",
+
+
+def cohort_cfg(wildcards):
+    return config["cohorts"][wildcards.cohort]
+
+
+def model_cfg(wildcards):
+    return model_spec(config["models"][wildcards.model])
+
+
+def chunk_ids(cohort):
+    """Chunk ids of a cohort, known once checkpoint chunk_genes has run."""
+    outdir = checkpoints.chunk_genes.get(cohort=cohort).output[0]
+    return sorted(glob_wildcards(f"{outdir}/{{chunk}}.tsv").chunk)
+
+
+def per_chunk(pattern):
+    """Input function: `pattern` expanded over all chunks of the cohort."""
+
+    def inner(wildcards):
+        return expand(pattern, chunk=chunk_ids(wildcards.cohort), **wildcards)
+
+    return inner
+
+
+def model_resources(wildcards):
+    return 1 if model_cfg(wildcards)["device"] == "cuda" else 0
+
+
+def all_outputs():
+    out = []
+    for cohort in COHORTS:
+        out += [
+            f"results/{cohort}/summary.tsv",
+            f"results/{cohort}/summary.md",
+        ]
+    return out
+
+
+def cohort_input_files(wildcards):
+    """The user-supplied files of a cohort (indexes are checked by validate_inputs)."""
+    c = config["cohorts"][wildcards.cohort]
+    files = {
+        "fasta": config["reference"]["fasta"],
+        "genes": config["genes"].get("table") or config["genes"]["gtf"],
+        "expression": c["expression"],
+        "vcf": [c["vcf"].format(chrom=ch) for ch in c.get("chromosomes", [None])],
+    }
+    for key in ("covariates", "samples", "predictdb"):
+        if c.get(key):
+            files[key] = c[key]
+    return files
+
+
+def validated(wildcards):
+    return f"results/{wildcards.cohort}/validation.json"

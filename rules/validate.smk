@@ -1,0 +1,22 @@
+# Up-front checks of a cohort's inputs; the roots of the per-cohort DAG
+# (normalize_variants, genes, prepare_expression) take its output as input,
+# so every other rule waits for it.
+
+
+rule validate_inputs:
+    input:
+        unpack(cohort_input_files),
+    output:
+        "results/{cohort}/validation.json",
+    params:
+        config=lambda wildcards: config,
+        configfile=lambda wildcards: ", ".join(workflow.configfiles) or "config",
+    log:
+        "logs/{cohort}/validate_inputs.log",
+    conda:
+        "../envs/variants.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../workflow/scripts/validate_inputs.py"

@@ -1,0 +1,72 @@
+"""Atomic, deterministic file output and the shared table readers.
+
+Every output of the workflow goes through `atomic_output`: a job killed half-way
+leaves only a hidden temporary file (removed on error), never a truncated output
+that a rerun would mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_output(path, suffix: str | None = None):
+    """Yield a temporary path next to `path`; rename it to `path` on success.
+
+    The temporary name keeps `path`'s suffix (or `suffix`) so that libraries that
+    infer the format from the extension (pandas, pyarrow, sqlite) behave.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = suffix if suffix is not None else "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_tsv(df: pd.DataFrame, path, index: bool = False, float_format: str | None = "%.10g") -> None:
+    """Write a TSV atomically with a fixed float format (byte-identical reruns)."""
+    with atomic_output(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=index, float_format=float_format, lineterminator="\n")
+
+
+def write_parquet(df: pd.DataFrame, path) -> None:
+    """Write parquet atomically and deterministically (no pandas index, no timestamps)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    # pandas metadata embeds library versions, not times; drop it anyway so a
+    # file depends only on its data.
+    table = table.replace_schema_metadata(None)
+    with atomic_output(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=False)
+
+
+def read_matrix(path, index_col: str = "gene_id") -> pd.DataFrame:
+    """Read a features × samples TSV whose first column holds the feature ids."""
+    df = pd.read_csv(path, sep="\t", index_col=0)
+    df.index = df.index.astype(str)
+    df.index.name = index_col
+    df.columns = df.columns.astype(str)
+    return df
+
+
+def write_matrix(df: pd.DataFrame, path, index_col: str = "gene_id") -> None:
+    """Write a features × samples matrix with the ids as first column."""
+    out = df.copy()
+    out.index.name = index_col
+    write_tsv(out, path, index=True)
