@@ -1,0 +1,133 @@
+# Personal haplotypes: gene table, normalized variants, chunks, compact haplotype
+# indexes (no sequences on disk) and an optional personal-FASTA export.
+
+
+# The largest model window: every haplotype index covers it.
+HAP_WINDOW = max(int(model_spec(m)["window"]) for m in config["models"].values())
+# Regions kept by normalize_variants: that window plus a flank to re-fill deletions,
+# or the eQTL / elastic-net cis windows if larger.
+VARIANT_HALF_WIDTH = max(
+    HAP_WINDOW // 2 + max(4096, HAP_WINDOW // 4),
+    int(config["eqtl"]["window"]),
+    int(config["elasticnet"]["window"]),
+)
+# The cohort's VCF, or its per-chromosome files when the path contains {chrom}.
+COHORT_VCFS = lambda wildcards: [
+    config["cohorts"][wildcards.cohort]["vcf"].replace("{chrom}", str(ch))
+    for ch in config["cohorts"][wildcards.cohort].get("chromosomes", [None])
+]
+
+
+rule genes:
+    input:
+        validated,
+        fasta=config["reference"]["fasta"],
+        expression=lambda wildcards: config["cohorts"][wildcards.cohort]["expression"],
+        vcf=COHORT_VCFS,
+    output:
+        genes="results/{cohort}/genes.tsv",
+        samples="results/{cohort}/samples.txt",
+    log:
+        "logs/{cohort}/genes.log",
+    conda:
+        "../envs/variants.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        genes=config["genes"],
+        cohort=cohort_cfg,
+        harmonize=config["variants"].get("harmonize_chrom", True),
+    script:
+        "../workflow/scripts/genes.py"
+
+
+rule normalize_variants:
+    input:
+        validated,
+        genes="results/{cohort}/genes.tsv",
+        fasta=config["reference"]["fasta"],
+        vcf=COHORT_VCFS,
+    output:
+        bcf="results/{cohort}/variants/normalized.bcf",
+        csi="results/{cohort}/variants/normalized.bcf.csi",
+    log:
+        "logs/{cohort}/normalize_variants.log",
+    benchmark:
+        "benchmarks/{cohort}/normalize_variants.tsv"
+    conda:
+        "../envs/variants.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        half_width=VARIANT_HALF_WIDTH,
+        harmonize=config["variants"].get("harmonize_chrom", True),
+    script:
+        "../workflow/scripts/normalize_variants.py"
+
+
+checkpoint chunk_genes:
+    input:
+        genes="results/{cohort}/genes.tsv",
+    output:
+        directory("results/{cohort}/chunks"),
+    log:
+        "logs/{cohort}/chunk_genes.log",
+    conda:
+        "../envs/variants.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        chunk_size=config["genes"].get("chunk_size", 50),
+    script:
+        "../workflow/scripts/chunk_genes.py"
+
+
+rule haplotypes:
+    input:
+        chunk="results/{cohort}/chunks/{chunk}.tsv",
+        samples="results/{cohort}/samples.txt",
+        bcf="results/{cohort}/variants/normalized.bcf",
+        csi="results/{cohort}/variants/normalized.bcf.csi",
+        fasta=config["reference"]["fasta"],
+    output:
+        index="results/{cohort}/haplotypes/{chunk}.npz",
+        stats="results/{cohort}/haplotypes/{chunk}.stats.tsv",
+    log:
+        "logs/{cohort}/haplotypes/{chunk}.log",
+    benchmark:
+        "benchmarks/{cohort}/haplotypes/{chunk}.tsv"
+    conda:
+        "../envs/variants.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        window=HAP_WINDOW,
+        policies=config["variants"],
+    script:
+        "../workflow/scripts/haplotypes.py"
+
+
+rule export_fasta:
+    input:
+        index=per_chunk("results/{cohort}/haplotypes/{chunk}.npz"),
+    output:
+        fasta="results/{cohort}/export/haplotypes.fa",
+    log:
+        "logs/{cohort}/export_fasta.log",
+    conda:
+        "../envs/variants.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        genes=config.get("export", {}).get("genes"),
+        samples=config.get("export", {}).get("samples"),
+        length=config.get("export", {}).get("window"),
+        rc_minus=config.get("export", {}).get("rc_minus", False),
+    script:
+        "../workflow/scripts/export_fasta.py"

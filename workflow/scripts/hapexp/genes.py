@@ -1,0 +1,180 @@
+"""The cohort's gene table: genes in the expression matrix, on a VCF contig and in the FASTA.
+
+Gene table columns (TSV): ``gene_id, name, chrom, tss, strand`` with ``tss`` 1-based
+(the transcript's first base: gene start on ``+``, gene end on ``-``). Chunks are
+consecutive runs of genes sorted by (chrom, tss).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import InputError
+from .io import write_tsv
+
+log = logging.getLogger("hapexp.genes")
+
+GENE_COLUMNS = ["gene_id", "name", "chrom", "tss", "strand"]
+
+
+def read_gene_table(path) -> pd.DataFrame:
+    """Read and check a gene table TSV (gene_id, chrom, tss [1-based], strand; name optional)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "gene table not found", "Check `genes.table` in the config.")
+    df = pd.read_csv(path, sep="\t", dtype={"gene_id": str, "chrom": str, "name": str, "strand": str})
+    missing = [c for c in ("gene_id", "chrom", "tss", "strand") if c not in df.columns]
+    if missing:
+        raise InputError(
+            path,
+            f"missing column(s) {', '.join(missing)} (found {', '.join(map(str, df.columns))})",
+            "The gene table needs gene_id, chrom, tss (1-based), strand (name optional).",
+            where="line 1",
+        )
+    if "name" not in df.columns:
+        df["name"] = df["gene_id"]
+    df["name"] = df["name"].fillna(df["gene_id"])
+    bad = ~df["strand"].isin(["+", "-"])
+    if bad.any():
+        i = int(bad.to_numpy().nonzero()[0][0])
+        raise InputError(
+            path,
+            f"gene {df['gene_id'].iloc[i]}: strand {df['strand'].iloc[i]!r} is not + or -",
+            "Fix the strand column.",
+            where=f"line {i + 2}",
+        )
+    tss = pd.to_numeric(df["tss"], errors="coerce")
+    bad = tss.isna() | (tss < 1)
+    if bad.any():
+        i = int(bad.to_numpy().nonzero()[0][0])
+        raise InputError(
+            path,
+            f"gene {df['gene_id'].iloc[i]}: tss {df['tss'].iloc[i]!r} is not a 1-based position",
+            "Fix the tss column.",
+            where=f"line {i + 2}",
+        )
+    df["tss"] = tss.astype("int64")
+    dup = df["gene_id"].duplicated()
+    if dup.any():
+        i = int(dup.to_numpy().nonzero()[0][0])
+        raise InputError(
+            path,
+            f"gene_id {df['gene_id'].iloc[i]} appears twice",
+            "Keep one TSS per gene.",
+            where=f"line {i + 2}",
+        )
+    return df[GENE_COLUMNS].copy()
+
+
+def load_genes(cfg: dict) -> pd.DataFrame:
+    """The configured gene table (`genes.table`) or TSSs from `genes.gtf` (one per gene).
+
+    Columns `GENE_COLUMNS` (tss 1-based); the index is the gene id.
+    """
+    if cfg.get("gtf"):
+        from .gtf import one_tss_per_gene, read_gtf_tss
+
+        level = cfg.get("tss_level", "gene")
+        table = one_tss_per_gene(read_gtf_tss(cfg["gtf"], level=level, gene_types=cfg.get("gene_types")))
+        log.info("TSSs from %s (level=%s): %d genes", cfg["gtf"], level, len(table))
+        table = table[GENE_COLUMNS].copy()
+    else:
+        table = read_gene_table(cfg["table"])
+    # Indexed by gene id (and keeping the column) so that id-indexed masks align.
+    table.index = pd.Index(table["gene_id"].to_numpy(), name=None)
+    return table
+
+
+def build_gene_table(
+    genes: pd.DataFrame,
+    expression_ids,
+    vcf_contigs,
+    fasta_lengths: dict,
+    harmonize: bool = True,
+    source="genes",
+) -> tuple[pd.DataFrame, dict]:
+    """Keep genes in the expression matrix, on a VCF contig and in the FASTA.
+
+    Gene ids match exactly or without the Ensembl version; the expression matrix's
+    id is kept (downstream joins on it). Chromosome names are mapped onto the FASTA's
+    (``chr22`` ↔ ``22``) when `harmonize`. Returns (table sorted by chrom, tss; counts).
+    """
+    from .formats import match_gene_ids
+    from .gtf import match_contigs
+
+    counts = {"input": len(genes)}
+    m = match_gene_ids(genes["gene_id"], expression_ids)
+    keep = m.notna().to_numpy()
+    counts["dropped_not_in_expression"] = int((~keep).sum())
+    genes = genes[keep].copy()
+    genes["gene_id"] = m[keep].to_numpy()
+    genes = genes.drop_duplicates("gene_id")
+    cmap = match_contigs(genes["chrom"], list(fasta_lengths))
+    renamed = {k: v for k, v in cmap.items() if v is not None and v != k}
+    if renamed and not harmonize:
+        ex = ", ".join(f"{k}→{v}" for k, v in list(renamed.items())[:3])
+        raise InputError(
+            source,
+            f"chromosome names differ from the FASTA's ({ex})",
+            "Set `variants.harmonize_chrom: true` or rename the chromosomes in the gene table",
+        )
+    genes["chrom"] = genes["chrom"].map(lambda c: cmap.get(c) or c)
+    in_fa = genes["chrom"].isin(list(fasta_lengths))
+    counts["dropped_chrom_not_in_fasta"] = int((~in_fa).sum())
+    genes = genes[in_fa]
+    off = genes["tss"] > genes["chrom"].map(fasta_lengths)
+    counts["dropped_tss_beyond_chrom_end"] = int(off.sum())
+    genes = genes[~off]
+    vmap = match_contigs(vcf_contigs, list(fasta_lengths))
+    vcf_in_fa = {v for v in vmap.values() if v is not None} if harmonize else set(vcf_contigs)
+    on_vcf = genes["chrom"].isin(vcf_in_fa)
+    counts["dropped_chrom_not_in_vcf"] = int((~on_vcf).sum())
+    genes = genes[on_vcf]
+    counts["kept"] = len(genes)
+    order = {c: i for i, c in enumerate(fasta_lengths)}
+    genes = (
+        genes.assign(_o=genes["chrom"].map(order)).sort_values(["_o", "tss", "gene_id"]).drop(columns="_o")
+    )
+    return genes[GENE_COLUMNS].reset_index(drop=True), counts
+
+
+def sample_overlap(vcf_samples, expression_samples) -> dict:
+    v, e = list(vcf_samples), list(expression_samples)
+    both = [s for s in e if s in set(v)]
+    return {
+        "vcf": len(v),
+        "expression": len(e),
+        "both": len(both),
+        "vcf_only": len(set(v) - set(e)),
+        "expression_only": len(set(e) - set(v)),
+    }
+
+
+def write_chunks(genes: pd.DataFrame, outdir, chunk_size: int) -> list[str]:
+    """Split the (chrom, tss)-sorted table into `outdir`/000.tsv, 001.tsv, …"""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    ids = []
+    for k, start in enumerate(range(0, max(len(genes), 1), chunk_size)):
+        part = genes.iloc[start : start + chunk_size]
+        if part.empty:
+            break
+        cid = f"{k:03d}"
+        write_tsv(part, outdir / f"{cid}.tsv")
+        ids.append(cid)
+    return ids
+
+
+def gene_regions(genes: pd.DataFrame, half_width: int) -> pd.DataFrame:
+    """0-based half-open regions TSS ± half_width (+1 so both strands' windows fit)."""
+    tss0 = genes["tss"].astype("int64") - 1
+    return pd.DataFrame(
+        {
+            "chrom": genes["chrom"].to_numpy(),
+            "start0": (tss0 - half_width).clip(lower=0).to_numpy(),
+            "end0": (tss0 + half_width + 1).to_numpy(),
+        }
+    )
