@@ -1,0 +1,50 @@
+# Model predictions for every person's two haplotypes (unique haplotypes only), per
+# chunk of genes, then gathered per cohort × model (docs/architecture.md).
+
+# The model's weights and targets table on disk are inputs (a hub id is not a file):
+# model_input_files() in common.smk.
+
+
+rule predict:
+    input:
+        index="results/{cohort}/haplotypes/{chunk}.npz",
+        model=lambda wildcards: model_input_files(model_cfg(wildcards)),
+    output:
+        table="results/{cohort}/predict/{model}/{chunk}.parquet",
+        tracks="results/{cohort}/predict/{model}/{chunk}.tracks.npz",
+    log:
+        "logs/{cohort}/predict/{model}/{chunk}.log",
+    benchmark:
+        "benchmarks/{cohort}/predict/{model}/{chunk}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        gpu=model_resources,
+        mem_mb=16000,
+        runtime=240,
+    params:
+        spec=model_cfg,
+    script:
+        "../workflow/scripts/predict.py"
+
+
+rule gather_predictions:
+    input:
+        per_chunk("results/{cohort}/predict/{model}/{chunk}.parquet"),
+    output:
+        table="results/{cohort}/predict/{model}.parquet",
+        matrix="results/{cohort}/predict/{model}.matrix.tsv",
+        reference="results/{cohort}/predict/{model}.reference.tsv",
+    log:
+        "logs/{cohort}/predict/gather_{model}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        spec=model_cfg,
+    script:
+        "../workflow/scripts/gather_predictions.py"
