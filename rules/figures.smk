@@ -1,0 +1,157 @@
+# Report figures (PNG in the report, PDF beside each) and the per-cohort summary.
+# `snakemake --report results/report.html` collects every report() output below,
+# grouped by cohort (category) and model (subcategory).
+
+
+report: "../report/workflow.rst"
+
+
+COHORT_FIGURES = ["r_hist", "cross_gene", "ism_models"]
+MODEL_FIGURES = [
+    "deep_vs_linear",
+    "ism_vs_eqtl",
+    "ism_vs_eqtl_genes",
+    "supported_vs_r",
+    "driver_distance",
+]
+
+
+rule figures_cohort:
+    input:
+        performance="results/{cohort}/performance.tsv",
+        raw=lambda wildcards: cohort_cfg(wildcards)["expression"],
+        references=expand(
+            "results/{{cohort}}/predict/{model}.reference.tsv", model=MODELS
+        ),
+        ism=expand("results/{{cohort}}/ism/{model}.parquet", model=MODELS),
+    output:
+        r_hist=report(
+            "results/{cohort}/figures/r_hist.png",
+            caption="../report/r_hist.rst",
+            category="{cohort}",
+            subcategory="all predictors",
+        ),
+        r_hist_pdf="results/{cohort}/figures/r_hist.pdf",
+        cross_gene=report(
+            "results/{cohort}/figures/cross_gene.png",
+            caption="../report/cross_gene.rst",
+            category="{cohort}",
+            subcategory="all predictors",
+        ),
+        cross_gene_pdf="results/{cohort}/figures/cross_gene.pdf",
+        ism_models=report(
+            "results/{cohort}/figures/ism_models.png",
+            caption="../report/ism_models.rst",
+            category="{cohort}",
+            subcategory="all predictors",
+        ),
+        ism_models_pdf="results/{cohort}/figures/ism_models.pdf",
+    log:
+        "logs/{cohort}/figures/cohort.log",
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        models=MODELS,
+        raw_format=lambda wildcards: cohort_cfg(wildcards).get(
+            "expression_format", "auto"
+        ),
+        cfg=config.get("concordance", {}),
+    script:
+        "../workflow/scripts/figures.py"
+
+
+rule figures_model:
+    input:
+        performance="results/{cohort}/performance.tsv",
+        ism="results/{cohort}/ism/{model}.parquet",
+        eqtl="results/{cohort}/eqtl/nominal.parquet",
+        concordance="results/{cohort}/concordance/{model}.tsv",
+        drivers="results/{cohort}/concordance/{model}.drivers.tsv",
+    output:
+        deep_vs_linear=report(
+            "results/{cohort}/figures/{model}/deep_vs_linear.png",
+            caption="../report/deep_vs_linear.rst",
+            category="{cohort}",
+            subcategory="{model}",
+        ),
+        deep_vs_linear_pdf="results/{cohort}/figures/{model}/deep_vs_linear.pdf",
+        ism_vs_eqtl=report(
+            "results/{cohort}/figures/{model}/ism_vs_eqtl.png",
+            caption="../report/ism_vs_eqtl.rst",
+            category="{cohort}",
+            subcategory="{model}",
+        ),
+        ism_vs_eqtl_pdf="results/{cohort}/figures/{model}/ism_vs_eqtl.pdf",
+        ism_vs_eqtl_genes=report(
+            "results/{cohort}/figures/{model}/ism_vs_eqtl_genes.png",
+            caption="../report/ism_vs_eqtl_genes.rst",
+            category="{cohort}",
+            subcategory="{model}",
+        ),
+        ism_vs_eqtl_genes_pdf="results/{cohort}/figures/{model}/ism_vs_eqtl_genes.pdf",
+        supported_vs_r=report(
+            "results/{cohort}/figures/{model}/supported_vs_r.png",
+            caption="../report/supported_vs_r.rst",
+            category="{cohort}",
+            subcategory="{model}",
+        ),
+        supported_vs_r_pdf="results/{cohort}/figures/{model}/supported_vs_r.pdf",
+        driver_distance=report(
+            "results/{cohort}/figures/{model}/driver_distance.png",
+            caption="../report/driver_distance.rst",
+            category="{cohort}",
+            subcategory="{model}",
+        ),
+        driver_distance_pdf="results/{cohort}/figures/{model}/driver_distance.pdf",
+    log:
+        "logs/{cohort}/figures/{model}.log",
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        cfg=config.get("concordance", {}),
+    script:
+        "../workflow/scripts/figures.py"
+
+
+rule summary:
+    input:
+        performance="results/{cohort}/performance.tsv",
+        cross_gene="results/{cohort}/cross_gene.tsv",
+        concordance=expand("results/{{cohort}}/concordance/{model}.tsv", model=MODELS),
+        agreement="results/{cohort}/concordance/models.tsv",
+        # The figures are not read here; asking for them makes `all` build the report's content.
+        figures=expand("results/{{cohort}}/figures/{name}.png", name=COHORT_FIGURES)
+        + expand(
+            "results/{{cohort}}/figures/{model}/{name}.png",
+            model=MODELS,
+            name=MODEL_FIGURES,
+        ),
+    output:
+        tsv=report(
+            "results/{cohort}/summary.tsv",
+            caption="../report/summary.rst",
+            category="{cohort}",
+            subcategory="summary",
+        ),
+        md="results/{cohort}/summary.md",
+    log:
+        "logs/{cohort}/summary.log",
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        models=MODELS,
+        fdr=lambda wildcards: float(config.get("concordance", {}).get("fdr", 0.05)),
+    script:
+        "../workflow/scripts/summary.py"

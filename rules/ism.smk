@@ -1,0 +1,44 @@
+# In-silico mutagenesis: every variant of a gene's window (MAF filter; SNVs unless
+# ism.indels) inserted alone into the reference; score = read-out(alt) - read-out(ref)
+# with predict's read-out. GPU like predict.
+
+
+rule ism:
+    input:
+        index="results/{cohort}/haplotypes/{chunk}.npz",
+        model=lambda wildcards: model_input_files(model_cfg(wildcards)),
+    output:
+        "results/{cohort}/ism/{model}/{chunk}.parquet",
+    log:
+        "logs/{cohort}/ism/{model}/{chunk}.log",
+    benchmark:
+        "benchmarks/{cohort}/ism/{model}/{chunk}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        gpu=model_resources,
+        mem_mb=16000,
+        runtime=240,
+    params:
+        spec=model_cfg,
+        ism=config.get("ism", {}),
+    script:
+        "../workflow/scripts/ism.py"
+
+
+rule gather_ism:
+    input:
+        per_chunk("results/{cohort}/ism/{model}/{chunk}.parquet"),
+    output:
+        "results/{cohort}/ism/{model}.parquet",
+    log:
+        "logs/{cohort}/ism/gather_{model}.log",
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../workflow/scripts/gather_ism.py"

@@ -1,0 +1,128 @@
+"""Concordance metrics on planted ISM / eQTL / dosage data with known answers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hapexp import concordance as cc
+
+
+def _tables(seed=0):
+    rng = np.random.default_rng(seed)
+    rows_ism, rows_eq = [], []
+    for gene, sign in (("G_same", 1.0), ("G_flip", -1.0)):
+        score = rng.normal(size=30)
+        score[:3] = [3.0, -2.5, 2.0]  # the top-|ISM| variants
+        slope = sign * 0.2 * score + 0.02 * rng.normal(size=30)
+        p = np.where(np.abs(score) > 1.5, 1e-12, 0.5)
+        for i in range(30):
+            vid = f"{gene}_v{i}"
+            rows_ism.append((gene, vid, "chr1", 1000 + i, "A", "G", 0.3, i * 10 - 100, score[i]))
+            rows_eq.append((gene, vid, slope[i], p[i]))
+    ism = pd.DataFrame(
+        rows_ism,
+        columns=["gene_id", "variant_id", "chrom", "pos", "ref", "alt", "af", "tss_distance", "score"],
+    )
+    eqtl = pd.DataFrame(rows_eq, columns=["phenotype_id", "variant_id", "slope", "pval_nominal"])
+    return ism, eqtl
+
+
+def test_concordance_direction_and_support():
+    ism, eqtl = _tables()
+    table, drivers = cc.concordance(ism, eqtl, {"fdr": 0.05, "top_k": 3})
+    t = table.set_index("gene_id")
+    assert list(table.columns) == cc.CONCORDANCE_COLUMNS
+    assert t.loc["G_same", "ism_eqtl_r"] > 0.95 and t.loc["G_flip", "ism_eqtl_r"] < -0.95
+    assert t.loc["G_same", "ism_eqtl_p"] < 1e-10
+    assert t.loc["G_same", "sign_agree_topk"] == 1.0 and t.loc["G_flip", "sign_agree_topk"] == 0.0
+    assert t.loc["G_same", "supported_fraction"] == 1.0 and t.loc["G_flip", "supported_fraction"] == 0.0
+    n_sig = int((ism[ism.gene_id == "G_same"]["score"].abs() > 1.5).sum())
+    assert t.loc["G_same", "n_sig_eqtl"] == n_sig
+    assert t.loc["G_same", "sign_agree_sig"] == 1.0
+    assert t.loc["G_same", "ism_eqtl_r_sig"] > 0.95
+    assert drivers.empty and (t["n_drivers"] == 0).all()  # no dosages given
+
+
+def test_supported_fraction_counts_only_significant_same_sign():
+    ism = pd.DataFrame(
+        {
+            "gene_id": "G",
+            "variant_id": ["a", "b", "c", "d"],
+            "score": [5.0, -4.0, 3.0, 0.1],
+            "tss_distance": [1, 2, 3, 4],
+        }
+    )
+    eqtl = pd.DataFrame(
+        {
+            "variant_id": ["a", "b", "c", "d"],
+            "slope": [1.0, 1.0, 1.0, 1.0],
+            "significant": [True, True, False, True],
+        }
+    )
+    row, _ = cc.gene_concordance("G", ism, eqtl, top_k=3)
+    # top-3: a (sig, same sign), b (sig, opposite), c (n.s., same sign) → 1/3 supported.
+    assert row["supported_fraction"] == pytest.approx(1 / 3)
+    assert row["sign_agree_topk"] == pytest.approx(2 / 3)
+    assert row["sign_agree_sig"] == pytest.approx(2 / 3)
+
+
+def test_forward_selection_finds_planted_drivers():
+    rng = np.random.default_rng(5)
+    feats = rng.normal(size=(12, 200))
+    target = feats[3] + feats[8] + 0.05 * rng.normal(size=200)
+    chosen, rs = cc.forward_select_drivers(feats, target, target_r=0.99, max_drivers=5)
+    assert chosen[:2] == [3, 8]
+    assert rs[1] > 0.99 and len(chosen) == 2
+    assert all(b >= a for a, b in zip(rs, rs[1:], strict=False))
+
+
+def test_additive_approximation_and_drivers_with_dosages():
+    rng = np.random.default_rng(6)
+    samples = [f"S{i}" for i in range(80)]
+    vids = [f"v{i}" for i in range(6)]
+    dos = pd.DataFrame(rng.binomial(2, 0.4, size=(6, 80)).astype(float), index=vids, columns=samples)
+    score = np.array([1.0, 0.0, -0.5, 0.0, 0.02, 0.0])
+    ism = pd.DataFrame(
+        {
+            "gene_id": "G",
+            "variant_id": vids,
+            "score": score,
+            "tss_distance": [-500, -10, 40, 90, 1000, 5],
+            "chrom": "chr1",
+            "pos": range(6),
+        }
+    )
+    pred = pd.Series(score @ dos.to_numpy(), index=samples)
+    eqtl = pd.DataFrame({"variant_id": vids, "slope": score, "significant": True})
+    row, drivers = cc.gene_concordance("G", ism, eqtl, dosages=dos, prediction=pred, driver_target_r=0.999)
+    assert row["additive_r"] == pytest.approx(1.0, abs=1e-12)
+    assert list(drivers["variant_id"][:2]) == ["v0", "v2"]
+    assert list(drivers["tss_distance"][:2]) == [-500, 40]
+    assert row["driver_tss_distance"].startswith("-500;40")
+    # A non-additive model (prediction unrelated to ISM × dosage) is detected.
+    row2, _ = cc.gene_concordance(
+        "G", ism, eqtl, dosages=dos, prediction=pd.Series(rng.normal(size=80), index=samples)
+    )
+    assert abs(row2["additive_r"]) < 0.4
+
+
+def test_mark_significant_is_bh_over_all_tests():
+    eqtl = pd.DataFrame({"pval_nominal": [0.2, 0.001, 0.036, 0.008, 0.5]})
+    out = cc.mark_significant(eqtl, 0.05)
+    np.testing.assert_allclose(out["eqtl_fdr"], [0.25, 0.005, 0.06, 0.02, 0.5])
+    # 0.036 < 0.05 nominally but not after BH.
+    assert list(out["significant"]) == [False, True, False, True, False]
+
+
+def test_model_agreement_separates_magnitude_from_direction():
+    ism, _ = _tables()
+    a = ism
+    b = ism.assign(score=-ism["score"])
+    c = ism.assign(score=ism["score"] * 3)
+    t = cc.model_agreement({"a": a, "b": b, "c": c})
+    ab = t[(t.model_a == "a") & (t.model_b == "b")]
+    assert len(ab) == 2 and (ab["n"] == 30).all()
+    np.testing.assert_allclose(ab["r_score"], -1.0)
+    np.testing.assert_allclose(ab["r_magnitude"], 1.0)
+    np.testing.assert_allclose(ab["sign_agreement"], 0.0)
+    ac = t[(t.model_a == "a") & (t.model_b == "c")]
+    np.testing.assert_allclose(ac["sign_agreement"], 1.0)

@@ -1,0 +1,21 @@
+"""Rule summary: headline numbers per cohort (summary.tsv, summary.md)."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)
+
+from hapexp.log import setup_rule_logging
+from hapexp.summary import run
+
+log = setup_rule_logging(snakemake)
+s = run(
+    snakemake.input.performance,
+    snakemake.input.cross_gene,
+    dict(zip(snakemake.params.models, snakemake.input.concordance, strict=True)),
+    snakemake.params.models,
+    snakemake.wildcards.cohort,
+    snakemake.params.fdr,
+    snakemake.output.tsv,
+    snakemake.output.md,
+)
+log.info("summary:\n%s", s.to_string())
