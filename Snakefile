@@ -6,10 +6,15 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo config is the default; a --configfile replaces it instead of being
+# merged into it (a real cohort's config must not inherit the demo's blocks).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/download.smk"
 include: "rules/simulate.smk"
 include: "rules/validate.smk"
 include: "rules/haplotypes.smk"
@@ -23,6 +28,6 @@ include: "rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

@@ -8,9 +8,24 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-from hapexp.config import model_spec  # noqa: E402
+import yaml  # noqa: E402
+from snakemake.exceptions import WorkflowError  # noqa: E402
 
+from hapexp.config import model_input_files, model_spec  # noqa: E402
+from hapexp.errors import InputError  # noqa: E402
+from hapexp.validate import check_config  # noqa: E402
 
+# Config errors in people's words first (key path, did-you-mean), then
+# Snakemake's validate() to fill the schema defaults.
+_SCHEMA = Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml"
+try:
+    check_config(
+        config,
+        yaml.safe_load(_SCHEMA.read_text()),
+        ", ".join(map(str, workflow.configfiles)) or "config",
+    )
+except InputError as e:
+    raise WorkflowError(f"invalid configuration: {e}") from None
 validate(config, schema="../config/schema/config.schema.yaml")
 
 COHORTS = list(config["cohorts"])
@@ -20,7 +35,7 @@ MODELS = list(config["models"])
 wildcard_constraints:
     cohort="|".join(COHORTS),
     model="|".join(MODELS),
-    chunk=r"\d{3,}",
+    chunk=r"\d\d\d+",
 
 
 def cohort_cfg(wildcards):
@@ -28,7 +43,7 @@ def cohort_cfg(wildcards):
 
 
 def model_cfg(wildcards):
-    return model_spec(config["models"][wildcards.model])
+    return model_spec(config["models"][wildcards.model], wildcards.model)
 
 
 def chunk_ids(cohort):

@@ -8,9 +8,6 @@ rule validate_inputs:
         unpack(cohort_input_files),
     output:
         "results/{cohort}/validation.json",
-    params:
-        config=lambda wildcards: config,
-        configfile=lambda wildcards: ", ".join(workflow.configfiles) or "config",
     log:
         "logs/{cohort}/validate_inputs.log",
     conda:
@@ -18,5 +15,9 @@ rule validate_inputs:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        config=lambda wildcards: config,
+        configfile=lambda wildcards: ", ".join(map(str, workflow.configfiles))
+        or "config",
     script:
         "../workflow/scripts/validate_inputs.py"

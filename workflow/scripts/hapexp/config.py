@@ -1,19 +1,56 @@
 """Model configuration: defaults per model kind, resolved without importing torch.
 
-`rules/common.smk` uses `model_spec` to size jobs (device → GPU resource), so this
-module must stay import-light.
+`rules/common.smk` uses `model_spec` to size jobs (device → GPU resource) and
+`model_input_files` to wire weights produced by other rules into the DAG, so this
+module must stay import-light (no torch, no numpy).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from hapexp.errors import InputError
+
+ENFORMER_HUB_ID = "EleutherAI/enformer-official-rough"
+ENFORMER_TARGETS = "resources/enformer_targets_human.tsv"
+
 # Static metadata per kind: output bin size and bases cropped on each side of the
-# input before the first output bin (0 = bins tile the whole input).
+# input before the first output bin (0 = bins tile the whole input). The loader
+# re-derives crop from the loaded model where it can (enformer: target_length).
 KIND_DEFAULTS: dict[str, dict] = {
     "oracle": {"bin_size": 128, "crop": 0},
-    "enformer_tiny": {"bin_size": 128, "crop": 0},
-    "enformer": {"bin_size": 128, "crop": 40960, "window": 196608},
-    "borzoi": {"bin_size": 32, "crop": 163840, "window": 524288},
-    "torchscript": {},
+    "enformer_tiny": {
+        "bin_size": 128,
+        "crop": 0,
+        "window": 2048,
+        # Small enough for the demo (a few thousand 2 kb sequences) in seconds on CPU.
+        "hparams": {
+            "dim": 48,
+            "depth": 1,
+            "heads": 2,
+            "attn_dim_key": 16,
+            "dim_divisible_by": 8,
+            "n_tracks": 8,
+        },
+    },
+    "enformer": {
+        "bin_size": 128,
+        "crop": 40960,
+        "window": 196608,
+        "weights": ENFORMER_HUB_ID,
+        "head": "human",
+        "targets": ENFORMER_TARGETS,
+        "use_tf_gamma": None,  # None = auto: on when the transformer sees 1536 positions
+    },
+    "borzoi": {
+        "bin_size": 32,
+        "crop": 163840,
+        "window": 524288,
+        "weights": "johahi/borzoi-replicate-0",
+    },
+    # A user's TorchScript file / Python class; bin_size and crop come from `adapter`.
+    "torchscript": {"adapter": {}},
+    "python": {"adapter": {}},
 }
 
 COMMON_DEFAULTS: dict = {
@@ -30,13 +67,104 @@ COMMON_DEFAULTS: dict = {
     "compile": False,
     "store_all_tracks": False,
     "seed": 0,
+    "use_tf_gamma": None,
+    "targets": None,
+    "weights": None,
+}
+
+ADAPTER_DEFAULTS: dict = {
+    "input": "blc",  # one-hot layout the model takes: (B, L, 4) "blc" or (B, 4, L) "bcl"
+    "output": "blt",  # output layout: (B, bins, tracks) "blt" or (B, tracks, bins) "btl"
+    "output_key": None,  # model returns a dict/tuple: the key or index of the track tensor
+    "bin_size": None,
+    "crop": 0,
+}
+
+_CHOICES = {
+    "bin_aggregation": ("sum", "mean"),
+    "haplotype_aggregation": ("mean", "sum"),
+    "device": ("auto", "cuda", "cpu"),
+    "precision": ("fp32", "bf16"),
 }
 
 
-def model_spec(cfg: dict) -> dict:
-    """Return the model's config with every default filled in (config wins)."""
-    kind = cfg["kind"]
+def _bad(name: str, problem: str, fix: str):
+    return InputError("config", problem, fix, where=f"models.{name}")
+
+
+def model_spec(cfg: dict, name: str = "model") -> dict:
+    """Return the model's config with every default filled in (config wins), validated.
+
+    Raises InputError naming `models.<name>` for an unknown kind, a bad choice or a
+    window that is not a whole number of output bins.
+    """
+    kind = cfg.get("kind")
     if kind not in KIND_DEFAULTS:
-        raise ValueError(f"unknown model kind {kind!r}; known kinds: {', '.join(sorted(KIND_DEFAULTS))}")
+        raise _bad(name, f"unknown model kind {kind!r}", f"use one of: {', '.join(sorted(KIND_DEFAULTS))}")
     spec = {**COMMON_DEFAULTS, **KIND_DEFAULTS[kind], **cfg}
+    spec["name"] = cfg.get("name", name)
+    if kind == "enformer_tiny":
+        spec["hparams"] = {**KIND_DEFAULTS[kind]["hparams"], **cfg.get("hparams", {})}
+    if kind in ("torchscript", "python"):
+        adapter = {**ADAPTER_DEFAULTS, **cfg.get("adapter", {})}
+        if adapter["bin_size"] is None:
+            raise _bad(name, "adapter.bin_size is missing", "give the model's output bin size in bases")
+        if adapter["input"] not in ("blc", "bcl") or adapter["output"] not in ("blt", "btl"):
+            raise _bad(name, "adapter.input must be blc|bcl and adapter.output blt|btl", "fix the adapter")
+        spec["adapter"] = adapter
+        spec["bin_size"], spec["crop"] = int(adapter["bin_size"]), int(adapter["crop"])
+        if kind == "torchscript" and not spec.get("path", spec["weights"]):
+            raise _bad(
+                name, "a torchscript model needs `path`", "give the .pt file written by torch.jit.save"
+            )
+        if kind == "python" and not spec.get("class"):
+            raise _bad(name, "a python model needs `class`", "give 'package.module:Class' or 'file.py:Class'")
+    if kind == "enformer" and "crop" not in cfg:
+        # enformer-pytorch crops the trunk to 896 bins (target_length); smaller windows crop less.
+        spec["crop"] = max(0, (int(spec["window"]) // 128 - 896) // 2 * 128)
+    for key, choices in _CHOICES.items():
+        if spec[key] not in choices:
+            raise _bad(name, f"{key}={spec[key]!r} is not one of {choices}", f"set {key} to one of {choices}")
+    if "window" not in spec:
+        raise _bad(name, "window is missing", "give the model's input length in bases")
+    window, bin_size, crop = int(spec["window"]), int(spec["bin_size"]), int(spec["crop"])
+    if window % 2:
+        raise _bad(
+            name, f"window {window} is odd", "use an even input length (the TSS sits at index window//2)"
+        )
+    if window % bin_size:
+        raise _bad(
+            name,
+            f"window {window} is not a multiple of the output bin size {bin_size}",
+            f"use a window that is a multiple of {bin_size}, e.g. {(window // bin_size + 1) * bin_size}",
+        )
+    if window - 2 * crop < bin_size:
+        raise _bad(name, f"crop {crop} leaves no output bin in a {window} bp window", "check window/crop")
+    if int(spec["bins"]) > (window - 2 * crop) // bin_size:
+        raise _bad(name, f"bins={spec['bins']} exceeds the model's output bins", "use fewer central bins")
+    if int(spec["batch_size"]) < 1:
+        raise _bad(name, "batch_size must be ≥ 1", "set batch_size: 1 or more")
     return spec
+
+
+def is_hub_id(weights: str) -> bool:
+    """`org/name` that is not a path on disk: a Hugging Face hub id."""
+    parts = str(weights).split("/")
+    return len(parts) == 2 and all(parts) and not Path(weights).exists() and not str(weights).startswith(".")
+
+
+def model_input_files(spec: dict) -> list[str]:
+    """Local files a model needs (weights, targets table), as rule inputs.
+
+    Files produced by other rules (the demo oracle) must be listed so that the DAG
+    orders them; hub ids are not files.
+    """
+    out = []
+    always_file = spec.get("kind") in ("oracle", "torchscript", "python")
+    for key in ("weights", "path"):
+        w = spec.get(key)
+        if w and w != "random" and (always_file or not is_hub_id(w)):
+            out.append(str(w))
+    if spec.get("targets"):
+        out.append(str(spec["targets"]))
+    return sorted(set(out))

@@ -8,8 +8,10 @@ that a rerun would mistake for a finished one.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -25,11 +27,21 @@ def atomic_output(path, suffix: str | None = None):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix if suffix is not None else "".join(path.suffixes)
+    # A job killed earlier (SIGKILL, node failure) may have left its temporary
+    # file; only one job writes a given output, so these are safe to remove.
+    for stale in path.parent.glob(f".{path.name}.*.tmp*"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
+    # mkstemp creates 0600; give outputs the permissions a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
+        _stall_for_fault_injection(path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -37,8 +49,9 @@ def atomic_output(path, suffix: str | None = None):
         raise
 
 
-def write_tsv(df: pd.DataFrame, path, index: bool = False, float_format: str | None = "%.10g") -> None:
-    """Write a TSV atomically with a fixed float format (byte-identical reruns)."""
+def write_tsv(df: pd.DataFrame, path, index: bool = False, float_format: str | None = None) -> None:
+    """Write a TSV atomically. Floats default to the shortest repr that round-trips
+    exactly, which is also deterministic (byte-identical reruns)."""
     with atomic_output(path) as tmp:
         df.to_csv(tmp, sep="\t", index=index, float_format=float_format, lineterminator="\n")
 
@@ -59,6 +72,7 @@ def write_parquet(df: pd.DataFrame, path) -> None:
 def read_matrix(path, index_col: str = "gene_id") -> pd.DataFrame:
     """Read a features × samples TSV whose first column holds the feature ids."""
     df = pd.read_csv(path, sep="\t", index_col=0)
+    df = df.astype(float)
     df.index = df.index.astype(str)
     df.index.name = index_col
     df.columns = df.columns.astype(str)
@@ -70,3 +84,17 @@ def write_matrix(df: pd.DataFrame, path, index_col: str = "gene_id") -> None:
     out = df.copy()
     out.index.name = index_col
     write_tsv(out, path, index=True)
+
+
+def _stall_for_fault_injection(path: Path) -> None:
+    """Test hook: `HAPEXP_TEST_STALL="<glob>:<seconds>"` pauses before the rename.
+
+    The resume test kills the workflow while a matching output sits complete in
+    its temporary file but not yet at its final name — the worst moment for a
+    non-atomic writer. Unset in normal runs.
+    """
+    spec = os.environ.get("HAPEXP_TEST_STALL")
+    if spec:
+        pattern, _, seconds = spec.rpartition(":")
+        if fnmatch.fnmatch(str(path), pattern):
+            time.sleep(float(seconds))

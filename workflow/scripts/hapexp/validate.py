@@ -13,16 +13,20 @@ Coordinates: gene-table `tss` and VCF `POS` are 1-based; windows are computed
 from __future__ import annotations
 
 import difflib
-import gzip
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pysam
 
 from hapexp.config import model_spec
 from hapexp.errors import InputError
+from hapexp.formats import match_gene_ids, read_covariates, read_expression, read_sample_list
+from hapexp.genes import build_gene_table, gene_regions, load_genes, sample_overlap
+from hapexp.gtf import match_contigs
+from hapexp.vcf import merge_regions, vcf_contigs, vcf_paths
 
 log = logging.getLogger("hapexp.validate")
 
@@ -57,7 +61,11 @@ def check_config(config: dict, schema: dict, configfile: str = "config") -> None
         if err.validator == "additionalProperties":
             allowed = list(_schema_at(schema, err.absolute_path).get("properties", {}))
             extra = [k for k in err.instance if k not in allowed]
-            hints = [f"{k!r} → did you mean {m[0]!r}?" for k in extra if (m := difflib.get_close_matches(k, allowed, 1))]
+            hints = [
+                f"{k!r} → did you mean {m[0]!r}?"
+                for k in extra
+                if (m := difflib.get_close_matches(k, allowed, 1))
+            ]
             fix = (" ".join(hints) + " " if hints else "") + f"Allowed keys here: {', '.join(allowed)}."
         elif err.validator == "required":
             fix = f"Add the missing key under {key}. " + fix
@@ -67,27 +75,22 @@ def check_config(config: dict, schema: dict, configfile: str = "config") -> None
 
     for name, cfg in config["models"].items():
         try:
-            spec = model_spec(cfg)
-        except ValueError as e:
-            raise InputError(configfile, f"model {name!r}: {e}", "Fix `kind` in the model's block.") from None
-        bin_size = spec.get("bin_size")
-        if bin_size and (spec["window"] % bin_size or (spec["window"] - 2 * spec.get("crop", 0)) <= 0):
-            raise InputError(
-                configfile,
-                f"model {name!r}: window {spec['window']} is not a multiple of its bin size {bin_size} "
-                f"(or leaves no bins after cropping {spec.get('crop', 0)} bp per side)",
-                f"Set models.{name}.window to a multiple of {bin_size}, e.g. "
-                f"{max(bin_size, round(spec['window'] / bin_size) * bin_size)}.",
-            )
+            spec = model_spec(cfg, name)
+        except InputError as e:  # model_spec knows the model, not the config file's name
+            raise InputError(configfile, e.problem, e.fix, where=e.where) from None
         weights = spec.get("weights")
-        if spec["kind"] in ("enformer", "borzoi") and weights and Path(weights).is_dir():
-            if not (Path(weights) / "config.json").exists():
-                raise InputError(
-                    weights,
-                    f"model {name!r}: the weights directory has no config.json",
-                    "Save the model with `save_pretrained(dir)` (it writes config.json + weights), "
-                    "or give a hub id such as EleutherAI/enformer-official-rough.",
-                )
+        if (
+            spec["kind"] in ("enformer", "borzoi")
+            and weights
+            and Path(weights).is_dir()
+            and not (Path(weights) / "config.json").exists()
+        ):
+            raise InputError(
+                weights,
+                f"model {name!r}: the weights directory has no config.json",
+                "Save the model with `save_pretrained(dir)` (it writes config.json + weights), "
+                "or give a hub id such as EleutherAI/enformer-official-rough.",
+            )
     for name, c in config["cohorts"].items():
         if "{chrom}" in c["vcf"] and not c.get("chromosomes"):
             raise InputError(
@@ -110,14 +113,6 @@ def _schema_at(schema: dict, path) -> dict:
 # --------------------------------------------------------------------------- files
 
 
-def vcf_paths(cohort_cfg: dict) -> list[str]:
-    """The cohort's VCF files: one, or one per chromosome when `vcf` has `{chrom}`."""
-    vcf = cohort_cfg["vcf"]
-    if "{chrom}" in vcf:
-        return [vcf.format(chrom=c) for c in cohort_cfg["chromosomes"]]
-    return [vcf]
-
-
 def check_fasta(path) -> dict[str, int]:
     """FASTA exists and is indexed; returns contig lengths from the .fai."""
     path = Path(path)
@@ -135,7 +130,7 @@ def check_fasta(path) -> dict[str, int]:
 
 
 def check_vcf_file(path) -> None:
-    """VCF/BCF exists, is BGZF-compressed (or BCF) and has a .tbi/.csi index."""
+    """VCF/BCF exists, is BGZF-compressed (BCF is BGZF too) and has a .tbi/.csi index."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "VCF not found", "Check the cohort's `vcf` (and `chromosomes`) in the config.")
@@ -156,33 +151,21 @@ def check_vcf_file(path) -> None:
         )
 
 
-def harmonize_name(name: str, targets) -> str | None:
-    """Map a contig name onto `targets` allowing a `chr` prefix difference (chr22 ↔ 22, chrM ↔ MT)."""
-    if name in targets:
-        return name
-    alt = name[3:] if name.startswith("chr") else "chr" + name
-    alt = {"chrMT": "chrM", "M": "MT"}.get(alt, alt)
-    return alt if alt in targets else None
+def _fasta_name(name: str, contigs, harmonize: bool) -> str | None:
+    """The FASTA contig a VCF/gene-table contig denotes (chr22 ↔ 22 when harmonizing)."""
+    if not harmonize:
+        return name if name in contigs else None
+    return match_contigs([name], contigs)[name]
 
 
 # --------------------------------------------------------------------------- tables
 
 
 def read_expression_checked(path, fmt: str = "auto") -> pd.DataFrame:
-    """Expression matrix with duplicate, non-numeric and all-NaN checks."""
-    from hapexp.formats import read_expression
-
+    """Expression matrix (read_expression checks duplicates and non-numbers) + all-NaN genes."""
     if not Path(path).exists():
         raise InputError(path, "expression file not found", "Check the cohort's `expression` in the config.")
     expr = read_expression(path, fmt)
-    dup_genes = expr.index[expr.index.duplicated()].unique()
-    if len(dup_genes):
-        raise InputError(path, f"duplicate gene ids: {', '.join(dup_genes[:MAX_EXAMPLES])}", "Keep one row per gene.")
-    dup_samples = expr.columns[expr.columns.duplicated()].unique()
-    if len(dup_samples):
-        raise InputError(
-            path, f"duplicate sample ids: {', '.join(dup_samples[:MAX_EXAMPLES])}", "Keep one column per sample."
-        )
     all_nan = expr.index[expr.isna().all(axis=1)]
     if len(all_nan):
         raise InputError(
@@ -193,11 +176,9 @@ def read_expression_checked(path, fmt: str = "auto") -> pd.DataFrame:
     return expr
 
 
-def check_gene_table(genes: pd.DataFrame, path, contig_lengths: dict[str, int], harmonize: bool) -> pd.DataFrame:
-    """Strand, duplicate ids, TSS inside its chromosome (1-based, 1 ≤ tss ≤ length)."""
-    dup = genes["gene_id"][genes["gene_id"].duplicated()].unique()
-    if len(dup):
-        raise InputError(path, f"duplicate gene ids: {', '.join(map(str, dup[:MAX_EXAMPLES]))}", "Keep one row per gene.")
+def check_gene_table(genes: pd.DataFrame, path, contig_lengths: dict[str, int], harmonize: bool) -> None:
+    """Strand and TSS inside its chromosome (1-based: 1 ≤ tss ≤ length); ids are checked on reading."""
+    genes = genes.reset_index(drop=True)
     bad_strand = genes.index[~genes["strand"].isin(["+", "-"])]
     if len(bad_strand):
         row = genes.loc[bad_strand[0]]
@@ -208,17 +189,17 @@ def check_gene_table(genes: pd.DataFrame, path, contig_lengths: dict[str, int], 
             where=f"line {bad_strand[0] + 2}",
         )
     for i, row in genes.iterrows():
-        chrom = harmonize_name(str(row["chrom"]), contig_lengths) if harmonize else str(row["chrom"])
-        if chrom is None or chrom not in contig_lengths:
+        chrom = _fasta_name(str(row["chrom"]), contig_lengths, harmonize)
+        if chrom is None:
             continue  # genes on contigs absent from the FASTA are dropped (and counted) by rule genes
         if not 1 <= int(row["tss"]) <= contig_lengths[chrom]:
             raise InputError(
                 path,
-                f"gene {row['gene_id']}: tss {row['tss']} is outside {chrom} (length {contig_lengths[chrom]}; tss is 1-based)",
+                f"gene {row['gene_id']}: tss {row['tss']} is outside {chrom} "
+                f"(length {contig_lengths[chrom]}; tss is 1-based)",
                 "Fix the coordinate, or check the gene table and FASTA are the same genome build.",
                 where=f"line {i + 2}",
             )
-    return genes
 
 
 # --------------------------------------------------------------------------- VCF content
@@ -227,35 +208,27 @@ def check_gene_table(genes: pd.DataFrame, path, contig_lengths: dict[str, int], 
 def scan_vcf(
     vcf_path,
     fasta_path,
-    regions: list[tuple[str, int, int]],
+    regions: pd.DataFrame,
     unphased_policy: str,
     missing_policy: str,
-    contig_map: dict[str, str],
-    samples: list[str] | None = None,
-) -> dict[str, object]:
-    """Check REF against the FASTA and phasing/missingness in `regions` (0-based half-open).
+    to_vcf: dict[str, str],
+    samples: list[str],
+) -> dict[str, int]:
+    """Check REF against the FASTA, phasing and missingness in `regions`.
 
-    Returns counts; raises on REF mismatches (with the count and first examples)
-    and on unphased heterozygotes / missing genotypes under the `error` policies.
+    `regions`: chrom (FASTA names), start0, end0 (0-based half-open); `to_vcf` maps
+    FASTA contig names to the file's. Raises on REF mismatches (count and first
+    examples) and on unphased heterozygotes / missing genotypes under `error`.
     """
-    import pysam
-
     fasta = pysam.FastaFile(str(fasta_path))
     counts = {"records": 0, "ref_mismatch": 0, "unphased": 0, "missing": 0}
     mismatches: list[str] = []
-    seen: set[tuple[str, int, str]] = set()
     with pysam.VariantFile(str(vcf_path)) as vf:
-        if samples is not None:
-            vf.subset_samples([s for s in samples if s in vf.header.samples])
-        for chrom, start0, end0 in _merge_regions(regions):
-            vcf_chrom = contig_map.get(chrom)
-            if vcf_chrom is None:
+        vf.subset_samples(samples)
+        for chrom, start0, end0 in merge_regions(regions).itertuples(index=False):
+            if chrom not in to_vcf:
                 continue
-            for rec in vf.fetch(vcf_chrom, start0, end0):
-                key = (rec.chrom, rec.pos, rec.ref)
-                if key in seen:
-                    continue
-                seen.add(key)
+            for rec in vf.fetch(to_vcf[chrom], max(0, start0), end0):
                 counts["records"] += 1
                 ref_fa = fasta.fetch(chrom, rec.pos - 1, rec.pos - 1 + len(rec.ref)).upper()
                 if ref_fa != rec.ref.upper():
@@ -273,8 +246,7 @@ def scan_vcf(
                                 "Impute the VCF, or set variants.missing: ref to use the reference allele.",
                                 where=f"record {rec.chrom}:{rec.pos}",
                             )
-                        continue
-                    if len(gt) == 2 and not smp.phased and gt[0] != gt[1]:
+                    elif len(gt) == 2 and not smp.phased and gt[0] != gt[1]:
                         counts["unphased"] += 1
                         if unphased_policy == "error":
                             raise InputError(
@@ -295,100 +267,71 @@ def scan_vcf(
     return counts
 
 
-def _merge_regions(regions):
-    by_chrom: dict[str, list[tuple[int, int]]] = {}
-    for chrom, s, e in regions:
-        by_chrom.setdefault(chrom, []).append((max(0, s), e))
-    for chrom in sorted(by_chrom):
-        ivs = sorted(by_chrom[chrom])
-        cur_s, cur_e = ivs[0]
-        for s, e in ivs[1:]:
-            if s <= cur_e:
-                cur_e = max(cur_e, e)
-            else:
-                yield chrom, cur_s, cur_e
-                cur_s, cur_e = s, e
-        yield chrom, cur_s, cur_e
-
-
-def read_lines(path) -> list[str]:
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt") as fh:
-        return [line.strip() for line in fh if line.strip() and not line.startswith("#")]
-
-
 # --------------------------------------------------------------------------- driver
 
 
 def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Report:
     """Run every check for one cohort; raise InputError on the first problem."""
-    import pysam
-
-    from hapexp.formats import read_covariates
-    from hapexp.genes import load_genes
-
     report = Report()
     ccfg = config["cohorts"][cohort]
     vcfg = config.get("variants", {})
     harmonize = vcfg.get("harmonize_chrom", True)
+    fasta = config["reference"]["fasta"]
+    contigs = check_fasta(fasta)
 
-    contigs = check_fasta(config["reference"]["fasta"])
-
-    # VCF files: format, index, contigs, samples.
+    # VCF files: format, index, samples, contigs (FASTA name -> (file, VCF name)).
+    paths = vcf_paths(ccfg["vcf"], ccfg.get("chromosomes"))
     vcf_samples: list[str] | None = None
-    contig_map: dict[str, str] = {}  # FASTA contig -> (file, VCF contig)
-    vcf_of_contig: dict[str, str] = {}
-    for path in vcf_paths(ccfg):
+    file_of: dict[str, str] = {}
+    to_vcf: dict[str, dict[str, str]] = {}
+    for path in paths:
         check_vcf_file(path)
         with pysam.VariantFile(path) as vf:
             names = list(vf.header.samples)
-            dups = sorted({s for s in names if names.count(s) > 1})
-            if dups:
-                raise InputError(path, f"duplicate sample ids in the header: {', '.join(dups[:MAX_EXAMPLES])}", "Rename them.")
-            if vcf_samples is None:
-                vcf_samples = names
-            elif names != vcf_samples:
-                raise InputError(
-                    path,
-                    "samples differ from the cohort's first VCF file",
-                    "Per-chromosome VCFs must list the same samples in the same order (bcftools view -S).",
-                )
-            file_contigs = list(vf.index.keys()) if vf.index is not None else list(vf.header.contigs)
-            absent = []
-            for c in file_contigs:
-                fa = harmonize_name(c, contigs) if harmonize else (c if c in contigs else None)
-                if fa is None:
-                    absent.append(c)
-                else:
-                    contig_map[fa] = c
-                    vcf_of_contig[fa] = path
-            if absent and len(absent) == len(file_contigs):
-                raise InputError(
-                    path,
-                    f"none of the VCF's contigs ({', '.join(absent[:MAX_EXAMPLES])}) is in the FASTA "
-                    f"({', '.join(list(contigs)[:MAX_EXAMPLES])}…)",
-                    "Use the FASTA of the VCF's build; for chr-prefix differences keep variants.harmonize_chrom: true.",
-                )
-            if absent:
-                report.warn(f"{path}: {len(absent)} contig(s) absent from the FASTA are ignored: {', '.join(absent[:10])}")
+        if vcf_samples is None:
+            vcf_samples = names
+        elif names != vcf_samples:
+            raise InputError(
+                path,
+                f"samples differ from the cohort's first VCF file {paths[0]}",
+                "Per-chromosome VCFs must list the same samples in the same order (bcftools view -S).",
+            )
+        file_contigs = vcf_contigs(path)
+        mapped = {c: _fasta_name(c, contigs, harmonize) for c in file_contigs}
+        absent = [c for c, fa in mapped.items() if fa is None]
+        if file_contigs and len(absent) == len(file_contigs):
+            raise InputError(
+                path,
+                f"none of the VCF's contigs ({', '.join(absent[:MAX_EXAMPLES])}) is in the FASTA "
+                f"{fasta} ({', '.join(list(contigs)[:MAX_EXAMPLES])}, …)",
+                "Use the FASTA of the VCF's build; for chr-prefix differences keep variants.harmonize_chrom: true.",
+            )
+        if absent:
+            report.warn(f"{path}: {len(absent)} contig(s) absent from the FASTA are ignored: {', '.join(absent[:10])}")
+        for c, fa in mapped.items():
+            if fa is not None:
+                file_of[fa] = path
+                to_vcf.setdefault(path, {})[fa] = c
     vcf_samples = vcf_samples or []
 
-    # Expression, samples.
+    # Expression and samples.
     expr = read_expression_checked(ccfg["expression"], ccfg.get("expression_format", "auto"))
+    overlap = sample_overlap(vcf_samples, expr.columns)
     samples = [s for s in vcf_samples if s in set(expr.columns)]
     if ccfg.get("samples"):
-        wanted = read_lines(ccfg["samples"])
-        samples = [s for s in samples if s in set(wanted)]
+        wanted = set(read_sample_list(ccfg["samples"]))
+        samples = [s for s in samples if s in wanted]
     if not samples:
         raise InputError(
             ccfg["expression"],
             f"no sample id is both in the expression matrix ({expr.shape[1]} samples, e.g. "
-            f"{', '.join(map(str, expr.columns[:3]))}) and in the VCF ({len(vcf_samples)}, e.g. {', '.join(vcf_samples[:3])})",
+            f"{', '.join(map(str, expr.columns[:3]))}) and in the VCF ({len(vcf_samples)}, "
+            f"e.g. {', '.join(vcf_samples[:3])})",
             "Make the column names of the expression matrix the VCF's sample ids.",
         )
-    if len(samples) < max(len(vcf_samples), expr.shape[1]):
+    if overlap["vcf_only"] or overlap["expression_only"]:
         report.warn(
-            f"sample overlap: {len(samples)} used; {len(vcf_samples)} in the VCF, {expr.shape[1]} in the expression"
+            f"sample overlap: {len(samples)} used; {overlap['vcf']} in the VCF, {overlap['expression']} in the expression"
         )
     report.facts["samples"] = len(samples)
 
@@ -398,66 +341,44 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
         if missing:
             raise InputError(
                 ccfg["covariates"],
-                f"{len(missing)} sample(s) used in the analysis have no covariate values, e.g. {', '.join(missing[:MAX_EXAMPLES])}",
+                f"{len(missing)} sample(s) used in the analysis have no covariate values, "
+                f"e.g. {', '.join(missing[:MAX_EXAMPLES])}",
                 "Add columns for them, or restrict the cohort with `samples:`.",
             )
         na = cov[samples].isna().any(axis=1)
         if na.any():
-            raise InputError(
-                ccfg["covariates"], f"covariate {na.index[na][0]!r} has missing values", "Impute or drop it."
-            )
+            raise InputError(ccfg["covariates"], f"covariate {na.index[na][0]!r} has missing values", "Impute or drop it.")
 
-    # Genes.
+    # Genes: the same filter as rule genes (in expression, on a VCF contig, in the FASTA).
     genes_src = config["genes"].get("table") or config["genes"].get("gtf")
     genes = load_genes(config["genes"])
-    check_gene_table(genes.reset_index(drop=True), genes_src, contigs, harmonize)
-    from hapexp.formats import match_gene_ids
-
-    in_expr = match_gene_ids(genes["gene_id"], expr.index)
-    n_in = int(pd.notna(in_expr).sum())
-    if n_in == 0:
+    check_gene_table(genes, genes_src, contigs, harmonize)
+    if match_gene_ids(genes["gene_id"], expr.index).notna().sum() == 0:
         raise InputError(
             genes_src,
             f"none of the {len(genes)} genes is in the expression matrix {ccfg['expression']} "
             f"(genes e.g. {', '.join(genes['gene_id'][:3])}; expression e.g. {', '.join(expr.index[:3])})",
             "Use gene ids of the same annotation (Ensembl version suffixes are matched either way).",
         )
-    if n_in < len(genes):
-        report.warn(f"{len(genes) - n_in} of {len(genes)} genes are absent from the expression matrix and skipped")
-    genes = genes[pd.notna(in_expr)]
-    fa_chrom = genes["chrom"].astype(str).map(lambda c: harmonize_name(c, contigs) if harmonize else c)
-    genes = genes.assign(fa_chrom=fa_chrom)
-    kept = genes[genes["fa_chrom"].isin(list(contig_map))]
+    kept, counts = build_gene_table(genes, expr.index, list(file_of), contigs, harmonize, genes_src)
+    if counts["dropped_not_in_expression"]:
+        report.warn(f"{counts['dropped_not_in_expression']} of {len(genes)} genes are absent from the expression matrix")
     if kept.empty:
         raise InputError(
             genes_src,
             "no gene is left after filtering: none of the genes in the expression matrix lies on a chromosome "
-            f"present in both the VCF and the FASTA (gene chromosomes e.g. {', '.join(genes['chrom'].astype(str).unique()[:5])})",
+            f"present in both the VCF and the FASTA (counts: {counts})",
             "Check that genes, VCF and FASTA use the same build and chromosome names.",
         )
     report.facts["genes"] = len(kept)
 
-    # VCF content in the model windows around the kept genes (0-based half-open).
-    half = max(model_spec(m)["window"] for m in config["models"].values()) // 2 + 1
-    counts_total: dict[str, int] = {}
-    for path in dict.fromkeys(vcf_of_contig.values()):
-        regions = [
-            (c, int(t) - 1 - half, int(t) - 1 + half)
-            for c, t in zip(kept["fa_chrom"], kept["tss"], strict=True)
-            if vcf_of_contig.get(c) == path
-        ]
-        if not regions:
-            continue
-        counts = scan_vcf(
-            path,
-            config["reference"]["fasta"],
-            regions,
-            vcfg.get("unphased", "error"),
-            vcfg.get("missing", "ref"),
-            contig_map,
-            samples,
+    # VCF content in the largest model window around the kept genes.
+    half = max(model_spec(m)["window"] for m in config["models"].values()) // 2
+    regions = gene_regions(kept, half)
+    for path, names in to_vcf.items():
+        scanned = scan_vcf(
+            path, fasta, regions, vcfg.get("unphased", "error"), vcfg.get("missing", "ref"), names, samples
         )
-        for k, v in counts.items():
-            counts_total[k] = counts_total.get(k, 0) + v
-    report.facts.update(counts_total)
+        for k, v in scanned.items():
+            report.facts[k] = report.facts.get(k, 0) + v
     return report
