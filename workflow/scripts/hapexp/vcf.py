@@ -195,7 +195,8 @@ def normalize(
             names = vcf_contigs(vcf)
             renames = contig_map(vcf, names, fasta, list(fa_len), harmonize)
             back = {v: k for k, v in renames.items()}
-            cmds = [["bcftools", "view", "-Ou", vcf]]
+            # --no-version: no command line/date in the header, so reruns give identical files.
+            cmds = [["bcftools", "view", "--no-version", "-Ou", vcf]]
             if regions is not None:
                 reg = regions.copy()
                 reg["chrom"] = [back.get(c, c) for c in reg["chrom"]]
@@ -208,9 +209,9 @@ def normalize(
             if renames:
                 mfile = tmp / f"rename{i}.tsv"
                 mfile.write_text("".join(f"{k}\t{v}\n" for k, v in renames.items()))
-                cmds.append(["bcftools", "annotate", "--rename-chrs", str(mfile), "-Ou"])
+                cmds.append(["bcftools", "annotate", "--no-version", "--rename-chrs", str(mfile), "-Ou"])
                 stats["renamed_contigs"] = stats.get("renamed_contigs", 0) + len(renames)
-            cmds.append(["bcftools", "norm", "-m", "-any", "-f", str(fasta), "-c", "w", "-Ou"])
+            cmds.append(["bcftools", "norm", "--no-version", "-m", "-any", "-f", str(fasta), "-c", "w", "-Ou"])
             cmds.append(["bcftools", "sort", "-T", str(tmp / f"sort{i}"), "-Ob"])
             part = tmp / f"part{i}.bcf"
             _run(cmds, part)
@@ -221,7 +222,7 @@ def normalize(
         if len(parts) == 1:
             shutil.move(parts[0], final)
         else:
-            _run([["bcftools", "concat", "-a", "-Ob", *map(str, parts)]], final)
+            _run([["bcftools", "concat", "--no-version", "-a", "-Ob", *map(str, parts)]], final)
         subprocess.run(["bcftools", "index", "-f", str(final)], check=True)
         stats.update(check_ref(final, fasta, source=vcfs[0] if len(vcfs) == 1 else ", ".join(vcfs)))
         os.replace(str(final) + ".csi", str(out_bcf) + ".csi")

@@ -1,0 +1,62 @@
+# PrediXcan elastic net with PredictDB's nested CV (hapexp.elasticnet, hapexp.predictdb).
+
+
+rule elasticnet:
+    input:
+        prepared="results/{cohort}/expression/prepared.tsv",
+        vcf="results/{cohort}/variants/normalized.bcf",
+        csi="results/{cohort}/variants/normalized.bcf.csi",
+        chunk="results/{cohort}/chunks/{chunk}.tsv",
+    output:
+        metrics="results/{cohort}/elasticnet/{chunk}.metrics.tsv",
+        oof="results/{cohort}/elasticnet/{chunk}.oof.tsv",
+        weights="results/{cohort}/elasticnet/{chunk}.weights.tsv",
+        covariances="results/{cohort}/elasticnet/{chunk}.covariances.tsv",
+    log:
+        "logs/{cohort}/elasticnet/{chunk}.log",
+    benchmark:
+        "benchmarks/{cohort}/elasticnet/{chunk}.tsv"
+    conda:
+        "../envs/stats.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    params:
+        window=config["elasticnet"].get("window", 1000000),
+        models=config["models"],
+        maf=config["elasticnet"].get("maf", 0.01),
+        alpha=config["elasticnet"].get("alpha", 0.5),
+        outer_folds=config["elasticnet"].get("outer_folds", 5),
+        inner_folds=config["elasticnet"].get("inner_folds", 10),
+        seed=config["elasticnet"].get("seed", 42),
+        thresh=config["elasticnet"].get("thresh", 1e-7),
+    script:
+        "../workflow/scripts/elasticnet.py"
+
+
+rule gather_elasticnet:
+    input:
+        metrics=per_chunk("results/{cohort}/elasticnet/{chunk}.metrics.tsv"),
+        oof=per_chunk("results/{cohort}/elasticnet/{chunk}.oof.tsv"),
+        weights=per_chunk("results/{cohort}/elasticnet/{chunk}.weights.tsv"),
+        covariances=per_chunk("results/{cohort}/elasticnet/{chunk}.covariances.tsv"),
+        genes="results/{cohort}/genes.tsv",
+    output:
+        metrics="results/{cohort}/elasticnet/metrics.tsv",
+        oof="results/{cohort}/elasticnet/oof.tsv",
+        db="results/{cohort}/elasticnet/weights.db",
+        covariances="results/{cohort}/elasticnet/covariances.txt.gz",
+    log:
+        "logs/{cohort}/gather_elasticnet.log",
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        seed=config["elasticnet"].get("seed", 42),
+        filter_db=config["elasticnet"].get("filter_db", True),
+    script:
+        "../workflow/scripts/gather_elasticnet.py"

@@ -1,0 +1,50 @@
+# cis-eQTL nominal scan (+ optional permutations), tensorQTL statistics (hapexp.eqtl).
+
+
+rule eqtl:
+    input:
+        prepared="results/{cohort}/expression/prepared.tsv",
+        covariates="results/{cohort}/expression/covariates.tsv",
+        vcf="results/{cohort}/variants/normalized.bcf",
+        csi="results/{cohort}/variants/normalized.bcf.csi",
+        chunk="results/{cohort}/chunks/{chunk}.tsv",
+    output:
+        nominal="results/{cohort}/eqtl/{chunk}.parquet",
+        top="results/{cohort}/eqtl/{chunk}.top.tsv",
+    log:
+        "logs/{cohort}/eqtl/{chunk}.log",
+    benchmark:
+        "benchmarks/{cohort}/eqtl/{chunk}.tsv"
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        window=config["eqtl"].get("window", 1000000),
+        models=config["models"],
+        maf=config["eqtl"].get("maf", 0.01),
+        permutations=config["eqtl"].get("permutations", 0),
+        seed=config["eqtl"].get("seed", 1),
+    script:
+        "../workflow/scripts/eqtl.py"
+
+
+rule gather_eqtl:
+    input:
+        nominal=per_chunk("results/{cohort}/eqtl/{chunk}.parquet"),
+        top=per_chunk("results/{cohort}/eqtl/{chunk}.top.tsv"),
+    output:
+        nominal="results/{cohort}/eqtl/nominal.parquet",
+        genes="results/{cohort}/eqtl/genes.tsv",
+    log:
+        "logs/{cohort}/gather_eqtl.log",
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    script:
+        "../workflow/scripts/gather_eqtl.py"

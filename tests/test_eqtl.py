@@ -1,0 +1,192 @@
+"""cis-eQTL scan: statistics equal OLS (statsmodels) and tensorQTL's map_nominal; planted
+effects recovered; permutation p-values and q-values behave."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from hapexp.eqtl import (
+    NOMINAL_COLUMNS,
+    Residualizer,
+    add_qvalues,
+    allele_stats,
+    nominal_association,
+    qvalues,
+    scan_genes,
+)
+from hapexp.expression import residualize
+from hapexp.genotypes import Dosages, gene_window, resolve_window
+
+N, K = 80, 3
+
+
+def _cohort(seed=0, n_genes=4, n_var=60, effect=0.8, missing=False):
+    """Genes on chr1 every 10 kb; variants every 500 bp; gene i's causal variant planted."""
+    rng = np.random.default_rng(seed)
+    samples = [f"S{i}" for i in range(N)]
+    pos = np.arange(1, n_var + 1) * 500
+    af = rng.uniform(0.05, 0.5, n_var)
+    g = rng.binomial(2, af[:, None], (n_var, N)).astype(float)
+    if missing:  # imputed values (non-integer dosages) as tensorQTL's impute_mean produces
+        g[::7, 3] = g[::7].mean(axis=1)
+    cov = rng.normal(size=(K, N))
+    genes, expr, causal = [], [], {}
+    for i in range(n_genes):
+        tss = 2000 + i * 7000
+        strand = "+" if i % 2 == 0 else "-"
+        c = int(np.argmin(np.abs(pos - tss))) + 2
+        causal[f"G{i}"] = c
+        y = effect * g[c] + cov.T @ rng.normal(size=K) + rng.normal(size=N)
+        genes.append(("G" + str(i), "G" + str(i), "chr1", tss, strand))
+        expr.append(y)
+    genes = pd.DataFrame(genes, columns=["gene_id", "name", "chrom", "tss", "strand"])
+    expr = pd.DataFrame(np.array(expr), index=genes.gene_id, columns=samples)
+    covdf = pd.DataFrame(cov, index=[f"c{i}" for i in range(K)], columns=samples)
+    ids = np.array([f"chr1_{p}_A_G" for p in pos], dtype=object)
+    d = Dosages(
+        ids,
+        np.array(["chr1"] * n_var, dtype=object),
+        pos,
+        np.array(["A"] * n_var, dtype=object),
+        np.array(["G"] * n_var, dtype=object),
+        g,
+        samples,
+    )
+    return d, genes, expr, covdf, causal
+
+
+def _windowed(genes, w):
+    genes = genes.copy()
+    win = [gene_window(t, s, resolve_window(w)) for t, s in zip(genes.tss, genes.strand, strict=True)]
+    genes["start0"], genes["end0"] = [x[0] for x in win], [x[1] for x in win]
+    return genes
+
+
+def test_nominal_equals_statsmodels_ols():
+    d, genes, expr, cov, _ = _cohort()
+    res = Residualizer(cov.to_numpy().T)
+    y = expr.loc["G1"].to_numpy()
+    s = nominal_association(d.dosage, y, res)
+    for j in [0, 5, 17, 40]:
+        X = sm.add_constant(np.column_stack([d.dosage[j], cov.to_numpy().T]))
+        fit = sm.OLS(y, X).fit()
+        np.testing.assert_allclose(s["slope"][j], fit.params[1], rtol=1e-8)
+        np.testing.assert_allclose(s["slope_se"][j], fit.bse[1], rtol=1e-8)
+        np.testing.assert_allclose(s["t"][j], fit.tvalues[1], rtol=1e-8)
+        np.testing.assert_allclose(s["pval_nominal"][j], fit.pvalues[1], rtol=1e-8)
+        assert fit.df_resid == res.dof
+
+
+def test_prepared_residuals_give_identical_statistics():
+    """The workflow scans residualized expression + covariates: identical to raw + covariates."""
+    d, genes, expr, cov, _ = _cohort(seed=3)
+    res = Residualizer(cov.to_numpy().T)
+    resid = pd.DataFrame(residualize(expr.to_numpy(), res.q), index=expr.index, columns=expr.columns)
+    g = _windowed(genes, 3000)
+    a, _ = scan_genes(d, g, expr, cov)
+    b, _ = scan_genes(d, g, resid, cov)
+    for col in ["slope", "slope_se", "t", "pval_nominal", "r"]:
+        np.testing.assert_allclose(a[col], b[col], rtol=1e-9)
+
+
+def test_allele_stats_minor_allele():
+    g = np.array([[0, 1, 2, 2, 2], [0, 0, 1, 0, 2.0]])
+    af, ms, mc = allele_stats(g)
+    np.testing.assert_allclose(af, [0.7, 0.3])
+    assert list(ms) == [2, 2] and list(mc) == [3, 3]
+
+
+def test_planted_eqtls_ranked_top_and_strand_aware_distance():
+    d, genes, expr, cov, causal = _cohort(seed=1, effect=1.0)
+    nominal, top = scan_genes(d, _windowed(genes, 3000), expr, cov)
+    assert list(nominal.columns) == NOMINAL_COLUMNS
+    for _, row in top.iterrows():
+        assert row.variant_id == d.variant_id[causal[row.phenotype_id]]
+        assert row.pval_nominal < 1e-3
+        pos = int(row.variant_id.split("_")[1])
+        tss = int(genes.set_index("gene_id").loc[row.phenotype_id, "tss"])
+        sign = 1 if genes.set_index("gene_id").loc[row.phenotype_id, "strand"] == "+" else -1
+        assert row.tss_distance == sign * (pos - tss)
+    # every pair within ±3000 bp of its TSS, and all of them present
+    for gid, grp in nominal.groupby("phenotype_id"):
+        assert grp.tss_distance.abs().max() <= 3000
+        tss = int(genes.set_index("gene_id").loc[gid, "tss"])
+        assert len(grp) == int(np.sum(np.abs(d.pos - tss) <= 3000))
+
+
+def test_matches_tensorqtl_map_nominal(tmp_path, monkeypatch):
+    tensorqtl = pytest.importorskip(
+        "tensorqtl", reason="tensorqtl not installed (pip install --no-deps tensorqtl)"
+    )
+    import torch
+    from tensorqtl import cis
+
+    d, genes, expr, cov, _ = _cohort(seed=2, missing=True)
+    genes = genes.assign(strand="+")  # tensorQTL's start_distance is not strand-aware
+    genotype_df = pd.DataFrame(d.dosage, index=d.variant_id, columns=d.samples)
+    variant_df = pd.DataFrame({"chrom": d.chrom, "pos": d.pos}, index=d.variant_id)
+    pos_df = pd.DataFrame({"chr": genes.chrom.to_numpy(), "pos": genes.tss.to_numpy()}, index=genes.gene_id)
+    # tensorQTL computes in float32; run its exact code path in float64 so that the
+    # comparison tests the statistics, not the precision (its output slope/af stay float32).
+    monkeypatch.setattr(torch, "float", torch.float64)
+    monkeypatch.setattr(torch, "float32", torch.float64)
+    cis.map_nominal(
+        genotype_df,
+        variant_df,
+        expr,
+        pos_df,
+        "t",
+        covariates_df=cov.T,
+        window=3000,
+        output_dir=str(tmp_path),
+        verbose=False,
+        logger=None,
+    )
+    monkeypatch.undo()
+    ref = pd.read_parquet(tmp_path / "t.cis_qtl_pairs.chr1.parquet")
+    ours, _ = scan_genes(d, _windowed(genes, 3000), expr, cov)
+    m = ref.merge(ours, on=["phenotype_id", "variant_id"], suffixes=("_tq", ""))
+    assert len(m) == len(ref) == len(ours) > 40
+    np.testing.assert_array_equal(m.start_distance, m.tss_distance)
+    np.testing.assert_array_equal(m.ma_samples_tq, m.ma_samples)
+    np.testing.assert_array_equal(m.ma_count_tq, m.ma_count)
+    for col in ["pval_nominal", "slope", "slope_se", "af"]:
+        np.testing.assert_allclose(m[col], m[f"{col}_tq"], rtol=1e-6, err_msg=col)
+    assert tensorqtl is not None
+
+
+def test_permutations_and_qvalues():
+    d, genes, expr, cov, _ = _cohort(seed=4, n_genes=4)
+    # gene 0 null (shuffled expression), others with planted effects
+    rng = np.random.default_rng(0)
+    expr.loc["G0"] = rng.permutation(expr.loc["G0"].to_numpy())
+    _, top = scan_genes(d, _windowed(genes, 3000), expr, cov, permutations=200, seed=5)
+    top = add_qvalues(top)
+    assert {"pval_perm", "pval_beta", "qval", "true_df"} <= set(top.columns)
+    t = top.set_index("phenotype_id")
+    assert t.loc["G0", "pval_perm"] > 0.01 and t.loc["G0", "pval_beta"] > 0.01
+    for g in ["G1", "G2", "G3"]:
+        assert t.loc[g, "pval_perm"] == pytest.approx(1 / 201)
+        assert t.loc[g, "pval_beta"] < 1 / 201
+    # beta approximation close to the empirical permutation p-value where it is resolvable
+    assert abs(np.log10(t.loc["G0", "pval_beta"]) - np.log10(t.loc["G0", "pval_perm"])) < 0.5
+    # deterministic given the seed
+    _, again = scan_genes(d, _windowed(genes, 3000), expr, cov, permutations=200, seed=5)
+    np.testing.assert_array_equal(again.pval_perm, top.pval_perm)
+
+
+def test_qvalues_storey_and_bh_fallback():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=20)
+    q, pi0 = qvalues(p)
+    assert pi0 == 1.0
+    np.testing.assert_allclose(q, multipletests(p, method="fdr_bh")[1], rtol=1e-12)
+    p = np.concatenate([rng.uniform(size=800), rng.uniform(0, 1e-4, size=200)])
+    q, pi0 = qvalues(p)
+    assert 0.7 < pi0 < 0.9  # true null fraction 0.8
+    assert np.all(q <= multipletests(p, method="fdr_bh")[1] + 1e-12)

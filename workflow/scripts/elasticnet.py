@@ -1,0 +1,38 @@
+"""Rule elasticnet: PredictDB nested-CV elastic net for one chunk of genes (hapexp.elasticnet)."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)
+
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from hapexp.elasticnet import fit_chunk
+from hapexp.genotypes import chunk_dosages, resolve_window
+from hapexp.io import read_matrix, write_matrix, write_tsv
+from hapexp.log import setup_rule_logging
+
+log = setup_rule_logging(snakemake)
+p = snakemake.params
+expr = read_matrix(snakemake.input.prepared)
+genes = pd.read_csv(snakemake.input.chunk, sep="\t", dtype={"gene_id": str, "chrom": str})
+window = resolve_window(p.window, p.models)
+dosages, genes = chunk_dosages(snakemake.input.vcf, genes, window, list(expr.columns), p.maf)
+log.info("%d genes, %d variants (window %s, maf >= %g)", len(genes), len(dosages), window, p.maf)
+# Genes run in parallel threads; BLAS stays single-threaded to avoid oversubscription.
+with threadpool_limits(limits=1):
+    metrics, oof, weights, cov = fit_chunk(
+        dosages,
+        genes,
+        expr,
+        alpha=p.alpha,
+        outer_folds=p.outer_folds,
+        inner_folds=p.inner_folds,
+        seed=p.seed,
+        threads=snakemake.threads,
+        thresh=p.thresh,
+    )
+write_tsv(metrics, snakemake.output.metrics)
+write_matrix(oof, snakemake.output.oof)
+write_tsv(weights, snakemake.output.weights)
+write_tsv(cov, snakemake.output.covariances)

@@ -1,0 +1,26 @@
+"""Rule eqtl: nominal cis-eQTL scan (+ permutations) of one chunk of genes (hapexp.eqtl)."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)
+
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from hapexp.eqtl import scan_genes
+from hapexp.genotypes import chunk_dosages, resolve_window
+from hapexp.io import read_matrix, write_parquet, write_tsv
+from hapexp.log import setup_rule_logging
+
+log = setup_rule_logging(snakemake)
+p = snakemake.params
+expr = read_matrix(snakemake.input.prepared)
+cov = read_matrix(snakemake.input.covariates, index_col="id")
+genes = pd.read_csv(snakemake.input.chunk, sep="\t", dtype={"gene_id": str, "chrom": str})
+window = resolve_window(p.window, p.models)
+dosages, genes = chunk_dosages(snakemake.input.vcf, genes, window, list(expr.columns), p.maf)
+log.info("%d genes, %d variants (window %s, maf >= %g)", len(genes), len(dosages), window, p.maf)
+with threadpool_limits(limits=snakemake.threads):
+    nominal, top = scan_genes(dosages, genes, expr, cov, permutations=p.permutations, seed=p.seed)
+write_parquet(nominal, snakemake.output.nominal)
+write_tsv(top, snakemake.output.top)

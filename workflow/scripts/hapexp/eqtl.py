@@ -1,0 +1,329 @@
+"""cis-eQTL nominal scan and permutation pass, vectorized as tensorQTL's core.
+
+Statistics (tensorQTL `calculate_cis_nominal`): with Q an orthonormal basis of
+the centered covariates, genotypes and phenotype are centered and residualized
+(`M0 - M0 Q Qᵀ`), `r` is their Pearson correlation (a matrix product of
+normalized rows), `dof = n - 2 - k` (k covariates), `t = r·sqrt(dof / (1 - r²))`,
+`slope = r · sd(p_res) / sd(g_res)`, `slope_se = slope / t`,
+`pval_nominal = 2·T_dof(-|t|)`. These equal OLS `y ~ 1 + g + covariates` exactly.
+
+Input choice: the workflow passes the *prepared* (already residualized) expression
+together with the covariates actually used. Residualizing again is a no-op for the
+phenotype (projection is idempotent) while the genotypes get residualized, and
+`dof` counts the covariates, so every statistic is identical to tensorQTL run on
+the transformed expression with the same covariates.
+
+`tss_distance = (POS - tss)` on `+` genes and `(tss - POS)` on `-` genes (both
+1-based), i.e. positive downstream of the TSS in transcription direction
+(tensorQTL's `start_distance` is `POS - tss` regardless of strand).
+
+Permutations (tensorQTL `map_cis`): the phenotype is permuted `nperm` times, the
+maximal r² over the gene's variants recorded per permutation; `pval_perm =
+(1 + #{r²_perm >= r²_top}) / (nperm + 1)`; `pval_beta` from a Beta distribution
+fitted to the permutation minimum p-values after estimating the effective degrees
+of freedom (tensorQTL's `fit_beta_parameters`). q-values: Storey's, with pi0(λ)
+on the λ grid 0.05…0.90 smoothed by a cubic polynomial and read at the largest λ
+(the qvalue package's default smoother, simplified); Benjamini–Hochberg (pi0 = 1)
+when pi0 cannot be estimated (fewer than 100 genes, or an estimate outside (0, 1]).
+Permutations shuffle the prepared (residualized) phenotype, then residualize again,
+whereas tensorQTL shuffles its input phenotype: same null, different draws.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+import scipy.optimize
+from scipy import special, stats
+from scipy.special import loggamma
+
+from .expression import covariate_design
+
+log = logging.getLogger(__name__)
+
+NOMINAL_COLUMNS = [
+    "phenotype_id",
+    "variant_id",
+    "tss_distance",
+    "af",
+    "ma_samples",
+    "ma_count",
+    "pval_nominal",
+    "slope",
+    "slope_se",
+    "r",
+    "t",
+]
+
+
+class Residualizer:
+    """Projects rows onto the orthogonal complement of intercept + covariates (samples × k)."""
+
+    def __init__(self, covariates: np.ndarray | None, n_samples: int | None = None):
+        if covariates is None:
+            covariates = np.zeros((n_samples, 0))
+        covariates = np.asarray(covariates, dtype=float)
+        self.q = covariate_design(covariates)
+        self.dof = covariates.shape[0] - 2 - covariates.shape[1]
+
+    def transform(self, m: np.ndarray) -> np.ndarray:
+        m = np.atleast_2d(np.asarray(m, dtype=float))
+        m0 = m - m.mean(axis=1, keepdims=True)
+        if self.q.shape[1]:
+            m0 = m0 - (m0 @ self.q) @ self.q.T
+        return m0
+
+
+def _normalize_rows(m: np.ndarray) -> np.ndarray:
+    m = m - m.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return m / np.sqrt((m * m).sum(axis=1, keepdims=True))
+
+
+def allele_stats(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Allele frequency, minor-allele samples and counts per variant (tensorQTL `get_allele_stats`)."""
+    n2 = 2 * g.shape[1]
+    af = g.sum(axis=1) / n2
+    alt_minor = af <= 0.5
+    m = g > 0.5
+    ma_samples = np.where(alt_minor, m.sum(axis=1), (g < 1.5).sum(axis=1)).astype(np.int32)
+    a = (g * m).sum(axis=1).astype(np.int64)  # truncation, as tensorQTL's .int()
+    ma_count = np.where(alt_minor, a, n2 - a).astype(np.int32)
+    return af, ma_samples, ma_count
+
+
+def pval_from_t(t: np.ndarray, dof: float) -> np.ndarray:
+    """Two-sided p-value, 2·T_dof(-|t|) (scipy's t.cdf kernel without its wrapper overhead)."""
+    return 2.0 * special.stdtr(dof, -np.abs(t))
+
+
+def pval_from_r2(r2: np.ndarray, dof: float) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.sqrt(dof * r2 / (1.0 - r2))
+    return pval_from_t(t, dof)
+
+
+def prepare_genotypes(g: np.ndarray, residualizer: Residualizer) -> dict[str, np.ndarray]:
+    """Per-variant quantities shared by every gene whose window holds the variant:
+    normalized residual genotypes, residual variance and allele statistics. Computed
+    once per chunk, so that each gene costs one matrix-vector product."""
+    g_res = residualizer.transform(g)
+    ss = np.einsum("ij,ij->i", g_res, g_res)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g_norm = g_res / np.sqrt(ss)[:, None]
+    af, ma_samples, ma_count = allele_stats(g)
+    return {
+        "norm": g_norm,
+        "var": ss / (g.shape[1] - 1),
+        "af": af,
+        "ma_samples": ma_samples,
+        "ma_count": ma_count,
+    }
+
+
+def associate(
+    pre: dict[str, np.ndarray], ix, p: np.ndarray, residualizer: Residualizer, r: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Statistics of variants `ix` (rows of `prepare_genotypes`' output) with phenotype `p`
+    (`r`: their correlations when already computed in a batch)."""
+    p_res = residualizer.transform(p)[0]
+    p_ss = float(p_res @ p_res)
+    if r is None:
+        r = pre["norm"][ix] @ (p_res / np.sqrt(p_ss))
+    dof = residualizer.dof
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = r * np.sqrt(p_ss / (p.shape[0] - 1) / pre["var"][ix])
+        t = r * np.sqrt(dof / (1.0 - r * r))
+        slope_se = slope / t
+    return {
+        "af": pre["af"][ix],
+        "ma_samples": pre["ma_samples"][ix],
+        "ma_count": pre["ma_count"][ix],
+        "pval_nominal": pval_from_t(t, dof),
+        "slope": slope,
+        "slope_se": slope_se,
+        "r": r,
+        "t": t,
+    }
+
+
+def nominal_association(g: np.ndarray, p: np.ndarray, residualizer: Residualizer) -> dict[str, np.ndarray]:
+    """Association of every variant (rows of `g`, variants × samples) with one phenotype `p`."""
+    return associate(prepare_genotypes(g, residualizer), slice(None), p, residualizer)
+
+
+def tss_distance(pos: np.ndarray, tss: int, strand: str) -> np.ndarray:
+    """Strand-aware distance of 1-based positions to the 1-based TSS."""
+    d = np.asarray(pos, dtype=np.int64) - int(tss)
+    return -d if strand == "-" else d
+
+
+def permutation_r2(g: np.ndarray, p: np.ndarray, residualizer: Residualizer, nperm: int, rng) -> np.ndarray:
+    """Maximum r² over variants for each of `nperm` permutations of phenotype `p`."""
+    perm_ix = np.vstack([rng.permutation(p.shape[0]) for _ in range(nperm)])
+    gn = _normalize_rows(residualizer.transform(g))
+    pn = _normalize_rows(residualizer.transform(p[perm_ix]))
+    r2 = (gn @ pn.T) ** 2  # variants × permutations
+    return np.nanmax(r2, axis=0)
+
+
+def _beta_shape1_from_dof(r2, dof):
+    pval = pval_from_r2(r2, dof)
+    mean, var = pval.mean(), pval.var()
+    return mean * (mean * (1.0 - mean) / var - 1.0)
+
+
+def _beta_nll(params, x):
+    a, b = params
+    if a <= 0 or b <= 0:
+        return np.inf
+    logbeta = loggamma(a) + loggamma(b) - loggamma(a + b)
+    return (1.0 - a) * np.sum(np.log(x)) + (1.0 - b) * np.sum(np.log(1.0 - x)) + len(x) * logbeta
+
+
+def beta_approx_pval(r2_perm: np.ndarray, r2_nominal: float, dof: float) -> dict[str, float]:
+    """tensorQTL's beta approximation: effective dof, Beta(a, b) MLE, pval_beta."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            log_dof = scipy.optimize.newton(
+                lambda x: np.log(_beta_shape1_from_dof(r2_perm, np.exp(x))), np.log(dof), tol=1e-4, maxiter=50
+            )
+            true_dof = float(np.exp(log_dof))
+        except (RuntimeError, FloatingPointError, ValueError):
+            res = scipy.optimize.minimize(
+                lambda x: np.abs(_beta_shape1_from_dof(r2_perm, x[0]) - 1),
+                [dof],
+                method="Nelder-Mead",
+                tol=1e-4,
+            )
+            true_dof = float(res.x[0])
+        pval = pval_from_r2(r2_perm, true_dof)
+        mean, var = pval.mean(), pval.var()
+        a0 = mean * (mean * (1 - mean) / var - 1)
+        b0 = a0 * (1 / mean - 1)
+        res = scipy.optimize.minimize(lambda x: _beta_nll(x, pval), [a0, b0], method="Nelder-Mead", tol=1e-6)
+        a, b = res.x
+        pval_true_dof = float(pval_from_r2(np.array([r2_nominal]), true_dof)[0])
+        pval_beta = float(stats.beta.cdf(pval_true_dof, a, b))
+    return {
+        "beta_shape1": a,
+        "beta_shape2": b,
+        "true_df": true_dof,
+        "pval_true_df": pval_true_dof,
+        "pval_beta": pval_beta,
+    }
+
+
+def qvalues(
+    p: np.ndarray, lambdas: np.ndarray | None = None, min_tests: int = 100
+) -> tuple[np.ndarray, float]:
+    """Storey q-values (see module doc); Benjamini–Hochberg (pi0 = 1) with fewer than
+    `min_tests` p-values or an estimate outside (0, 1]. Returns (q, pi0); NaN stays NaN."""
+    p = np.asarray(p, dtype=float)
+    ok = ~np.isnan(p)
+    q = np.full(p.shape, np.nan)
+    pv = p[ok]
+    m = pv.size
+    if m == 0:
+        return q, 1.0
+    pi0 = 1.0
+    if m >= min_tests:
+        lambdas = np.arange(0.05, 0.95, 0.05) if lambdas is None else lambdas
+        pi0s = np.array([np.mean(pv > lam) / (1 - lam) for lam in lambdas])
+        # Smooth pi0(λ) with a cubic polynomial and read it at the largest λ (qvalue's approach, simplified).
+        coef = np.polyfit(lambdas, pi0s, 3)
+        est = float(np.polyval(coef, lambdas[-1]))
+        if 0 < est <= 1:
+            pi0 = est
+    order = np.argsort(pv, kind="mergesort")
+    ranked = pv[order] * m / np.arange(1, m + 1)
+    qs = np.minimum.accumulate(ranked[::-1])[::-1] * pi0
+    out = np.empty(m)
+    out[order] = np.minimum(qs, 1.0)
+    q[ok] = out
+    return q, pi0
+
+
+def scan_genes(
+    dosages,
+    genes: pd.DataFrame,
+    expression: pd.DataFrame,
+    covariates: pd.DataFrame | None,
+    permutations: int = 0,
+    seed: int = 1,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Nominal pairs and per-gene top variants for `genes` (with start0/end0 window columns).
+
+    `dosages` is a `hapexp.genotypes.Dosages` on the same samples, in the same
+    order, as the columns of `expression` and `covariates`.
+    """
+    samples = list(expression.columns)
+    if list(dosages.samples) != samples:
+        raise ValueError("dosages and expression must have the same samples in the same order")
+    cov = None if covariates is None or covariates.shape[0] == 0 else covariates.loc[:, samples].to_numpy().T
+    res = Residualizer(cov, n_samples=len(samples))
+    pre = prepare_genotypes(dosages.dosage, res)
+    vid = dosages.variant_id.astype(str)
+    # One matrix product for all pairs of the chunk (compute-bound GEMM instead of
+    # memory-bound per-gene products), unless the variants × genes matrix is large.
+    in_expr = [g for g in genes["gene_id"] if g in expression.index]
+    batch = None
+    if 0 < len(dosages) * len(in_expr) <= 50_000_000:
+        pn = _normalize_rows(res.transform(expression.loc[in_expr].to_numpy(dtype=float)))
+        batch = (pre["norm"] @ pn.T, {g: j for j, g in enumerate(in_expr)})
+    pairs, tops = [], []
+    for row in genes.itertuples(index=False):
+        gid = row.gene_id
+        if gid not in expression.index:
+            continue
+        ix = dosages.window_index(str(row.chrom), int(row.start0), int(row.end0))
+        if ix.size == 0:
+            log.info("%s: no variants in the cis window", gid)
+            continue
+        p = expression.loc[gid].to_numpy(dtype=float)
+        # a window is a run of consecutive rows: slice (a view) instead of copying rows
+        rows = slice(int(ix[0]), int(ix[-1]) + 1) if ix[-1] - ix[0] + 1 == ix.size else ix
+        r = None if batch is None else batch[0][rows, batch[1][gid]]
+        stats_ = associate(pre, rows, p, res, r=r)
+        cols = {
+            "phenotype_id": np.full(ix.size, gid, dtype=object),
+            "variant_id": vid[ix],
+            "tss_distance": tss_distance(dosages.pos[ix], row.tss, row.strand).astype(np.int32),
+            **stats_,
+        }
+        pairs.append(cols)
+        r2 = stats_["r"] ** 2
+        best = int(np.nanargmax(r2))
+        top = {"phenotype_id": gid, "num_var": int(ix.size)}
+        top.update({k: cols[k][best] for k in NOMINAL_COLUMNS[1:]})
+        if permutations > 0:
+            rng = np.random.default_rng([seed, _stable_hash(gid)])
+            r2_perm = permutation_r2(dosages.dosage[ix], p, res, permutations, rng)
+            top["pval_perm"] = (np.sum(r2_perm >= r2[best]) + 1) / (permutations + 1)
+            top.update(beta_approx_pval(r2_perm, r2[best], res.dof))
+        tops.append(top)
+    if pairs:
+        nominal = pd.DataFrame({k: np.concatenate([c[k] for c in pairs]) for k in NOMINAL_COLUMNS})
+    else:
+        nominal = pd.DataFrame(columns=NOMINAL_COLUMNS)
+    top_columns = ["phenotype_id", "num_var", *NOMINAL_COLUMNS[1:]]
+    return nominal, (pd.DataFrame(tops) if tops else pd.DataFrame(columns=top_columns))
+
+
+def _stable_hash(s: str) -> int:
+    import zlib
+
+    return zlib.crc32(s.encode())
+
+
+def add_qvalues(top: pd.DataFrame) -> pd.DataFrame:
+    """Add `qval` (from pval_beta) to the per-gene table when permutations were run."""
+    top = top.copy()
+    if "pval_beta" in top and len(top):
+        top["qval"], pi0 = qvalues(top["pval_beta"].to_numpy())
+        log.info("q-values: pi0 = %.3f over %d genes", pi0, len(top))
+    return top

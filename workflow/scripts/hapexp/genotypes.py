@@ -1,0 +1,239 @@
+"""Alt-allele dosages in cis windows, read from the normalized VCF/BCF with pysam.
+
+Coordinates: gene `tss` is 1-based (genes.tsv); VCF `POS` is 1-based; inside this
+module windows are 0-based half-open `[start0, end0)` and variant positions are
+kept 1-based in `pos` (as in `variant_id = chrom_pos_ref_alt`).
+
+Window of a gene (see `gene_window`):
+- an integer `W` (PredictDB/tensorQTL): variants with `|POS - tss| <= W`;
+- a model name: exactly the model's reference window (docs/architecture.md), i.e.
+  `+`: `[tss0 - L//2, tss0 + L//2)`, `-`: `[tss0 - L//2 + 1, tss0 + L//2 + 1)`.
+
+Dosage = number of ALT alleles in GT (0/1/2; haploid calls give 0/1). Any missing
+allele makes the dosage missing; missing dosages are mean-imputed per variant (as
+tensorQTL's `impute_mean`). Variants are filtered on in-sample minor allele
+frequency `maf >= threshold` after imputation, and monomorphic variants are always
+dropped (their association statistics are undefined). Records with more than one
+ALT or a symbolic/missing ALT are skipped (the input is split biallelic).
+A chunk's windows are merged and each merged region is fetched once (streaming
+per chunk of genes, not per gene).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def vcf_samples(path) -> list[str]:
+    """Sample ids of a VCF/BCF header, in file order."""
+    import pysam
+
+    with pysam.VariantFile(str(path)) as vf:
+        return list(vf.header.samples)
+
+
+def resolve_window(window, models: dict | None = None):
+    """Normalize a config window: int → ("flank", W); model name → ("model", L)."""
+    if isinstance(window, bool):
+        raise ValueError(f"invalid window {window!r}")
+    if isinstance(window, int | np.integer):
+        if window < 0:
+            raise ValueError(f"window must be >= 0 bp, got {window}")
+        return ("flank", int(window))
+    if isinstance(window, str):
+        if window.isdigit():
+            return ("flank", int(window))
+        models = models or {}
+        if window not in models:
+            raise ValueError(
+                f"window {window!r} is neither a number of bp nor a model name (models: {', '.join(models) or 'none'})"
+            )
+        from .config import model_spec
+
+        length = int(model_spec(models[window], window)["window"])
+        return ("model", length)
+    raise ValueError(f"invalid window {window!r}")
+
+
+def gene_window(tss: int, strand: str, window) -> tuple[int, int]:
+    """0-based half-open window `[start0, end0)` of a gene (tss 1-based); start clipped at 0."""
+    kind, w = window
+    tss0 = int(tss) - 1
+    if kind == "flank":
+        start0, end0 = tss0 - w, tss0 + w + 1
+    else:
+        half = w // 2
+        shift = 1 if strand == "-" else 0
+        start0, end0 = tss0 - half + shift, tss0 + half + shift
+    return max(start0, 0), end0
+
+
+def merge_intervals(intervals: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Merge overlapping/adjacent (chrom, start0, end0) intervals, sorted by chrom then start."""
+    out: list[list] = []
+    for chrom, s, e in sorted(intervals):
+        if out and out[-1][0] == chrom and s <= out[-1][2]:
+            out[-1][2] = max(out[-1][2], e)
+        else:
+            out.append([chrom, s, e])
+    return [tuple(x) for x in out]
+
+
+@dataclass
+class Dosages:
+    """Variants × samples alt-allele dosages with their annotation (pos 1-based)."""
+
+    variant_id: np.ndarray
+    chrom: np.ndarray
+    pos: np.ndarray
+    ref: np.ndarray
+    alt: np.ndarray
+    dosage: np.ndarray  # float64, variants × samples, missing already imputed
+    samples: list[str]
+
+    def __len__(self) -> int:
+        return len(self.variant_id)
+
+    @property
+    def af(self) -> np.ndarray:
+        return self.dosage.sum(axis=1) / (2 * self.dosage.shape[1]) if len(self) else np.zeros(0)
+
+    def take(self, ix) -> Dosages:
+        return Dosages(
+            self.variant_id[ix],
+            self.chrom[ix],
+            self.pos[ix],
+            self.ref[ix],
+            self.alt[ix],
+            self.dosage[ix],
+            self.samples,
+        )
+
+    def window_index(self, chrom: str, start0: int, end0: int) -> np.ndarray:
+        """Row indices of the variants with 0-based position in `[start0, end0)` on `chrom`
+        (rows sorted by position within a chromosome, as read)."""
+        cache = self.__dict__.setdefault("_by_chrom", {})
+        if chrom not in cache:
+            on = np.flatnonzero(self.chrom == chrom)
+            cache[chrom] = (on, self.pos[on] - 1)
+        on, pos0 = cache[chrom]
+        lo, hi = np.searchsorted(pos0, [start0, end0], side="left")
+        return on[lo:hi]
+
+    def window(self, chrom: str, start0: int, end0: int) -> Dosages:
+        """The variants of `window_index` as a new Dosages."""
+        return self.take(self.window_index(chrom, start0, end0))
+
+
+_GT_CACHE: dict[str, float] = {}
+
+
+def _gt_dosage(gt: str) -> float:
+    """Dosage of one GT string ('0|1', '1/1', '.|0', '1', ...): ALT count, NaN if any allele missing."""
+    d = _GT_CACHE.get(gt)
+    if d is None:
+        alleles = gt.replace("|", "/").split("/")
+        d = np.nan if any(a in (".", "") for a in alleles) else float(sum(a != "0" for a in alleles))
+        _GT_CACHE[gt] = d
+    return d
+
+
+def read_dosages(path, regions, samples: list[str], maf: float = 0.0) -> Dosages:
+    """Dosages of `samples` for the records in `regions` [(chrom, start0, end0)], MAF-filtered.
+
+    Records are deduplicated (a record in two merged regions is read once since
+    regions are merged first). Missing GT → per-variant mean.
+    """
+    import pysam
+
+    regions = merge_intervals(list(regions))
+    vids, chroms, poss, refs, alts, rows = [], [], [], [], [], []
+    with pysam.VariantFile(str(path)) as vf:
+        header_samples = list(vf.header.samples)
+        pos_of = {s: i for i, s in enumerate(header_samples)}
+        missing = [s for s in samples if s not in pos_of]
+        if missing:
+            raise InputError(
+                path, f"sample {missing[0]!r} is not in the VCF", "Use samples present in the VCF."
+            )
+        col_ix = np.array([pos_of[s] for s in samples], dtype=np.int64)
+        contigs = set(vf.header.contigs)
+        skipped = 0
+        for chrom, start0, end0 in regions:
+            if chrom not in contigs:
+                continue
+            for rec in vf.fetch(chrom, start0, end0):
+                # fetch returns records *overlapping* the region; keep those starting in it.
+                if not (start0 <= rec.start < end0):
+                    continue
+                alt = rec.alts
+                if alt is None or len(alt) != 1 or alt[0].startswith("<") or alt[0] in ("*", "."):
+                    skipped += 1
+                    continue
+                fields = str(rec).rstrip("\n").split("\t")
+                fmt = fields[8].split(":")
+                if fmt[0] != "GT":
+                    raise InputError(
+                        path,
+                        "FORMAT does not start with GT",
+                        "Provide genotype calls (GT).",
+                        where=f"{chrom}:{rec.pos}",
+                    )
+                calls = fields[9:]
+                d = np.array([_gt_dosage(calls[i].split(":", 1)[0]) for i in col_ix])
+                vids.append(f"{chrom}_{rec.pos}_{rec.ref}_{alt[0]}")
+                chroms.append(chrom)
+                poss.append(rec.pos)
+                refs.append(rec.ref)
+                alts.append(alt[0])
+                rows.append(d)
+    if skipped:
+        log.info("skipped %d multi-allelic/symbolic records", skipped)
+    dosage = np.vstack(rows) if rows else np.zeros((0, len(samples)))
+    # mean-impute missing dosages per variant
+    nan = np.isnan(dosage)
+    if nan.any():
+        with np.errstate(invalid="ignore"):
+            mu = np.nanmean(dosage, axis=1)
+        mu = np.where(np.isnan(mu), 0.0, mu)
+        dosage[nan] = np.take(mu, np.nonzero(nan)[0])
+    out = Dosages(
+        np.array(vids, dtype=object),
+        np.array(chroms, dtype=object),
+        np.array(poss, dtype=np.int64),
+        np.array(refs, dtype=object),
+        np.array(alts, dtype=object),
+        dosage,
+        list(samples),
+    )
+    return filter_maf(out, maf)
+
+
+def filter_maf(d: Dosages, maf: float) -> Dosages:
+    """Keep polymorphic variants with in-sample minor allele frequency >= `maf`."""
+    if len(d) == 0:
+        return d
+    af = d.af
+    m = np.minimum(af, 1 - af)
+    keep = (m >= maf) & (d.dosage.max(axis=1) > d.dosage.min(axis=1))
+    return d.take(np.flatnonzero(keep))
+
+
+def chunk_dosages(
+    vcf, genes: pd.DataFrame, window, samples: list[str], maf: float
+) -> tuple[Dosages, pd.DataFrame]:
+    """Read all cis windows of a chunk once. Returns (dosages, genes with start0/end0 columns)."""
+    genes = genes.copy()
+    wins = [gene_window(t, s, window) for t, s in zip(genes["tss"], genes["strand"], strict=True)]
+    genes["start0"] = [w[0] for w in wins]
+    genes["end0"] = [w[1] for w in wins]
+    regions = [(str(c), s, e) for c, s, e in zip(genes["chrom"], genes["start0"], genes["end0"], strict=True)]
+    return read_dosages(vcf, regions, samples, maf), genes
