@@ -6,10 +6,13 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
+# The pinned torch. On a GPU-less machine whose pip has no CPU wheel at hand, add
+# the CPU index, e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu".
+TORCH_SPEC ?= torch==2.13.0
 # Debian packages the workflow shells out to (bcftools/tabix) or draws with (graphviz).
 APT_PACKAGES := bcftools tabix graphviz
 
-.PHONY: setup sysdeps demo test test-fast lint format rulegraph bench clean-demo
+.PHONY: setup sysdeps demo report test test-fast lint format rulegraph clean-demo install-profile test-slurm
 
 setup: sysdeps $(VENV)/.installed
 
@@ -31,7 +34,7 @@ sysdeps:
 # and both run fine with numpy 2.
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check $(TORCH_SPEC)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps tensorqtl==1.0.10 pandas-plink==2.3.2
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
@@ -65,3 +68,12 @@ rulegraph: setup
 
 clean-demo:
 	rm -rf results logs benchmarks resources/demo .snakemake
+
+# Install the SLURM profile so that `snakemake --profile slurm` finds it.
+install-profile:
+	install -D -m 644 -b profiles/slurm/config.yaml $(HOME)/.config/snakemake/slurm/config.yaml
+	@echo "installed: snakemake --profile slurm (edit ~/.config/snakemake/slurm/config.yaml: account, partition)"
+
+# The demo through profiles/slurm on a throw-away one-node SLURM cluster (needs root for apt).
+test-slurm: setup
+	bash tests/slurm/run.sh

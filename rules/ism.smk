@@ -35,7 +35,7 @@ rule gather_ism:
     log:
         "logs/{cohort}/ism/gather_{model}.log",
     conda:
-        "../envs/stats.yaml"
+        "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,
