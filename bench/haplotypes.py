@@ -156,6 +156,7 @@ def run_bcftools(workdir: Path, length: int, n_calls: int, seed: int) -> dict:
     """
     import pandas as pd
     import pysam
+
     from hapexp.haplotypes import window_bounds
     from hapexp.vcf import vcf_samples
 
@@ -206,6 +207,7 @@ def run_bcftools(workdir: Path, length: int, n_calls: int, seed: int) -> dict:
 
 def run_hapexp(workdir: Path, length: int, n_samples: int | None, chunk: int) -> dict:
     import pandas as pd
+
     from hapexp.haplotypes import HaplotypeIndex, build_index
     from hapexp.vcf import vcf_samples
 

@@ -13,6 +13,7 @@ from snakemake.exceptions import WorkflowError  # noqa: E402
 
 from hapexp.config import model_input_files, model_spec  # noqa: E402
 from hapexp.errors import InputError  # noqa: E402
+from hapexp.genes import chunk_ids  # noqa: E402
 from hapexp.validate import check_config  # noqa: E402
 
 # Config errors in people's words first (key path, did-you-mean), then
@@ -46,17 +47,18 @@ def model_cfg(wildcards):
     return model_spec(config["models"][wildcards.model], wildcards.model)
 
 
-def chunk_ids(cohort):
-    """Chunk ids of a cohort, known once checkpoint chunk_genes has run."""
-    outdir = checkpoints.chunk_genes.get(cohort=cohort).output[0]
-    return sorted(glob_wildcards(f"{outdir}/{{chunk}}.tsv").chunk)
+# A fixed number of gene chunks (genes.chunks), so that the whole DAG — every
+# haplotypes/predict/ism/eqtl/elasticnet job — is known before the gene table
+# exists (snakemake -n lists them all). Rule chunk_genes balances the genes over
+# the chunks; fewer genes than chunks is an input error.
+CHUNKS = chunk_ids(config["genes"]["chunks"])
 
 
 def per_chunk(pattern):
     """Input function: `pattern` expanded over all chunks of the cohort."""
 
     def inner(wildcards):
-        return expand(pattern, chunk=chunk_ids(wildcards.cohort), **wildcards)
+        return expand(pattern, chunk=CHUNKS, **wildcards)
 
     return inner
 

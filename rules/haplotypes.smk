@@ -68,11 +68,11 @@ rule normalize_variants:
         "../workflow/scripts/normalize_variants.py"
 
 
-checkpoint chunk_genes:
+rule chunk_genes:
     input:
         genes="results/{cohort}/genes.tsv",
     output:
-        directory("results/{cohort}/chunks"),
+        expand("results/{{cohort}}/chunks/{chunk}.tsv", chunk=CHUNKS),
     log:
         "logs/{cohort}/chunk_genes.log",
     conda:
@@ -80,8 +80,6 @@ checkpoint chunk_genes:
     resources:
         mem_mb=1000,
         runtime=10,
-    params:
-        chunk_size=config["genes"].get("chunk_size", 50),
     script:
         "../workflow/scripts/chunk_genes.py"
 

@@ -13,6 +13,17 @@ def demo_config() -> dict:
     return yaml.safe_load((REPO / "config/config.yaml").read_text())
 
 
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny models run fastest single-threaded, and the test machine is shared."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
     """A complete demo run in a fresh directory (results/, resources/demo/ inside)."""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from hapexp.download import download, download_entries, read_sidecar
 from hapexp.errors import InputError
 

@@ -4,6 +4,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+
 from hapexp import figures as fg
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from hapexp.errors import InputError
 from hapexp.formats import (
     detect_expression_format,
@@ -230,7 +231,7 @@ def test_every_format_runs_through_the_workflow(tmp_path):
     expr = read_expression(tmp_path / demo["expression"])
     genes = pd.read_csv(tmp_path / cfg["genes"]["table"], sep="\t", dtype={"chrom": str})
     paths = _write_formats(expr, genes, tmp_path / "formats")
-    cfg["genes"] = {"gtf": "formats/genes.gtf.gz", "chunk_size": cfg["genes"].get("chunk_size", 8)}
+    cfg["genes"] = {"gtf": "formats/genes.gtf.gz", "chunks": cfg["genes"]["chunks"]}
     cfg["cohorts"] = {
         f"fmt_{fmt}": {
             **demo,

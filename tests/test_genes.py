@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from hapexp.errors import InputError
-from hapexp.genes import build_gene_table, gene_regions, read_gene_table, sample_overlap, write_chunks
+from hapexp.genes import (
+    build_gene_table,
+    chunk_ids,
+    gene_regions,
+    read_gene_table,
+    sample_overlap,
+    write_chunks,
+)
 
 
 def _table(tmp_path, text):
@@ -69,10 +77,13 @@ def test_chunks_and_regions(tmp_path):
             "strand": "+",
         }
     )
-    ids = write_chunks(genes, tmp_path / "chunks", 2)
-    assert ids == ["000", "001", "002"]
-    back = pd.concat(pd.read_csv(tmp_path / "chunks" / f"{i}.tsv", sep="\t") for i in ids)
-    assert back.gene_id.tolist() == list("ABCDE")
+    paths = [tmp_path / "chunks" / f"{i}.tsv" for i in chunk_ids(3)]
+    write_chunks(genes, paths)
+    parts = [pd.read_csv(p, sep="\t") for p in paths]
+    assert [len(p) for p in parts] == [2, 1, 2]  # balanced, none empty
+    assert pd.concat(parts).gene_id.tolist() == list("ABCDE")
+    with pytest.raises(InputError, match="empty gene chunk after filters: 5 gene"):
+        write_chunks(genes, [tmp_path / f"{i}.tsv" for i in chunk_ids(6)])
     r = gene_regions(genes, 4)
     assert r.start0.tolist() == [0, 0, 4, 15, 25] and r.end0.tolist() == [5, 9, 13, 24, 34]
     assert sample_overlap(["a", "b", "c"], ["b", "c", "d"]) == {

@@ -6,6 +6,7 @@ import gzip
 from pathlib import Path
 
 import pytest
+
 from hapexp.errors import InputError
 from hapexp.gtf import TRANSCRIPT_COLUMNS, TSS_COLUMNS, match_contigs, one_tss_per_gene, read_gtf_tss
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from hapexp import vcf as V
 from hapexp.errors import InputError
 from hapexp.haplotypes import HaplotypeIndex, build_index, revcomp, window_bounds

@@ -16,13 +16,7 @@ from hapexp.models import _set_tf_gamma, build_enformer_tiny, load_model
 TINY = {"kind": "enformer_tiny", "window": 2048, "tracks": [0, 5], "bins": 2, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest single-threaded, and the test machine is shared."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _seqs(n=4, seed=0):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from hapexp.errors import InputError
 from hapexp.oracle import DEFAULT_MOTIFS, Oracle, one_hot, revcomp
 

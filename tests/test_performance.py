@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pysam
 import pytest
-from hapexp import performance as perf
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
+
+from hapexp import performance as perf
 
 
 def test_bh_fdr_matches_statsmodels_and_keeps_nan():

@@ -60,6 +60,7 @@ def _run_until_killed(workdir: Path, stall_glob: str, tmp_glob: str, timeout: fl
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        cwd=workdir,
     )
     deadline = time.time() + timeout
     try:

@@ -14,6 +14,7 @@ import pandas as pd
 import pysam
 import pytest
 import torch
+
 from hapexp.oracle import DEFAULT_MOTIFS, Oracle, one_hot
 from hapexp.simulate import OUTPUT_FILES, personal_window, simulate_demo
 

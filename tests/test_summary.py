@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+
 from hapexp import performance as perf
 from hapexp import summary as sm
 

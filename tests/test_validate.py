@@ -26,7 +26,9 @@ SAMPLES = ["S1", "S2", "S3", "S4"]
 CONTIG_LEN = 6000
 
 
-def _write_vcf(path: Path, records: list[str], samples=SAMPLES, contigs=("chr1", "chr2"), bgzip=True, index=True):
+def _write_vcf(
+    path: Path, records: list[str], samples=SAMPLES, contigs=("chr1", "chr2"), bgzip=True, index=True
+):
     header = ["##fileformat=VCFv4.2"]
     header += [f"##contig=<ID={c},length={CONTIG_LEN}>" for c in contigs]
     header += ['##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">']
@@ -79,7 +81,7 @@ def cohort(tmp_path):
     cov.to_csv(cov_path, sep="\t")
     config = {
         "reference": {"fasta": str(fasta)},
-        "genes": {"table": str(genes_path), "chunk_size": 2},
+        "genes": {"table": str(genes_path), "chunks": 2},
         "cohorts": {
             "c": {"vcf": str(vcf), "expression": str(expr_path), "covariates": str(cov_path)},
         },
@@ -179,7 +181,9 @@ def test_ref_mismatch_counted_with_examples(cohort):
     config, paths, seqs, rec = cohort
     wrong = {"A": "C", "C": "G", "G": "T", "T": "A"}
     bad = [
-        f"chr1\t{p}\t.\t{wrong[seqs['chr1'][p - 1]]}\tN\t.\tPASS\t.\tGT\t0|1\t0|0\t0|0\t0|0".replace("\tN\t", "\tA\t")
+        f"chr1\t{p}\t.\t{wrong[seqs['chr1'][p - 1]]}\tN\t.\tPASS\t.\tGT\t0|1\t0|0\t0|0\t0|0".replace(
+            "\tN\t", "\tA\t"
+        )
         for p in (1400, 1450)
     ]
     _write_vcf(paths["vcf"], [*bad, rec("chr1", 1500)])
@@ -301,6 +305,12 @@ def test_empty_gene_set_after_filters(cohort):
     _fails(config, str(paths["genes"]), "no gene is left after filtering")
 
 
+def test_more_chunks_than_genes_is_an_empty_chunk(cohort):
+    config, *_ = cohort
+    config["genes"]["chunks"] = 5
+    _fails(config, "my.yaml", "empty gene chunk after filters: 3 gene(s)", "genes.chunks to at most 3")
+
+
 def test_config_copy_is_not_mutated(cohort):
     config, *_ = cohort
     before = copy.deepcopy(config)
@@ -313,3 +323,24 @@ def test_per_chromosome_pattern_needs_chromosomes(cohort, tmp_path):
     shutil.copy(paths["vcf"], tmp_path / "chr1.vcf.gz")
     config["cohorts"]["c"]["vcf"] = str(tmp_path / "{chrom}.vcf.gz")
     _fails(config, "{chrom}", "chromosomes")
+
+
+@pytest.mark.slow
+def test_workflow_stops_at_validation_and_writes_nothing_to_results(cohort, tmp_path):
+    """Through Snakemake: the bad record is named, no other job starts, results/ stays empty."""
+    from tests.workflow_utils import run_snakemake
+
+    config, paths, seqs, rec = cohort
+    _write_vcf(paths["vcf"], [rec("chr1", 1500, gts=("0|1", "0/1", "0|0", "1|1"))])
+    config["models"] = {"m": {"kind": "enformer_tiny", "window": 1024, "bins": 2}}
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(workdir, "--configfile", "config.yaml", check=False)
+    assert proc.returncode != 0
+    log = (workdir / "logs/c/validate_inputs.log").read_text()
+    assert "record chr1:1500" in log and "unphased heterozygous genotype 0/1 for sample S2" in log
+    assert "variants.unphased" in proc.stdout + proc.stderr + log
+    results = workdir / "results"
+    assert not results.exists() or not any(p.is_file() for p in results.rglob("*")), list(results.rglob("*"))
+    assert not (workdir / "logs/c/genes.log").exists()

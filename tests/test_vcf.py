@@ -6,6 +6,7 @@ import subprocess
 
 import pandas as pd
 import pytest
+
 from hapexp import vcf as V
 from hapexp.errors import InputError
 

@@ -107,4 +107,6 @@ def test_oracle_ism_sign_matches_every_causal_snv(demo):
     ism = pd.read_parquet(demo / "results/demo/ism/oracle.parquet")
     merged = snv.merge(ism, on=["gene_id", "variant_id"], how="left")
     assert merged["score"].notna().all(), merged[merged["score"].isna()]
-    assert (np.sign(merged["score"]) == np.sign(merged["effect"])).all(), merged[["variant_id", "effect", "score"]]
+    assert (np.sign(merged["score"]) == np.sign(merged["effect"])).all(), merged[
+        ["variant_id", "effect", "score"]
+    ]

@@ -35,6 +35,7 @@ def run_snakemake(workdir, *args, check: bool = True, cores: int = 2, timeout: i
         text=True,
         env=env,
         timeout=timeout,
+        cwd=workdir,  # --configfile paths are relative to the working directory
     )
     if check and proc.returncode != 0:
         logs = "\n".join(

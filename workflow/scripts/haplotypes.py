@@ -11,6 +11,7 @@ log = setup_rule_logging(snakemake)
 from pathlib import Path
 
 import pandas as pd
+
 from hapexp.haplotypes import HaplotypeIndex, build_index
 from hapexp.io import write_tsv
 

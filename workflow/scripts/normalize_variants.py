@@ -9,6 +9,7 @@ from hapexp.log import setup_rule_logging
 log = setup_rule_logging(snakemake)
 
 import pandas as pd
+
 from hapexp import vcf as V
 from hapexp.genes import gene_regions
 

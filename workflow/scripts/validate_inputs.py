@@ -28,4 +28,6 @@ for w in report.warnings:
     log.warning("%s", w)
 log.info("validation passed: %s", report.facts)
 with atomic_output(out) as tmp:
-    tmp.write_text(json.dumps({"facts": report.facts, "warnings": report.warnings}, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(
+        json.dumps({"facts": report.facts, "warnings": report.warnings}, indent=2, sort_keys=True) + "\n"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import InputError
@@ -153,19 +154,31 @@ def sample_overlap(vcf_samples, expression_samples) -> dict:
     }
 
 
-def write_chunks(genes: pd.DataFrame, outdir, chunk_size: int) -> list[str]:
-    """Split the (chrom, tss)-sorted table into `outdir`/000.tsv, 001.tsv, …"""
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    ids = []
-    for k, start in enumerate(range(0, max(len(genes), 1), chunk_size)):
-        part = genes.iloc[start : start + chunk_size]
-        if part.empty:
-            break
-        cid = f"{k:03d}"
-        write_tsv(part, outdir / f"{cid}.tsv")
-        ids.append(cid)
-    return ids
+def chunk_ids(n_chunks: int) -> list[str]:
+    """The ids of `n_chunks` chunks: 000, 001, … (known before any gene is read)."""
+    return [f"{k:03d}" for k in range(n_chunks)]
+
+
+def check_chunkable(n_genes: int, n_chunks: int, source="genes") -> None:
+    """Every chunk must get a gene: fewer genes than chunks is a config error."""
+    if n_genes < n_chunks:
+        raise InputError(
+            source,
+            f"empty gene chunk after filters: {n_genes} gene(s) passed the filters but genes.chunks is {n_chunks}",
+            f"Set genes.chunks to at most {max(n_genes, 1)} (or check why genes were dropped: see the genes log).",
+        )
+
+
+def write_chunks(genes: pd.DataFrame, paths: list) -> None:
+    """Split the (chrom, tss)-sorted table into len(paths) contiguous, balanced chunks.
+
+    The number of chunks is fixed by the config (so the whole DAG is known before
+    the gene table exists); sizes differ by at most one gene.
+    """
+    check_chunkable(len(genes), len(paths))
+    bounds = np.linspace(0, len(genes), len(paths) + 1).round().astype(int)
+    for path, start, end in zip(paths, bounds[:-1], bounds[1:], strict=True):
+        write_tsv(genes.iloc[start:end], path)
 
 
 def gene_regions(genes: pd.DataFrame, half_width: int) -> pd.DataFrame:

@@ -24,7 +24,7 @@ import pysam
 from hapexp.config import model_spec
 from hapexp.errors import InputError
 from hapexp.formats import match_gene_ids, read_covariates, read_expression, read_sample_list
-from hapexp.genes import build_gene_table, gene_regions, load_genes, sample_overlap
+from hapexp.genes import build_gene_table, check_chunkable, gene_regions, load_genes, sample_overlap
 from hapexp.gtf import match_contigs
 from hapexp.vcf import merge_regions, vcf_contigs, vcf_paths
 
@@ -307,7 +307,9 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
                 "Use the FASTA of the VCF's build; for chr-prefix differences keep variants.harmonize_chrom: true.",
             )
         if absent:
-            report.warn(f"{path}: {len(absent)} contig(s) absent from the FASTA are ignored: {', '.join(absent[:10])}")
+            report.warn(
+                f"{path}: {len(absent)} contig(s) absent from the FASTA are ignored: {', '.join(absent[:10])}"
+            )
         for c, fa in mapped.items():
             if fa is not None:
                 file_of[fa] = path
@@ -347,7 +349,9 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
             )
         na = cov[samples].isna().any(axis=1)
         if na.any():
-            raise InputError(ccfg["covariates"], f"covariate {na.index[na][0]!r} has missing values", "Impute or drop it.")
+            raise InputError(
+                ccfg["covariates"], f"covariate {na.index[na][0]!r} has missing values", "Impute or drop it."
+            )
 
     # Genes: the same filter as rule genes (in expression, on a VCF contig, in the FASTA).
     genes_src = config["genes"].get("table") or config["genes"].get("gtf")
@@ -362,7 +366,9 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
         )
     kept, counts = build_gene_table(genes, expr.index, list(file_of), contigs, harmonize, genes_src)
     if counts["dropped_not_in_expression"]:
-        report.warn(f"{counts['dropped_not_in_expression']} of {len(genes)} genes are absent from the expression matrix")
+        report.warn(
+            f"{counts['dropped_not_in_expression']} of {len(genes)} genes are absent from the expression matrix"
+        )
     if kept.empty:
         raise InputError(
             genes_src,
@@ -371,6 +377,7 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
             "Check that genes, VCF and FASTA use the same build and chromosome names.",
         )
     report.facts["genes"] = len(kept)
+    check_chunkable(len(kept), int(config["genes"].get("chunks", 1)), configfile)
 
     # VCF content in the largest model window around the kept genes.
     half = max(model_spec(m)["window"] for m in config["models"].values()) // 2

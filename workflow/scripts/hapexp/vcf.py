@@ -211,7 +211,9 @@ def normalize(
                 mfile.write_text("".join(f"{k}\t{v}\n" for k, v in renames.items()))
                 cmds.append(["bcftools", "annotate", "--no-version", "--rename-chrs", str(mfile), "-Ou"])
                 stats["renamed_contigs"] = stats.get("renamed_contigs", 0) + len(renames)
-            cmds.append(["bcftools", "norm", "--no-version", "-m", "-any", "-f", str(fasta), "-c", "w", "-Ou"])
+            cmds.append(
+                ["bcftools", "norm", "--no-version", "-m", "-any", "-f", str(fasta), "-c", "w", "-Ou"]
+            )
             cmds.append(["bcftools", "sort", "-T", str(tmp / f"sort{i}"), "-Ob"])
             part = tmp / f"part{i}.bcf"
             _run(cmds, part)
