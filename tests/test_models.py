@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hapexp.config import model_input_files, model_spec
+from hapexp.config import ENFORMER_TARGETS, model_input_files, model_spec
 from hapexp.errors import InputError
 from hapexp.inference import Predictor
 from hapexp.models import _set_tf_gamma, build_enformer_tiny, load_model
@@ -39,7 +39,7 @@ def test_spec_defaults_and_validation():
     assert (
         e["window"] == 196608 and e["crop"] == 40960 and e["weights"] == "EleutherAI/enformer-official-rough"
     )
-    assert model_input_files(e) == ["resources/enformer_targets_human.tsv"]  # hub id: not a file
+    assert model_input_files(e) == [ENFORMER_TARGETS]  # hub id: not a file
     assert model_input_files(model_spec({"kind": "oracle", "window": 2048, "weights": "a/b.pt"})) == [
         "a/b.pt"
     ]

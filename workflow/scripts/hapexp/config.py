@@ -12,7 +12,9 @@ from pathlib import Path
 from hapexp.errors import InputError
 
 ENFORMER_HUB_ID = "EleutherAI/enformer-official-rough"
-ENFORMER_TARGETS = "resources/enformer_targets_human.tsv"
+# Shipped with the repository (resources/), found from here so that runs in another
+# working directory (snakemake --directory, tests) use it too.
+ENFORMER_TARGETS = str(Path(__file__).resolve().parents[3] / "resources" / "enformer_targets_human.tsv")
 
 # Static metadata per kind: output bin size and bases cropped on each side of the
 # input before the first output bin (0 = bins tile the whole input). The loader
