@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 # Debian packages the workflow shells out to (bcftools/tabix) or draws with (graphviz).
 APT_PACKAGES := bcftools tabix graphviz
 
-.PHONY: setup sysdeps demo report test test-fast lint format rulegraph clean-demo install-profile test-slurm
+.PHONY: setup sysdeps demo test test-fast lint format rulegraph clean-demo install-profile test-slurm
 
 setup: sysdeps $(VENV)/.installed
 
@@ -41,11 +41,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/snakemake --cores $(CORES) --printshellcmds
-	@echo "results are in results/; report: make report"
-
-report: demo
+	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --cores 1 --report results/report.html
+	@echo "tables and figures: results/demo/ (summary.md first); report: results/report.html"
 
 lint: setup
 	$(BIN)/snakemake --lint

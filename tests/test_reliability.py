@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import demo_config
+from tests.conftest import demo_config, run_demo
 from tests.workflow_utils import run_snakemake, snakemake_cmd
 
 pytestmark = pytest.mark.slow
@@ -39,16 +39,9 @@ def _assert_same_tables(a: Path, b: Path):
     assert not differ, f"tables differ between runs: {differ}"
 
 
-def _fresh(tmp_path_factory, name):
-    workdir = tmp_path_factory.mktemp(name)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(demo_config()))
-    return workdir
-
-
-def test_two_runs_from_scratch_are_byte_identical(demo, tmp_path_factory):
-    second = _fresh(tmp_path_factory, "demo_again")
-    run_snakemake(second, "--configfile", "config.yaml")
-    _assert_same_tables(demo, second)
+def test_two_runs_from_scratch_are_byte_identical(small_demo, tmp_path_factory):
+    second = run_demo(tmp_path_factory.mktemp("small_demo_again"), small=True)
+    _assert_same_tables(small_demo, second)
 
 
 def _run_until_killed(workdir: Path, stall_glob: str, tmp_glob: str, timeout: float = 600) -> None:
@@ -80,12 +73,13 @@ def _run_until_killed(workdir: Path, stall_glob: str, tmp_glob: str, timeout: fl
         ("elasticnet", "*/elasticnet/000.metrics.tsv", "results/demo/elasticnet/.000.metrics.tsv.*.tmp*"),
     ],
 )
-def test_killed_run_resumes_to_identical_results(demo, tmp_path_factory, stage, stall_glob, tmp_glob):
-    workdir = _fresh(tmp_path_factory, f"killed_{stage}")
+def test_killed_run_resumes_to_identical_results(small_demo, tmp_path_factory, stage, stall_glob, tmp_glob):
+    workdir = tmp_path_factory.mktemp(f"killed_{stage}")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(demo_config(small=True)))
     _run_until_killed(workdir, stall_glob, tmp_glob)
     assert not (workdir / stall_glob.replace("*", "results/demo", 1)).exists()
     run_snakemake(workdir, "--configfile", "config.yaml", "--unlock")
     run_snakemake(workdir, "--configfile", "config.yaml", "--rerun-incomplete")
-    _assert_same_tables(demo, workdir)
+    _assert_same_tables(small_demo, workdir)
     leftovers = [p for p in (workdir / "results").rglob(".*.tmp*")]
     assert not leftovers, leftovers

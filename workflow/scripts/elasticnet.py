@@ -19,7 +19,8 @@ genes = pd.read_csv(snakemake.input.chunk, sep="\t", dtype={"gene_id": str, "chr
 window = resolve_window(p.window, p.models)
 dosages, genes = chunk_dosages(snakemake.input.vcf, genes, window, list(expr.columns), p.maf)
 log.info("%d genes, %d variants (window %s, maf >= %g)", len(genes), len(dosages), window, p.maf)
-# Genes run in parallel threads; BLAS stays single-threaded to avoid oversubscription.
+# Genes run in parallel forked processes (they inherit this limit): BLAS stays
+# single-threaded to avoid oversubscription.
 with threadpool_limits(limits=1):
     metrics, oof, weights, cov = fit_chunk(
         dosages,

@@ -260,58 +260,136 @@ def scan_genes(
 
     `dosages` is a `hapexp.genotypes.Dosages` on the same samples, in the same
     order, as the columns of `expression` and `covariates`.
+
+    Vectorized over the chunk: genotypes and phenotypes are residualized and
+    normalized once; correlations come from one matrix product per block of genes
+    with overlapping windows (`_gene_blocks`: the block's variant range × its genes,
+    so nearly only the cis pairs are computed, at GEMM speed); the statistics of all
+    pairs are then computed in one pass over flat arrays.
     """
     samples = list(expression.columns)
     if list(dosages.samples) != samples:
         raise ValueError("dosages and expression must have the same samples in the same order")
     cov = None if covariates is None or covariates.shape[0] == 0 else covariates.loc[:, samples].to_numpy().T
     res = Residualizer(cov, n_samples=len(samples))
-    pre = prepare_genotypes(dosages.dosage, res)
-    vid = dosages.variant_id.astype(str)
-    # One matrix product for all pairs of the chunk (compute-bound GEMM instead of
-    # memory-bound per-gene products), unless the variants × genes matrix is large.
-    in_expr = [g for g in genes["gene_id"] if g in expression.index]
-    batch = None
-    if 0 < len(dosages) * len(in_expr) <= 50_000_000:
-        pn = _normalize_rows(res.transform(expression.loc[in_expr].to_numpy(dtype=float)))
-        batch = (pre["norm"] @ pn.T, {g: j for j, g in enumerate(in_expr)})
-    pairs, tops = [], []
-    for row in genes.itertuples(index=False):
-        gid = row.gene_id
-        if gid not in expression.index:
-            continue
+    n = len(samples)
+    top_columns = ["phenotype_id", "num_var", *NOMINAL_COLUMNS[1:]]
+    sel = genes[genes["gene_id"].isin(expression.index)].reset_index(drop=True)
+    windows = []
+    for row in sel.itertuples(index=False):
         ix = dosages.window_index(str(row.chrom), int(row.start0), int(row.end0))
         if ix.size == 0:
-            log.info("%s: no variants in the cis window", gid)
-            continue
-        p = expression.loc[gid].to_numpy(dtype=float)
-        # a window is a run of consecutive rows: slice (a view) instead of copying rows
-        rows = slice(int(ix[0]), int(ix[-1]) + 1) if ix[-1] - ix[0] + 1 == ix.size else ix
-        r = None if batch is None else batch[0][rows, batch[1][gid]]
-        stats_ = associate(pre, rows, p, res, r=r)
-        cols = {
-            "phenotype_id": np.full(ix.size, gid, dtype=object),
-            "variant_id": vid[ix],
-            "tss_distance": tss_distance(dosages.pos[ix], row.tss, row.strand).astype(np.int32),
-            **stats_,
-        }
-        pairs.append(cols)
-        r2 = stats_["r"] ** 2
-        best = int(np.nanargmax(r2))
-        top = {"phenotype_id": gid, "num_var": int(ix.size)}
-        top.update({k: cols[k][best] for k in NOMINAL_COLUMNS[1:]})
+            log.info("%s: no variants in the cis window", row.gene_id)
+        windows.append(ix)
+    keep = [i for i, ix in enumerate(windows) if ix.size]
+    if not keep:
+        return pd.DataFrame(columns=NOMINAL_COLUMNS), pd.DataFrame(columns=top_columns)
+    sel = sel.iloc[keep].reset_index(drop=True)
+    windows = [windows[i] for i in keep]
+    pre = prepare_genotypes(dosages.dosage, res)
+    p_raw = expression.loc[sel["gene_id"]].to_numpy(dtype=float)
+    p_res = res.transform(p_raw)
+    p_ss = np.einsum("ij,ij->i", p_res, p_res)
+    pn = p_res / np.sqrt(p_ss)[:, None]
+    # correlations of every pair, gene after gene, variants in window order
+    sizes = np.array([ix.size for ix in windows])
+    rows = np.concatenate(windows)
+    r = np.empty(rows.size)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    for block in _gene_blocks(windows):
+        lo, hi = int(windows[block[0]][0]), max(int(windows[j][-1]) for j in block) + 1
+        if len(block) > 1 or hi - lo == sizes[block[0]]:
+            rb = pre["norm"][lo:hi] @ pn[block].T  # the block's variant range × its genes
+            for c, j in enumerate(block):
+                r[offsets[j] : offsets[j + 1]] = rb[windows[j] - lo, c]
+        else:  # a window that is not a run of rows (variants of several chromosomes interleaved)
+            j = block[0]
+            r[offsets[j] : offsets[j + 1]] = pre["norm"][windows[j]] @ pn[j]
+    gi = np.repeat(np.arange(len(sel)), sizes)
+    dof = res.dof
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = r * np.sqrt(p_ss[gi] / (n - 1) / pre["var"][rows])
+        t = r * np.sqrt(dof / (1.0 - r * r))
+        slope_se = slope / t
+    tss = sel["tss"].to_numpy(dtype=np.int64)
+    sign = np.where(sel["strand"].to_numpy() == "-", -1, 1)
+    dist = ((dosages.pos[rows].astype(np.int64) - tss[gi]) * sign[gi]).astype(np.int32)
+    gene_ids = sel["gene_id"].astype(str).to_numpy(dtype=object)
+    vid = dosages.variant_id.astype(str)
+    cols = {
+        "phenotype_id": _str_column(gi, gene_ids),
+        "variant_id": _str_column(rows, vid),
+        "tss_distance": dist,
+        "af": pre["af"][rows],
+        "ma_samples": pre["ma_samples"][rows],
+        "ma_count": pre["ma_count"][rows],
+        "pval_nominal": pval_from_t(t, dof),
+        "slope": slope,
+        "slope_se": slope_se,
+        "r": r,
+        "t": t,
+    }
+    nominal = pd.DataFrame(cols, columns=NOMINAL_COLUMNS, copy=False)
+    r2 = r * r
+    tops = []
+    for j, gid in enumerate(gene_ids):
+        a, b = offsets[j], offsets[j + 1]
+        # first variant (window order) within rounding of the largest r²: variants in
+        # perfect LD tie, and the pick must not depend on the last bit of a BLAS kernel
+        seg = r2[a:b]
+        best = a + int(np.argmax(seg >= np.nanmax(seg) * (1 - 1e-12)))
+        top = {"phenotype_id": gid, "num_var": int(sizes[j])}
+        top.update(
+            {k: (vid[rows[best]] if k == "variant_id" else cols[k][best]) for k in NOMINAL_COLUMNS[1:]}
+        )
         if permutations > 0:
             rng = np.random.default_rng([seed, _stable_hash(gid)])
-            r2_perm = permutation_r2(dosages.dosage[ix], p, res, permutations, rng)
+            r2_perm = permutation_r2(dosages.dosage[windows[j]], p_raw[j], res, permutations, rng)
             top["pval_perm"] = (np.sum(r2_perm >= r2[best]) + 1) / (permutations + 1)
             top.update(beta_approx_pval(r2_perm, r2[best], res.dof))
         tops.append(top)
-    if pairs:
-        nominal = pd.DataFrame({k: np.concatenate([c[k] for c in pairs]) for k in NOMINAL_COLUMNS})
-    else:
-        nominal = pd.DataFrame(columns=NOMINAL_COLUMNS)
-    top_columns = ["phenotype_id", "num_var", *NOMINAL_COLUMNS[1:]]
-    return nominal, (pd.DataFrame(tops) if tops else pd.DataFrame(columns=top_columns))
+    return nominal, pd.DataFrame(tops)
+
+
+def _gene_blocks(windows: list[np.ndarray], max_genes: int = 64, slack: float = 0.25) -> list[list[int]]:
+    """Consecutive genes grouped while their windows are runs of rows and the union of
+    the block's windows is at most (1 + slack)× its largest window (genes sorted by TSS,
+    as in a chunk, share most of their cis variants)."""
+    blocks, cur, lo, hi, big = [], [], 0, 0, 0
+    for j, ix in enumerate(windows):
+        a, b = int(ix[0]), int(ix[-1]) + 1
+        run = b - a == ix.size
+        if cur and run and len(cur) < max_genes:
+            nlo, nhi, nbig = min(lo, a), max(hi, b), max(big, b - a)
+            if nhi - nlo <= (1 + slack) * nbig:
+                cur.append(j)
+                lo, hi, big = nlo, nhi, nbig
+                continue
+        if cur:
+            blocks.append(cur)
+        cur, lo, hi, big = [j], a, b, b - a
+        if not run:  # a scattered window is a block of its own
+            blocks.append(cur)
+            cur = []
+    if cur:
+        blocks.append(cur)
+    return blocks
+
+
+_STR_DTYPE = pd.Series(["x"]).dtype  # pandas' default string dtype ("str" in pandas >= 3)
+
+
+def _str_column(codes: np.ndarray, labels: np.ndarray):
+    """labels[codes] as pandas' default string column, built in Arrow (a dictionary
+    decode) instead of element by element from Python objects."""
+    if not isinstance(_STR_DTYPE, pd.StringDtype):  # pandas < 3: object columns
+        return labels[codes]
+    import pyarrow as pa
+
+    arr = pa.DictionaryArray.from_arrays(
+        pa.array(codes, type=pa.int64()), pa.array(list(labels), pa.string())
+    )
+    return pd.array(arr.cast(pa.large_string()), dtype=_STR_DTYPE)
 
 
 def _stable_hash(s: str) -> int:
