@@ -56,7 +56,7 @@ def main() -> None:
     print(f"- peak memory of any job: **{peak_mb:.0f} MB** RSS\n")
     print("| rule | jobs | total s | max RSS MB |\n| --- | ---: | ---: | ---: |")
     for rule, r in per_rule.sort_values("total_s", ascending=False).iterrows():
-        print(f"| {rule} | {r.jobs} | {r.total_s:.1f} | {r.max_rss_mb:.0f} |")
+        print(f"| {rule} | {int(r.jobs)} | {r.total_s:.1f} | {r.max_rss_mb:.0f} |")
     shutil.rmtree(workdir)
 
 
