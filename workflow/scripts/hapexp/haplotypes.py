@@ -536,10 +536,9 @@ class HaplotypeIndex:
         cur = a
         delta = 0  # personal - reference offset so far
         ends, cum = [], []
-        for s, e, rep, rep_rc in edits:
-            # reference piece [cur, s) at personal [cur - a + delta, s - a + delta)
-            p = cur - a + delta
-            q = s - a + delta
+
+        def copy_reference(p: int, q: int, delta: int) -> None:
+            """Reference bases at personal [p, q) (offset delta), clipped to the window."""
             lo = p if p > p0 else p0
             hi = q if q < p1 else p1
             if lo < hi:
@@ -547,6 +546,11 @@ class HaplotypeIndex:
                     out[p1 - hi : p1 - lo] = ref_rc[R - (hi - delta) : R - (lo - delta)]
                 else:
                     out[lo - p0 : hi - p0] = ref_region[lo - delta : hi - delta]
+
+        for s, e, rep, rep_rc in edits:
+            # reference piece [cur, s) at personal [cur - a + delta, s - a + delta)
+            q = s - a + delta
+            copy_reference(cur - a + delta, q, delta)
             n = len(rep)
             if n:
                 lo = q if q > p0 else p0
@@ -563,15 +567,8 @@ class HaplotypeIndex:
             if q + n >= p1:
                 break
         else:
-            p = cur - a + delta
             q = plan.b - a + delta
-            lo = p if p > p0 else p0
-            hi = q if q < p1 else p1
-            if lo < hi:
-                if flip:
-                    out[p1 - hi : p1 - lo] = ref_rc[R - (hi - delta) : R - (lo - delta)]
-                else:
-                    out[lo - p0 : hi - p0] = ref_region[lo - delta : hi - delta]
+            copy_reference(cur - a + delta, q, delta)
             covered = q
         if covered < p1:  # window runs past the personal region's end
             k = max(covered, p0) - p0
