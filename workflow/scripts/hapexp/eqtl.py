@@ -95,6 +95,17 @@ def allele_stats(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return af, ma_samples, ma_count
 
 
+def slope_from_r(r: np.ndarray, p_ss, g_var: np.ndarray, n: int, dof: float):
+    """slope, slope_se and t of the OLS of phenotype on genotype from their residual
+    correlation `r` (tensorQTL's identities; `p_ss`: the phenotype's residual sum of
+    squares, `g_var`: the genotype's residual variance, `n` samples)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = r * np.sqrt(p_ss / (n - 1) / g_var)
+        t = r * np.sqrt(dof / (1.0 - r * r))
+        slope_se = slope / t
+    return slope, slope_se, t
+
+
 def pval_from_t(t: np.ndarray, dof: float) -> np.ndarray:
     """Two-sided p-value, 2·T_dof(-|t|) (scipy's t.cdf kernel without its wrapper overhead)."""
     return 2.0 * special.stdtr(dof, -np.abs(t))
@@ -134,10 +145,7 @@ def associate(
     if r is None:
         r = pre["norm"][ix] @ (p_res / np.sqrt(p_ss))
     dof = residualizer.dof
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = r * np.sqrt(p_ss / (p.shape[0] - 1) / pre["var"][ix])
-        t = r * np.sqrt(dof / (1.0 - r * r))
-        slope_se = slope / t
+    slope, slope_se, t = slope_from_r(r, p_ss, pre["var"][ix], p.shape[0], dof)
     return {
         "af": pre["af"][ix],
         "ma_samples": pre["ma_samples"][ix],
@@ -307,10 +315,7 @@ def scan_genes(
             r[offsets[j] : offsets[j + 1]] = pre["norm"][windows[j]] @ pn[j]
     gi = np.repeat(np.arange(len(sel)), sizes)
     dof = res.dof
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = r * np.sqrt(p_ss[gi] / (n - 1) / pre["var"][rows])
-        t = r * np.sqrt(dof / (1.0 - r * r))
-        slope_se = slope / t
+    slope, slope_se, t = slope_from_r(r, p_ss[gi], pre["var"][rows], n, dof)
     tss = sel["tss"].to_numpy(dtype=np.int64)
     sign = np.where(sel["strand"].to_numpy() == "-", -1, 1)
     dist = ((dosages.pos[rows].astype(np.int64) - tss[gi]) * sign[gi]).astype(np.int32)

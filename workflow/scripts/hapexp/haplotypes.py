@@ -151,7 +151,7 @@ def _deletion_need(pos0, rlen, alen, lo, hi) -> int:
     return int(np.clip(rlen[m] - alen[m], 0, None).sum())
 
 
-def gene_regions(genes: pd.DataFrame, window: int, chrom_len: dict, variants=None, margin: int = 64):
+def index_regions(genes: pd.DataFrame, window: int, chrom_len: dict, variants=None, margin: int = 64):
     """Stored region of each gene: both strands' windows + deletion-proof flanks, clipped."""
     out = []
     for g in genes.itertuples(index=False):
@@ -200,13 +200,13 @@ def build_index(
     samples = list(V.vcf_samples(bcf) if samples is None else samples)
     flank = initial_flank if initial_flank is not None else max(2048, window // 16)
     while True:
-        pre = gene_regions(genes, window + 2 * flank, chrom_len)
+        pre = index_regions(genes, window + 2 * flank, chrom_len)
         reg = pd.DataFrame(
             {"chrom": genes["chrom"], "start0": [r[0] for r in pre], "end0": [r[1] for r in pre]}
         )
         variants, alleles, phased, ploidy = V.read_genotypes(bcf, reg, samples)
         variants, carried, counts = apply_policies(variants, alleles, phased, ploidy, policies, bcf, samples)
-        regions = gene_regions(genes, window, chrom_len, variants)
+        regions = index_regions(genes, window, chrom_len, variants)
         # The read flank must contain each final region, else read more.
         if all(r[0] >= p[0] and r[1] <= p[1] for r, p in zip(regions, pre, strict=True)):
             break

@@ -17,7 +17,6 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pysam
 
@@ -26,7 +25,7 @@ from hapexp.errors import InputError
 from hapexp.formats import match_gene_ids, read_covariates, read_expression, read_sample_list
 from hapexp.genes import build_gene_table, check_chunkable, gene_regions, load_genes, sample_overlap
 from hapexp.gtf import match_contigs
-from hapexp.vcf import merge_regions, vcf_contigs, vcf_paths
+from hapexp.vcf import fasta_lengths, merge_regions, vcf_contigs, vcf_paths
 
 log = logging.getLogger("hapexp.validate")
 
@@ -125,8 +124,7 @@ def check_fasta(path) -> dict[str, int]:
             "reference FASTA has no .fai index beside it",
             f"Index it: `samtools faidx {path}` (or python -c 'import pysam; pysam.faidx(\"{path}\")').",
         )
-    fai_df = pd.read_csv(fai, sep="\t", header=None, usecols=[0, 1], dtype={0: str, 1: np.int64})
-    return dict(zip(fai_df[0], fai_df[1], strict=True))
+    return fasta_lengths(path)
 
 
 def check_vcf_file(path) -> None:
