@@ -1,7 +1,6 @@
 """ISM scoring on a fake haplotype index with an additive position-weight read-out,
 where the exact answer is known: score = w[i, alt] - w[i, ref]."""
 
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -57,10 +56,12 @@ class FakeIndex:
             return np.frombuffer(seq.tobytes().translate(COMP)[::-1], dtype=np.uint8).copy()
         return seq
 
-    def gene_haplotypes(self, gene_id, length, rc_minus):
+    def reference_window(self, gene_id, length, rc_minus):
         s0, strand = self._start0(gene_id)
-        ref = self._orient(self.chrom_seq[s0 : s0 + length].copy(), strand, rc_minus)
-        return SimpleNamespace(reference=ref, tss_index=length // 2, flipped=strand == "-" and rc_minus)
+        return self._orient(self.chrom_seq[s0 : s0 + length].copy(), strand, rc_minus), length // 2
+
+    def gene_haplotypes(self, gene_id, length, rc_minus):
+        raise AssertionError("ISM must not render personal haplotypes")
 
     def single_variant_sequences(self, gene_id, length, variant_ids, rc_minus=True):
         s0, strand = self._start0(gene_id)
@@ -80,7 +81,7 @@ def additive_readout(weights, index=None):
         idx = np.vectorize(CODE.get)(seqs)
         val = weights[np.arange(seqs.shape[1])[None, :], idx].sum(axis=1)
         if index is not None:
-            ref = index.gene_haplotypes("GP", L, True).reference
+            ref = index.reference_window("GP", L, True)[0]
             index.n_reference_rows += int((seqs == ref).all(axis=1).sum())
         return val + 10.0  # positive, for the log2 option
 

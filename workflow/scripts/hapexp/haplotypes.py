@@ -676,6 +676,20 @@ class HaplotypeIndex:
             seqs, P["hap_map"], reference, tss_index(P["strand"], length, rc_minus), flip, gene_id
         )
 
+    def reference_window(self, gene_id, length: int, rc_minus: bool = True) -> tuple[np.ndarray, int]:
+        """The reference-genome window of a gene (gene orientation when flipped) and its
+        0-based TSS index, without planning or rendering any personal haplotype."""
+        g = self._g(gene_id)
+        strand, w0, w1 = self._window(g, length)
+        a, b = int(self._a["reg_start0"][g]), int(self._a["reg_end0"][g])
+        out = np.full(length, N, dtype=np.uint8)
+        lo, hi = max(w0, a), min(w1, b)  # outside the stored region = off the chromosome: N
+        if lo < hi:
+            out[lo - w0 : hi - w0] = self._ref(g, lo, hi)
+        if rc_minus and strand == "-":
+            out = revcomp(out)
+        return out, tss_index(strand, length, rc_minus)
+
     def iter_gene_haplotypes(
         self, gene_id, length: int, batch_size: int = 64, rc_minus: bool = True, samples=None
     ):

@@ -99,10 +99,10 @@ def score_gene(
     variants = select_variants(index.variants(gene_id, window), maf, indels)
     if variants.empty:
         return pd.DataFrame(columns=ISM_COLUMNS)
-    haps = index.gene_haplotypes(gene_id, window, rc_minus)
-    ref_seq = np.asarray(haps.reference, dtype=np.uint8)
+    ref_seq, tss_index = index.reference_window(gene_id, window, rc_minus)
+    ref_seq = np.asarray(ref_seq, dtype=np.uint8)
     # Single-variant sequences are re-anchored on the TSS, so the reference's index holds.
-    tss_index = int(haps.tss_index)
+    tss_index = int(tss_index)
     ids = list(variants["variant_id"])
     alt_values = []
     ref_value = None
