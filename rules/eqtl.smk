@@ -1,4 +1,5 @@
-# cis-eQTL nominal scan (+ optional permutations), tensorQTL statistics (hapexp.eqtl).
+# cis-eQTL nominal scan and permutation pass (eGenes, nominal thresholds), tensorQTL
+# statistics (hapexp.eqtl).
 
 
 rule eqtl:
@@ -25,7 +26,7 @@ rule eqtl:
         window=config["eqtl"].get("window", 1000000),
         models=config["models"],
         maf=config["eqtl"].get("maf", 0.01),
-        permutations=config["eqtl"].get("permutations", 0),
+        permutations=config["eqtl"].get("permutations", 1000),
         seed=config["eqtl"].get("seed", 1),
     script:
         "../workflow/scripts/eqtl.py"
@@ -46,5 +47,7 @@ rule gather_eqtl:
     resources:
         mem_mb=8000,
         runtime=30,
+    params:
+        fdr=config["eqtl"].get("fdr", 0.05),
     script:
         "../workflow/scripts/gather_eqtl.py"

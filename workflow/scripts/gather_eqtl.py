@@ -1,4 +1,4 @@
-"""Rule gather_eqtl: concatenate chunks; per-gene table with q-values (hapexp.eqtl)."""
+"""Rule gather_eqtl: concatenate chunks; per-gene table with eGenes (q-values, nominal thresholds)."""
 
 import sys
 
@@ -6,7 +6,7 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import pandas as pd
 
-from hapexp.eqtl import NOMINAL_COLUMNS, add_qvalues
+from hapexp.eqtl import NOMINAL_COLUMNS, egenes
 from hapexp.io import write_parquet, write_tsv
 from hapexp.log import setup_rule_logging
 
@@ -15,7 +15,15 @@ nominal = pd.concat([pd.read_parquet(f) for f in snakemake.input.nominal], ignor
 nominal = nominal.reindex(columns=NOMINAL_COLUMNS)
 tops = [pd.read_csv(f, sep="\t") for f in snakemake.input.top]
 top = pd.concat(tops, ignore_index=True) if any(len(t) for t in tops) else tops[0]
-top = add_qvalues(top)
+top, summary = egenes(top, fdr=snakemake.params.fdr)
 log.info("%d pairs, %d genes", len(nominal), len(top))
+if summary:
+    log.info(
+        "eGenes (permutations, Storey q <= %(fdr)g): %(egenes)d of %(genes)d; pi0 = %(pi0).3f (%(qvalue_method)s); "
+        "genome-wide min-p threshold %(min_p_threshold).4g",
+        summary,
+    )
+else:
+    log.warning("no permutations (eqtl.permutations: 0): no eGenes; concordance can only use bh_all_pairs")
 write_parquet(nominal, snakemake.output.nominal)
 write_tsv(top, snakemake.output.genes)
