@@ -28,6 +28,7 @@ rule eqtl:
         maf=config["eqtl"].get("maf", 0.01),
         permutations=config["eqtl"].get("permutations", 1000),
         seed=config["eqtl"].get("seed", 1),
+        policies=config["variants"],
     script:
         "../workflow/scripts/eqtl.py"
 

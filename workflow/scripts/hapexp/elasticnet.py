@@ -16,8 +16,9 @@ Faithful to PredictDB / glmnet where it matters for the numbers:
   solver; converged when a sweep moves no standardized coefficient by more than
   sqrt(`thresh`) (glmnet's `thresh`, default 1e-7).
 - **λ path** (`lambda_path`): `λ_max = max_j |x̃_jᵀ(y - ȳ)| / (n α)` (x̃ standardized),
-  `nlambda = 100` log-spaced down to `λ_max · ratio` with `ratio = 1e-4` if n > p
-  else `1e-2`; the path stops early as glmnet's does (after ≥ 5 λ, when the
+  `nlambda = 100` log-spaced down to `λ_max · ratio` with glmnet's
+  `lambda.min.ratio = ifelse(nobs < nvars, 0.01, 0.0001)` (so 1e-4 at n == p); the
+  path stops early as glmnet's does (after ≥ 5 λ, when the
   deviance explained changes by < 1e-5 relative, or exceeds 0.999).
 - **cv.glmnet** (`cv_glmnet`): λ sequence from the full training data, each fold fit
   on it, `cvm` = mean squared error over all held-out individuals, `lambda.min` =
@@ -27,8 +28,20 @@ Faithful to PredictDB / glmnet where it matters for the numbers:
   cor(pred, y) (0 when the prediction is constant), z = atanh(ρ)·sqrt(n_test - 3),
   p = cor.test p-value (uniform random when constant). `rho_avg` = mean ρ, `rho_se`
   = sd(ρ), `rho_zscore` = Σz/√k (Stouffer), `zscore_pval` = 2Φ(-|z|), `R2` =
-  rho_avg². The held-out predictions of all outer folds form the out-of-fold
-  prediction of every individual.
+  rho_avg². These per-fold statistics are PredictDB's, unchanged.
+- **pooled out-of-fold predictions** (`oof.tsv`, what the verdict correlates with
+  expression across all individuals): the held-out predictions of each outer fold,
+  *centred on their fold mean*. Uncentred, each fold's predictions carry its
+  intercept, the training part's mean of y; y is centred on all individuals, so that
+  mean is −(n_test/n_train)·(the held-out fold's mean of y) and pooled predictions
+  anti-correlate with y even when nothing is predictable (measured on null genes:
+  mean pooled r −0.06 to −0.1). Centred within folds, the pooled prediction has zero
+  mean in every fold, so its covariance with any expression vector is the sum of the
+  within-fold covariances: the fold means of the expression — the only information
+  shared across folds — drop out, without giving the elastic net fold indicators as
+  extra covariates (which would make its residualization differ from the deep
+  models'). Within a fold nothing changes (correlation is shift-invariant). Null
+  genes then give pooled r centred on 0 (tests/test_elasticnet.py).
 - **final model**: cv.glmnet on all individuals (fresh inner folds), weights at
   `lambda.min`; `in_sample_R2` from that fit. Genes with < 2 variants are not fit.
 """
@@ -95,7 +108,7 @@ def lambda_path(xs: np.ndarray, yc: np.ndarray, alpha: float, nlambda: int = 100
     """glmnet's default λ sequence for standardized `xs` and centered `yc`."""
     n, p = xs.shape
     if ratio is None:
-        ratio = 1e-4 if n > p else 1e-2
+        ratio = 1e-2 if n < p else 1e-4  # glmnet: lambda.min.ratio = ifelse(nobs < nvars, 0.01, 1e-4)
     lam_max = np.max(np.abs(xs.T @ yc)) / (n * alpha)
     if lam_max <= 0:
         return np.array([0.0])
@@ -322,7 +335,9 @@ def gene_folds(n: int, outer_folds: int, inner_folds: int, rng):
 
 
 def nested_cv(x, y, outer, inner, alpha: float, rng, thresh: float = 1e-7):
-    """PredictDB's nested_cv_elastic_net_perf on the given folds, plus out-of-fold predictions."""
+    """PredictDB's nested_cv_elastic_net_perf on the given folds, plus the pooled
+    out-of-fold predictions (each fold's held-out predictions centred on their mean;
+    module doc)."""
     n = y.size
     outer_folds = len(inner)
     oof = np.empty(n)
@@ -335,7 +350,7 @@ def nested_cv(x, y, outer, inner, alpha: float, rng, thresh: float = 1e-7):
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as e:  # PredictDB: predict the mean
             log.warning("inner fit failed (%s); predicting the training mean", e)
             pred = np.full(int(te.sum()), y[tr].mean())
-        oof[te] = pred
+        oof[te] = pred - pred.mean()  # no fold intercept in the pooled predictions
         perf.append(_fold_perf(y[te], pred, rng))
     r2s, rhos, zs, ps = (np.array(v) for v in zip(*perf, strict=True))
     rho_zscore = zs.sum() / math.sqrt(outer_folds)
