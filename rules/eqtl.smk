@@ -40,6 +40,7 @@ rule gather_eqtl:
     output:
         nominal="results/{cohort}/eqtl/nominal.parquet",
         genes="results/{cohort}/eqtl/genes.tsv",
+        summary="results/{cohort}/eqtl/egenes.json",
     log:
         "logs/{cohort}/gather_eqtl.log",
     conda:

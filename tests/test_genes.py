@@ -17,7 +17,6 @@ from hapexp.genes import (
     write_chunks,
 )
 
-
 V44_GTF = Path(__file__).parent / "data" / "formats" / "gencode_v44_like.gtf"
 
 

@@ -4,10 +4,12 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
+import json
+
 import pandas as pd
 
 from hapexp.eqtl import NOMINAL_COLUMNS, egenes
-from hapexp.io import write_parquet, write_tsv
+from hapexp.io import atomic_output, write_parquet, write_tsv
 from hapexp.log import setup_rule_logging
 
 log = setup_rule_logging(snakemake)
@@ -20,10 +22,12 @@ log.info("%d pairs, %d genes", len(nominal), len(top))
 if summary:
     log.info(
         "eGenes (permutations, Storey q <= %(fdr)g): %(egenes)d of %(genes)d; pi0 = %(pi0).3f (%(qvalue_method)s); "
-        "genome-wide min-p threshold %(min_p_threshold).4g",
+        "genome-wide min-p threshold %(min_p_threshold)s",
         summary,
     )
 else:
     log.warning("no permutations (eqtl.permutations: 0): no eGenes; concordance can only use bh_all_pairs")
 write_parquet(nominal, snakemake.output.nominal)
 write_tsv(top, snakemake.output.genes)
+with atomic_output(snakemake.output.summary) as tmp:
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -30,18 +30,23 @@ Faithful to PredictDB / glmnet where it matters for the numbers:
   = sd(ρ), `rho_zscore` = Σz/√k (Stouffer), `zscore_pval` = 2Φ(-|z|), `R2` =
   rho_avg². These per-fold statistics are PredictDB's, unchanged.
 - **pooled out-of-fold predictions** (`oof.tsv`, what the verdict correlates with
-  expression across all individuals): the held-out predictions of each outer fold,
-  *centred on their fold mean*. Uncentred, each fold's predictions carry its
-  intercept, the training part's mean of y; y is centred on all individuals, so that
-  mean is −(n_test/n_train)·(the held-out fold's mean of y) and pooled predictions
-  anti-correlate with y even when nothing is predictable (measured on null genes:
-  mean pooled r −0.06 to −0.1). Centred within folds, the pooled prediction has zero
-  mean in every fold, so its covariance with any expression vector is the sum of the
-  within-fold covariances: the fold means of the expression — the only information
-  shared across folds — drop out, without giving the elastic net fold indicators as
-  extra covariates (which would make its residualization differ from the deep
-  models'). Within a fold nothing changes (correlation is shift-invariant). Null
-  genes then give pooled r centred on 0 (tests/test_elasticnet.py).
+  expression across all individuals): each outer fold's held-out predictions are
+  *centred and scaled to unit SD within the fold* (a fold whose model predicts a
+  constant contributes zeros), then pooled. Why: (i) uncentred, each fold's
+  predictions carry its intercept, the training part's mean of y; y is centred on all
+  individuals, so that mean is −(n_test/n_train)·(the held-out fold's mean of y) and
+  the pooled predictions anti-correlate with y when nothing is predictable (null
+  genes: mean pooled r −0.10); (ii) centred only, the pooled r still leans negative
+  (−0.01 to −0.02): a fold's model is trained on the other folds' held-out people, so
+  when those people's expression happens to follow their own fold's predictions, the
+  other folds' models grow and the pooled predictions' overall spread — the
+  denominator of r — grows with exactly the positive numerators. Scaled within
+  folds, the spread is fixed and the pooled r is a weighted average of within-fold
+  correlations, each computed on people its model never saw: centred on 0 under the
+  null (tests/test_elasticnet.py), with no fold indicators added as covariates (which
+  would make the elastic net's residualization differ from the deep models'). The
+  prediction scale is dropped; the verdict only uses correlations. PredictDB's
+  per-fold statistics above are computed on the unscaled predictions, unchanged.
 - **final model**: cv.glmnet on all individuals (fresh inner folds), weights at
   `lambda.min`; `in_sample_R2` from that fit. Genes with < 2 variants are not fit.
 """
@@ -336,8 +341,8 @@ def gene_folds(n: int, outer_folds: int, inner_folds: int, rng):
 
 def nested_cv(x, y, outer, inner, alpha: float, rng, thresh: float = 1e-7):
     """PredictDB's nested_cv_elastic_net_perf on the given folds, plus the pooled
-    out-of-fold predictions (each fold's held-out predictions centred on their mean;
-    module doc)."""
+    out-of-fold predictions (each fold's held-out predictions centred and scaled to
+    unit SD within the fold; module doc)."""
     n = y.size
     outer_folds = len(inner)
     oof = np.empty(n)
@@ -350,7 +355,7 @@ def nested_cv(x, y, outer, inner, alpha: float, rng, thresh: float = 1e-7):
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as e:  # PredictDB: predict the mean
             log.warning("inner fit failed (%s); predicting the training mean", e)
             pred = np.full(int(te.sum()), y[tr].mean())
-        oof[te] = pred - pred.mean()  # no fold intercept in the pooled predictions
+        oof[te] = standardize_fold(pred)  # no fold intercept, no fold-dependent spread
         perf.append(_fold_perf(y[te], pred, rng))
     r2s, rhos, zs, ps = (np.array(v) for v in zip(*perf, strict=True))
     rho_zscore = zs.sum() / math.sqrt(outer_folds)
@@ -364,6 +369,17 @@ def nested_cv(x, y, outer, inner, alpha: float, rng, thresh: float = 1e-7):
         "R2": rhos.mean() ** 2,
         "zscore_pval": float(2 * stats.norm.sf(abs(rho_zscore))),
     }, oof
+
+
+def standardize_fold(pred: np.ndarray) -> np.ndarray:
+    """Held-out predictions of one outer fold, centred and divided by their SD (ddof 0);
+    a constant prediction (an empty model) gives zeros."""
+    c = pred - pred.mean()
+    sd = math.sqrt(float(c @ c) / c.size) if c.size else 0.0
+    # below float rounding of the predictions' magnitude: constant
+    if sd <= 1e-12 * max(float(np.abs(pred).max()) if pred.size else 0.0, 1e-300):
+        return np.zeros_like(c)
+    return c / sd
 
 
 def scale_expression(y: np.ndarray) -> np.ndarray:

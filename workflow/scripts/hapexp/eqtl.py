@@ -446,7 +446,7 @@ def egenes(top: pd.DataFrame, fdr: float = 0.05) -> tuple[pd.DataFrame, dict]:
         "fdr": float(fdr),
         "pi0": float(pi0),
         "qvalue_method": method,
-        "min_p_threshold": float(threshold),
+        "min_p_threshold": None if np.isnan(threshold) else float(threshold),
     }
     log.info("eGenes: %s", summary)
     return top, summary

@@ -24,6 +24,7 @@ from hapexp.config import model_spec
 from hapexp.errors import InputError
 from hapexp.formats import match_gene_ids, read_covariates, read_expression, read_sample_list
 from hapexp.genes import build_gene_table, check_chunkable, gene_regions, load_genes, sample_overlap
+from hapexp.genotypes import resolve_window
 from hapexp.gtf import match_contigs
 from hapexp.vcf import fasta_lengths, merge_regions, vcf_contigs, vcf_paths
 
@@ -97,6 +98,22 @@ def check_config(config: dict, schema: dict, configfile: str = "config") -> None
                 f"cohort {name!r}: vcf {c['vcf']!r} has {{chrom}} but no `chromosomes` list",
                 f"Add cohorts.{name}.chromosomes: [...] with the names that fill {{chrom}}.",
             )
+    method = config.get("concordance", {}).get("eqtl_significance", "permutation")
+    if method == "permutation" and int(config.get("eqtl", {}).get("permutations", 1000)) == 0:
+        raise InputError(
+            configfile,
+            "eqtl.permutations is 0, but eGenes (concordance.eqtl_significance: permutation) come from the "
+            "permutation pass",
+            "Set eqtl.permutations (e.g. 1000), or concordance.eqtl_significance: bh_all_pairs (legacy).",
+        )
+    for stage in ("eqtl", "elasticnet"):
+        window = config.get(stage, {}).get("window", 1000000)
+        try:
+            resolve_window(window, config["models"])
+        except ValueError as e:
+            raise InputError(
+                configfile, f"{stage}.window: {e}", "See config/README.md, section " + stage
+            ) from None
 
 
 def _schema_at(schema: dict, path) -> dict:
@@ -211,8 +228,12 @@ def scan_vcf(
     missing_policy: str,
     to_vcf: dict[str, str],
     samples: list[str],
+    alleles: list | None = None,
 ) -> dict[str, int]:
     """Check REF against the FASTA, phasing and missingness in `regions`.
+
+    `alleles` (a list, optional) receives (REF, ALT, ALT frequency over called alleles) of
+    every ALT of every record, for the variant-policy counts (`policy_counts`).
 
     `regions`: chrom (FASTA names), start0, end0 (0-based half-open); `to_vcf` maps
     FASTA contig names to the file's. Raises on REF mismatches (count and first
@@ -228,6 +249,13 @@ def scan_vcf(
                 continue
             for rec in vf.fetch(to_vcf[chrom], max(0, start0), end0):
                 counts["records"] += 1
+                if alleles is not None:
+                    called = [
+                        a for smp in rec.samples.values() for a in (smp.get("GT") or ()) if a is not None
+                    ]
+                    for k, alt in enumerate(rec.alts or (), start=1):
+                        af = sum(a == k for a in called) / len(called) if called else 0.0
+                        alleles.append((rec.ref, alt, af))
                 ref_fa = fasta.fetch(chrom, rec.pos - 1, rec.pos - 1 + len(rec.ref)).upper()
                 if ref_fa != rec.ref.upper():
                     counts["ref_mismatch"] += 1
@@ -380,10 +408,38 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
     # VCF content in the largest model window around the kept genes.
     half = max(model_spec(m)["window"] for m in config["models"].values()) // 2
     regions = gene_regions(kept, half)
+    alleles: list = []
     for path, names in to_vcf.items():
         scanned = scan_vcf(
-            path, fasta, regions, vcfg.get("unphased", "error"), vcfg.get("missing", "ref"), names, samples
+            path,
+            fasta,
+            regions,
+            vcfg.get("unphased", "error"),
+            vcfg.get("missing", "ref"),
+            names,
+            samples,
+            alleles=alleles,
         )
         for k, v in scanned.items():
             report.facts[k] = report.facts.get(k, 0) + v
+    report.facts["variant_policy"] = policy_counts(alleles, vcfg)
     return report
+
+
+def policy_counts(alleles: list, policies: dict) -> dict:
+    """The `variants` policy applied to (REF, ALT, frequency) triples: what every stage
+    keeps (`hapexp.variant_policy`), counted over the models' windows."""
+    from .variant_policy import POLICY_DEFAULTS, record_mask
+
+    p = {k: v for k, v in {**POLICY_DEFAULTS, **(policies or {})}.items() if k in ("snv_only", "maf")}
+    if not alleles:
+        return {"policy": p, "records": 0, "kept": 0, "skipped": {}, "region": "models' windows"}
+    ref, alt, af = zip(*alleles, strict=True)
+    keep, counts = record_mask(ref, alt, af, policies)
+    return {
+        "policy": p,
+        "region": "models' windows",
+        "records": int(counts["records_read"]),
+        "kept": int(keep.sum()),
+        "skipped": {k: int(v) for k, v in sorted(counts.items()) if k.startswith("skipped") and v},
+    }
