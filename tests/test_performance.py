@@ -325,3 +325,52 @@ def test_pure_bf16_rounding_noise_is_constant_not_tested():
     floor.iloc[:5] = 1e-2
     per_gene = perf.cross_individual(expr, {"m": noise}, floors={"m": floor})
     assert per_gene["constant"].tolist() == [True] * 5 + [False] * 15
+
+
+def test_cross_gene_reads_the_expression_level_not_the_residualized_matrix(tmp_path):
+    """A PEER/PC-residualized expression has gene means of ~0: no level to compare the
+    reference prediction with. With `expression_level` (un-residualized, columns named like
+    Geuvadis GD660 libraries) the cross-gene r recovers the level; without, it cannot."""
+    from hapexp.io import write_matrix
+
+    rng = np.random.default_rng(8)
+    genes = [f"G{i}" for i in range(40)]
+    samples = [f"HG{i:05d}" for i in range(30)]
+    level = rng.uniform(0, 10, size=40)
+    rpkm = pd.DataFrame(2 ** level[:, None] * rng.uniform(0.7, 1.3, (40, 30)), index=genes)
+    rpkm.columns = [f"{s}.1.M_111124_{i % 8}" for i, s in enumerate(samples)]
+    rpkm["NA99999.1.M_1"] = 1e6  # a library of someone not analysed: ignored
+    resid = pd.DataFrame(rng.normal(size=(40, 30)), index=genes, columns=samples)
+    assert perf.level_columns(rpkm, samples).shape[1] == 30
+    prepared = tmp_path / "prepared.tsv"
+    write_matrix(resid, prepared)
+    matrix = tmp_path / "m.tsv"
+    write_matrix(resid + rng.normal(size=resid.shape), matrix)
+    ref = tmp_path / "ref.tsv"
+    pd.DataFrame({"gene_id": genes, "value": level + 0.2 * rng.normal(size=40)}).to_csv(
+        ref, sep="\t", index=False
+    )
+    raw = tmp_path / "raw.tsv"
+    write_matrix(resid, raw)
+    lvl = tmp_path / "level.tsv"
+    rpkm.index.name = "gene_id"
+    rpkm.to_csv(lvl, sep="\t")
+    out = {}
+    for name, kw in (("level", {"level_path": lvl, "level_format": "tsv"}), ("resid", {})):
+        perf.run(
+            prepared,
+            raw,
+            "tsv",
+            {"m": matrix},
+            {"m": ref},
+            tmp_path / f"p_{name}.tsv",
+            tmp_path / f"cg_{name}.tsv",
+            **kw,
+        )
+        out[name] = pd.read_csv(tmp_path / f"cg_{name}.tsv", sep="\t").iloc[0]
+    assert out["level"]["spearman_r"] > 0.9 and out["level"]["expression_source"].startswith(
+        "expression_level"
+    )
+    assert abs(out["resid"]["spearman_r"]) < 0.4 and out["resid"]["expression_source"].startswith(
+        "expression ("
+    )

@@ -145,9 +145,10 @@ def render_markdown(
     lines = [f"# hapexp summary: cohort `{cohort}`", ""]
     people = f"the same {ctx['n_samples']} individuals" if ctx.get("n_samples") else "the same individuals"
     if ctx.get("residualized", True):
+        k = ctx.get("n_covariates", "k")
         resid = (
-            f"each predictor's predictions residualized on the same {ctx.get('n_covariates', 'k')} covariates "
-            "(+ expression PCs) as the expression, t-test on n − 2 − k degrees of freedom"
+            f"each predictor's predictions residualized on the same k = {k} covariates as the expression "
+            "(user covariates + expression PCs), t-test on n − 2 − k degrees of freedom"
         )
     else:
         resid = "raw predictions against the residualized expression (n − 2 degrees of freedom; the anchors' form)"
@@ -253,9 +254,12 @@ def render_markdown(
             "- Variants: one policy for every predictor (haplotypes, eQTL, elastic net, ISM): "
             + ", ".join(f"{k} = {v}" for k, v in vp.get("policy", {}).items())
             + (
-                f"; in the models' windows {vp['records']} records, {vp['kept']} kept ("
-                + ", ".join(f"{k} {v}" for k, v in vp.get("skipped", {}).items())
-                + ")."
+                f"; in the models' windows {vp['records']} records, {vp['kept']} kept"
+                + (
+                    " (" + ", ".join(f"{k} {v}" for k, v in vp["skipped"].items()) + ")."
+                    if vp.get("skipped")
+                    else "."
+                )
                 if "records" in vp
                 else "."
             )
