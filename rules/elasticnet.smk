@@ -33,6 +33,7 @@ rule elasticnet:
         thresh=config["elasticnet"].get("thresh", 1e-7),
         policies=config["variants"],
         predictdb_exclusions=config["elasticnet"].get("predictdb_exclusions", True),
+        build=config["reference"].get("build"),
     script:
         "../workflow/scripts/elasticnet.py"
 

@@ -9,16 +9,16 @@ import json
 import pandas as pd
 
 from hapexp.eqtl import NOMINAL_COLUMNS, egenes
-from hapexp.io import atomic_output, write_parquet, write_tsv
+from hapexp.io import atomic_output, concat_parquet, write_tsv
 from hapexp.log import setup_rule_logging
 
 log = setup_rule_logging(snakemake)
-nominal = pd.concat([pd.read_parquet(f) for f in snakemake.input.nominal], ignore_index=True)
-nominal = nominal.reindex(columns=NOMINAL_COLUMNS)
+# Streamed chunk by chunk: the nominal pairs of a whole cohort need not fit in memory.
+n_pairs = concat_parquet(snakemake.input.nominal, snakemake.output.nominal, NOMINAL_COLUMNS)
 tops = [pd.read_csv(f, sep="\t") for f in snakemake.input.top]
 top = pd.concat(tops, ignore_index=True) if any(len(t) for t in tops) else tops[0]
 top, summary = egenes(top, fdr=snakemake.params.fdr)
-log.info("%d pairs, %d genes", len(nominal), len(top))
+log.info("%d pairs, %d genes", n_pairs, len(top))
 if summary:
     log.info(
         "eGenes (permutations, Storey q <= %(fdr)g): %(egenes)d of %(genes)d; pi0 = %(pi0).3f (%(qvalue_method)s); "
@@ -27,7 +27,6 @@ if summary:
     )
 else:
     log.warning("no permutations (eqtl.permutations: 0): no eGenes; concordance can only use bh_all_pairs")
-write_parquet(nominal, snakemake.output.nominal)
 write_tsv(top, snakemake.output.genes)
 with atomic_output(snakemake.output.summary) as tmp:
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
