@@ -174,7 +174,6 @@ rule summary:
             "predictdb_exclusions": config["elasticnet"].get(
                 "predictdb_exclusions", True
             ),
-            "eqtl_fdr": config["eqtl"].get("fdr", 0.05),
             "permutations": config["eqtl"].get("permutations", 1000),
         },
     script:
