@@ -254,7 +254,7 @@ def render_markdown(
             "- Variants: one policy for every predictor (haplotypes, eQTL, elastic net, ISM): "
             + ", ".join(f"{k} = {v}" for k, v in vp.get("policy", {}).items())
             + (
-                f"; in the models' windows {vp['records']} records, {vp['kept']} kept"
+                f"; in the models' windows {vp['records']} variant records (one per ALT allele), {vp['kept']} kept"
                 + (
                     " (" + ", ".join(f"{k} {v}" for k, v in vp["skipped"].items()) + ")."
                     if vp.get("skipped")
