@@ -3,7 +3,11 @@
 # per-gene concordance of each model's ISM with the eQTL scan.
 
 
-from hapexp.performance import legacy_params, rule_inputs as performance_inputs
+from hapexp.performance import (
+    legacy_params,
+    model_floors,
+    rule_inputs as performance_inputs,
+)
 
 
 rule performance:
@@ -28,6 +32,12 @@ rule performance:
             "expression_format", "auto"
         ),
         legacy=legacy_params(config),
+        residualize=config.get("performance", {}).get("residualize_predictions", True),
+        floors=model_floors(config),
+        level_format=lambda wildcards: cohort_cfg(wildcards).get(
+            "expression_level_format", "auto"
+        ),
+        policies=config["variants"],
     script:
         "../workflow/scripts/performance.py"
 
@@ -36,6 +46,7 @@ rule concordance:
     input:
         ism="results/{cohort}/ism/{model}.parquet",
         eqtl="results/{cohort}/eqtl/nominal.parquet",
+        egenes="results/{cohort}/eqtl/genes.tsv",
         predictions="results/{cohort}/predict/{model}.matrix.tsv",
         bcf="results/{cohort}/variants/normalized.bcf",
     output:

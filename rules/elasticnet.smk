@@ -31,6 +31,8 @@ rule elasticnet:
         inner_folds=config["elasticnet"].get("inner_folds", 10),
         seed=config["elasticnet"].get("seed", 42),
         thresh=config["elasticnet"].get("thresh", 1e-7),
+        policies=config["variants"],
+        predictdb_exclusions=config["elasticnet"].get("predictdb_exclusions", True),
         build=config["reference"].get("build"),
     script:
         "../workflow/scripts/elasticnet.py"

@@ -1,4 +1,5 @@
-# cis-eQTL nominal scan (+ optional permutations), tensorQTL statistics (hapexp.eqtl).
+# cis-eQTL nominal scan and permutation pass (eGenes, nominal thresholds), tensorQTL
+# statistics (hapexp.eqtl).
 
 
 rule eqtl:
@@ -25,8 +26,9 @@ rule eqtl:
         window=config["eqtl"].get("window", 1000000),
         models=config["models"],
         maf=config["eqtl"].get("maf", 0.01),
-        permutations=config["eqtl"].get("permutations", 0),
+        permutations=config["eqtl"].get("permutations", 1000),
         seed=config["eqtl"].get("seed", 1),
+        policies=config["variants"],
     script:
         "../workflow/scripts/eqtl.py"
 
@@ -38,6 +40,7 @@ rule gather_eqtl:
     output:
         nominal="results/{cohort}/eqtl/nominal.parquet",
         genes="results/{cohort}/eqtl/genes.tsv",
+        summary="results/{cohort}/eqtl/egenes.json",
     log:
         "logs/{cohort}/gather_eqtl.log",
     conda:
@@ -46,5 +49,7 @@ rule gather_eqtl:
     resources:
         mem_mb=8000,
         runtime=30,
+    params:
+        fdr=config["eqtl"].get("fdr", 0.05),
     script:
         "../workflow/scripts/gather_eqtl.py"

@@ -19,7 +19,10 @@ MODEL_FIGURES = [
 rule figures_cohort:
     input:
         performance="results/{cohort}/performance.tsv",
-        raw=lambda wildcards: cohort_cfg(wildcards)["expression"],
+        prepared="results/{cohort}/expression/prepared.tsv",
+        # the un-residualized expression level when given (cross-gene), else the expression
+        raw=lambda wildcards: cohort_cfg(wildcards).get("expression_level")
+        or cohort_cfg(wildcards)["expression"],
         references=expand(
             "results/{{cohort}}/predict/{model}.reference.tsv", model=MODELS
         ),
@@ -56,9 +59,12 @@ rule figures_cohort:
         runtime=30,
     params:
         models=MODELS,
-        raw_format=lambda wildcards: cohort_cfg(wildcards).get(
-            "expression_format", "auto"
+        raw_format=lambda wildcards: (
+            cohort_cfg(wildcards).get("expression_level_format", "auto")
+            if cohort_cfg(wildcards).get("expression_level")
+            else cohort_cfg(wildcards).get("expression_format", "auto")
         ),
+        is_level=lambda wildcards: bool(cohort_cfg(wildcards).get("expression_level")),
         cfg=config.get("concordance", {}),
     script:
         "../workflow/scripts/figures.py"
@@ -69,6 +75,7 @@ rule figures_model:
         performance="results/{cohort}/performance.tsv",
         ism="results/{cohort}/ism/{model}.parquet",
         eqtl="results/{cohort}/eqtl/nominal.parquet",
+        egenes="results/{cohort}/eqtl/genes.tsv",
         concordance="results/{cohort}/concordance/{model}.tsv",
         drivers="results/{cohort}/concordance/{model}.drivers.tsv",
     output:
@@ -127,6 +134,10 @@ rule summary:
         cross_gene="results/{cohort}/cross_gene.tsv",
         concordance=expand("results/{{cohort}}/concordance/{model}.tsv", model=MODELS),
         agreement="results/{cohort}/concordance/models.tsv",
+        validation="results/{cohort}/validation.json",
+        egenes="results/{cohort}/eqtl/egenes.json",
+        covariates="results/{cohort}/expression/covariates.tsv",
+        prepared="results/{cohort}/expression/prepared.tsv",
         # The figures are not read here; asking for them makes `all` build the report's content.
         figures=expand("results/{{cohort}}/figures/{name}.png", name=COHORT_FIGURES)
         + expand(
@@ -153,5 +164,17 @@ rule summary:
     params:
         models=MODELS,
         fdr=lambda wildcards: float(config.get("concordance", {}).get("fdr", 0.05)),
+        context={
+            "residualize": config.get("performance", {}).get(
+                "residualize_predictions", True
+            ),
+            "eqtl_significance": config.get("concordance", {}).get(
+                "eqtl_significance", "permutation"
+            ),
+            "predictdb_exclusions": config["elasticnet"].get(
+                "predictdb_exclusions", True
+            ),
+            "permutations": config["eqtl"].get("permutations", 1000),
+        },
     script:
         "../workflow/scripts/summary.py"

@@ -5,12 +5,17 @@
 # The largest model window: every haplotype index covers it.
 HAP_WINDOW = max(int(model_spec(m)["window"]) for m in config["models"].values())
 # Regions kept by normalize_variants: that window plus a flank to re-fill deletions,
-# or the eQTL / elastic-net cis windows if larger.
+# or the eQTL / elastic-net cis windows if larger (TSS ± flank; gene-body windows
+# add each gene's body ± their flank).
+LINEAR_WINDOWS = [
+    resolve_window(config[stage]["window"], config["models"])
+    for stage in ("eqtl", "elasticnet")
+]
 VARIANT_HALF_WIDTH = max(
     HAP_WINDOW // 2 + max(4096, HAP_WINDOW // 4),
-    int(config["eqtl"]["window"]),
-    int(config["elasticnet"]["window"]),
+    *(window_flank(w) for w in LINEAR_WINDOWS if w[0] != "gene_body"),
 )
+GENE_BODY_FLANK = max([w[1] for w in LINEAR_WINDOWS if w[0] == "gene_body"], default=0)
 # The cohort's VCF, or its per-chromosome files when the path contains {chrom}.
 COHORT_VCFS = lambda wildcards: [
     config["cohorts"][wildcards.cohort]["vcf"].replace("{chrom}", str(ch))
@@ -64,6 +69,7 @@ rule normalize_variants:
         runtime=120,
     params:
         half_width=VARIANT_HALF_WIDTH,
+        gene_body_flank=GENE_BODY_FLANK,
         harmonize=config["variants"].get("harmonize_chrom", True),
     script:
         "../workflow/scripts/normalize_variants.py"

@@ -29,7 +29,7 @@ def _tables(seed=0):
 
 def test_concordance_direction_and_support():
     ism, eqtl = _tables()
-    table, drivers = cc.concordance(ism, eqtl, {"fdr": 0.05, "top_k": 3})
+    table, drivers = cc.concordance(ism, eqtl, {"fdr": 0.05, "top_k": 3, "eqtl_significance": "bh_all_pairs"})
     t = table.set_index("gene_id")
     assert list(table.columns) == cc.CONCORDANCE_COLUMNS
     assert t.loc["G_same", "ism_eqtl_r"] > 0.95 and t.loc["G_flip", "ism_eqtl_r"] < -0.95
@@ -108,7 +108,7 @@ def test_additive_approximation_and_drivers_with_dosages():
 
 def test_mark_significant_is_bh_over_all_tests():
     eqtl = pd.DataFrame({"pval_nominal": [0.2, 0.001, 0.036, 0.008, 0.5]})
-    out = cc.mark_significant(eqtl, 0.05)
+    out = cc.mark_significant(eqtl, 0.05, method="bh_all_pairs")
     np.testing.assert_allclose(out["eqtl_fdr"], [0.25, 0.005, 0.06, 0.02, 0.5])
     # 0.036 < 0.05 nominally but not after BH.
     assert list(out["significant"]) == [False, True, False, True, False]
@@ -127,3 +127,62 @@ def test_model_agreement_separates_magnitude_from_direction():
     np.testing.assert_allclose(ab["sign_agreement"], 0.0)
     ac = t[(t.model_a == "a") & (t.model_b == "c")]
     np.testing.assert_allclose(ac["sign_agreement"], 1.0)
+
+
+def test_permutation_significance_uses_egenes_and_their_thresholds():
+    """GTEx: only eGenes' pairs, each below its own gene's nominal threshold (strict)."""
+    eqtl = pd.DataFrame(
+        {
+            "phenotype_id": ["A", "A", "A", "B", "B"],
+            "variant_id": ["a1", "a2", "a3", "b1", "b2"],
+            "pval_nominal": [1e-8, 2e-5, 1e-4, 1e-12, 0.3],
+        }
+    )
+    egenes = pd.DataFrame(
+        {"phenotype_id": ["A", "B"], "is_egene": [True, False], "pval_nominal_threshold": [1e-4, 0.5]}
+    )
+    out = cc.mark_significant(eqtl, method="permutation", egenes=egenes)
+    # a3 sits exactly at A's threshold (not below); B is no eGene however small its p
+    assert out["significant"].tolist() == [True, True, False, False, False]
+    with pytest.raises(ValueError, match="permutations"):
+        cc.mark_significant(eqtl, method="permutation", egenes=None)
+
+
+def test_unresolved_ism_is_excluded_and_counted_not_zero():
+    """Unresolved scores (NaN) leave correlations, sign agreement, top-k and support exactly
+    as if those variants had not been scored, and are counted; read as 0 they would have
+    pulled the ISM-eQTL r towards 0 and entered the top k / agreement."""
+    ism, eqtl = _tables()
+    g = ism[ism.gene_id == "G_same"].copy()
+    e = eqtl[eqtl.phenotype_id == "G_same"]
+    unresolved = g.index[[5, 8, 11, 14, 20, 25]]
+    g.loc[unresolved, "score"] = np.nan
+    cfg = {"top_k": 3, "eqtl_significance": "bh_all_pairs"}
+    t_nan, _ = cc.concordance(g, e, cfg)
+    t_drop, _ = cc.concordance(g.drop(index=unresolved), e, cfg)
+    row = t_nan.iloc[0]
+    assert row["n_ism"] == 30 and row["n_ism_unresolved"] == 6 and row["n_shared"] == 24
+    for col in ["ism_eqtl_r", "ism_eqtl_r_sig", "sign_agree_topk", "sign_agree_sig", "supported_fraction"]:
+        assert row[col] == pytest.approx(t_drop.iloc[0][col], abs=1e-12), col
+    ok = g["score"].notna().to_numpy()
+    slope = e.set_index("variant_id").loc[g["variant_id"], "slope"].to_numpy()
+    assert row["ism_eqtl_r"] == pytest.approx(
+        np.corrcoef(g["score"].to_numpy()[ok], slope[ok])[0, 1], abs=1e-12
+    )
+    zero = cc.concordance(g.fillna({"score": 0.0}), e, cfg)[0].iloc[0]
+    assert zero["n_ism_unresolved"] == 0 and zero["ism_eqtl_r"] != pytest.approx(row["ism_eqtl_r"], abs=1e-3)
+
+
+def test_model_agreement_counts_only_variants_resolved_by_both():
+    ism, _ = _tables()
+    a = ism.copy()
+    b = ism.assign(score=-ism["score"])
+    a.loc[[0, 1], "score"] = np.nan  # unresolved in model a
+    b.loc[[1, 2, 3], "score"] = np.nan  # unresolved in model b
+    t = cc.model_agreement({"a": a, "b": b}).set_index("gene_id")
+    # G_same holds rows 0..29: rows 0-3 unresolved in either model
+    assert t.loc["G_same", "n"] == 26 and t.loc["G_same", "n_unresolved"] == 4
+    assert t.loc["G_flip", "n"] == 30 and t.loc["G_flip", "n_unresolved"] == 0
+    assert t.loc["G_same", "sign_agreement"] == 0.0 and t.loc["G_same", "r_score"] == pytest.approx(-1.0)
+    # "both 0" would have agreed in sign: with NaN read as 0 the pairs (0, 0) never existed
+    assert np.isfinite(t["r_magnitude"]).all()

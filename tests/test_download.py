@@ -401,6 +401,14 @@ def _place_geuvadis_fixtures(workdir: Path, cfg: dict) -> None:
         for gid, c, s, _, _ in genes:
             v = "\t".join(f"{x:.3f}" for x in rng.normal(size=len(samples)))
             fh.write(f"{gid[:-1]}2\t{gid[:-1]}2\t{c}\t{s}\t{v}\n")
+    level = workdir / cfg["cohorts"]["geuvadis"]["expression_level"]
+    with gzip.open(level, "wt") as fh:  # GD660: RPKM per library (sample.replicate.lab)
+        fh.write(
+            "TargetID\tGene_Symbol\tChr\tCoord\t" + "\t".join(f"{x}.1.M_111124_1" for x in samples) + "\n"
+        )
+        for gid, c, s, _, _ in genes:
+            v = "\t".join(f"{x:.3f}" for x in rng.uniform(1, 50, size=len(samples)))
+            fh.write(f"{gid[:-1]}2\t{gid[:-1]}2\t{c}\t{s}\t{v}\n")
 
 
 @pytest.mark.slow
@@ -412,12 +420,13 @@ def test_geuvadis_preset_dry_run(tmp_path):
     preset = REPO / "config/geuvadis.yaml"
     cfg = yaml.safe_load(preset.read_text())
     entries = download_entries(cfg)
-    assert len(entries) == 3 + 2 * 22
+    assert len(entries) == 4 + 2 * 22
     # The preset's inputs are exactly the download targets.
     assert {e["path"] for e in entries.values()} >= {
         cfg["reference"]["fasta"],
         cfg["genes"]["gtf"],
         cfg["cohorts"]["geuvadis"]["expression"],
+        cfg["cohorts"]["geuvadis"]["expression_level"],
         cfg["cohorts"]["geuvadis"]["vcf"].format(chrom="22"),
     }
 

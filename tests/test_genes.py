@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -15,6 +17,8 @@ from hapexp.genes import (
     write_chunks,
 )
 
+V44_GTF = Path(__file__).parent / "data" / "formats" / "gencode_v44_like.gtf"
+
 
 def _table(tmp_path, text):
     p = tmp_path / "genes.tsv"
@@ -25,8 +29,25 @@ def _table(tmp_path, text):
 def test_read_gene_table_checks(tmp_path):
     ok = _table(tmp_path, "gene_id\tchrom\ttss\tstrand\nA\tchr1\t10\t+\nB\tchr1\t5\t-\n")
     df = read_gene_table(ok)
-    assert list(df.columns) == ["gene_id", "name", "chrom", "tss", "strand"]
+    assert list(df.columns) == ["gene_id", "name", "chrom", "tss", "strand", "start", "end", "gene_type"]
     assert df.name.tolist() == ["A", "B"] and df.tss.tolist() == [10, 5]
+    # no gene body given: the TSS alone
+    assert df.start.tolist() == [10, 5] and df.end.tolist() == [10, 5] and set(df.gene_type) == {"NA"}
+    # the body spans tss and the given ends: GTF convention (start <= end) on either strand,
+    # or the gene's other end as `end`
+    body = read_gene_table(
+        _table(
+            tmp_path,
+            "gene_id\tchrom\ttss\tstrand\tstart\tend\tgene_type\n"
+            "A\tchr1\t100\t+\t100\t900\tprotein_coding\n"
+            "B\tchr1\t900\t-\t100\t900\tlncRNA\n"
+            "C\tchr1\t900\t-\t\t300\t\n",
+        )
+    )
+    assert body.start.tolist() == [100, 100, 300] and body.end.tolist() == [900, 900, 900]
+    assert body.gene_type.tolist() == ["protein_coding", "lncRNA", "NA"]
+    with pytest.raises(InputError, match=r"line 2.*end 'x'"):
+        read_gene_table(_table(tmp_path, "gene_id\tchrom\ttss\tstrand\tend\nA\tchr1\t10\t+\tx\n"))
     with pytest.raises(InputError, match=r"line 3.*strand '\*'"):
         read_gene_table(_table(tmp_path, "gene_id\tchrom\ttss\tstrand\nA\tchr1\t10\t+\nB\tchr1\t5\t*\n"))
     with pytest.raises(InputError, match=r"line 2.*1-based"):
@@ -107,6 +128,15 @@ def test_load_genes_from_table_and_gtf(tmp_path):
     # GENCODE: TSS = gene start on +, gene end on - (1-based)
     assert df.tss.tolist() == [100, 900] and df.strand.tolist() == ["+", "-"]
     assert list(df.index) == df.gene_id.tolist() and df.name.tolist() == ["AA", "BB"]
+    # the gene body and type as written in the GTF (columns 4, 5; gene_type)
+    assert df.start.tolist() == [100, 700] and df.end.tolist() == [500, 900]
+    assert df.gene_type.tolist() == ["protein_coding", "lncRNA"]
+    tx = load_genes({"gtf": str(V44_GTF), "tss_level": "transcript"})
+    genes_only = load_genes({"gtf": str(V44_GTF)})
+    # transcript-level TSS, but the gene's body
+    both = tx.index.intersection(genes_only.index)
+    assert len(both) >= 2
+    assert (tx.loc[both, ["start", "end"]] == genes_only.loc[both, ["start", "end"]]).all().all()
     df = load_genes({"gtf": str(gtf), "gene_types": ["lncRNA"]})
     assert df.gene_id.tolist() == ["ENSG00000000002.1"]
     t = _table(tmp_path, "gene_id\tchrom\ttss\tstrand\nA\tchr1\t10\t+\n")

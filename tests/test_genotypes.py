@@ -76,3 +76,39 @@ def test_merge_intervals():
         ("c", 0, 10),
         ("c", 20, 30),
     ]
+
+
+def test_gene_body_window_is_predictdbs(tmp_path):
+    """`gene_body_1mb`: variants with start − 1e6 <= POS <= end + 1e6 (PredictDB's
+    get_cis_genotype, 1-based gene body), on either strand; checked on POS values at and
+    just beyond both edges."""
+    w = resolve_window("gene_body_1mb")
+    assert w == ("gene_body", 1_000_000)
+    start, end = 1_500_000, 1_620_000
+    edges = np.array([start - 1_000_001, start - 1_000_000, end + 1_000_000, end + 1_000_001, start + 7])
+    for strand, tss in (("+", start), ("-", end)):
+        s0, e0 = gene_window(tss, strand, w, start, end)
+        inside = (edges - 1 >= s0) & (edges - 1 < e0)  # 0-based half-open
+        expected = (edges >= start - 1_000_000) & (edges <= end + 1_000_000)
+        np.testing.assert_array_equal(inside, expected)
+    # genes.tsv without a body: the TSS ± 1 Mb
+    assert gene_window(5_000_000, "+", w) == (5_000_000 - 1 - 1_000_000, 5_000_000 + 1_000_000)
+    with pytest.raises(ValueError, match="gene_body_1mb"):
+        resolve_window("gene_body_2mb")
+
+
+def test_chunk_dosages_uses_the_gene_body(tmp_path):
+    vcf = _vcf(tmp_path)
+    genes = pd.DataFrame(
+        {
+            "gene_id": ["g"],
+            "chrom": ["chr1"],
+            "tss": [2_000_100],
+            "strand": ["-"],
+            "start": [1_000_120],
+            "end": [2_000_100],
+        }
+    )
+    d, g = chunk_dosages(vcf, genes, resolve_window("gene_body_1mb"), SAMPLES, 0.0)
+    # body 1,000,120..2,000,100: the window starts at POS 120, so POS 100 is out, 150 and 300 in
+    assert list(d.pos) == [150, 300] and int(g.start0[0]) == 119

@@ -10,6 +10,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from hapexp import performance as perf
+from hapexp.precision import relative_resolution
 
 
 def test_bh_fdr_matches_statsmodels_and_keeps_nan():
@@ -180,3 +181,196 @@ def test_float_rounding_variation_is_constant():
     # Real variation on the same scale is kept.
     real = pd.DataFrame(1.46 + 1e-3 * expr.to_numpy(), index=expr.index, columns=expr.columns)
     assert (perf.cross_individual(expr, {"x": real})["pearson_r"] > 0.99).all()
+
+
+def _cohort_with_covariates(n_genes=30, n=150, k=3, seed=11):
+    """Raw expression = covariates (ancestry-PC-like) + a planted prediction effect on the
+    first 10 genes + noise; predictions partly follow the covariates too."""
+    rng = np.random.default_rng(seed)
+    samples = [f"S{i:03d}" for i in range(n)]
+    genes = [f"G{i:02d}" for i in range(n_genes)]
+    cov = rng.normal(size=(k, n))
+    pred = rng.normal(size=(n_genes, n)) + 1.5 * rng.normal(size=(n_genes, k)) @ cov
+    raw = rng.normal(size=(n_genes, n)) + rng.normal(size=(n_genes, k)) @ cov
+    raw[:10] += 0.4 * pred[:10]
+    covdf = pd.DataFrame(cov, index=[f"PC{i + 1}" for i in range(k)], columns=samples)
+    return (
+        pd.DataFrame(raw, index=genes, columns=samples),
+        pd.DataFrame(pred, index=genes, columns=samples),
+        covdf,
+    )
+
+
+def test_residualized_correlation_is_the_ols_test_of_the_prediction():
+    """r and p equal the t-test of the prediction's coefficient in OLS
+    expression ~ 1 + covariates + prediction (statsmodels), dof = n - 2 - k; the expression
+    given is the prepared one (already residualized), as in the workflow."""
+    import statsmodels.api as sm
+
+    from hapexp.expression import covariate_design, residualize
+
+    raw, pred, cov = _cohort_with_covariates()
+    prepared = pd.DataFrame(
+        residualize(raw.to_numpy(), covariate_design(cov.to_numpy().T)), index=raw.index, columns=raw.columns
+    )
+    res = perf.cross_individual(prepared, {"m": pred}, cov).set_index("gene_id")
+    assert (res["dof"] == 150 - 2 - 3).all()
+    for g in ["G00", "G05", "G20", "G29"]:
+        X = sm.add_constant(np.column_stack([cov.to_numpy().T, pred.loc[g].to_numpy()]))
+        fit = sm.OLS(raw.loc[g].to_numpy(), X).fit()
+        assert res.loc[g, "pearson_p"] == pytest.approx(fit.pvalues[-1], rel=1e-8)
+        t = res.loc[g, "pearson_r"] * np.sqrt(res.loc[g, "dof"] / (1 - res.loc[g, "pearson_r"] ** 2))
+        assert t == pytest.approx(fit.tvalues[-1], rel=1e-8)
+    # the anchors' option: raw correlation, n - 2 dof (scipy.stats.pearsonr)
+    raw_res = perf.cross_individual(prepared, {"m": pred}, cov, residualize=False).set_index("gene_id")
+    for g in ["G00", "G20"]:
+        er, ep = stats.pearsonr(pred.loc[g], prepared.loc[g])
+        assert raw_res.loc[g, "pearson_r"] == pytest.approx(er, abs=1e-12)
+        assert raw_res.loc[g, "pearson_p"] == pytest.approx(ep, rel=1e-8)
+        assert raw_res.loc[g, "dof"] == 148
+
+
+def test_rows_with_missing_samples_residualized_on_their_own_samples():
+    """A prediction missing for some people is compared on the others, with the covariates
+    and the expression restricted to them: OLS on that subset."""
+    import statsmodels.api as sm
+
+    from hapexp.expression import covariate_design, residualize
+
+    raw, pred, cov = _cohort_with_covariates(seed=12)
+    prepared = pd.DataFrame(
+        residualize(raw.to_numpy(), covariate_design(cov.to_numpy().T)), index=raw.index, columns=raw.columns
+    )
+    pred.iloc[3, [1, 7, 40]] = np.nan
+    res = perf.cross_individual(prepared, {"m": pred}, cov).set_index("gene_id")
+    g = pred.index[3]
+    keep = pred.loc[g].notna().to_numpy()
+    X = sm.add_constant(np.column_stack([cov.to_numpy().T[keep], pred.loc[g].to_numpy()[keep]]))
+    fit = sm.OLS(prepared.loc[g].to_numpy()[keep], X).fit()
+    assert res.loc[g, "n"] == 147 and res.loc[g, "dof"] == 147 - 2 - 3
+    assert res.loc[g, "pearson_p"] == pytest.approx(fit.pvalues[-1], rel=1e-8)
+
+
+def test_all_predictors_on_the_same_samples_and_a_shared_gene_set():
+    """Linear vs deep on identical genes and samples: a predictor missing two people moves
+    every predictor to the shared people; genes one predictor cannot test (constant) leave
+    the shared set for all; fdr_shared is BH over exactly the shared set."""
+    expr, pred = _planted(n_genes=40, n_samples=120)
+    deep = pred.drop(columns=["S000", "S001"])  # two people without a prediction
+    deep.iloc[20:25] = 3.0  # constant for this model: no variant in its window
+    linear = pred + 0.1
+    linear.iloc[30] = 0.0  # no model for this gene
+    res = perf.cross_individual(expr, {"deep": deep, "linear": linear})
+    assert (res["n"] == 118).all()
+    shared = perf.shared_genes(res)
+    assert len(shared) == 40 - 5 - 1 - 1  # G15 is constant in both
+    for name in ["deep", "linear"]:
+        d = res[res.predictor == name]
+        assert set(d.loc[d.in_shared_set, "gene_id"]) == set(shared)
+        m = d.in_shared_set.to_numpy()
+        expected = multipletests(d.loc[m, "pearson_p"], method="fdr_bh")[1]
+        np.testing.assert_allclose(d.loc[m, "fdr_shared"], expected, rtol=1e-12)
+    # same people for the linear model too: its r on S002.. equals a direct computation
+    lin = res[(res.predictor == "linear") & (res.gene_id == "G00")].iloc[0]
+    samples = [s for s in expr.columns if s not in ("S000", "S001")]
+    assert lin["pearson_r"] == pytest.approx(
+        stats.pearsonr(linear.loc["G00", samples], expr.loc["G00", samples])[0], abs=1e-12
+    )
+    s = perf.summarize_performance(res, gene_set="shared").set_index("predictor")
+    assert (s["genes_tested"] == len(shared)).all()
+    own = perf.summarize_performance(res).set_index("predictor")
+    assert own.loc["deep", "genes_tested"] == 34 and own.loc["linear", "genes_tested"] == 38
+    assert own.loc["deep", "genes_constant"] == 6
+
+
+def _bf16(x):
+    import torch
+
+    return (
+        torch.tensor(np.asarray(x, dtype=np.float32))
+        .to(torch.bfloat16)
+        .to(torch.float32)
+        .numpy()
+        .astype(float)
+    )
+
+
+def test_pure_bf16_rounding_noise_is_constant_not_tested():
+    """An insensitive model run in bf16: its read-out is the same for every person up to
+    per-sequence bf16 rounding, which here follows the genotype that drives expression.
+    With the fp32 threshold (the old fixed RESOLUTION = 1e-6) that noise is tested and comes
+    out strongly significant; with the bf16 resolution the genes are constant."""
+    rng = np.random.default_rng(4)
+    n, n_genes = 200, 20
+    samples = [f"S{i}" for i in range(n)]
+    dos = rng.binomial(2, 0.4, size=(n_genes, n)).astype(float)
+    expr = pd.DataFrame(
+        dos + rng.normal(size=(n_genes, n)), index=[f"G{i}" for i in range(n_genes)], columns=samples
+    )
+    level = rng.uniform(50, 500, size=(n_genes, 1))
+    # per-haplotype accumulated rounding, ~1e-3 relative (below bf16's 0.4-0.8 % spacing) and
+    # deterministic per sequence (here: partly set by the allele), then bf16 output rounding
+    h1 = _bf16(level * (1 + 1.5e-3 * (dos >= 1) + 1e-3 * rng.normal(size=dos.shape)))
+    h2 = _bf16(level * (1 + 1.5e-3 * (dos == 2) + 1e-3 * rng.normal(size=dos.shape)))
+    noise = pd.DataFrame((h1 + h2) / 2, index=expr.index, columns=samples)
+    assert noise.nunique(axis=1).min() >= 2  # the rounding does vary between people
+    old = perf.cross_individual(expr, {"m": noise}, floors={"m": 1e-6})
+    assert (old["fdr"] < 0.05).sum() >= 10  # the failure the issue describes
+    new = perf.cross_individual(expr, {"m": noise}, floors={"m": relative_resolution("bf16")})
+    assert new["pearson_r"].isna().all() and new["constant"].all()
+    s = perf.summarize_performance(new).iloc[0]
+    assert s["genes_tested"] == 0 and s["genes_constant"] == n_genes
+    # a measured floor per gene can be passed as well
+    floor = pd.Series(1e-6, index=expr.index)
+    floor.iloc[:5] = 1e-2
+    per_gene = perf.cross_individual(expr, {"m": noise}, floors={"m": floor})
+    assert per_gene["constant"].tolist() == [True] * 5 + [False] * 15
+
+
+def test_cross_gene_reads_the_expression_level_not_the_residualized_matrix(tmp_path):
+    """A PEER/PC-residualized expression has gene means of ~0: no level to compare the
+    reference prediction with. With `expression_level` (un-residualized, columns named like
+    Geuvadis GD660 libraries) the cross-gene r recovers the level; without, it cannot."""
+    from hapexp.io import write_matrix
+
+    rng = np.random.default_rng(8)
+    genes = [f"G{i}" for i in range(40)]
+    samples = [f"HG{i:05d}" for i in range(30)]
+    level = rng.uniform(0, 10, size=40)
+    rpkm = pd.DataFrame(2 ** level[:, None] * rng.uniform(0.7, 1.3, (40, 30)), index=genes)
+    rpkm.columns = [f"{s}.1.M_111124_{i % 8}" for i, s in enumerate(samples)]
+    rpkm["NA99999.1.M_1"] = 1e6  # a library of someone not analysed: ignored
+    resid = pd.DataFrame(rng.normal(size=(40, 30)), index=genes, columns=samples)
+    assert perf.level_columns(rpkm, samples).shape[1] == 30
+    prepared = tmp_path / "prepared.tsv"
+    write_matrix(resid, prepared)
+    matrix = tmp_path / "m.tsv"
+    write_matrix(resid + rng.normal(size=resid.shape), matrix)
+    ref = tmp_path / "ref.tsv"
+    pd.DataFrame({"gene_id": genes, "value": level + 0.2 * rng.normal(size=40)}).to_csv(
+        ref, sep="\t", index=False
+    )
+    raw = tmp_path / "raw.tsv"
+    write_matrix(resid, raw)
+    lvl = tmp_path / "level.tsv"
+    rpkm.index.name = "gene_id"
+    rpkm.to_csv(lvl, sep="\t")
+    out = {}
+    for name, kw in (("level", {"level_path": lvl, "level_format": "tsv"}), ("resid", {})):
+        perf.run(
+            prepared,
+            raw,
+            "tsv",
+            {"m": matrix},
+            {"m": ref},
+            tmp_path / f"p_{name}.tsv",
+            tmp_path / f"cg_{name}.tsv",
+            **kw,
+        )
+        out[name] = pd.read_csv(tmp_path / f"cg_{name}.tsv", sep="\t").iloc[0]
+    assert out["level"]["spearman_r"] > 0.9 and out["level"]["expression_source"].startswith(
+        "expression_level"
+    )
+    assert abs(out["resid"]["spearman_r"]) < 0.4 and out["resid"]["expression_source"].startswith(
+        "expression ("
+    )

@@ -118,6 +118,49 @@ def test_covariance_file(tmp_path):
     assert path.read_bytes() == path2.read_bytes()
 
 
+def test_extra_gene_type_from_the_gene_table(tmp_path):
+    """extra.gene_type comes from genes.tsv (the GTF's gene_type), not a constant."""
+    types = pd.Series({"g1": "protein_coding", "g2": "lincRNA"})
+    db = tmp_path / "t.db"
+    write_db(db, _weights(), extra_table(_metrics(), types), ["chr1"], 1, 10)
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT gene, gene_type FROM extra ORDER BY gene").fetchall() == [
+        ("g1", "protein_coding"),
+        ("g2", "lincRNA"),
+    ]
+    assert list(extra_table(_metrics(), {"g1": "lncRNA"})["gene_type"]) == ["lncRNA", "NA"]
+
+
+def test_predictdb_exclusions_drop_indels_and_strand_ambiguous_snps():
+    """PredictDB's genotype filter: every A/T, T/A, C/G, G/C SNP and every indel goes;
+    the other ten SNP allele pairs stay."""
+    from hapexp.genotypes import Dosages
+    from hapexp.variant_policy import predictdb_exclusions
+
+    pairs = [(r, a) for r in "ACGT" for a in "ACGT" if r != a] + [("A", "AT"), ("CTT", "C")]
+    n = len(pairs)
+    d = Dosages(
+        np.array([f"chr1_{i + 1}_{r}_{a}" for i, (r, a) in enumerate(pairs)], dtype=object),
+        np.array(["chr1"] * n, dtype=object),
+        np.arange(1, n + 1),
+        np.array([r for r, _ in pairs], dtype=object),
+        np.array([a for _, a in pairs], dtype=object),
+        np.ones((n, 4)),
+        ["a", "b", "c", "d"],
+    )
+    kept, counts = predictdb_exclusions(d)
+    assert {(r, a) for r, a in zip(kept.ref, kept.alt, strict=True)} == {
+        ("A", "C"), ("A", "G"), ("C", "A"), ("C", "T"), ("G", "A"),
+        ("G", "T"), ("T", "C"), ("T", "G"), ("A", "G"), ("C", "T"),
+    }  # fmt: skip
+    assert len(kept) == 8
+    assert dict(counts) == {
+        "predictdb_skipped_indel": 2,
+        "predictdb_skipped_ambiguous": 4,
+        "predictdb_variants_kept": 8,
+    }
+
+
 # --------------------------------------------------------------------------- real PredictDB/MetaXcan files
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "predictdb_real"
 REAL_DBS = sorted(REAL.glob("TW_*_0.5.db"))

@@ -112,6 +112,37 @@ def test_valid_cohort_passes(cohort):
     assert report.warnings == []
 
 
+def test_variant_policy_counts_in_the_facts(cohort):
+    """validation.json states what the `variants` policy keeps in the models' windows: an
+    indel, a symbolic allele and a rare SNV next to the three common SNVs."""
+    config, paths, seqs, rec = cohort
+    ref = seqs["chr1"][1700 - 1]
+    records = [
+        rec("chr1", 1500),
+        f"chr1\t1700\t.\t{ref}\t{ref}AC\t.\tPASS\t.\tGT\t0|1\t0|0\t1|1\t0|0",
+        f"chr1\t1800\t.\t{seqs['chr1'][1799]}\t<DEL>\t.\tPASS\t.\tGT\t0|1\t0|0\t0|0\t0|0",
+        rec("chr1", 1900, gts=("0|1", "0|0", "0|0", "0|0")),  # MAF 1/8
+        rec("chr1", 2100),
+        rec("chr2", 3000),
+    ]
+    _write_vcf(paths["vcf"], records)
+    config["variants"].update(snv_only=True, maf=0.2)
+    vp = validate_cohort(config, "c").facts["variant_policy"]
+    assert vp["policy"] == {"snv_only": True, "maf": 0.2}
+    assert vp["records"] == 6 and vp["kept"] == 3
+    assert vp["skipped"] == {"skipped_indel_snv_only": 1, "skipped_maf": 1, "skipped_symbolic": 1}
+
+
+def test_permutation_significance_needs_permutations(cohort):
+    config, *_ = cohort
+    config["eqtl"] = {"permutations": 0}
+    _fails(config, "eqtl.permutations is 0", "bh_all_pairs")
+    config["concordance"] = {"eqtl_significance": "bh_all_pairs"}
+    check_config(config, SCHEMA, "my.yaml")
+    config["elasticnet"] = {"window": "gene_body_2mb"}
+    _fails(config, "elasticnet.window", "gene_body_1mb")
+
+
 def test_config_key_missing(cohort):
     config, *_ = cohort
     del config["reference"]

@@ -19,5 +19,6 @@ else:
         snakemake.params.cfg,
         snakemake.output.table,
         snakemake.output.drivers,
+        egenes_path=snakemake.input.egenes,
     )
 log.info("%s: %d rows", snakemake.rule, len(t))

@@ -11,6 +11,7 @@ from hapexp.elasticnet import fit_chunk
 from hapexp.genotypes import chunk_dosages, resolve_window
 from hapexp.io import read_matrix, write_matrix, write_tsv
 from hapexp.log import setup_rule_logging
+from hapexp.variant_policy import filter_dosages, format_counts, predictdb_exclusions
 
 log = setup_rule_logging(snakemake)
 p = snakemake.params
@@ -18,6 +19,13 @@ expr = read_matrix(snakemake.input.prepared)
 genes = pd.read_csv(snakemake.input.chunk, sep="\t", dtype={"gene_id": str, "chrom": str})
 window = resolve_window(p.window, p.models)
 dosages, genes = chunk_dosages(snakemake.input.vcf, genes, window, list(expr.columns), p.maf)
+# The run's one variant policy (as for haplotypes, eQTL, ISM), then PredictDB's own
+# exclusions (indels, strand-ambiguous SNPs) unless elasticnet.predictdb_exclusions: false.
+dosages, counts = filter_dosages(dosages, p.policies)
+log.info("variant policy %s: %s", p.policies, format_counts(counts))
+if p.predictdb_exclusions:
+    dosages, excluded = predictdb_exclusions(dosages)
+    log.info("PredictDB exclusions: %s", format_counts(excluded))
 log.info("%d genes, %d variants (window %s, maf >= %g)", len(genes), len(dosages), window, p.maf)
 # Genes run in parallel forked processes (they inherit this limit): BLAS stays
 # single-threaded to avoid oversubscription.

@@ -11,6 +11,7 @@ from hapexp.eqtl import scan_genes
 from hapexp.genotypes import chunk_dosages, resolve_window
 from hapexp.io import read_matrix, write_parquet, write_tsv
 from hapexp.log import setup_rule_logging
+from hapexp.variant_policy import filter_dosages, format_counts
 
 log = setup_rule_logging(snakemake)
 p = snakemake.params
@@ -19,6 +20,8 @@ cov = read_matrix(snakemake.input.covariates, index_col="id")
 genes = pd.read_csv(snakemake.input.chunk, sep="\t", dtype={"gene_id": str, "chrom": str})
 window = resolve_window(p.window, p.models)
 dosages, genes = chunk_dosages(snakemake.input.vcf, genes, window, list(expr.columns), p.maf)
+dosages, counts = filter_dosages(dosages, p.policies)  # the run's one variant policy
+log.info("variant policy %s: %s", p.policies, format_counts(counts))
 log.info("%d genes, %d variants (window %s, maf >= %g)", len(genes), len(dosages), window, p.maf)
 with threadpool_limits(limits=snakemake.threads):
     nominal, top = scan_genes(dosages, genes, expr, cov, permutations=p.permutations, seed=p.seed)

@@ -5,6 +5,7 @@ import sys
 sys.path.insert(0, snakemake.scriptdir)
 
 from hapexp.figures import run_cohort, run_model
+from hapexp.io import read_matrix
 from hapexp.log import setup_rule_logging
 
 log = setup_rule_logging(snakemake)
@@ -19,6 +20,8 @@ if snakemake.rule == "figures_cohort":
         dict(zip(snakemake.params.models, snakemake.input.ism, strict=True)),
         snakemake.params.cfg,
         out,
+        samples=list(read_matrix(snakemake.input.prepared).columns),
+        is_level=snakemake.params.is_level,
     )
 else:
     run_model(
@@ -30,5 +33,6 @@ else:
         snakemake.input.drivers,
         snakemake.params.cfg,
         out,
+        egenes_path=snakemake.input.egenes,
     )
 log.info("figures written: %s", ", ".join(out.values()))

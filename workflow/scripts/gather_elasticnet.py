@@ -23,10 +23,11 @@ metrics = cat(snakemake.input.metrics, dtype={"gene_id": str, "gene_name": str})
 oof = pd.concat([read_matrix(f) for f in snakemake.input.oof])
 weights = cat(snakemake.input.weights, dtype={"gene": str, "rsid": str, "varID": str})
 cov = cat(snakemake.input.covariances, dtype={"GENE": str, "RSID1": str, "RSID2": str})
-genes = pd.read_csv(snakemake.input.genes, sep="\t", dtype={"gene_id": str, "chrom": str})
+genes = pd.read_csv(snakemake.input.genes, sep="\t", dtype={"gene_id": str, "chrom": str, "gene_type": str})
 
 kept = filter_models(metrics) if p.filter_db else metrics
-extra = extra_table(kept)
+gene_type = genes.set_index("gene_id")["gene_type"] if "gene_type" in genes.columns else "NA"
+extra = extra_table(kept, gene_type)
 log.info("%d genes fitted, %d with weights in the db (filter_db=%s)", len(metrics), len(extra), p.filter_db)
 write_tsv(metrics, snakemake.output.metrics)
 write_matrix(oof, snakemake.output.oof)

@@ -14,13 +14,17 @@ from pathlib import Path
 import pandas as pd
 
 from hapexp import vcf as V
-from hapexp.genes import gene_regions
+from hapexp.genes import gene_body_regions, gene_regions
 
 genes = pd.read_csv(snakemake.input.genes, sep="\t", dtype={"chrom": str, "gene_id": str})
 half = int(snakemake.params.half_width)
 regions = gene_regions(genes, half)
 samples = Path(snakemake.input.samples).read_text().split()
 log.info("%d genes, regions TSS ± %d bp, %d samples", len(genes), half, len(samples))
+body = int(snakemake.params.gene_body_flank)
+if body:  # gene-body windows (elasticnet/eqtl window: gene_body_1mb): start - flank .. end + flank
+    regions = pd.concat([regions, gene_body_regions(genes, body)], ignore_index=True)
+    log.info("plus gene bodies ± %d bp", body)
 stats = V.normalize(
     list(snakemake.input.vcf),
     snakemake.input.fasta,

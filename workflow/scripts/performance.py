@@ -22,5 +22,11 @@ perf = run(
     vcf_path=snakemake.input.get("bcf"),
     legacy=p.legacy,
     genes_path=snakemake.input.genes,
+    covariates_path=snakemake.input.covariates,
+    residualize=p.residualize,
+    floors=p.floors,
+    level_path=snakemake.input.get("level"),
+    level_format=p.level_format,
+    policies=p.policies,
 )
 log.info("performance: %d gene × predictor rows", len(perf))

@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, snakemake.scriptdir)
 
 from hapexp.log import setup_rule_logging
-from hapexp.summary import run
+from hapexp.summary import run, run_context
 
 log = setup_rule_logging(snakemake)
 s = run(
@@ -17,5 +17,12 @@ s = run(
     snakemake.params.fdr,
     snakemake.output.tsv,
     snakemake.output.md,
+    context=run_context(
+        validation_path=snakemake.input.validation,
+        egenes_path=snakemake.input.egenes,
+        covariates_path=snakemake.input.covariates,
+        prepared_path=snakemake.input.prepared,
+        params=snakemake.params.context,
+    ),
 )
 log.info("summary:\n%s", s.to_string())

@@ -2,8 +2,19 @@
 
 Conventions: ISM score = read-out(alt) − read-out(ref); the eQTL slope is the effect
 of one ALT allele (tensorQTL, ALT dosage). Both are therefore signed for the ALT
-allele and directly comparable. eQTL significance: Benjamini-Hochberg FDR over all
-nominal tests of the cohort (`concordance.fdr`).
+allele and directly comparable.
+
+eQTL significance (`concordance.eqtl_significance`): `permutation` (default, GTEx /
+tensorQTL) — a pair is significant when its gene is an eGene (Storey q of the
+beta-approximated permutation p-value <= `eqtl.fdr`) and its nominal p-value is below
+the gene's `pval_nominal_threshold` (`hapexp.eqtl.significant_pairs`);
+`bh_all_pairs` (legacy) — Benjamini-Hochberg FDR over every nominal pair of the cohort
+(`concordance.fdr`).
+
+Unresolved ISM scores (NaN: |alt − ref| within the model's numerical resolution, see
+`hapexp.ism`) are unknown, not 0: they are counted (`n_ism_unresolved`) and left out of
+every statistic below — correlations, sign agreement, top k, support, additivity,
+drivers and the model-agreement table.
 
 Definitions (config/README.md, `concordance`):
 - `ism_eqtl_r`: Pearson r of ISM vs eQTL slope over the gene's variants in both tables;
@@ -36,6 +47,7 @@ log = logging.getLogger(__name__)
 CONCORDANCE_COLUMNS = [
     "gene_id",
     "n_ism",
+    "n_ism_unresolved",
     "n_shared",
     "ism_eqtl_r",
     "ism_eqtl_p",
@@ -72,11 +84,28 @@ def _sign_agreement(a, b) -> float:
     return float(np.mean(a[ok] == b[ok])) if ok.any() else np.nan
 
 
-def mark_significant(eqtl: pd.DataFrame, fdr: float) -> pd.DataFrame:
-    """Add `eqtl_fdr` (BH over all nominal tests) and `significant` columns."""
+SIGNIFICANCE_METHODS = ("permutation", "bh_all_pairs")
+
+
+def mark_significant(
+    eqtl: pd.DataFrame, fdr: float = 0.05, method: str = "permutation", egenes: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Add the `significant` column to nominal pairs (see the module doc for `method`);
+    `bh_all_pairs` also adds `eqtl_fdr`. `egenes`: eqtl/genes.tsv (permutation method)."""
     out = eqtl.copy()
-    out["eqtl_fdr"] = bh_fdr(out["pval_nominal"].to_numpy(dtype=float))
-    out["significant"] = out["eqtl_fdr"] < fdr
+    if method == "bh_all_pairs":
+        out["eqtl_fdr"] = bh_fdr(out["pval_nominal"].to_numpy(dtype=float))
+        out["significant"] = out["eqtl_fdr"] < fdr
+    elif method == "permutation":
+        from .eqtl import significant_pairs
+
+        if egenes is None or "is_egene" not in egenes.columns:
+            raise ValueError(
+                "eqtl_significance 'permutation' needs eGenes from the permutation pass (eqtl.permutations > 0)"
+            )
+        out["significant"] = significant_pairs(out, egenes)
+    else:
+        raise ValueError(f"unknown eQTL significance method {method!r}; use one of {SIGNIFICANCE_METHODS}")
     return out
 
 
@@ -125,8 +154,17 @@ def gene_concordance(
 ) -> tuple[dict, pd.DataFrame]:
     """Concordance metrics for one gene. `eqtl` must carry `significant` (mark_significant)."""
     row = dict.fromkeys(CONCORDANCE_COLUMNS, np.nan)
-    row.update(gene_id=gene_id, n_ism=len(ism), drivers="", driver_tss_distance="", n_drivers=0)
+    resolved = np.isfinite(ism["score"].to_numpy(dtype=float))
+    row.update(
+        gene_id=gene_id,
+        n_ism=len(ism),
+        n_ism_unresolved=int((~resolved).sum()),
+        drivers="",
+        driver_tss_distance="",
+        n_drivers=0,
+    )
     drivers = pd.DataFrame(columns=DRIVER_COLUMNS)
+    ism = ism[resolved]  # unresolved scores are unknown: out of every statistic
     merged = ism.merge(eqtl[["variant_id", "slope", "significant"]], on="variant_id", how="inner")
     row["n_shared"] = len(merged)
     if len(merged):
@@ -136,8 +174,7 @@ def gene_concordance(
         row["n_sig_eqtl"] = len(sig)
         row["ism_eqtl_r_sig"] = _pearson(sig["score"], sig["slope"])
         row["sign_agree_sig"] = _sign_agreement(sig["score"], sig["slope"])
-        # A score of exactly 0 (variant outside everything the model reads) claims no
-        # direction, so it never enters the top k.
+        # A resolved score of exactly 0 claims no direction, so it never enters the top k.
         nonzero = merged[merged["score"] != 0]
         top = nonzero.reindex(nonzero["score"].abs().sort_values(ascending=False, kind="mergesort").index)
         top = top.head(top_k)
@@ -184,11 +221,13 @@ def concordance(
     cfg: dict,
     dosage_fn: DosageFn | None = None,
     predictions: pd.DataFrame | None = None,
+    egenes: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-gene concordance table and the long drivers table for one model."""
+    """Per-gene concordance table and the long drivers table for one model. `egenes`:
+    eqtl/genes.tsv, for `cfg["eqtl_significance"] == "permutation"` (the default)."""
     fdr = float(cfg.get("fdr", 0.05))
     top_k = int(cfg.get("top_k", 5))
-    eq = mark_significant(eqtl, fdr)
+    eq = mark_significant(eqtl, fdr, cfg.get("eqtl_significance", "permutation"), egenes)
     eq_by_gene = dict(tuple(eq.groupby("phenotype_id", sort=False)))
     empty_eq = eq.iloc[0:0]
     rows, drivers = [], []
@@ -221,6 +260,8 @@ def model_agreement(ism_by_model: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
     Separates "the models find the same variants important" (magnitude) from "they
     agree on the direction" (sign), the distinction Huang et al. and Sasse et al. draw.
+    Only variants resolved by both models count (`n`); `n_unresolved` = variants scored
+    by both where either score is unresolved.
     """
     names = list(ism_by_model)
     rows = []
@@ -232,19 +273,22 @@ def model_agreement(ism_by_model: dict[str, pd.DataFrame]) -> pd.DataFrame:
                 suffixes=("_a", "_b"),
             )
             for gene_id, g in m.groupby("gene_id", sort=True):
-                sa, sb = g["score_a"].to_numpy(), g["score_b"].to_numpy()
+                sa, sb = g["score_a"].to_numpy(dtype=float), g["score_b"].to_numpy(dtype=float)
+                ok = np.isfinite(sa) & np.isfinite(sb)
+                sa, sb = sa[ok], sb[ok]
                 rows.append(
                     {
                         "gene_id": gene_id,
                         "model_a": a,
                         "model_b": b,
-                        "n": len(g),
+                        "n": int(ok.sum()),
+                        "n_unresolved": int((~ok).sum()),
                         "r_score": _pearson(sa, sb),
                         "r_magnitude": _pearson(np.abs(sa), np.abs(sb)),
                         "sign_agreement": _sign_agreement(sa, sb),
                     }
                 )
-    cols = ["gene_id", "model_a", "model_b", "n", "r_score", "r_magnitude", "sign_agreement"]
+    cols = ["gene_id", "model_a", "model_b", "n", "n_unresolved", "r_score", "r_magnitude", "sign_agreement"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -262,15 +306,29 @@ def vcf_dosage_fn(vcf_path, samples: list[str], ism: pd.DataFrame) -> DosageFn:
     return fn
 
 
-def run(ism_path, eqtl_path, predictions_path, vcf_path, cfg: dict, out_path, out_drivers) -> pd.DataFrame:
+def read_egenes(path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype={"phenotype_id": str})
+
+
+def run(
+    ism_path, eqtl_path, predictions_path, vcf_path, cfg: dict, out_path, out_drivers, egenes_path=None
+) -> pd.DataFrame:
     """Rule `concordance` (one model): per-gene table and drivers table."""
     from .io import read_matrix, write_tsv
 
     ism = pd.read_parquet(ism_path)
     eqtl = pd.read_parquet(eqtl_path, columns=["phenotype_id", "variant_id", "slope", "pval_nominal"])
     predictions = read_matrix(predictions_path)
+    egenes = read_egenes(egenes_path) if egenes_path else None
+    unresolved = int(ism["score"].isna().sum())
+    log.info(
+        "ISM: %d scores, %d unresolved (within numerical resolution; excluded); eQTL significance: %s",
+        len(ism),
+        unresolved,
+        cfg.get("eqtl_significance", "permutation"),
+    )
     dosage_fn = vcf_dosage_fn(vcf_path, list(predictions.columns), ism) if len(ism) else None
-    table, drivers = concordance(ism, eqtl, cfg, dosage_fn, predictions)
+    table, drivers = concordance(ism, eqtl, cfg, dosage_fn, predictions, egenes)
     write_tsv(table, out_path)
     write_tsv(drivers, out_drivers)
     return table

@@ -17,16 +17,25 @@ the transformed expression with the same covariates.
 1-based), i.e. positive downstream of the TSS in transcription direction
 (tensorQTL's `start_distance` is `POS - tss` regardless of strand).
 
-Permutations (tensorQTL `map_cis`): the phenotype is permuted `nperm` times, the
-maximal r² over the gene's variants recorded per permutation; `pval_perm =
-(1 + #{r²_perm >= r²_top}) / (nperm + 1)`; `pval_beta` from a Beta distribution
-fitted to the permutation minimum p-values after estimating the effective degrees
-of freedom (tensorQTL's `fit_beta_parameters`). q-values: Storey's, with pi0(λ)
-on the λ grid 0.05…0.90 smoothed by a cubic polynomial and read at the largest λ
-(the qvalue package's default smoother, simplified); Benjamini–Hochberg (pi0 = 1)
-when pi0 cannot be estimated (fewer than 100 genes, or an estimate outside (0, 1]).
-Permutations shuffle the prepared (residualized) phenotype, then residualize again,
-whereas tensorQTL shuffles its input phenotype: same null, different draws.
+Permutations (tensorQTL `map_cis`): the phenotype is permuted `nperm` times and the
+maximal r² over the gene's variants recorded per permutation; `pval_perm = (1 +
+#{r²_perm >= r²_top}) / (nperm + 1)`; `pval_beta` from a Beta distribution fitted to the
+permutation minimum p-values after estimating the effective degrees of freedom
+(tensorQTL's `fit_beta_parameters`, same optimizers and tolerances). The permuted
+phenotype is the one scanned — the prepared (residualized) expression — so each
+permutation is residualized on the covariates once, as tensorQTL does with the
+phenotype it is given (shuffling residuals of the covariate model: Freedman & Lane);
+the genotypes are residualized once per chunk and reused (`prepare_genotypes`).
+Permutation indices are drawn per gene from (seed, gene id), or passed in
+(`permutation_ix`, e.g. tensorQTL's own for a parity check).
+
+eGenes and significant pairs (GTEx / tensorQTL `calculate_qvalues`, `egenes`): Storey
+q-values of `pval_beta` exactly as R's qvalue package (`hapexp.qvalue`); eGenes have
+`qval <= fdr`; the genome-wide min-p threshold is the midpoint between the largest
+`pval_beta` of an eGene and the smallest of a non-eGene, and each gene's
+`pval_nominal_threshold` = Beta⁻¹(threshold; beta_shape1, beta_shape2). A pair is
+significant when its gene is an eGene and `pval_nominal < pval_nominal_threshold`
+(`significant_pairs`, as tensorQTL's `get_significant_pairs`).
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from scipy import special, stats
 from scipy.special import loggamma
 
 from .expression import covariate_design
+from .qvalue import qvalue
 
 log = logging.getLogger(__name__)
 
@@ -169,12 +179,20 @@ def tss_distance(pos: np.ndarray, tss: int, strand: str) -> np.ndarray:
     return -d if strand == "-" else d
 
 
-def permutation_r2(g: np.ndarray, p: np.ndarray, residualizer: Residualizer, nperm: int, rng) -> np.ndarray:
-    """Maximum r² over variants for each of `nperm` permutations of phenotype `p`."""
-    perm_ix = np.vstack([rng.permutation(p.shape[0]) for _ in range(nperm)])
-    gn = _normalize_rows(residualizer.transform(g))
+def permutation_indices(n: int, nperm: int, rng) -> np.ndarray:
+    """`nperm` permutations of range(n), one per row."""
+    return np.vstack([rng.permutation(n) for _ in range(nperm)])
+
+
+def permutation_r2(
+    g_norm: np.ndarray, p: np.ndarray, residualizer: Residualizer, perm_ix: np.ndarray
+) -> np.ndarray:
+    """Maximum r² over variants for each permutation (rows of `perm_ix`) of phenotype `p`.
+
+    `g_norm`: the variants' residualized, normalized genotypes (`prepare_genotypes`'
+    "norm" rows) — residualized once per chunk, not again per gene."""
     pn = _normalize_rows(residualizer.transform(p[perm_ix]))
-    r2 = (gn @ pn.T) ** 2  # variants × permutations
+    r2 = (g_norm @ pn.T) ** 2  # variants × permutations
     return np.nanmax(r2, axis=0)
 
 
@@ -213,7 +231,8 @@ def beta_approx_pval(r2_perm: np.ndarray, r2_nominal: float, dof: float) -> dict
         mean, var = pval.mean(), pval.var()
         a0 = mean * (mean * (1 - mean) / var - 1)
         b0 = a0 * (1 / mean - 1)
-        res = scipy.optimize.minimize(lambda x: _beta_nll(x, pval), [a0, b0], method="Nelder-Mead", tol=1e-6)
+        # tol 1e-4 as tensorQTL's fit_beta_parameters: the same optimum, not a nearby one
+        res = scipy.optimize.minimize(lambda x: _beta_nll(x, pval), [a0, b0], method="Nelder-Mead", tol=1e-4)
         a, b = res.x
         pval_true_dof = float(pval_from_r2(np.array([r2_nominal]), true_dof)[0])
         pval_beta = float(stats.beta.cdf(pval_true_dof, a, b))
@@ -226,33 +245,11 @@ def beta_approx_pval(r2_perm: np.ndarray, r2_nominal: float, dof: float) -> dict
     }
 
 
-def qvalues(
-    p: np.ndarray, lambdas: np.ndarray | None = None, min_tests: int = 100
-) -> tuple[np.ndarray, float]:
-    """Storey q-values (see module doc); Benjamini–Hochberg (pi0 = 1) with fewer than
-    `min_tests` p-values or an estimate outside (0, 1]. Returns (q, pi0); NaN stays NaN."""
-    p = np.asarray(p, dtype=float)
-    ok = ~np.isnan(p)
-    q = np.full(p.shape, np.nan)
-    pv = p[ok]
-    m = pv.size
-    if m == 0:
-        return q, 1.0
-    pi0 = 1.0
-    if m >= min_tests:
-        lambdas = np.arange(0.05, 0.95, 0.05) if lambdas is None else lambdas
-        pi0s = np.array([np.mean(pv > lam) / (1 - lam) for lam in lambdas])
-        # Smooth pi0(λ) with a cubic polynomial and read it at the largest λ (qvalue's approach, simplified).
-        coef = np.polyfit(lambdas, pi0s, 3)
-        est = float(np.polyval(coef, lambdas[-1]))
-        if 0 < est <= 1:
-            pi0 = est
-    order = np.argsort(pv, kind="mergesort")
-    ranked = pv[order] * m / np.arange(1, m + 1)
-    qs = np.minimum.accumulate(ranked[::-1])[::-1] * pi0
-    out = np.empty(m)
-    out[order] = np.minimum(qs, 1.0)
-    q[ok] = out
+def qvalues(p: np.ndarray) -> tuple[np.ndarray, float]:
+    """Storey q-values as R's qvalue::qvalue (`hapexp.qvalue`). Returns (q, pi0)."""
+    q, pi0, method = qvalue(p)
+    if method != "smoother":
+        log.warning("q-values: pi0 = 1 (Benjamini-Hochberg): %s", method)
     return q, pi0
 
 
@@ -263,6 +260,7 @@ def scan_genes(
     covariates: pd.DataFrame | None,
     permutations: int = 0,
     seed: int = 1,
+    permutation_ix: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Nominal pairs and per-gene top variants for `genes` (with start0/end0 window columns).
 
@@ -274,6 +272,10 @@ def scan_genes(
     with overlapping windows (`_gene_blocks`: the block's variant range × its genes,
     so nearly only the cis pairs are computed, at GEMM speed); the statistics of all
     pairs are then computed in one pass over flat arrays.
+
+    `permutations` > 0 adds the permutation pass per gene (indices from (seed, gene
+    id)); `permutation_ix` (nperm × samples) uses those permutations for every gene
+    instead, as tensorQTL's map_cis does.
     """
     samples = list(expression.columns)
     if list(dosages.samples) != samples:
@@ -347,10 +349,15 @@ def scan_genes(
         top.update(
             {k: (vid[rows[best]] if k == "variant_id" else cols[k][best]) for k in NOMINAL_COLUMNS[1:]}
         )
-        if permutations > 0:
-            rng = np.random.default_rng([seed, _stable_hash(gid)])
-            r2_perm = permutation_r2(dosages.dosage[windows[j]], p_raw[j], res, permutations, rng)
-            top["pval_perm"] = (np.sum(r2_perm >= r2[best]) + 1) / (permutations + 1)
+        if permutations > 0 or permutation_ix is not None:
+            if permutation_ix is None:
+                perm_ix = permutation_indices(
+                    n, permutations, np.random.default_rng([seed, _stable_hash(gid)])
+                )
+            else:
+                perm_ix = np.asarray(permutation_ix)
+            r2_perm = permutation_r2(pre["norm"][windows[j]], p_raw[j], res, perm_ix)
+            top["pval_perm"] = (np.sum(r2_perm >= r2[best]) + 1) / (len(perm_ix) + 1)
             top.update(beta_approx_pval(r2_perm, r2[best], res.dof))
         tops.append(top)
     return nominal, pd.DataFrame(tops)
@@ -403,10 +410,54 @@ def _stable_hash(s: str) -> int:
     return zlib.crc32(s.encode())
 
 
-def add_qvalues(top: pd.DataFrame) -> pd.DataFrame:
-    """Add `qval` (from pval_beta) to the per-gene table when permutations were run."""
+EGENE_COLUMNS = ["qval", "pval_nominal_threshold", "is_egene"]
+
+
+def egenes(top: pd.DataFrame, fdr: float = 0.05) -> tuple[pd.DataFrame, dict]:
+    """tensorQTL's `calculate_qvalues` on the per-gene permutation table: adds `qval`
+    (Storey, R qvalue), `pval_nominal_threshold` and `is_egene` (qval <= fdr).
+
+    Returns (table, summary) with summary = pi0, the q-value method, the genome-wide
+    min-p threshold and the number of eGenes. Without `pval_beta` (no permutations) the
+    table is returned unchanged and summary is empty."""
     top = top.copy()
-    if "pval_beta" in top and len(top):
-        top["qval"], pi0 = qvalues(top["pval_beta"].to_numpy())
-        log.info("q-values: pi0 = %.3f over %d genes", pi0, len(top))
-    return top
+    if "pval_beta" not in top or not len(top):
+        return top, {}
+    pb = top["pval_beta"].to_numpy(dtype=float)
+    q, pi0, method = qvalue(pb)
+    if method != "smoother":
+        log.warning("q-values: pi0 = 1 (Benjamini-Hochberg): %s", method)
+    top["qval"] = q
+    sig = q <= fdr
+    lb = np.sort(pb[sig])
+    ub = np.sort(pb[~sig & ~np.isnan(q)])
+    threshold = np.nan
+    if lb.size:
+        threshold = (lb[-1] + ub[0]) / 2 if ub.size else lb[-1]
+        top["pval_nominal_threshold"] = stats.beta.ppf(
+            threshold, top["beta_shape1"].to_numpy(dtype=float), top["beta_shape2"].to_numpy(dtype=float)
+        )
+    else:
+        top["pval_nominal_threshold"] = np.nan
+    top["is_egene"] = sig
+    summary = {
+        "genes": int(len(top)),
+        "egenes": int(sig.sum()),
+        "fdr": float(fdr),
+        "pi0": float(pi0),
+        "qvalue_method": method,
+        "min_p_threshold": None if np.isnan(threshold) else float(threshold),
+    }
+    log.info("eGenes: %s", summary)
+    return top, summary
+
+
+def significant_pairs(nominal: pd.DataFrame, genes: pd.DataFrame) -> np.ndarray:
+    """Pairs of eGenes with `pval_nominal < pval_nominal_threshold` of their gene (GTEx;
+    tensorQTL's get_significant_pairs, strict inequality as there). `genes`: eqtl/genes.tsv (phenotype_id, is_egene,
+    pval_nominal_threshold). Returns a boolean mask over the rows of `nominal`."""
+    g = genes.set_index("phenotype_id")
+    thr = g["pval_nominal_threshold"].where(g["is_egene"].astype(bool))
+    t = nominal["phenotype_id"].map(thr).to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(nominal["pval_nominal"].to_numpy(dtype=float) < t)

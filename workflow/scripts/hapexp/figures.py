@@ -118,8 +118,12 @@ def r_histograms(perf: pd.DataFrame, fdr: float, path) -> None:
 
 
 def deep_vs_linear(perf: pd.DataFrame, model: str, linear: str, fdr: float, path) -> None:
-    """Per gene: the deep model's r against the linear model's r."""
+    """Per gene of the shared gene set (tested by every predictor, same individuals):
+    the deep model's r against the linear model's r; significance = BH across that set."""
     perf = _numeric(perf)
+    shared = perf["in_shared_set"].astype(bool) if "in_shared_set" in perf else np.isfinite(perf["pearson_r"])
+    fcol = "fdr_shared" if "fdr_shared" in perf else "fdr"
+    perf = perf[shared]
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(5, 5))
         a = perf[perf["predictor"] == model].set_index("gene_id")
@@ -130,7 +134,7 @@ def deep_vs_linear(perf: pd.DataFrame, model: str, linear: str, fdr: float, path
         if not ok.any():
             _no_data(ax, f"{model} vs {linear}")
         else:
-            sig = (a.loc[genes, "fdr"] < fdr) | (b.loc[genes, "fdr"] < fdr)
+            sig = (a.loc[genes, fcol].astype(float) < fdr) | (b.loc[genes, fcol].astype(float) < fdr)
             ax.scatter(x[ok & ~sig], y[ok & ~sig], s=18, color=GREY, label="neither significant")
             ax.scatter(x[ok & sig], y[ok & sig], s=22, color=POS, label=f"either FDR<{fdr}")
             ax.plot([-1, 1], [-1, 1], color="black", lw=0.8, ls=":")
@@ -141,21 +145,26 @@ def deep_vs_linear(perf: pd.DataFrame, model: str, linear: str, fdr: float, path
             ax.legend(loc="upper left", frameon=False)
         ax.set_xlabel(f"{linear}: Pearson r per gene")
         ax.set_ylabel(f"{model}: Pearson r per gene")
-        ax.set_title(f"{model} vs {linear} ({int(ok.sum())} genes)")
+        ax.set_title(f"{model} vs {linear} (shared gene set: {int(ok.sum())} genes)")
         save(fig, path)
 
 
 def _ism_eqtl_panel(ax, m: pd.DataFrame, title: str) -> None:
+    unresolved = int(m["score"].isna().sum())
+    m = m[m["score"].notna()]  # unresolved ISM scores are unknown, not 0
     if m.empty:
-        _no_data(ax, title)
+        _no_data(ax, title + (f" ({unresolved} unresolved)" if unresolved else ""))
         return
     sig = m["significant"].to_numpy(bool)
     ax.scatter(m.loc[~sig, "slope"], m.loc[~sig, "score"], s=10, color=GREY, alpha=0.6, label="eQTL n.s.")
-    ax.scatter(m.loc[sig, "slope"], m.loc[sig, "score"], s=16, color=POS, label="eQTL FDR-significant")
+    ax.scatter(m.loc[sig, "slope"], m.loc[sig, "score"], s=16, color=POS, label="significant eQTL")
     ax.axhline(0, color="black", lw=0.5)
     ax.axvline(0, color="black", lw=0.5)
     r = np.corrcoef(m["slope"], m["score"])[0, 1] if len(m) > 2 and m["score"].std() > 0 else np.nan
-    ax.set_title(f"{title}  (n={len(m)}, r={r:.2f})" if np.isfinite(r) else f"{title}  (n={len(m)})")
+    extra = f", {unresolved} unresolved excluded" if unresolved else ""
+    ax.set_title(
+        f"{title}  (n={len(m)}, r={r:.2f}{extra})" if np.isfinite(r) else f"{title}  (n={len(m)}{extra})"
+    )
     ax.set_xlabel("eQTL slope (per ALT allele)")
     ax.set_ylabel("ISM score (alt − ref read-out)")
 
@@ -257,14 +266,21 @@ def ism_models(ism_by_model: dict[str, pd.DataFrame], path) -> None:
                 on=["gene_id", "variant_id"],
                 suffixes=("_a", "_b"),
             )
+            ok = m["score_a"].notna() & m["score_b"].notna()  # unresolved: unknown, not 0
+            unresolved = int((~ok).sum())
+            m = m[ok]
             if m.empty:
                 _no_data(ax, f"{a} vs {b}")
                 continue
             ax.scatter(m["score_a"], m["score_b"], s=8, alpha=0.6, color=NEG)
             ax.axhline(0, color="black", lw=0.5)
             ax.axvline(0, color="black", lw=0.5)
-            same = np.mean(np.sign(m["score_a"]) == np.sign(m["score_b"]))
-            ax.set_title(f"n={len(m)}, same sign {same:.0%}")
+            signed = (m["score_a"] != 0) & (m["score_b"] != 0)
+            same = np.mean(np.sign(m.loc[signed, "score_a"]) == np.sign(m.loc[signed, "score_b"]))
+            ax.set_title(
+                f"n={len(m)}, same sign {same:.0%}"
+                + (f"; {unresolved} unresolved excluded" if unresolved else "")
+            )
             ax.set_xlabel(f"ISM score, {a}")
             ax.set_ylabel(f"ISM score, {b}")
         fig.suptitle("ISM agreement between models")
@@ -283,16 +299,28 @@ def pick_genes(conc: pd.DataFrame, chosen: list[str], n: int = 4) -> list[str]:
 
 
 def run_model(
-    model, perf_path, ism_path, eqtl_path, conc_path, drivers_path, cfg: dict, out: dict, linear="elasticnet"
+    model,
+    perf_path,
+    ism_path,
+    eqtl_path,
+    conc_path,
+    drivers_path,
+    cfg: dict,
+    out: dict,
+    linear="elasticnet",
+    egenes_path=None,
 ):
     """Rule `figures_model`: the per-model figures (out: name → .png path)."""
-    from .concordance import mark_significant
+    from .concordance import mark_significant, read_egenes
 
     fdr = float(cfg.get("fdr", 0.05))
     perf = pd.read_csv(perf_path, sep="\t", dtype={"gene_id": str})
     ism = pd.read_parquet(ism_path)
     eqtl = mark_significant(
-        pd.read_parquet(eqtl_path, columns=["phenotype_id", "variant_id", "slope", "pval_nominal"]), fdr
+        pd.read_parquet(eqtl_path, columns=["phenotype_id", "variant_id", "slope", "pval_nominal"]),
+        fdr,
+        cfg.get("eqtl_significance", "permutation"),
+        read_egenes(egenes_path) if egenes_path else None,
     )
     conc = pd.read_csv(conc_path, sep="\t", dtype={"gene_id": str})
     drivers = pd.read_csv(drivers_path, sep="\t", dtype={"gene_id": str})
@@ -313,16 +341,29 @@ def run_model(
 
 
 def run_cohort(
-    perf_path, raw_expression_path, raw_format, references: dict, ism_paths: dict, cfg: dict, out: dict
+    perf_path,
+    raw_expression_path,
+    raw_format,
+    references: dict,
+    ism_paths: dict,
+    cfg: dict,
+    out: dict,
+    samples: list[str] | None = None,
+    is_level: bool = False,
 ):
-    """Rule `figures_cohort`: r histograms, cross-gene scatter, ISM agreement between models."""
+    """Rule `figures_cohort`: r histograms, cross-gene scatter, ISM agreement between models.
+
+    `raw_expression_path`: the expression-level matrix when the cohort has one
+    (`is_level`; restricted to `samples` as in rule performance), else the expression input."""
     from .formats import read_expression, strip_version
-    from .performance import mean_expression
+    from .performance import level_columns, mean_expression
 
     fdr = float(cfg.get("fdr", 0.05))
     perf = pd.read_csv(perf_path, sep="\t", dtype={"gene_id": str})
     r_histograms(perf, fdr, out["r_hist"])
     raw = read_expression(raw_expression_path, raw_format)
+    if is_level and samples:
+        raw = level_columns(raw, samples)
     raw.index = strip_version(raw.index)
     mean, scale = mean_expression(raw)
     refs = {}

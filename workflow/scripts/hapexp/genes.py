@@ -1,8 +1,13 @@
 """The cohort's gene table: genes in the expression matrix, on a VCF contig and in the FASTA.
 
-Gene table columns (TSV): ``gene_id, name, chrom, tss, strand`` with ``tss`` 1-based
-(the transcript's first base: gene start on ``+``, gene end on ``-``). Chunks are
-consecutive runs of genes sorted by (chrom, tss).
+Gene table columns (TSV): ``gene_id, name, chrom, tss, strand, start, end, gene_type``
+with ``tss`` 1-based (the transcript's first base: gene start on ``+``, gene end on
+``-``) and ``start``/``end`` the gene body (1-based, inclusive, start <= end, as in a
+GTF; PredictDB's window is start − 1 Mb … end + 1 Mb). A user gene table needs
+gene_id, chrom, tss, strand; name, start, end and gene_type are optional: the body is
+the span of tss and whichever of start/end is given (so a gene's other end may be
+given as ``end`` on either strand), the TSS alone without them; gene_type defaults to
+``NA``. Chunks are consecutive runs of genes sorted by (chrom, tss).
 """
 
 from __future__ import annotations
@@ -18,15 +23,18 @@ from .io import write_tsv
 
 log = logging.getLogger("hapexp.genes")
 
-GENE_COLUMNS = ["gene_id", "name", "chrom", "tss", "strand"]
+GENE_COLUMNS = ["gene_id", "name", "chrom", "tss", "strand", "start", "end", "gene_type"]
 
 
 def read_gene_table(path) -> pd.DataFrame:
-    """Read and check a gene table TSV (gene_id, chrom, tss [1-based], strand; name optional)."""
+    """Read and check a gene table TSV (gene_id, chrom, tss [1-based], strand; name, start,
+    end, gene_type optional; see the module doc)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "gene table not found", "Check `genes.table` in the config.")
-    df = pd.read_csv(path, sep="\t", dtype={"gene_id": str, "chrom": str, "name": str, "strand": str})
+    df = pd.read_csv(
+        path, sep="\t", dtype={"gene_id": str, "chrom": str, "name": str, "strand": str, "gene_type": str}
+    )
     missing = [c for c in ("gene_id", "chrom", "tss", "strand") if c not in df.columns]
     if missing:
         raise InputError(
@@ -58,6 +66,24 @@ def read_gene_table(path) -> pd.DataFrame:
             where=f"line {i + 2}",
         )
     df["tss"] = tss.astype("int64")
+    ends = [df["tss"]]
+    for col in ("start", "end"):
+        if col not in df.columns:
+            continue
+        v = pd.to_numeric(df[col], errors="coerce")
+        bad = (v.isna() & df[col].notna()) | (v < 1)
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise InputError(
+                path,
+                f"gene {df['gene_id'].iloc[i]}: {col} {df[col].iloc[i]!r} is not a 1-based position",
+                f"Fix the {col} column (or leave it empty).",
+                where=f"line {i + 2}",
+            )
+        ends.append(v.fillna(df["tss"]).astype("int64"))
+    body = pd.concat(ends, axis=1)
+    df["start"], df["end"] = body.min(axis=1), body.max(axis=1)
+    df["gene_type"] = df["gene_type"].fillna("NA") if "gene_type" in df.columns else "NA"
     dup = df["gene_id"].duplicated()
     if dup.any():
         i = int(dup.to_numpy().nonzero()[0][0])
@@ -107,6 +133,12 @@ def build_gene_table(
     from .gtf import match_contigs
 
     counts = {"input": len(genes)}
+    genes = genes.copy()
+    for col in ("start", "end"):  # tables without a gene body: the TSS
+        if col not in genes.columns:
+            genes[col] = genes["tss"]
+    if "gene_type" not in genes.columns:
+        genes["gene_type"] = "NA"
     m = match_gene_ids(genes["gene_id"], expression_ids)
     keep = m.notna().to_numpy()
     counts["dropped_not_in_expression"] = int((~keep).sum())
@@ -189,5 +221,19 @@ def gene_regions(genes: pd.DataFrame, half_width: int) -> pd.DataFrame:
             "chrom": genes["chrom"].to_numpy(),
             "start0": (tss0 - half_width).clip(lower=0).to_numpy(),
             "end0": (tss0 + half_width + 1).to_numpy(),
+        }
+    )
+
+
+def gene_body_regions(genes: pd.DataFrame, flank: int) -> pd.DataFrame:
+    """0-based half-open regions [start − flank, end + flank] of the gene bodies (1-based
+    start/end of genes.tsv; the TSS where a table has no body)."""
+    start = genes["start"] if "start" in genes.columns else genes["tss"]
+    end = genes["end"] if "end" in genes.columns else genes["tss"]
+    return pd.DataFrame(
+        {
+            "chrom": genes["chrom"].to_numpy(),
+            "start0": (start.astype("int64") - 1 - flank).clip(lower=0).to_numpy(),
+            "end0": (end.astype("int64") + flank).to_numpy(),
         }
     )

@@ -5,7 +5,9 @@ module windows are 0-based half-open `[start0, end0)` and variant positions are
 kept 1-based in `pos` (as in `variant_id = chrom_pos_ref_alt`).
 
 Window of a gene (see `gene_window`):
-- an integer `W` (PredictDB/tensorQTL): variants with `|POS - tss| <= W`;
+- an integer `W` (tensorQTL; PredictDB's TSS-centred variant): variants with `|POS - tss| <= W`;
+- `gene_body_1mb` (PredictDB's `gtex_v7_nested_cv_elnet.R`): variants with
+  `start - 1e6 <= POS <= end + 1e6`, start/end the gene body of genes.tsv (1-based);
 - a model name: exactly the model's reference window (docs/architecture.md), i.e.
   `+`: `[tss0 - L//2, tss0 + L//2)`, `-`: `[tss0 - L//2 + 1, tss0 + L//2 + 1)`.
 
@@ -41,8 +43,12 @@ def vcf_samples(path) -> list[str]:
         return list(vf.header.samples)
 
 
+GENE_BODY_WINDOWS = {"gene_body_1mb": 1_000_000}
+
+
 def resolve_window(window, models: dict | None = None):
-    """Normalize a config window: int → ("flank", W); model name → ("model", L)."""
+    """Normalize a config window: int → ("flank", W); `gene_body_1mb` → ("gene_body",
+    1000000); model name → ("model", L)."""
     if isinstance(window, bool):
         raise ValueError(f"invalid window {window!r}")
     if isinstance(window, int | np.integer):
@@ -52,10 +58,13 @@ def resolve_window(window, models: dict | None = None):
     if isinstance(window, str):
         if window.isdigit():
             return ("flank", int(window))
+        if window in GENE_BODY_WINDOWS:
+            return ("gene_body", GENE_BODY_WINDOWS[window])
         models = models or {}
         if window not in models:
             raise ValueError(
-                f"window {window!r} is neither a number of bp nor a model name (models: {', '.join(models) or 'none'})"
+                f"window {window!r} is neither a number of bp, {', '.join(GENE_BODY_WINDOWS)}, nor a model name "
+                f"(models: {', '.join(models) or 'none'})"
             )
         from .config import model_spec
 
@@ -64,12 +73,19 @@ def resolve_window(window, models: dict | None = None):
     raise ValueError(f"invalid window {window!r}")
 
 
-def gene_window(tss: int, strand: str, window) -> tuple[int, int]:
-    """0-based half-open window `[start0, end0)` of a gene (tss 1-based); start clipped at 0."""
+def gene_window(
+    tss: int, strand: str, window, start: int | None = None, end: int | None = None
+) -> tuple[int, int]:
+    """0-based half-open window `[start0, end0)` of a gene (tss, gene body start/end
+    1-based; the body defaults to the TSS); start clipped at 0."""
     kind, w = window
     tss0 = int(tss) - 1
     if kind == "flank":
         start0, end0 = tss0 - w, tss0 + w + 1
+    elif kind == "gene_body":
+        lo = int(tss) if start is None or pd.isna(start) else int(start)
+        hi = int(tss) if end is None or pd.isna(end) else int(end)
+        start0, end0 = lo - 1 - w, hi + w
     else:
         half = w // 2
         shift = 1 if strand == "-" else 0
@@ -196,6 +212,13 @@ def read_dosages(path, regions, samples: list[str], maf: float = 0.0) -> Dosages
     return filter_maf(out, maf)
 
 
+def window_flank(window) -> int:
+    """Bases on each side of the TSS that `window` (resolved) can reach, for region
+    pre-filters; a gene-body window reaches further by the body's length (add it)."""
+    kind, w = window
+    return w // 2 + 1 if kind == "model" else w
+
+
 def filter_maf(d: Dosages, maf: float) -> Dosages:
     """Keep polymorphic variants with in-sample minor allele frequency >= `maf`."""
     if len(d) == 0:
@@ -211,7 +234,12 @@ def chunk_dosages(
 ) -> tuple[Dosages, pd.DataFrame]:
     """Read all cis windows of a chunk once. Returns (dosages, genes with start0/end0 columns)."""
     genes = genes.copy()
-    wins = [gene_window(t, s, window) for t, s in zip(genes["tss"], genes["strand"], strict=True)]
+    lo = genes["start"] if "start" in genes.columns else genes["tss"]
+    hi = genes["end"] if "end" in genes.columns else genes["tss"]
+    wins = [
+        gene_window(t, s, window, a, b)
+        for t, s, a, b in zip(genes["tss"], genes["strand"], lo, hi, strict=True)
+    ]
     genes["start0"] = [w[0] for w in wins]
     genes["end0"] = [w[1] for w in wins]
     regions = [(str(c), s, e) for c, s, e in zip(genes["chrom"], genes["start0"], genes["end0"], strict=True)]

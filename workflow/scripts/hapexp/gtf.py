@@ -9,7 +9,9 @@ TSS convention (1-based, like the file): the feature's ``start`` on ``+``, its
 ``end`` on ``-`` (GENCODE: the gene's 5' end is its start on +, its end on −).
 
 Gene level (``level="gene"``): one row per gene, the TSS of the gene feature, which
-is the most 5' TSS of all its transcripts.
+is the most 5' TSS of all its transcripts. ``start``/``end`` are the gene feature's
+(1-based, inclusive, start <= end: the gene body, e.g. for PredictDB's window);
+``gene_type`` its GENCODE ``gene_type`` / Ensembl ``gene_biotype``.
 
 Transcript level (``level="transcript"``): one row per transcript, with
 ``transcript_id``, ``canonical`` (tagged ``Ensembl_canonical`` or ``MANE_Select``, or
@@ -35,7 +37,7 @@ from .errors import InputError
 
 log = logging.getLogger("hapexp.gtf")
 
-TSS_COLUMNS = ["gene_id", "name", "chrom", "tss", "strand", "gene_type"]
+TSS_COLUMNS = ["gene_id", "name", "chrom", "tss", "strand", "gene_type", "start", "end"]
 TRANSCRIPT_COLUMNS = [*TSS_COLUMNS, "transcript_id", "transcript_type", "canonical", "rank"]
 
 # GFF3 feature types that are genes (Ensembl uses several; GENCODE only "gene").
@@ -201,6 +203,8 @@ def read_gtf_tss(path, level: str = "gene", gene_types=None) -> pd.DataFrame:
                     "tss": tss,
                     "strand": strand,
                     "gene_type": gtype,
+                    "start": start,
+                    "end": end,
                 }
             else:
                 tags = set()
@@ -224,6 +228,8 @@ def read_gtf_tss(path, level: str = "gene", gene_types=None) -> pd.DataFrame:
                         "level": int(level_attr) if level_attr.isdigit() else 9,
                         "tsl": int(tsl) if tsl.isdigit() else 9,
                         "length": end - start + 1,
+                        "start": start,
+                        "end": end,
                         "order": len(transcripts),
                         "line": n,
                     }
@@ -264,6 +270,9 @@ def read_gtf_tss(path, level: str = "gene", gene_types=None) -> pd.DataFrame:
                     "tss": t["tss"],
                     "strand": t["strand"],
                     "gene_type": (g["gene_type"] if g else "") or t["gene_type"],
+                    # the gene body: the gene feature's, else the transcript's own
+                    "start": g["start"] if g else t["start"],
+                    "end": g["end"] if g else t["end"],
                     "transcript_id": tid,
                     "transcript_type": t["transcript_type"],
                     "canonical": t["canonical"],
@@ -300,7 +309,8 @@ def read_gtf_tss(path, level: str = "gene", gene_types=None) -> pd.DataFrame:
                 "(GENCODE ≤ v21 says 'lincRNA', later 'lncRNA').",
             )
     df = df.reset_index(drop=True)
-    df["tss"] = df["tss"].astype("int64")
+    for col in ("tss", "start", "end"):
+        df[col] = df[col].astype("int64")
     return df
 
 

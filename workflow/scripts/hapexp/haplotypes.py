@@ -33,6 +33,7 @@ import pandas as pd
 
 from .errors import InputError
 from .io import atomic_output
+from .variant_policy import POLICY_DEFAULTS, record_mask
 
 log = logging.getLogger("hapexp.haplotypes")
 
@@ -66,23 +67,13 @@ def tss_index(strand: str, length: int, rc_minus: bool) -> int:
 
 
 # ====================================================================== build
-POLICY_DEFAULTS = {"snv_only": False, "maf": 0.0, "missing": "ref", "unphased": "error"}
-
-
 def apply_policies(variants, alleles, phased, ploidy, policies: dict, source, samples):
     """Filter records and genotypes by the configured policies; every decision counted.
 
-    Returns (variants [+ af, is_snv], carried bool [n_var, n_samples, 2], Counter).
+    Records: `hapexp.variant_policy.record_mask` (shared with the eQTL scan and the
+    elastic net). Returns (variants [+ af, is_snv], carried bool [n_var, n_samples, 2], Counter).
     """
     p = {**POLICY_DEFAULTS, **(policies or {})}
-    counts: Counter = Counter()
-    counts["records_read"] = len(variants)
-    ref = variants["ref"].str.upper()
-    alt = variants["alt"].str.upper()
-    symbolic = alt.str.startswith("<") | (alt == "*") | alt.str.contains(r"[\[\]]", regex=True)
-    bad_chars = ~symbolic & (
-        ref.str.contains("[^ACGTN]", regex=True) | alt.str.contains("[^ACGTN]", regex=True)
-    )
     if (alleles > 1).any():
         i = int(np.argwhere(alleles > 1)[0][0])
         r = variants.iloc[i]
@@ -92,21 +83,14 @@ def apply_policies(variants, alleles, phased, ploidy, policies: dict, source, sa
             "Use the normalized BCF (rule normalize_variants: bcftools norm -m -any)",
             where=f"record {r.chrom}:{r.pos0 + 1}",
         )
-    keep = ~(symbolic | bad_chars | (ref == alt)).to_numpy()
-    counts["skipped_symbolic"] = int(symbolic.sum())
-    counts["skipped_non_acgtn"] = int(bad_chars.sum())
-    is_snv = ((ref.str.len() == 1) & (alt.str.len() == 1)).to_numpy()
-    if p["snv_only"]:
-        counts["skipped_indel_snv_only"] = int((keep & ~is_snv).sum())
-        keep &= is_snv
     # Allele frequency over the index's samples, before any genotype policy.
     called = alleles >= 0
     n_called = called.sum(axis=(1, 2))
     af = np.where(n_called > 0, (alleles == 1).sum(axis=(1, 2)) / np.maximum(n_called, 1), 0.0)
-    if p["maf"] > 0:
-        low = keep & (np.minimum(af, 1 - af) < p["maf"])
-        counts["skipped_maf"] = int(low.sum())
-        keep &= ~low
+    keep, counts = record_mask(variants["ref"], variants["alt"], af, p)
+    ref = variants["ref"].str.upper()
+    alt = variants["alt"].str.upper()
+    is_snv = ((ref.str.len() == 1) & (alt.str.len() == 1)).to_numpy()
     variants = variants[keep].reset_index(drop=True).copy()
     alleles, phased, ploidy, af = alleles[keep], phased[keep], ploidy[keep], af[keep]
     variants["ref"], variants["alt"] = ref[keep].to_numpy(), alt[keep].to_numpy()

@@ -28,7 +28,8 @@ BLOCK = 256
 
 # Relative numerical resolution of a read-out by inference precision: differences below
 # resolution × |reference read-out| are float rounding (an untrained network gives
-# ~1e-7 differences in fp32), so their sign means nothing and they are scored 0.
+# ~1e-7 differences in fp32), so their sign means nothing: the score is unresolved (NaN),
+# unknown rather than 0, and downstream stages count and exclude it.
 RESOLUTION = {"fp32": 1e-6, "bf16": 1e-2}
 
 # fn(seqs: uint8 [n, L] ASCII, tss_index: 0-based TSS index in every sequence) -> float [n]
@@ -74,10 +75,10 @@ def select_variants(variants: pd.DataFrame, maf: float, indels: bool) -> pd.Data
 def _scores(alt: np.ndarray, ref: float, log2_ratio: bool, resolution: float = 0.0) -> np.ndarray:
     below = np.abs(alt - ref) <= resolution * max(abs(ref), 1e-12)
     if not log2_ratio:
-        return np.where(below, 0.0, alt - ref)
+        return np.where(below, np.nan, alt - ref)
     # log2 ratio needs positive read-outs (counts/CAGE); a tiny floor keeps zero finite.
     eps = 1e-6
-    return np.where(below, 0.0, np.log2(np.maximum(alt, 0) + eps) - np.log2(max(ref, 0) + eps))
+    return np.where(below, np.nan, np.log2(np.maximum(alt, 0) + eps) - np.log2(max(ref, 0) + eps))
 
 
 def score_gene(
@@ -93,7 +94,7 @@ def score_gene(
 ) -> pd.DataFrame:
     """ISM scores of one gene's variants (columns ISM_COLUMNS); empty when none pass.
 
-    `resolution`: relative difference below which a score is 0 (see RESOLUTION).
+    `resolution`: relative difference below which a score is unresolved, NaN (see RESOLUTION).
     """
     gene_id = str(gene["gene_id"])
     variants = select_variants(index.variants(gene_id, window), maf, indels)

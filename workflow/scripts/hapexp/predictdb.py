@@ -100,14 +100,21 @@ def filter_models(metrics: pd.DataFrame, min_rho: float = 0.1, max_pval: float =
     return metrics[(metrics["rho_avg"] > min_rho) & (metrics["zscore_pval"] < max_pval)]
 
 
-def extra_table(metrics: pd.DataFrame, gene_type: str = "NA") -> pd.DataFrame:
-    """`extra` rows from elastic-net metrics (genes with at least one weight)."""
+def extra_table(metrics: pd.DataFrame, gene_type: str | pd.Series | dict = "NA") -> pd.DataFrame:
+    """`extra` rows from elastic-net metrics (genes with at least one weight).
+
+    `gene_type`: one type for all genes, or gene id → type (genes.tsv's `gene_type`,
+    from the GTF); genes missing from it get "NA"."""
     m = metrics[metrics["n_snps_in_model"] > 0]
+    if isinstance(gene_type, str):
+        types = np.full(len(m), gene_type, dtype=object)
+    else:
+        types = m["gene_id"].astype(str).map(pd.Series(gene_type)).fillna("NA").to_numpy(dtype=object)
     return pd.DataFrame(
         {
             "gene": m["gene_id"].astype(str).to_numpy(),
             "genename": m["gene_name"].astype(str).to_numpy(),
-            "gene_type": gene_type,
+            "gene_type": types,
             "n.snps.in.model": m["n_snps_in_model"].astype(int).to_numpy(),
             "pred.perf.R2": m["R2"].astype(float).to_numpy(),
             "pred.perf.pval": m["zscore_pval"].astype(float).to_numpy(),

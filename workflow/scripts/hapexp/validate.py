@@ -24,6 +24,7 @@ from hapexp.config import model_spec
 from hapexp.errors import InputError
 from hapexp.formats import match_gene_ids, read_covariates, read_expression, read_sample_list
 from hapexp.genes import build_gene_table, check_chunkable, gene_regions, load_genes, sample_overlap
+from hapexp.genotypes import resolve_window
 from hapexp.gtf import match_contigs
 from hapexp.vcf import fasta_lengths, merge_regions, vcf_contigs, vcf_paths
 
@@ -97,6 +98,22 @@ def check_config(config: dict, schema: dict, configfile: str = "config") -> None
                 f"cohort {name!r}: vcf {c['vcf']!r} has {{chrom}} but no `chromosomes` list",
                 f"Add cohorts.{name}.chromosomes: [...] with the names that fill {{chrom}}.",
             )
+    method = config.get("concordance", {}).get("eqtl_significance", "permutation")
+    if method == "permutation" and int(config.get("eqtl", {}).get("permutations", 1000)) == 0:
+        raise InputError(
+            configfile,
+            "eqtl.permutations is 0, but eGenes (concordance.eqtl_significance: permutation) come from the "
+            "permutation pass",
+            "Set eqtl.permutations (e.g. 1000), or concordance.eqtl_significance: bh_all_pairs (legacy).",
+        )
+    for stage in ("eqtl", "elasticnet"):
+        window = config.get(stage, {}).get("window", 1000000)
+        try:
+            resolve_window(window, config["models"])
+        except ValueError as e:
+            raise InputError(
+                configfile, f"{stage}.window: {e}", "See config/README.md, section " + stage
+            ) from None
 
 
 def _schema_at(schema: dict, path) -> dict:
@@ -212,8 +229,13 @@ def scan_vcf(
     to_vcf: dict[str, str],
     samples: list[str],
     batch: int = 4096,
+    alleles: list | None = None,
 ) -> dict[str, int]:
     """Check REF against the FASTA, phasing and missingness in `regions`.
+
+    `alleles` (a list, optional) receives (REF, ALT, ALT frequency over the samples'
+    called alleles) of every ALT of every record, for the variant-policy counts
+    (`policy_counts`).
 
     `regions`: chrom (FASTA names), start0, end0 (0-based half-open); `to_vcf` maps
     FASTA contig names to the file's. Raises on REF mismatches (count and first
@@ -231,6 +253,7 @@ def scan_vcf(
 
     counts = {"records": 0, "ref_mismatch": 0, "unphased": 0, "missing": 0}
     mismatches: list[str] = []
+    out_alleles = alleles
     reg = merge_regions(regions)
     reg = reg[reg["chrom"].isin(list(to_vcf))].copy()
     if reg.empty or not samples:
@@ -242,7 +265,16 @@ def scan_vcf(
         _write_regions(reg, rpath)
         spath.write_text("\n".join(samples) + "\n")
         proc = subprocess.Popen(
-            ["bcftools", "query", "-R", str(rpath), "-S", str(spath), "-f", "%CHROM\t%POS\t%REF[\t%GT]\n"]
+            [
+                "bcftools",
+                "query",
+                "-R",
+                str(rpath),
+                "-S",
+                str(spath),
+                "-f",
+                "%CHROM\t%POS\t%REF\t%ALT[\t%GT]\n",
+            ]
             + [str(vcf_path)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -253,10 +285,10 @@ def scan_vcf(
             nonlocal blk
             sites, gts = [], []
             for line in lines:
-                k = line.index(b"\t", line.index(b"\t", line.index(b"\t") + 1) + 1)
+                k = line.index(b"\t", line.index(b"\t", line.index(b"\t", line.index(b"\t") + 1) + 1) + 1)
                 sites.append(line[:k].split(b"\t"))
                 gts.append(line[k:])
-            for chrom, pos, ref in sites:
+            for chrom, pos, ref, _ in sites:
                 counts["records"] += 1
                 pos0, fa_chrom = int(pos) - 1, back.get(chrom.decode(), chrom.decode())
                 c, s0, seq = blk
@@ -275,6 +307,13 @@ def scan_vcf(
                             f"{chrom.decode()}:{pos.decode()} REF={ref.decode()} FASTA={got.decode()}"
                         )
             alleles, phased, ploidy = _parse_gt_block(b"".join(gts), len(sites), len(samples))
+            if out_alleles is not None:  # ALT frequencies over called alleles (haploid: one)
+                called = (alleles != MISSING) & np.stack([np.ones_like(ploidy, bool), ploidy == 2], axis=2)
+                n_called = called.sum(axis=(1, 2))
+                for i, (_, _, ref, alts) in enumerate(sites):
+                    for a, alt in enumerate(alts.decode().split(","), start=1):
+                        hit = int(((alleles[i] == a) & called[i]).sum())
+                        out_alleles.append((ref.decode(), alt, hit / n_called[i] if n_called[i] else 0.0))
             missing = (alleles == MISSING).any(axis=2)
             het_unphased = ~phased & (ploidy == 2) & (alleles[:, :, 0] != alleles[:, :, 1]) & ~missing
             counts["missing"] += int(missing.sum())
@@ -440,10 +479,38 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
     # VCF content in the largest model window around the kept genes.
     half = max(model_spec(m)["window"] for m in config["models"].values()) // 2
     regions = gene_regions(kept, half)
+    alleles: list = []
     for path, names in to_vcf.items():
         scanned = scan_vcf(
-            path, fasta, regions, vcfg.get("unphased", "error"), vcfg.get("missing", "ref"), names, samples
+            path,
+            fasta,
+            regions,
+            vcfg.get("unphased", "error"),
+            vcfg.get("missing", "ref"),
+            names,
+            samples,
+            alleles=alleles,
         )
         for k, v in scanned.items():
             report.facts[k] = report.facts.get(k, 0) + v
+    report.facts["variant_policy"] = policy_counts(alleles, vcfg)
     return report
+
+
+def policy_counts(alleles: list, policies: dict) -> dict:
+    """The `variants` policy applied to (REF, ALT, frequency) triples: what every stage
+    keeps (`hapexp.variant_policy`), counted over the models' windows."""
+    from .variant_policy import POLICY_DEFAULTS, record_mask
+
+    p = {k: v for k, v in {**POLICY_DEFAULTS, **(policies or {})}.items() if k in ("snv_only", "maf")}
+    if not alleles:
+        return {"policy": p, "records": 0, "kept": 0, "skipped": {}, "region": "models' windows"}
+    ref, alt, af = zip(*alleles, strict=True)
+    keep, counts = record_mask(ref, alt, af, policies)
+    return {
+        "policy": p,
+        "region": "models' windows",
+        "records": int(counts["records_read"]),
+        "kept": int(keep.sum()),
+        "skipped": {k: int(v) for k, v in sorted(counts.items()) if k.startswith("skipped") and v},
+    }
