@@ -127,6 +127,7 @@ rule summary:
         cross_gene="results/{cohort}/cross_gene.tsv",
         concordance=expand("results/{{cohort}}/concordance/{model}.tsv", model=MODELS),
         agreement="results/{cohort}/concordance/models.tsv",
+        precision="results/{cohort}/precision.tsv",
         # The figures are not read here; asking for them makes `all` build the report's content.
         figures=expand("results/{{cohort}}/figures/{name}.png", name=COHORT_FIGURES)
         + expand(

@@ -17,5 +17,6 @@ s = run(
     snakemake.params.fdr,
     snakemake.output.tsv,
     snakemake.output.md,
+    precision_path=snakemake.input.precision,
 )
 log.info("summary:\n%s", s.to_string())

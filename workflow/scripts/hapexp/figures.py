@@ -146,6 +146,7 @@ def deep_vs_linear(perf: pd.DataFrame, model: str, linear: str, fdr: float, path
 
 
 def _ism_eqtl_panel(ax, m: pd.DataFrame, title: str) -> None:
+    m = m[np.isfinite(m["score"].to_numpy(dtype=float))]  # NaN = unresolved ISM score
     if m.empty:
         _no_data(ax, title)
         return
@@ -252,11 +253,15 @@ def ism_models(ism_by_model: dict[str, pd.DataFrame], path) -> None:
         if not pairs:
             _no_data(axes[0], "needs two models")
         for ax, (a, b) in zip(axes, pairs, strict=False):
-            m = ism_by_model[a][["gene_id", "variant_id", "score"]].merge(
-                ism_by_model[b][["gene_id", "variant_id", "score"]],
-                on=["gene_id", "variant_id"],
-                suffixes=("_a", "_b"),
-            )
+            m = (
+                ism_by_model[a][["gene_id", "variant_id", "score"]]
+                .merge(
+                    ism_by_model[b][["gene_id", "variant_id", "score"]],
+                    on=["gene_id", "variant_id"],
+                    suffixes=("_a", "_b"),
+                )
+                .dropna(subset=["score_a", "score_b"])
+            )  # unresolved scores carry no sign
             if m.empty:
                 _no_data(ax, f"{a} vs {b}")
                 continue

@@ -104,7 +104,8 @@ def _set_tf_gamma(module: nn.Module, spec: dict, n_positions: int) -> bool:
 
 def _enformer_wrap(model, spec: dict, kind: str) -> LoadedModel:
     window = int(spec["window"])
-    n_positions = window // 128
+    bin_size = 2 ** int(getattr(model.config, "num_downsamples", 7))  # 128 for Enformer
+    n_positions = window // bin_size
     target = model.crop_final.target_length
     target = n_positions if target == -1 else target
     if target > n_positions:
@@ -114,7 +115,7 @@ def _enformer_wrap(model, spec: dict, kind: str) -> LoadedModel:
             "use a larger window",
             where=f"models.{spec.get('name', 'model')}",
         )
-    crop = (n_positions - target) // 2 * 128
+    crop = (n_positions - target) // 2 * bin_size
     use_gamma = _set_tf_gamma(model, spec, n_positions)
     head = spec.get("head", "human")
     n_tracks = model.output_heads[head]
@@ -124,11 +125,18 @@ def _enformer_wrap(model, spec: dict, kind: str) -> LoadedModel:
         tab = load_targets(targets)
         if len(tab) == n_tracks:
             names, ids = tab["description"].astype(str).tolist(), tab["identifier"].astype(str).tolist()
-    log.info("enformer: %d bins of 128 (crop %d), %d tracks, tf_gamma=%s", target, crop, n_tracks, use_gamma)
+    log.info(
+        "enformer: %d bins of %d (crop %d), %d tracks, tf_gamma=%s",
+        target,
+        bin_size,
+        crop,
+        n_tracks,
+        use_gamma,
+    )
     return LoadedModel(
         module=model,
         window=window,
-        bin_size=128,
+        bin_size=bin_size,
         crop=crop,
         n_tracks=n_tracks,
         track_names=names,
@@ -147,7 +155,7 @@ def build_enformer_tiny(spec: dict):
     torch.manual_seed(int(spec["seed"]))
     model = Enformer.from_hparams(
         output_heads={"human": n_tracks},
-        target_length=int(spec["window"]) // 128,
+        target_length=int(spec["window"]) // 2 ** int(hp.get("num_downsamples", 7)),
         use_tf_gamma=False,
         **hp,
     )
