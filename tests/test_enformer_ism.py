@@ -171,3 +171,18 @@ def test_unknown_layers_are_refused():
     with pytest.raises(NotLocal):
         _steps(torch.nn.Conv1d(4, 4, 5, padding=2, dilation=2))
     assert not EnformerReuse.supports(torch.nn.Linear(2, 2))
+
+
+def test_reverse_complement_averaging_reuses_both_strands(cohort):
+    """rc_average: each variant's reverse complement is compared with the reference's
+    reverse complement (a second cached reference); equal to full forwards."""
+    spec = model_spec({**MODELS["enformer_tiny"], "rc_average": True}, "rc")
+    with_reuse = ism.make_readout(spec, reuse=True)
+    without = ism.EngineReadout(spec, reuse=False, predictor=with_reuse.predictor)
+    gene = cohort.genes.iloc[1]
+    a = ism.gene_values(cohort, gene, with_reuse, WINDOW, True, 0.0, False)
+    b = ism.gene_values(cohort, gene, without, WINDOW, True, 0.0, False)
+    scale = np.abs(b[1]).max()
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-6 * scale)
+    np.testing.assert_allclose(a[2], b[2], rtol=1e-5)
+    assert with_reuse.predictor._reuse.stats["reused"] >= 2 * len(a[0])  # both strands windowed

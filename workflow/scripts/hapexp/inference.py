@@ -229,14 +229,14 @@ class Predictor:
         kernel = self._kernel()
         for m in self._attn:  # several Predictors may share one model (audit, benchmarks)
             m._hapexp_kernel = kernel
+        if self.compile and not self._strict and self.spec["compile_mode"] == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: a new step, outputs read below
         with precision_mode(self.effective_precision, self.device.type):
             if self._reuse_active:
                 ids = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
                 ids[b:] = 1
                 out = self._reuse.forward(x, ids)
             else:
-                if self.compile and self.spec["compile_mode"] == "reduce-overhead":
-                    torch.compiler.cudagraph_mark_step_begin()
                 out = self._forward_fn(eager)(x)
         out = out.float()
         if out.ndim != 3 or out.shape[1:] != (self.model.n_bins, self.model.n_tracks):

@@ -159,11 +159,18 @@ def build_enformer_tiny(spec: dict):
         use_tf_gamma=False,
         **hp,
     )
-    # PyTorch's default init (kaiming-uniform, a=√5) shrinks the signal through the
-    # conv tower and attention pools until the output is constant to 1e-7: every
-    # person would get the same prediction and r would be undefined. He-normal
-    # weights keep it sequence-sensitive (single-SNV effects of a few %), which is
-    # what a *random* model should be: responsive, but not to the right things.
+    return he_init(model)
+
+
+def he_init(model):
+    """He-normal weights for every convolution and linear layer (seeded by the caller).
+
+    PyTorch's default init (kaiming-uniform, a=√5) shrinks the signal through the
+    conv tower and attention pools until the output is constant to 1e-7: every
+    person would get the same prediction and r would be undefined. He-normal
+    weights keep it sequence-sensitive (single-SNV effects of a few %), which is
+    what a *random* model should be: responsive, but not to the right things.
+    """
     with torch.no_grad():
         for mod in model.modules():
             if isinstance(mod, torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.Linear):
@@ -175,10 +182,11 @@ def _load_enformer(spec: dict) -> LoadedModel:
     from enformer_pytorch import Enformer
 
     if spec["weights"] == "random":
-        # Full-size architecture with seeded random weights: speed benchmarks only.
+        # Full-size architecture with seeded random weights (He-normal, so outputs depend
+        # on the sequence, as for enformer_tiny): speed and precision benchmarks only.
         log.warning("enformer: random weights (weights: random) - predictions are meaningless")
         torch.manual_seed(int(spec["seed"]))
-        model = Enformer.from_hparams(use_tf_gamma=False)
+        model = he_init(Enformer.from_hparams(use_tf_gamma=False))
     else:
         model = _from_pretrained(Enformer, spec)
     return _enformer_wrap(model, spec, "enformer")
