@@ -31,6 +31,7 @@ rule elasticnet:
         inner_folds=config["elasticnet"].get("inner_folds", 10),
         seed=config["elasticnet"].get("seed", 42),
         thresh=config["elasticnet"].get("thresh", 1e-7),
+        build=config["reference"].get("build"),
     script:
         "../workflow/scripts/elasticnet.py"
 

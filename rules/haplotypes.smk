@@ -46,6 +46,7 @@ rule normalize_variants:
     input:
         validated,
         genes="results/{cohort}/genes.tsv",
+        samples="results/{cohort}/samples.txt",
         fasta=config["reference"]["fasta"],
         vcf=COHORT_VCFS,
     output:

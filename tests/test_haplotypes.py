@@ -22,6 +22,7 @@ import pytest
 from hapexp import vcf as V
 from hapexp.errors import InputError
 from hapexp.haplotypes import HaplotypeIndex, build_index, revcomp, window_bounds
+from tests.test_windows_chain import bcftools_haplotype, expected_window, map_tss
 
 ADV = Path(__file__).parent / "data" / "adversarial"
 L = 64
@@ -129,19 +130,14 @@ def test_windows_reanchor_pad_and_rc(adv):
         fwd_ref = revcomp(gh.reference) if gh.flipped else gh.reference
         fwd_tss = L - 1 - gh.tss_index if gh.flipped else gh.tss_index
         assert fwd_ref[fwd_tss] == ref_base
-        # every haplotype equals bcftools' full-region consensus cut around the moved TSS
-        i = idx._g(gid)
-        a, b = int(idx._a["reg_start0"][i]), int(idx._a["reg_end0"][i])
+        # every window equals bcftools' whole-chromosome consensus cut around the TSS
+        # mapped through bcftools' chain (tests/test_windows_chain.py)
         for si, s in enumerate(idx.samples):
             for h in (1, 2):
-                full = bcftools_consensus(adv, g.chrom, a, b, s, h, "")
-                seq = gh.haplotype(si, h)
-                fwd = revcomp(seq) if gh.flipped else seq
-                # locate by the shift: N padding only where the chromosome ends
-                core = bytes(fwd).strip(b"N")
-                assert core in full, (gid, s, h)
-                if a > 0 and b < idx._a["chrom_len"][i]:
-                    assert b"N" not in bytes(fwd)
+                seq, blocks = bcftools_haplotype(adv["dir"], s, h, adv["fa"], adv["bcf"], "", g.chrom)
+                p, deleted = map_tss(blocks, tss0)
+                assert gh.haplotype(si, h).tobytes() == expected_window(seq, p, g.strand, L), (gid, s, h)
+                assert gh.tss_deleted[gh.hap_map[si, h - 1]] == deleted
     # chromosome ends: padded on the correct side
     gs = idx.gene_haplotypes("G_START", L)
     w0, _ = window_bounds(10, "+", L)
@@ -285,3 +281,22 @@ def test_demo_cohort_byte_exact(tmp_path):
                 assert ours == bcftools_consensus(adv, g.chrom, a, b, s, h, "pIu"), (gid, s, h)
                 n_indel_haps += len(ours) != b - a
     assert counts["variants_kept"] > 50 and n_indel_haps > 0  # indels were exercised
+
+
+def test_reference_window_is_the_fasta(adv):
+    """ISM's reference window (no haplotype rendered) = the FASTA cut around the TSS,
+    N off the chromosome ends, reverse-complemented on minus genes."""
+    import pysam
+
+    idx, _ = _index(adv, "refwin", {"unphased": "first"})
+    with pysam.FastaFile(str(adv["fa"])) as fa:
+        for g in idx.genes.itertuples(index=False):
+            w0, w1 = window_bounds(g.tss, g.strand, L)
+            n = fa.get_reference_length(g.chrom)
+            want = "".join(fa.fetch(g.chrom, i, i + 1).upper() if 0 <= i < n else "N" for i in range(w0, w1))
+            want = np.frombuffer(want.encode(), np.uint8)
+            for rc in (True, False):
+                seq, ti = idx.reference_window(g.gene_id, L, rc_minus=rc)
+                flip = rc and g.strand == "-"
+                assert seq.tobytes() == (revcomp(want) if flip else want).tobytes(), (g.gene_id, rc)
+                assert ti == (L // 2 - 1 if (g.strand == "-" and not rc) else L // 2)

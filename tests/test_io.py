@@ -38,3 +38,24 @@ def test_matrix_round_trip(tmp_path):
     df = pd.DataFrame([[1.0, 2.0]], index=pd.Index(["g1"], name="gene_id"), columns=["s1", "s2"])
     write_matrix(df, tmp_path / "m.tsv")
     pd.testing.assert_frame_equal(read_matrix(tmp_path / "m.tsv"), df)
+
+
+def test_concat_parquet_streams_and_keeps_rows(tmp_path):
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from hapexp.io import concat_parquet, write_parquet
+
+    rng = np.random.default_rng(0)
+    parts = []
+    for i, n in enumerate([5, 0, 7]):
+        df = pd.DataFrame({"a": [f"g{i}"] * n, "b": rng.normal(size=n), "c": np.arange(n, dtype=np.int64)})
+        write_parquet(df if n else df.iloc[:0], tmp_path / f"p{i}.parquet")
+        parts.append(df)
+    out = tmp_path / "all.parquet"
+    assert concat_parquet([tmp_path / f"p{i}.parquet" for i in range(3)], out, ["a", "b", "c"]) == 12
+    got = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(got, pd.concat(parts, ignore_index=True), check_dtype=False)
+    assert pq.ParquetFile(out).metadata.num_row_groups == 2  # one per non-empty input
+    concat_parquet([tmp_path / "p1.parquet"], tmp_path / "none.parquet", ["a", "b", "c"])
+    assert list(pd.read_parquet(tmp_path / "none.parquet").columns) == ["a", "b", "c"]

@@ -32,6 +32,7 @@ with threadpool_limits(limits=1):
         seed=p.seed,
         threads=snakemake.threads,
         thresh=p.thresh,
+        build=p.build,
     )
 write_tsv(metrics, snakemake.output.metrics)
 write_matrix(oof, snakemake.output.oof)

@@ -33,5 +33,14 @@ log.info(
 idx = HaplotypeIndex.load(snakemake.output.index)
 ratio = idx.unique_ratio(window)
 for r in ratio.itertuples():
-    log.info("%s: %d unique of %d haplotypes (%.3f)", r.gene_id, r.n_unique, r.n_haplotypes, r.unique_ratio)
+    log.info(
+        "%s: %d unique of %d haplotypes (%.3f); TSS deleted on %d haplotypes",
+        r.gene_id, r.n_unique, r.n_haplotypes, r.unique_ratio, r.tss_deleted,
+    )  # fmt: skip
+if ratio["tss_deleted"].sum():
+    log.info(
+        "TSS deleted on %d haplotypes of %d genes: their windows are anchored on the first base "
+        "after the deletion (docs/architecture.md)",
+        int(ratio["tss_deleted"].sum()), int((ratio["tss_deleted"] > 0).sum()),
+    )  # fmt: skip
 write_tsv(ratio, snakemake.output.stats)

@@ -1,4 +1,5 @@
-"""Rule normalize_variants: restrict to gene regions, harmonize contigs, norm -m -any -f, check REF."""
+"""Rule normalize_variants: restrict to gene regions and the cohort's samples, harmonize
+contigs, norm -m -any -f, check REF."""
 
 import sys
 
@@ -8,6 +9,8 @@ from hapexp.log import setup_rule_logging
 
 log = setup_rule_logging(snakemake)
 
+from pathlib import Path
+
 import pandas as pd
 
 from hapexp import vcf as V
@@ -16,7 +19,8 @@ from hapexp.genes import gene_regions
 genes = pd.read_csv(snakemake.input.genes, sep="\t", dtype={"chrom": str, "gene_id": str})
 half = int(snakemake.params.half_width)
 regions = gene_regions(genes, half)
-log.info("%d genes, regions TSS ± %d bp", len(genes), half)
+samples = Path(snakemake.input.samples).read_text().split()
+log.info("%d genes, regions TSS ± %d bp, %d samples", len(genes), half, len(samples))
 stats = V.normalize(
     list(snakemake.input.vcf),
     snakemake.input.fasta,
@@ -24,5 +28,6 @@ stats = V.normalize(
     regions=regions,
     harmonize=snakemake.params.harmonize,
     threads=snakemake.threads,
+    samples=samples,
 )
 log.info("normalized: %s", ", ".join(f"{k}={v}" for k, v in stats.items()))

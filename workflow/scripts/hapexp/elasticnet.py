@@ -389,22 +389,32 @@ def fit_chunk(
     seed,
     threads=1,
     thresh=1e-7,
+    build=None,
 ):
     """Fit every gene of `genes` (with start0/end0 windows), `threads` genes at a time
-    (worker processes). Returns (metrics, oof, weights, covariances)."""
+    (worker processes). Returns (metrics, oof, weights, covariances); weights and
+    covariances are keyed by PredictDB's rsid/varID (`hapexp.predictdb.variant_keys`,
+    genome `build` for the varID suffix)."""
+    from .predictdb import variant_keys
+
     samples = list(expression.columns)
     if list(dosages.samples) != samples:
         raise ValueError("dosages and expression must have the same samples in the same order")
     jobs = []
+    # Keys from the whole chunk: an rs id shared by records at one position is seen as such
+    rsid_all, varid_all = (np.asarray(k, dtype=object) for k in variant_keys(dosages, build))
     for row in genes.itertuples(index=False):
         if row.gene_id not in expression.index:
             continue
-        d = dosages.window(str(row.chrom), int(row.start0), int(row.end0))
-        jobs.append((row, d))
+        ix = dosages.window_index(str(row.chrom), int(row.start0), int(row.end0))
+        jobs.append((row, dosages.take(ix), rsid_all[ix], varid_all[ix]))
 
     kw = dict(alpha=alpha, outer_folds=outer_folds, inner_folds=inner_folds, seed=seed, thresh=thresh)
     # the window's dosages (variants × samples), already held by `jobs`: no second copy per gene
-    args = [(row.gene_id, d.dosage, expression.loc[row.gene_id].to_numpy(dtype=float), kw) for row, d in jobs]
+    args = [
+        (row.gene_id, d.dosage, expression.loc[row.gene_id].to_numpy(dtype=float), kw)
+        for row, d, _, _ in jobs
+    ]
     workers = min(max(1, int(threads)), len(args))
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         # Processes, not threads: a path is thousands of short compiled-solver calls with
@@ -418,7 +428,7 @@ def fit_chunk(
     else:
         results = [_fit_job(a) for a in args]
     metrics, oofs, weights, covs = [], {}, [], []
-    for (row, d), (m, oof, w) in zip(jobs, results, strict=True):
+    for (row, d, rsid, varid), (m, oof, w) in zip(jobs, results, strict=True):
         m["gene_name"] = getattr(row, "name", row.gene_id)
         metrics.append(m)
         oofs[row.gene_id] = oof
@@ -429,15 +439,15 @@ def fit_chunk(
             pd.DataFrame(
                 {
                     "gene": row.gene_id,
-                    "rsid": d.variant_id[nz].astype(str),
-                    "varID": d.variant_id[nz].astype(str),
+                    "rsid": rsid[nz].astype(str),
+                    "varID": varid[nz].astype(str),
                     "ref_allele": d.ref[nz].astype(str),
                     "eff_allele": d.alt[nz].astype(str),
                     "weight": w[nz],
                 }
             )
         )
-        covs.append(covariance_rows(row.gene_id, d.variant_id[nz].astype(str), d.dosage[nz]))
+        covs.append(covariance_rows(row.gene_id, rsid[nz].astype(str), d.dosage[nz]))
     metrics_df = pd.DataFrame(metrics).reindex(columns=METRIC_COLUMNS)
     oof_df = pd.DataFrame.from_dict(oofs, orient="index", columns=samples)
     oof_df.index.name = "gene_id"

@@ -22,6 +22,7 @@ per chunk of genes, not per gene).
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,6 +99,7 @@ class Dosages:
     alt: np.ndarray
     dosage: np.ndarray  # float64, variants × samples, missing already imputed
     samples: list[str]
+    ids: np.ndarray | None = None  # the VCF's ID column ("." when absent), e.g. dbSNP rs ids
 
     def __len__(self) -> int:
         return len(self.variant_id)
@@ -115,6 +117,7 @@ class Dosages:
             self.alt[ix],
             self.dosage[ix],
             self.samples,
+            None if self.ids is None else self.ids[ix],
         )
 
     def window_index(self, chrom: str, start0: int, end0: int) -> np.ndarray:
@@ -133,86 +136,62 @@ class Dosages:
         return self.take(self.window_index(chrom, start0, end0))
 
 
-_GT_CACHE: dict[str, float] = {}
-
-
-def _gt_dosage(gt: str) -> float:
-    """Dosage of one GT string ('0|1', '1/1', '.|0', '1', ...): ALT count, NaN if any allele missing."""
-    d = _GT_CACHE.get(gt)
-    if d is None:
-        alleles = gt.replace("|", "/").split("/")
-        d = np.nan if any(a in (".", "") for a in alleles) else float(sum(a != "0" for a in alleles))
-        _GT_CACHE[gt] = d
-    return d
-
-
 def read_dosages(path, regions, samples: list[str], maf: float = 0.0) -> Dosages:
     """Dosages of `samples` for the records in `regions` [(chrom, start0, end0)], MAF-filtered.
 
-    Records are deduplicated (a record in two merged regions is read once since
-    regions are merged first). Missing GT → per-variant mean.
+    Records starting inside a region (0-based half-open) are read once (regions are
+    merged first) with `bcftools query` and the fixed-width GT parser of
+    `hapexp.vcf.read_genotypes` (no per-record Python objects). Records with several
+    ALTs or a symbolic/missing ALT are skipped (the normalized BCF is split
+    biallelic). Dosage = ALT alleles carried (haploid calls 0/1); a call with a
+    missing allele is missing → per-variant mean (tensorQTL's impute_mean).
     """
-    import pysam
+    from . import vcf as V
 
+    header_samples = vcf_samples(path)
+    have = set(header_samples)
+    missing = [s for s in samples if s not in have]
+    if missing:
+        raise InputError(path, f"sample {missing[0]!r} is not in the VCF", "Use samples present in the VCF.")
     regions = merge_intervals(list(regions))
-    vids, chroms, poss, refs, alts, rows = [], [], [], [], [], []
-    with pysam.VariantFile(str(path)) as vf:
-        header_samples = list(vf.header.samples)
-        pos_of = {s: i for i, s in enumerate(header_samples)}
-        missing = [s for s in samples if s not in pos_of]
-        if missing:
-            raise InputError(
-                path, f"sample {missing[0]!r} is not in the VCF", "Use samples present in the VCF."
-            )
-        col_ix = np.array([pos_of[s] for s in samples], dtype=np.int64)
-        contigs = set(vf.header.contigs)
-        skipped = 0
-        for chrom, start0, end0 in regions:
-            if chrom not in contigs:
-                continue
-            for rec in vf.fetch(chrom, start0, end0):
-                # fetch returns records *overlapping* the region; keep those starting in it.
-                if not (start0 <= rec.start < end0):
-                    continue
-                alt = rec.alts
-                if alt is None or len(alt) != 1 or alt[0].startswith("<") or alt[0] in ("*", "."):
-                    skipped += 1
-                    continue
-                fields = str(rec).rstrip("\n").split("\t")
-                fmt = fields[8].split(":")
-                if fmt[0] != "GT":
-                    raise InputError(
-                        path,
-                        "FORMAT does not start with GT",
-                        "Provide genotype calls (GT).",
-                        where=f"{chrom}:{rec.pos}",
-                    )
-                calls = fields[9:]
-                d = np.array([_gt_dosage(calls[i].split(":", 1)[0]) for i in col_ix])
-                vids.append(f"{chrom}_{rec.pos}_{rec.ref}_{alt[0]}")
-                chroms.append(chrom)
-                poss.append(rec.pos)
-                refs.append(rec.ref)
-                alts.append(alt[0])
-                rows.append(d)
-    if skipped:
-        log.info("skipped %d multi-allelic/symbolic records", skipped)
-    dosage = np.vstack(rows) if rows else np.zeros((0, len(samples)))
-    # mean-impute missing dosages per variant
+    contigs = set(V.vcf_contigs(path))
+    reg = pd.DataFrame([r for r in regions if r[0] in contigs], columns=["chrom", "start0", "end0"]).astype(
+        {"chrom": str}
+    )
+    if reg.empty or not samples:
+        variants = pd.DataFrame({"chrom": [], "pos0": [], "ref": [], "alt": [], "id": []})
+        alleles = np.zeros((0, len(samples), 2), np.int8)
+        ploidy = np.zeros((0, len(samples)), np.int8)
+    else:
+        variants, alleles, _, ploidy = V.read_genotypes(path, reg, list(samples), with_id=True)
+    alt = variants["alt"].astype(str)
+    ok = ~(
+        alt.str.contains(",", regex=False) | alt.str.startswith("<") | alt.isin(["*", "."]) | (alt == "")
+    ).to_numpy()
+    if (~ok).any():
+        log.info("skipped %d multi-allelic/symbolic records", int((~ok).sum()))
+    variants, alleles, ploidy = variants[ok], alleles[ok], ploidy[ok]
+    # ALT count in int8 first (a float64 copy per allele would triple the peak memory)
+    counts = (alleles[:, :, 0] > 0).view(np.int8) + ((alleles[:, :, 1] > 0) & (ploidy != 1)).view(np.int8)
+    dosage = counts.astype(np.float64)
+    del counts
+    dosage[(alleles[:, :, 0] < 0) | (alleles[:, :, 1] < 0)] = np.nan  # (any over a length-2 axis is slow)
     nan = np.isnan(dosage)
     if nan.any():
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-missing rows: mean 0 below
             mu = np.nanmean(dosage, axis=1)
         mu = np.where(np.isnan(mu), 0.0, mu)
         dosage[nan] = np.take(mu, np.nonzero(nan)[0])
+    chrom = variants["chrom"].astype(str).to_numpy(dtype=object)
+    pos = variants["pos0"].to_numpy(np.int64) + 1
+    ref = variants["ref"].astype(str).to_numpy(dtype=object)
+    alts = variants["alt"].astype(str).to_numpy(dtype=object)
+    vids = np.array(
+        [f"{c}_{p}_{r}_{a}" for c, p, r, a in zip(chrom, pos, ref, alts, strict=True)], dtype=object
+    )
     out = Dosages(
-        np.array(vids, dtype=object),
-        np.array(chroms, dtype=object),
-        np.array(poss, dtype=np.int64),
-        np.array(refs, dtype=object),
-        np.array(alts, dtype=object),
-        dosage,
-        list(samples),
+        vids, chrom, pos, ref, alts, dosage, list(samples), variants["id"].astype(str).to_numpy(dtype=object)
     )
     return filter_maf(out, maf)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -274,15 +274,22 @@ def build_index(
 
 
 # ====================================================================== replay
-def _replay(buf: bytearray, ori: int, recs, region_end: int) -> tuple[bytearray, int]:
+def _replay(buf: bytearray, ori: int, recs, region_end: int) -> tuple[bytearray, int, tuple]:
     """Apply `recs` [(pos0, REF, ALT), ...] to `buf` (reference from 0-based `ori`) like bcftools.
 
     A literal port of apply_variant() of bcftools 1.16 consensus.c for the overlap
-    cases (frozen position, prev_base special case, insertion `ibeg`). `buf` ends at
-    `region_end` when a record may run past it. Returns (buffer, records skipped).
+    cases (frozen position, prev_base special case, insertion `ibeg`), and of its
+    chain output (`push_chain_gap`, `-c chain.txt`): which reference bases stay
+    aligned to which bases of the result. `buf` ends at `region_end` when a record
+    may run past it. Returns (buffer, records skipped, aligned blocks) with blocks
+    ((ref_off, alt_off, length), ...) relative to `ori` and the buffer start.
     """
     frz, prev_is_insert, prev_base_pos, prev_base = -1, False, -1, 0
     mod_off, skipped = 0, 0
+    ref_len0 = len(buf)
+    # chain state (absolute coordinates): gaps after each block, start of the next block
+    gaps: list[list[int]] = []  # [block_length, ref_gap, alt_gap]
+    ref_last = ori
     for pos, ref, alt in recs:
         rlen = len(ref)
         indel = len(ref) != len(alt)
@@ -319,9 +326,26 @@ def _replay(buf: bytearray, ori: int, recs, region_end: int) -> tuple[bytearray,
             prev_base_pos = pos
             ibeg = 1 if ref[0] == alt[0] else 0
             buf[idx + ibeg : idx + rlen] = alt[ibeg:]
+        if len_diff:
+            # push_chain_gap: an indel sharing its first base with ALT keeps that base aligned
+            if alt[:1] == ref[:1]:
+                g_ref, g_rlen, g_alen = pos + 1, rlen - 1, alen - 1
+            else:
+                g_ref, g_rlen, g_alen = pos, rlen, alen
+            if gaps and g_ref <= ref_last:  # back to back with the previous gap: one gap
+                gaps[-1][1] += g_rlen
+                gaps[-1][2] += g_alen
+            else:
+                gaps.append([g_ref - ref_last, g_rlen, g_alen])
+            ref_last = g_ref + g_rlen
         mod_off += len_diff
         frz = pos + rlen - 1
-    return buf, skipped
+    blocks, r, q = [], 0, 0
+    for n, rg, ag in gaps:
+        blocks.append((r, q, n))
+        r, q = r + n + rg, q + n + ag
+    blocks.append((r, q, ref_len0 - r))
+    return buf, skipped, tuple(blocks)
 
 
 # ====================================================================== index
@@ -333,6 +357,9 @@ class GeneHaplotypes:
     tss_index: int
     flipped: bool
     gene_id: str = ""
+    # per unique haplotype: the TSS base itself is deleted there (the window is then
+    # anchored on the first base after the deletion, see `anchor_in_edit`)
+    tss_deleted: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     @property
     def n_unique(self) -> int:
@@ -357,13 +384,71 @@ class _Plan:
     ind_e: np.ndarray
     ind_rep: list
     ind_row: np.ndarray
+    ind_blocks: list  # aligned blocks of each simple length-changing edit (record_blocks)
     clusters: list  # (local rows, cs, ce)
     shift_bound: int  # max |net indel| any haplotype can have in the region
 
 
-def _edit(s: int, e: int, rep: bytes) -> tuple:
-    """An edit of the reference: [s, e) (0-based) replaced by `rep`, with its RC ready."""
-    return (s, e, np.frombuffer(rep, np.uint8), np.frombuffer(rep.translate(_COMP_TABLE)[::-1], np.uint8))
+def _edit(s: int, e: int, rep: bytes, blocks: tuple) -> tuple:
+    """An edit of the reference: [s, e) (0-based) replaced by `rep`, with its RC ready, and
+    `blocks` ((ref_off, rep_off, length), ...): the reference bases of [s, e) that stay
+    aligned to bases of `rep` (bcftools' chain), which places a TSS inside the edit."""
+    return (
+        s,
+        e,
+        np.frombuffer(rep, np.uint8),
+        np.frombuffer(rep.translate(_COMP_TABLE)[::-1], np.uint8),
+        blocks,
+    )
+
+
+def personal_position(edits, anchor0: int, a: int) -> tuple[int, bool]:
+    """Position of reference base `anchor0` on a haplotype whose region starts at reference
+    `a` (0-based), given its sorted edits; and whether that base is deleted there (see
+    `anchor_in_edit` for where a deleted base is placed)."""
+    t = anchor0 - a
+    for i, (s, e, rep, _, blocks) in enumerate(edits):
+        if e <= anchor0:
+            t += len(rep) - (e - s)
+        else:
+            if s <= anchor0:
+                off, deleted = anchor_in_edit(blocks, anchor0 - s, len(rep))
+                t += off - (anchor0 - s)
+                # Deleted up to the edit's end: when the next edit starts right there with
+                # a gap, bcftools' chain merges both gaps (push_chain_gap), so the first
+                # aligned base is the next edit's first aligned one.
+                end = e
+                while deleted and off == len(rep) and i + 1 < len(edits) and edits[i + 1][0] == end:
+                    i += 1
+                    s, e, rep, _, blocks = edits[i]
+                    first, gap_first = anchor_in_edit(blocks, 0, len(rep))
+                    if not gap_first:
+                        break
+                    off, end = first, e
+                    t += first  # this edit starts where the previous one ended
+                return t, deleted
+            break
+    return t, False
+
+
+def record_blocks(ref: bytes, alt: bytes) -> tuple:
+    """Aligned blocks of one record, as bcftools' chain has them: a same-length record is
+    aligned base by base; an indel keeps only a first base shared by REF and ALT."""
+    if len(ref) == len(alt):
+        return ((0, 0, len(ref)),)
+    return ((0, 0, 1),) if ref[:1] == alt[:1] else ()
+
+
+def anchor_in_edit(blocks: tuple, k: int, n_rep: int) -> tuple[int, bool]:
+    """Offset in `rep` of the edit's reference base `k` (0-based from the edit start), and
+    whether that base is deleted (in a chain gap). Convention for a deleted base: the
+    start of the next aligned block, i.e. the first base after the deleted segment."""
+    for r, q, n in blocks:
+        if r <= k < r + n:
+            return q + (k - r), False
+        if k < r:
+            return q, True
+    return n_rep, True
 
 
 class HaplotypeIndex:
@@ -446,21 +531,26 @@ class HaplotypeIndex:
         snv_byte = self._a["v_alt"][alt_off[rows[reps]] + within] if len(reps) else np.zeros(0, np.uint8)
         ind = np.flatnonzero(indel)
         ind_rep = [self._allele("alt", int(rows[i]))[: int(alen_eff[i])] for i in ind]
+        ind_blocks = [
+            record_blocks(self._allele("ref", int(rows[i]))[: int(rlen[i])], r)
+            for i, r in zip(ind, ind_rep, strict=True)
+        ]
         clusters = []
         for c in np.flatnonzero(csize > 1):
             lr = np.flatnonzero(cid == c)
             clusters.append((lr, int(pos[lr].min()), int(min(b, (pos[lr] + self._rlen[rows[lr]]).max()))))
         shift = int(np.abs(self._rlen[rows] - alen).sum())
         return _Plan(
-            a, b, rows, snv_q, snv_byte, reps, pos[ind], pos[ind] + rlen[ind], ind_rep, ind, clusters, shift
-        )
+            a, b, rows, snv_q, snv_byte, reps, pos[ind], pos[ind] + rlen[ind], ind_rep, ind, ind_blocks,
+            clusters, shift,
+        )  # fmt: skip
 
     def _hap_edits(self, g: int, plan: _Plan, C: np.ndarray):
         """Per haplotype (columns of C [n_rows, n_h]): sorted edits (s, e, rep) and SNV mask."""
         n_h = C.shape[1]
         per_hap = [[] for _ in range(n_h)]
         for j, li in enumerate(plan.ind_row):
-            edit = _edit(int(plan.ind_s[j]), int(plan.ind_e[j]), plan.ind_rep[j])
+            edit = _edit(int(plan.ind_s[j]), int(plan.ind_e[j]), plan.ind_rep[j], plan.ind_blocks[j])
             for h in np.flatnonzero(C[li]).tolist():
                 per_hap[h].append(edit)
         for lr, cs, ce in plan.clusters:
@@ -481,8 +571,8 @@ class HaplotypeIndex:
                     )
                     for r in lr[pat]
                 ]
-                buf, _ = _replay(bytearray(ref), cs, recs, plan.b)
-                edit = _edit(cs, ce, bytes(buf))
+                buf, _, blocks = _replay(bytearray(ref), cs, recs, plan.b)
+                edit = _edit(cs, ce, bytes(buf), blocks)
                 for h in np.flatnonzero(inv == k).tolist():
                     per_hap[h].append(edit)
         for lst in per_hap:
@@ -514,16 +604,7 @@ class HaplotypeIndex:
         a = plan.a
         if out is None:
             out = np.empty(length, dtype=np.uint8)
-        # Personal position of anchor0: net indel length of the edits before it
-        # (an edit containing it counts up to the anchor's offset inside the edit).
-        t = anchor0 - a
-        for s, e, rep, _ in edits:
-            if e <= anchor0:
-                t += len(rep) - (e - s)
-            else:
-                if s <= anchor0:
-                    t += min(anchor0 - s, len(rep)) - (anchor0 - s)
-                break
+        t, deleted = personal_position(edits, anchor0, a)
         p0 = t + start_off
         p1 = p0 + length
         R = len(ref_region)
@@ -547,7 +628,7 @@ class HaplotypeIndex:
                 else:
                     out[lo - p0 : hi - p0] = ref_region[lo - delta : hi - delta]
 
-        for s, e, rep, rep_rc in edits:
+        for s, e, rep, rep_rc, _ in edits:
             # reference piece [cur, s) at personal [cur - a + delta, s - a + delta)
             q = s - a + delta
             copy_reference(cur - a + delta, q, delta)
@@ -594,7 +675,7 @@ class HaplotypeIndex:
                     out[length - 1 - pp[ok]] = _COMP[byte[ok]]
                 else:
                     out[pp[ok]] = byte[ok]
-        return out, t
+        return out, t, deleted
 
     def _window(self, g: int, length: int):
         if length > self.window or length % 2:
@@ -631,6 +712,7 @@ class HaplotypeIndex:
         rank[order] = np.arange(len(order))
         per_hap, snv_mask = self._hap_edits(g, plan, C[:, first[order]])
         tss0 = int(self.genes.tss[g]) - 1
+        tss_deleted = np.array([personal_position(e, tss0, a)[1] for e in per_hap], dtype=bool)
         return {
             "g": g,
             "strand": strand,
@@ -641,6 +723,7 @@ class HaplotypeIndex:
             "tss0": tss0,
             "start_off": w0 - tss0,
             "hap_map": rank[inv].reshape(-1, 2).astype(np.int32),
+            "tss_deleted": tss_deleted,
         }
 
     def _render_rows(self, P, rows, length, flip):
@@ -669,11 +752,19 @@ class HaplotypeIndex:
         P = self._prepare(gene_id, length, samples)
         flip = bool(rc_minus and P["strand"] == "-")
         seqs = self._render_rows(P, range(len(P["per_hap"])), length, flip)
-        reference, _ = self._render(P["ref_region"], P["plan"], [], None, P["tss0"], P["start_off"], length)
+        reference, _, _ = self._render(
+            P["ref_region"], P["plan"], [], None, P["tss0"], P["start_off"], length
+        )
         if flip:
             reference = revcomp(reference)
         return GeneHaplotypes(
-            seqs, P["hap_map"], reference, tss_index(P["strand"], length, rc_minus), flip, gene_id
+            seqs,
+            P["hap_map"],
+            reference,
+            tss_index(P["strand"], length, rc_minus),
+            flip,
+            gene_id,
+            P["tss_deleted"],
         )
 
     def reference_window(self, gene_id, length: int, rc_minus: bool = True) -> tuple[np.ndarray, int]:
@@ -697,7 +788,9 @@ class HaplotypeIndex:
         `sequences`, first) once, then (row indices, uint8 [batch, length]) batches."""
         P = self._prepare(gene_id, length, samples)
         flip = bool(rc_minus and P["strand"] == "-")
-        reference, _ = self._render(P["ref_region"], P["plan"], [], None, P["tss0"], P["start_off"], length)
+        reference, _, _ = self._render(
+            P["ref_region"], P["plan"], [], None, P["tss0"], P["start_off"], length
+        )
         if flip:
             reference = revcomp(reference)
         n = len(P["per_hap"])
@@ -708,6 +801,7 @@ class HaplotypeIndex:
             tss_index(P["strand"], length, rc_minus),
             flip,
             gene_id,
+            P["tss_deleted"],
         )
         for s in range(0, n, batch_size):
             rows = np.arange(s, min(s + batch_size, n))
@@ -760,8 +854,14 @@ class HaplotypeIndex:
             alt = self._allele("alt", r)
             if len(ref) < self._rlen[r] and len(alt) > len(ref):
                 alt = alt[: len(ref)]
-            out[i], _ = self._render(
-                ref_region, plan, [_edit(p, p + len(ref), alt)], None, tss0, w0 - tss0, length
+            out[i], _, _ = self._render(
+                ref_region,
+                plan,
+                [_edit(p, p + len(ref), alt, record_blocks(ref, alt))],
+                None,
+                tss0,
+                w0 - tss0,
+                length,
             )
         if rc_minus and strand == "-":
             out = revcomp(out)
@@ -776,18 +876,25 @@ class HaplotypeIndex:
         C = C[plan.rows - int(self._a["g_vstart"][g])][:, [2 * si + hap - 1]]
         per_hap, snv_mask = self._hap_edits(g, plan, C)
         ref_region = self._ref(g, start0, end0)
-        total = (end0 - start0) + sum(len(r) - (e - s) for s, e, r, _ in per_hap[0])
-        seq, _ = self._render(ref_region, plan, per_hap[0], snv_mask[:, 0], start0, 0, total)
+        total = (end0 - start0) + sum(len(r) - (e - s) for s, e, r, _, _ in per_hap[0])
+        # from the haplotype's first base, even when the region's first reference base is deleted
+        back = -personal_position(per_hap[0], start0, start0)[0]
+        seq, _, _ = self._render(ref_region, plan, per_hap[0], snv_mask[:, 0], start0, back, total)
         return seq.tobytes()
 
     def unique_ratio(self, length: int | None = None) -> pd.DataFrame:
-        """Per gene: unique haplotypes / total haplotypes at `length` (default: the index window)."""
+        """Per gene: unique haplotypes / total haplotypes at `length` (default: the index
+        window), and how many haplotypes have the TSS base deleted (`tss_deleted`)."""
         length = length or self.window
         rows = []
         for gid in self.genes["gene_id"]:
-            n = len(self._prepare(gid, length)["per_hap"])  # no sequence is rendered
-            rows.append((gid, n, self._nh, n / max(self._nh, 1)))
-        return pd.DataFrame(rows, columns=["gene_id", "n_unique", "n_haplotypes", "unique_ratio"])
+            P = self._prepare(gid, length)  # no sequence is rendered
+            n = len(P["per_hap"])
+            n_del = int(P["tss_deleted"][P["hap_map"]].sum()) if n else 0
+            rows.append((gid, n, self._nh, n / max(self._nh, 1), n_del))
+        return pd.DataFrame(
+            rows, columns=["gene_id", "n_unique", "n_haplotypes", "unique_ratio", "tss_deleted"]
+        )
 
 
 # ====================================================================== export

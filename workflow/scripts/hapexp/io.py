@@ -69,6 +69,32 @@ def write_parquet(df: pd.DataFrame, path) -> None:
         pq.write_table(table, tmp, compression="zstd", write_statistics=False)
 
 
+def concat_parquet(paths, path, columns: list[str]) -> int:
+    """Concatenate parquet files (same columns) into `path` one file at a time: memory
+    holds one input, not the whole result (a cohort's nominal eQTL pairs run to
+    hundreds of millions of rows). Deterministic like `write_parquet`. Returns rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    paths = [str(p) for p in paths]
+    # column types from the first file with rows (an empty chunk's columns may be untyped)
+    first = next((p for p in paths if pq.ParquetFile(p).metadata.num_rows), None)
+    n = 0
+    with atomic_output(path) as tmp:
+        if first is None:
+            pq.write_table(pa.table({c: pa.array([], pa.null()) for c in columns}), tmp, compression="zstd")
+            return 0
+        full = pq.read_schema(first)
+        schema = pa.schema([full.field(c) for c in columns])
+        with pq.ParquetWriter(tmp, schema, compression="zstd", write_statistics=False) as writer:
+            for p in paths:
+                t = pq.read_table(p, columns=columns)
+                if t.num_rows:
+                    writer.write_table(t.select(columns).cast(schema))
+                    n += t.num_rows
+    return n
+
+
 def read_matrix(path, index_col: str = "gene_id") -> pd.DataFrame:
     """Read a features × samples TSV whose first column holds the feature ids."""
     df = pd.read_csv(path, sep="\t", index_col=0)

@@ -289,14 +289,19 @@ def read_dosages(vcf_path, chrom: str, start0: int, end0: int, samples: list[str
 
 # --------------------------------------------------------------------------- PredictDB
 def read_predictdb_weights(db_path) -> pd.DataFrame:
-    """The `weights` table of a PredictDB sqlite db (gene, varID, ref_allele, eff_allele, weight)."""
+    """The `weights` table of a PredictDB sqlite db: gene, rsid, varID, ref_allele,
+    eff_allele, weight. GTEx v6p models have no `varID` (None here: matched by rsid)."""
     import sqlite3
 
     from .errors import InputError
 
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as con:
         try:
-            w = pd.read_sql_query("SELECT gene, varID, ref_allele, eff_allele, weight FROM weights", con)
+            cols = {r[1] for r in con.execute("PRAGMA table_info(weights)")}
+            varid = "varID" if "varID" in cols else "NULL AS varID"
+            w = pd.read_sql_query(
+                f"SELECT gene, rsid, {varid}, ref_allele, eff_allele, weight FROM weights", con
+            )
         except Exception as exc:  # pandas wraps sqlite errors differently by version
             raise InputError(
                 db_path,
@@ -314,22 +319,66 @@ def _parse_varid(varid: str) -> tuple[str, int, str, str] | None:
     return None
 
 
+def rsid_sites(vcf_path, rsids) -> dict[str, tuple[str, int, str, str]]:
+    """rs id → (chrom, 1-based pos, ref, alt) of the VCF records with that ID."""
+    import subprocess
+    import tempfile
+
+    ids = sorted({str(r) for r in rsids if r is not None and str(r) not in ("", ".")})
+    if not ids:
+        return {}
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
+        f.write("\n".join(ids) + "\n")
+        f.flush()
+        out = subprocess.run(
+            [
+                "bcftools",
+                "query",
+                "-i",
+                f"ID=@{f.name}",
+                "-f",
+                "%ID\t%CHROM\t%POS\t%REF\t%ALT\n",
+                str(vcf_path),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    sites = {}
+    for line in out.splitlines():
+        rid, c, p, r, a = line.split("\t")
+        sites.setdefault(rid, (c, int(p), r, a))
+    return sites
+
+
 def predictdb_predict(weights: pd.DataFrame, vcf_path, samples: list[str], genes: list[str]) -> pd.DataFrame:
     """Predicted expression = Σ weight × dosage(eff_allele), per gene × sample.
 
-    Variants are matched by chrom, 1-based position and alleles (varID); when the db's
-    effect allele is our REF the dosage is flipped (2 − d). Missing dosages are
-    mean-imputed, as PrediXcan does. Gene ids match with or without Ensembl version.
+    Variants are matched by chrom, 1-based position and alleles (varID; for GTEx v6p
+    models without varID, the position comes from the VCF record whose ID is the
+    model's rsid); when the db's effect allele is our REF the dosage is flipped
+    (2 − d). Missing dosages are mean-imputed, as PrediXcan does. Gene ids match with
+    or without Ensembl version.
     """
     from .formats import strip_version
 
     by_gene = {strip_version(g): g for g in genes}
+    vid = weights["varID"] if "varID" in weights else pd.Series(None, index=weights.index, dtype=object)
+    need = vid.isna().to_numpy()
+    if need.any():
+        sites = rsid_sites(vcf_path, weights.loc[need, "rsid"])
+        weights = weights.assign(
+            varID=[
+                "{}_{}_{}_{}".format(*sites[r]) if (n and r in sites) else v
+                for v, r, n in zip(vid, weights["rsid"], need, strict=True)
+            ]
+        )
     out = {}
     for db_gene, w in weights.groupby("gene", sort=False):
         gene = by_gene.get(strip_version(str(db_gene)))
         if gene is None:
             continue
-        parsed = [_parse_varid(v) for v in w["varID"]]
+        parsed = [_parse_varid(v) if v is not None else None for v in w["varID"]]
         keep = [p is not None for p in parsed]
         w, parsed = w[keep], [p for p in parsed if p is not None]
         if not parsed:

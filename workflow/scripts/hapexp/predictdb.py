@@ -2,14 +2,19 @@
 Predict.py and S-PrediXcan/SPrediXcan.py).
 
 Schema (as PredictDB's GTEx v7/v8 dbs):
-- `weights(gene, rsid, varID, ref_allele, eff_allele, weight)`; `rsid` is the
-  `chrom_pos_ref_alt` variant id (no dbSNP lookup here; MetaXcan matches on it
-  when the GWAS/genotype ids use the same convention, or via `varID`).
+- `weights(gene, rsid, varID, ref_allele, eff_allele, weight)`. `rsid` is the VCF's
+  ID when it is a dbSNP id (`rs123`), which is what S-PrediXcan matches a GWAS on and
+  what the real GTEx models key on; otherwise (no rs id, or an rs id shared by several
+  records at one position, e.g. a split multi-allelic site) it is the varID, so keys
+  stay unique. `varID` is PredictDB's `chr{chrom}_{pos}_{ref}_{alt}_b{37|38}` (1-based
+  pos; the `_b37`/`_b38` suffix from `reference.build`, none when the build is not
+  set), what MetaXcan's Predict.py matches genotypes on in the newer layout.
 - `extra(gene, genename, gene_type, "n.snps.in.model", "pred.perf.R2",
   "pred.perf.pval", "pred.perf.qval")`: R2 = rho_avg², pval = zscore_pval, qval
   = NULL (PredictDB leaves it empty as well).
 - `construction(chromosome, cv_seed)` and `sample_info(n_samples)`.
-- indexes on weights(rsid), weights(gene), weights(rsid, gene), extra(gene).
+- indexes on weights(rsid), weights(gene), weights(rsid, gene), weights(varID),
+  weights(varID, gene), extra(gene) (those of the v6p and of the newer varID layout).
 
 Covariance file: space-separated `GENE RSID1 RSID2 VALUE`, gzip, one row per pair
 of model SNPs (upper triangle with diagonal), as PredictDB's `do_covariance`.
@@ -21,6 +26,7 @@ PredictDB publishes only models with `rho_avg > 0.1` and `zscore_pval < 0.05`;
 from __future__ import annotations
 
 import gzip
+import re
 import sqlite3
 
 import numpy as np
@@ -48,8 +54,45 @@ SCHEMA = [
     "CREATE INDEX weights_rsid ON weights (rsid)",
     "CREATE INDEX weights_gene ON weights (gene)",
     "CREATE INDEX weights_rsid_gene ON weights (rsid, gene)",
+    "CREATE INDEX weights_varid ON weights (varID)",
+    "CREATE INDEX weights_varid_gene ON weights (varID, gene)",
     "CREATE INDEX gene_model_summary ON extra (gene)",
 ]
+
+_RSID = re.compile(r"^rs[0-9]+$")
+BUILD_SUFFIX = {"GRCh37": "_b37", "hg19": "_b37", "GRCh38": "_b38", "hg38": "_b38"}
+
+
+def varids(chrom, pos, ref, alt, build: str | None = None) -> list[str]:
+    """PredictDB's varID `chr{chrom}_{pos}_{ref}_{alt}_b{37|38}` (1-based pos)."""
+    suffix = BUILD_SUFFIX.get(build, "") if build else ""
+    return [
+        f"{c if str(c).startswith('chr') else 'chr' + str(c)}_{int(p)}_{r}_{a}{suffix}"
+        for c, p, r, a in zip(chrom, pos, ref, alt, strict=True)
+    ]
+
+
+def rsids(ids, pos, varid: list[str]) -> list[str]:
+    """`rsid` column: the VCF ID when it is one dbSNP id used by one record at its
+    position, else the varID (several ALTs of one rs id must not share a key)."""
+    ids = [str(x) for x in ids]
+    seen: dict[tuple[str, int], int] = {}
+    for i, p in zip(ids, pos, strict=True):
+        seen[i, int(p)] = seen.get((i, int(p)), 0) + 1
+    by_id: dict[str, set] = {}
+    for i, p in zip(ids, pos, strict=True):
+        by_id.setdefault(i, set()).add(int(p))
+    return [
+        i if (_RSID.match(i) and seen[i, int(p)] == 1 and len(by_id[i]) == 1) else v
+        for i, p, v in zip(ids, pos, varid, strict=True)
+    ]
+
+
+def variant_keys(dosages, build: str | None = None) -> tuple[list[str], list[str]]:
+    """(rsid, varID) of every variant of a `hapexp.genotypes.Dosages`."""
+    v = varids(dosages.chrom, dosages.pos, dosages.ref, dosages.alt, build)
+    ids = dosages.ids if dosages.ids is not None else ["."] * len(v)
+    return rsids(ids, dosages.pos, v), v
 
 
 def filter_models(metrics: pd.DataFrame, min_rho: float = 0.1, max_pval: float = 0.05) -> pd.DataFrame:
