@@ -322,3 +322,40 @@ def test_compile_cache_dir(monkeypatch, tmp_path):
     assert compile_cache_dir({"compile_cache": str(tmp_path)}) == str(tmp_path)
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/shared/cache")
     assert compile_cache_dir({"compile_cache": str(tmp_path)}) == "/shared/cache"
+
+
+def test_compiled_path_pads_batches_and_matches(index, monkeypatch, tmp_path):
+    """compile: true runs through torch.compile with static shapes (the last batch padded)
+    and gives the uncompiled numbers; dynamo's eager backend keeps it fast on CPU (inductor
+    itself is exercised by bench/gpu_issue14.sh). The ISM reuse tail compiles too."""
+    from hapexp import ism
+
+    compiled_shapes = []
+    orig = torch.compile
+
+    def eager_compile(fn, **kw):
+        kw.pop("mode", None)
+
+        def spy(x, *a):
+            compiled_shapes.append(tuple(x.shape))
+            return fn(x, *a)
+
+        return orig(spy, backend="eager", **kw)
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
+    spec = {**TINY, "batch_size": 7, "compile": True}
+    compiled, _ = predict_chunk(index, Predictor(spec), progress=False)
+    plain, _ = predict_chunk(index, Predictor({**spec, "compile": False}), progress=False)
+    np.testing.assert_allclose(compiled["value"], plain["value"], rtol=1e-5, atol=1e-6)
+    assert compiled_shapes and {s[0] for s in compiled_shapes} == {7}  # every batch padded to 7
+    # ISM with reference reuse: the compiled transformer tail equals the uncompiled one.
+    gh = index.gene_haplotypes("G0", 2048)
+    readout = ism.make_readout({**spec, "name": "c"})
+    with readout.reusing(gh.reference):
+        a = readout(gh.sequences, gh.tss_index)
+    b = ism.EngineReadout(spec, reuse=False, predictor=Predictor({**spec, "compile": False}))(
+        gh.sequences, gh.tss_index
+    )
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert readout.predictor._compiled_tail is not None

@@ -155,6 +155,7 @@ class EnformerReuse:
         self.cache: list[torch.Tensor] | None = None  # level inputs, then the tower output
         self.ref_onehot: torch.Tensor | None = None
         self.stats = {"reused": 0, "full": 0, "prepare_s": 0.0}
+        self.tail_fn = self.tail  # the engine may swap in a compiled tail
 
     @staticmethod
     def supports(module: nn.Module) -> bool:
@@ -231,7 +232,7 @@ class EnformerReuse:
             tower[idx[:, None], :, pos] = win.transpose(1, 2).to(tower.dtype)
         self.stats["full"] += len(full)
         self.stats["reused"] += b - len(full)
-        return self.tail(tower)
+        return self.tail_fn(tower)
 
     def _windows(self, x, ids, c0, c1, w0: int):
         """Recompute the changed windows of rows x (k, L, 4) level by level.

@@ -111,7 +111,7 @@ class Predictor:
         else:
             self._fixed_batch = None if self.device.type == "cuda" else CPU_BATCH_SIZE
         self.compile = self.device.type == "cuda" if s["compile"] == "auto" else bool(s["compile"])
-        self._compiled = None
+        self._compiled = self._compiled_tail = None  # compiled model / ISM reuse tail (lazy)
         self._strict = False
         # Enformer family: switchable attention kernel and reference reuse for ISM.
         self.enformer = _is_enformer(self.model.module)
@@ -206,7 +206,7 @@ class Predictor:
             x = torch.cat([x, x.flip(1).flip(2)])
         self._reuse.tail_fn = self._reuse.tail
         if self.compile and not self._strict:
-            if getattr(self, "_compiled_tail", None) is None:
+            if self._compiled_tail is None:
                 self._compiled_tail = _compile(self._reuse.tail, self.spec)
             self._reuse.tail_fn = self._compiled_tail
         with torch.inference_mode(), precision_mode(self.effective_precision, self.device.type):
