@@ -248,3 +248,6 @@ def test_enformer_tiny_bf16_audit_on_cpu(small_cohort):
     assert kept.any() and (np.sign(m.loc[kept, "score"]) == np.sign(m.loc[kept, "score_fp32"])).mean() >= 0.9
     lines = precision.summary_lines(pd.concat([table, it]))
     assert any("tiny predict in bf16" in s for s in lines) and any("unresolved (NaN)" in s for s in lines)
+    flagged = precision.flagged_genes(pd.concat([table, it]), "tiny", "predict")
+    assert flagged == sorted(table.loc[table["flagged"], "gene_id"])
+    assert all(g in " ".join(lines) for g in flagged)

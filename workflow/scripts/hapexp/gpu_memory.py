@@ -75,6 +75,7 @@ def auto_batch_size(
     import torch
 
     fixed, per_seq = measure(run, device)
+    torch.cuda.empty_cache()  # blocks cached by the allocator count as used in mem_get_info
     free, total = torch.cuda.mem_get_info(device)
     b = choose_batch_size(free, per_seq, fixed, margin=margin, max_batch=max_batch)
     log.info(

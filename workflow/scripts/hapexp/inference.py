@@ -28,13 +28,10 @@ from hapexp.enformer_ism import EnformerReuse
 from hapexp.models import LoadedModel, load_model
 from hapexp.precision import MODES as PRECISION_MODES
 from hapexp.precision import candidates as precision_candidates
-from hapexp.precision import precision_mode
 from hapexp.prefetch import prefetch
-from hapexp.readout import central_bin_start, readout_values, resolve_tracks, transform
+from hapexp.readout import REFERENCE_SAMPLE, central_bin_start, readout_values, resolve_tracks, transform
 
 log = logging.getLogger("hapexp.inference")
-
-REFERENCE_SAMPLE = "__reference__"
 
 
 def resolve_device(device: str) -> torch.device:
@@ -63,6 +60,23 @@ def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.OutOfMemoryError) or (
         isinstance(e, RuntimeError) and "out of memory" in str(e).lower()
     )
+
+
+@contextlib.contextmanager
+def precision_mode(precision: str, device_type: str):
+    """Autocast and TF32 switches for one precision; the TF32 flags are restored after."""
+    cuda = device_type == "cuda"
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) if cuda else None
+    try:
+        if cuda:  # on CPU TF32 does not exist; never touch the CPU matmul precision
+            tf32 = precision == "tf32"
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            yield
+    finally:
+        if cuda:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 class Predictor:

@@ -1,5 +1,8 @@
 """Inference precision and the precision budget measured in every reduced-precision run.
 
+Pure numpy/pandas (the gather and summary rules use it); the autocast/TF32 switches
+live with the engine (hapexp.inference.precision_mode).
+
 Modes (a model's `precision`):
 - `fp32`: strict float32: no autocast, no TF32; with the reference attention and no
   compilation this is the yardstick every reduced run is compared with.
@@ -30,13 +33,14 @@ floor (logged).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import math
 
 import numpy as np
 import pandas as pd
+
+from .readout import REFERENCE_SAMPLE
 
 log = logging.getLogger("hapexp.precision")
 
@@ -77,25 +81,6 @@ def candidates(precision: str, device_type: str) -> tuple[str, ...]:
     return (precision,)
 
 
-@contextlib.contextmanager
-def precision_mode(precision: str, device_type: str):
-    """Autocast and TF32 switches for one precision; the TF32 flags are restored after."""
-    import torch
-
-    cuda = device_type == "cuda"
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) if cuda else None
-    try:
-        if cuda:  # on CPU TF32 does not exist; never touch the CPU matmul precision
-            tf32 = precision == "tf32"
-            torch.backends.cuda.matmul.allow_tf32 = tf32
-            torch.backends.cudnn.allow_tf32 = tf32
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            yield
-    finally:
-        if cuda:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 def audit_genes(gene_ids, fraction: float = 0.02, min_genes: int = 3) -> list[str]:
     """Deterministic sample of ⌈fraction · n⌉ genes (at least min_genes, at most all):
     the genes with the smallest SHA-1 of their id, in the job's order. The same gene is
@@ -129,14 +114,11 @@ def predict_budget(
     reduced: pd.DataFrame, strict: pd.DataFrame, haplotype_aggregation: str, bound: float
 ) -> pd.DataFrame:
     """Per gene: reduced vs strict-fp32 tidy predictions (hapexp.inference.predict_chunk)."""
-    from .inference import REFERENCE_SAMPLE, aggregate_predictions
-
     keys = ["gene_id", "sample", "haplotype"]
     red = reduced.groupby(keys, sort=False)["value"].mean()
     ref = strict.groupby(keys, sort=False)["value"].mean()
     both = pd.concat({"red": red, "fp32": ref}, axis=1)
-    m_red, _ = aggregate_predictions(reduced, haplotype_aggregation)
-    m_ref, _ = aggregate_predictions(strict, haplotype_aggregation)
+    m_red, m_ref = _people(red, haplotype_aggregation), _people(ref, haplotype_aggregation)
     rows = []
     for gid, g in both.groupby(level="gene_id", sort=False):
         haps = g[g.index.get_level_values("sample") != REFERENCE_SAMPLE]
@@ -148,11 +130,19 @@ def predict_budget(
         ratio = _ratio(noise, signal)
         rows.append({
             "gene_id": gid, "n": len(haps), "noise_sd": noise, "signal_sd": signal, "noise_ratio": ratio,
-            "r_fp32": _pearson(m_red.loc[gid].to_numpy(dtype=float), people_ref),
+            "r_fp32": _pearson(m_red.loc[gid].reindex(m_ref.loc[gid].index).to_numpy(dtype=float), people_ref),
             "max_rel_diff": float(rel.max()), "rel_noise": noise / scale if scale > 0 else np.nan,
             "flagged": bool(ratio > bound),
         })  # fmt: skip
     return _table(rows, "predict")
+
+
+def _people(per_hap: pd.Series, how: str) -> pd.Series:
+    """(gene, sample, haplotype) → (gene, sample): predict's matrix values (mean over
+    tracks already taken, then the haplotype aggregation); the reference row dropped."""
+    per_hap = per_hap[per_hap.index.get_level_values("sample") != REFERENCE_SAMPLE]
+    g = per_hap.groupby(level=["gene_id", "sample"], sort=False)
+    return g.mean() if how == "mean" else g.sum()
 
 
 def measure_floor(alt_red, ref_red, alt_fp32, ref_fp32, z: float = 3.0) -> float:
@@ -307,5 +297,10 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
         if r["stage"] == "ism":
             line += (f"; ISM vs fp32: r {r['median_r_fp32']:.3f}, sign agreement {r['median_sign_agreement']:.3f}, "
                      f"{100 * r['median_frac_unresolved']:.1f} % unresolved (NaN)")  # fmt: skip
+        flagged = flagged_genes(table[table["precision"] == r["precision"]], r["model"], r["stage"])
+        if flagged:
+            line += f"; flagged: {', '.join(flagged[:10])}" + (
+                f" (+{len(flagged) - 10} more)" if len(flagged) > 10 else ""
+            )
         lines.append(line + ".")
     return lines
