@@ -161,7 +161,8 @@ def main(argv=None):
     run.only = set(args.only.split(",")) if args.only else None
     boot = bootstrap(Path(args.wheels))
     sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(out / "inductor-cache"))
+    # Outside OUT: only a few files come back from the device machine.
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(tempfile.gettempdir()) / "hapexp-inductor"))
     import logging
 
     import numpy as np

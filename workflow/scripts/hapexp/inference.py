@@ -124,7 +124,7 @@ class Predictor:
             self._fixed_batch = int(s["batch_size"])
         else:
             self._fixed_batch = None if self.device.type == "cuda" else CPU_BATCH_SIZE
-        self.compile = self.device.type == "cuda" if s["compile"] == "auto" else bool(s["compile"])
+        self._compile_setting = s["compile"]
         self._compiled = self._compiled_tail = None  # compiled model / ISM reuse tail (lazy)
         self._strict = False
         # Enformer family: switchable attention kernel and reference reuse for ISM.
@@ -146,13 +146,21 @@ class Predictor:
             f" (trying {'/'.join(self.candidates)})" if s["precision"] == "auto" else "",
             s["batch_size"] if self._fixed_batch is None else self._fixed_batch,
             ", RC-averaged" if self.rc_average else "",
-            f", compiled ({s['compile_mode']})" if self.compile else "",
+            f", compile {s['compile']} ({s['compile_mode']})",
         )  # fmt: skip
 
     # -- modes ---------------------------------------------------------------------
     @property
     def effective_precision(self) -> str:
         return "fp32" if self._strict else self.precision
+
+    @property
+    def compile(self) -> bool:
+        """torch.compile in use: `compile: auto` = on CUDA in tf32/bf16; fp32 stays
+        enformer-pytorch's eager forward (the reference numbers), strict() never compiles."""
+        if self._compile_setting == "auto":
+            return self.device.type == "cuda" and self.effective_precision != "fp32"
+        return bool(self._compile_setting) and not self._strict
 
     def set_precision(self, precision: str) -> None:
         if precision not in PRECISION_MODES:
