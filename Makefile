@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 # Debian packages the workflow shells out to (bcftools/tabix) or draws with (graphviz).
 APT_PACKAGES := bcftools tabix graphviz
 
-.PHONY: setup sysdeps demo test test-fast test-real lint format rulegraph clean-demo install-profile test-slurm
+.PHONY: setup sysdeps demo test test-fast test-real lint format rulegraph clean-demo install-profile test-slurm gpu-wheels
 
 setup: sysdeps $(VENV)/.installed
 
@@ -87,3 +87,18 @@ install-profile:
 # The demo through profiles/slurm on a throw-away one-node SLURM cluster (needs root for apt).
 test-slurm: setup
 	bash tests/slurm/run.sh
+
+# Wheels for bench/gpu_issue14.sh on a GPU machine that has torch/numpy/pandas but not
+# enformer-pytorch (and no PyPI): the same versions as requirements.txt, for Python
+# 3.11-3.13 on x86-64 Linux, into the ignored bench/wheels/ (carry it to the GPU machine).
+GPU_WHEELS := enformer-pytorch==0.8.12 transformers==4.56.2 huggingface_hub==0.36.2 tokenizers==0.22.2 \
+	pyfaidx==0.9.2.2 einops==0.8.2 safetensors==0.8.0 regex==2026.11.15 PyYAML==6.0.3 requests==2.34.2 \
+	urllib3==2.8.0 idna==3.20 certifi==2026.10.18 charset-normalizer==3.5.2 tqdm==4.70.1 packaging==25.0 \
+	filelock==4.2.11 fsspec==2026.9.0
+gpu-wheels: setup
+	for v in 3.11 3.12 3.13; do \
+	  $(BIN)/pip download -q --disable-pip-version-check --no-deps --only-binary=:all: --python-version $$v \
+	    --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+	    -d bench/wheels $(GPU_WHEELS) || exit 1; \
+	done
+	@du -sh bench/wheels

@@ -23,6 +23,7 @@ include: "rules/expression.smk"
 include: "rules/eqtl.smk"
 include: "rules/elasticnet.smk"
 include: "rules/ism.smk"
+include: "rules/precision.smk"
 include: "rules/concordance.smk"
 include: "rules/figures.smk"
 

@@ -138,6 +138,7 @@ rule summary:
         egenes="results/{cohort}/eqtl/egenes.json",
         covariates="results/{cohort}/expression/covariates.tsv",
         prepared="results/{cohort}/expression/prepared.tsv",
+        precision="results/{cohort}/precision.tsv",
         # The figures are not read here; asking for them makes `all` build the report's content.
         figures=expand("results/{{cohort}}/figures/{name}.png", name=COHORT_FIGURES)
         + expand(

@@ -1,6 +1,8 @@
 # In-silico mutagenesis: every variant of a gene's window (MAF filter; SNVs unless
 # ism.indels) inserted alone into the reference; score = read-out(alt) - read-out(ref)
-# with predict's read-out. GPU like predict.
+# with predict's read-out; the Enformer family recomputes only each variant's receptive
+# field of the conv tower (hapexp.enformer_ism). GPU like predict. Scores below the
+# measured noise floor are NaN (hapexp.precision).
 
 
 rule ism:
@@ -8,7 +10,9 @@ rule ism:
         index="results/{cohort}/haplotypes/{chunk}.npz",
         model=lambda wildcards: model_input_files(model_cfg(wildcards)),
     output:
-        "results/{cohort}/ism/{model}/{chunk}.parquet",
+        table="results/{cohort}/ism/{model}/{chunk}.parquet",
+        # Precision budget and noise floor of a reduced-precision run (header only in fp32).
+        precision="results/{cohort}/ism/{model}/{chunk}.precision.tsv",
     log:
         "logs/{cohort}/ism/{model}/{chunk}.log",
     benchmark:
@@ -23,6 +27,7 @@ rule ism:
     params:
         spec=model_cfg,
         ism=config.get("ism", {}),
+        audit=config["precision_audit"],
     script:
         "../workflow/scripts/ism.py"
 

@@ -2,7 +2,8 @@
 # chunk of genes, then gathered per cohort × model (docs/architecture.md).
 
 # The model's weights and targets table on disk are inputs (a hub id is not a file):
-# model_input_files() in common.smk.
+# model_input_files() in common.smk. Compiled kernels (CUDA) are cached in
+# .snakemake/hapexp/torchinductor, shared by all jobs of the run (models.*.compile_cache).
 
 
 rule predict:
@@ -12,6 +13,8 @@ rule predict:
     output:
         table="results/{cohort}/predict/{model}/{chunk}.parquet",
         tracks="results/{cohort}/predict/{model}/{chunk}.tracks.npz",
+        # Precision budget of a reduced-precision run (header only in strict fp32).
+        precision="results/{cohort}/predict/{model}/{chunk}.precision.tsv",
     log:
         "logs/{cohort}/predict/{model}/{chunk}.log",
     benchmark:
@@ -25,6 +28,7 @@ rule predict:
         runtime=240,
     params:
         spec=model_cfg,
+        audit=config["precision_audit"],
     script:
         "../workflow/scripts/predict.py"
 

@@ -240,3 +240,122 @@ def test_gather_predictions_files(index, tmp_path):
     np.testing.assert_allclose(r["value"], ref.to_numpy(), rtol=1e-9)
     with pytest.raises(ValueError, match="more than one chunk"):
         gather_predictions([paths[0], paths[0]], "mean", *out)
+
+
+# -- GPU-path pieces that run on CPU: prefetching, batch size, strict mode ----------------
+class _SlowIndex(FakeIndex):
+    """Renders slowly and unevenly, so the prefetch thread and the consumer interleave."""
+
+    def __init__(self, fail_at=None, **kw):
+        super().__init__(**kw)
+        self.fail_at = fail_at
+        self.rendered = []
+
+    def gene_haplotypes(self, gene_id, length, rc_minus=True):
+        import time
+
+        if gene_id == self.fail_at:
+            raise ValueError(f"cannot render {gene_id}")
+        time.sleep(0.02 * (int(gene_id[1:]) % 3))
+        self.rendered.append(gene_id)
+        return super().gene_haplotypes(gene_id, length, rc_minus)
+
+
+def test_prefetch_gives_identical_outputs_in_order():
+    index = _SlowIndex(n_genes=7, n_samples=10)
+    sync, _ = predict_chunk(index, Predictor({**TINY, "batch_size": 5, "prefetch": 0}), progress=False)
+    ahead, _ = predict_chunk(index, Predictor({**TINY, "batch_size": 5, "prefetch": 3}), progress=False)
+    # Same blocks, same batches, same kernels: byte-identical, genes in the index's order.
+    pd.testing.assert_frame_equal(sync, ahead)
+    assert list(pd.unique(ahead["gene_id"])) == [f"G{g}" for g in range(7)]
+    assert index.rendered == [f"G{g}" for g in range(7)] * 2
+
+
+def test_prefetch_producer_error_reaches_the_caller():
+    index = _SlowIndex(n_genes=5, n_samples=6, fail_at="G3")
+    with pytest.raises(ValueError, match="cannot render G3"):
+        predict_chunk(index, Predictor({**TINY, "prefetch": 2}), progress=False)
+
+
+def test_prefetch_iterator_order_and_early_stop():
+    import threading
+    import time
+
+    from hapexp.prefetch import prefetch
+
+    produced = []
+
+    def items():
+        for i in range(100):
+            time.sleep(0.001 * (i % 4))
+            produced.append(i)
+            yield i
+
+    assert list(prefetch(items(), depth=3)) == list(range(100))
+    produced.clear()
+    for i in prefetch(items(), depth=2):
+        if i == 5:
+            break
+    time.sleep(0.05)
+    assert len(produced) <= 5 + 1 + 2 + 1  # bounded look-ahead, then the producer stopped
+    assert not any(t.name == "hapexp-prefetch" and t.is_alive() for t in threading.enumerate())
+
+
+def test_cpu_defaults_and_strict_mode(index):
+    p = Predictor({**TINY, "batch_size": "auto", "precision": "bf16"})
+    assert p.batch_size == 8 and p.compile is False  # CPU: no memory probe, no compilation
+    assert Predictor({**TINY, "precision": "auto"}).precision == "fp32"  # auto on CPU
+    fp32, _ = predict_chunk(index, Predictor({**TINY, "precision": "fp32"}), progress=False)
+    with p.strict():
+        assert p.effective_precision == "fp32"
+        strict, _ = predict_chunk(index, p, progress=False)
+    pd.testing.assert_frame_equal(strict, fp32)
+    bf16, _ = predict_chunk(index, p, progress=False)
+    assert not np.array_equal(bf16["value"], fp32["value"])
+
+
+def test_compile_cache_dir(monkeypatch, tmp_path):
+    from hapexp.inference import compile_cache_dir
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    assert compile_cache_dir({}) == ".snakemake/hapexp/torchinductor"
+    assert compile_cache_dir({"compile_cache": str(tmp_path)}) == str(tmp_path)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/shared/cache")
+    assert compile_cache_dir({"compile_cache": str(tmp_path)}) == "/shared/cache"
+
+
+def test_compiled_path_pads_batches_and_matches(index, monkeypatch, tmp_path):
+    """compile: true runs through torch.compile with static shapes (the last batch padded)
+    and gives the uncompiled numbers; dynamo's eager backend keeps it fast on CPU (inductor
+    itself is exercised by bench/gpu_issue14.sh). The ISM reuse tail compiles too."""
+    from hapexp import ism
+
+    compiled_shapes = []
+    orig = torch.compile
+
+    def eager_compile(fn, **kw):
+        kw.pop("mode", None)
+
+        def spy(x, *a):
+            compiled_shapes.append(tuple(x.shape))
+            return fn(x, *a)
+
+        return orig(spy, backend="eager", **kw)
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
+    spec = {**TINY, "batch_size": 7, "compile": True}
+    compiled, _ = predict_chunk(index, Predictor(spec), progress=False)
+    plain, _ = predict_chunk(index, Predictor({**spec, "compile": False}), progress=False)
+    np.testing.assert_allclose(compiled["value"], plain["value"], rtol=1e-5, atol=1e-6)
+    assert compiled_shapes and {s[0] for s in compiled_shapes} == {7}  # every batch padded to 7
+    # ISM with reference reuse: the compiled transformer tail equals the uncompiled one.
+    gh = index.gene_haplotypes("G0", 2048)
+    readout = ism.make_readout({**spec, "name": "c"})
+    with readout.reusing(gh.reference):
+        a = readout(gh.sequences, gh.tss_index)
+    b = ism.EngineReadout(spec, reuse=False, predictor=Predictor({**spec, "compile": False}))(
+        gh.sequences, gh.tss_index
+    )
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert readout.predictor._compiled_tail is not None

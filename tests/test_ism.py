@@ -1,7 +1,6 @@
 """ISM scoring on a fake haplotype index with an additive position-weight read-out,
 where the exact answer is known: score = w[i, alt] - w[i, ref]."""
 
-
 import numpy as np
 import pandas as pd
 import pytest

@@ -26,7 +26,7 @@ def _seqs(n=4, seed=0):
 
 def test_spec_defaults_and_validation():
     s = model_spec(TINY, "tiny")
-    assert s["bin_size"] == 128 and s["crop"] == 0 and s["batch_size"] == 8 and s["name"] == "tiny"
+    assert s["bin_size"] == 128 and s["crop"] == 0 and s["batch_size"] == "auto" and s["name"] == "tiny"
     with pytest.raises(InputError, match="not a multiple of the output bin size 128"):
         model_spec({**TINY, "window": 2000}, "tiny")
     with pytest.raises(InputError, match="models.x"):

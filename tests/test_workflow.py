@@ -49,6 +49,12 @@ def test_every_output_exists(demo):
     ]:
         assert (demo / rel).stat().st_size > 0, rel
     assert list((demo / "results/demo/figures").glob("*.png"))
+    # The demo's models run in strict fp32 (CPU): the precision budget has nothing to audit.
+    from hapexp.precision import COLUMNS
+
+    prec = pd.read_csv(demo / "results/demo/precision.tsv", sep="\t")
+    assert list(prec.columns) == COLUMNS and prec.empty
+    assert "every model ran in strict fp32" in (demo / "results/demo/summary.md").read_text()
 
 
 def test_oracle_explains_expression_and_random_enformer_does_not(demo):

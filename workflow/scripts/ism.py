@@ -1,4 +1,5 @@
-"""Rule ism: in-silico mutagenesis of one chunk's variants with one model."""
+"""Rule ism: in-silico mutagenesis of one chunk's variants with one model, with the
+precision budget of reduced-precision runs (hapexp.precision)."""
 
 import sys
 
@@ -13,5 +14,18 @@ import torch
 
 torch.set_num_threads(snakemake.threads)
 spec = {**snakemake.params.spec, "name": snakemake.wildcards.model}
-df = run(snakemake.input.index, spec, snakemake.params.ism, snakemake.output[0])
-log.info("ISM: %d variants in %d genes", len(df), df["gene_id"].nunique())
+df = run(
+    snakemake.input.index,
+    spec,
+    snakemake.params.ism,
+    snakemake.output.table,
+    precision_out=snakemake.output.precision,
+    audit_cfg=snakemake.params.audit,
+    model=snakemake.wildcards.model,
+)
+log.info(
+    "ISM: %d variants in %d genes, %d unresolved (NaN)",
+    len(df),
+    df["gene_id"].nunique(),
+    int(df["score"].isna().sum()),
+)

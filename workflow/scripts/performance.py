@@ -28,5 +28,6 @@ perf = run(
     level_path=snakemake.input.get("level"),
     level_format=p.level_format,
     policies=p.policies,
+    precision_paths=snakemake.input.get("precision", []),
 )
 log.info("performance: %d gene × predictor rows", len(perf))

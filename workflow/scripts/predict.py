@@ -1,4 +1,5 @@
-"""Rule predict: one chunk of genes through one model (unique haplotypes only)."""
+"""Rule predict: one chunk of genes through one model (unique haplotypes only), with the
+precision budget of reduced-precision runs (hapexp.precision)."""
 
 import sys
 
@@ -10,15 +11,16 @@ log = setup_rule_logging(snakemake)
 
 import torch
 
-from hapexp.haplotypes import HaplotypeIndex
-from hapexp.inference import Predictor, predict_chunk, save_all_tracks
-from hapexp.io import write_parquet
+from hapexp.inference import run_predict
 
 torch.set_num_threads(snakemake.threads)
 spec = {**snakemake.params.spec, "name": snakemake.wildcards.model}
-index = HaplotypeIndex.load(snakemake.input.index)
-predictor = Predictor(spec)
-tidy, all_tracks = predict_chunk(index, predictor, progress=True)
-write_parquet(tidy, snakemake.output.table)
-save_all_tracks(all_tracks, snakemake.output.tracks)
-log.info("wrote %d rows to %s", len(tidy), snakemake.output.table)
+run_predict(
+    snakemake.input.index,
+    spec,
+    snakemake.params.audit,
+    snakemake.output.table,
+    snakemake.output.tracks,
+    snakemake.output.precision,
+    snakemake.wildcards.model,
+)

@@ -24,5 +24,6 @@ s = run(
         prepared_path=snakemake.input.prepared,
         params=snakemake.params.context,
     ),
+    precision_path=snakemake.input.precision,
 )
 log.info("summary:\n%s", s.to_string())

@@ -63,10 +63,16 @@ COMMON_DEFAULTS: dict = {
     "log": False,
     "rc_minus": True,
     "rc_average": False,
-    "batch_size": 8,
+    "batch_size": "auto",  # CUDA: from free memory (hapexp.gpu_memory); CPU: CPU_BATCH_SIZE
+    "max_batch_size": 64,
     "device": "auto",
-    "precision": "fp32",
-    "compile": False,
+    "precision": "auto",  # hapexp.precision: fp32 on CPU, bf16/tf32/fp32 by the measured budget on CUDA
+    "compile": "auto",  # on for CUDA
+    "compile_mode": "default",
+    "compile_cache": None,  # None: $TORCHINDUCTOR_CACHE_DIR, else .snakemake/hapexp/torchinductor
+    "attention": "auto",  # enformer: reference in fp32, sdpa otherwise (hapexp.enformer_attention)
+    "prefetch": 2,  # batches rendered ahead in a background thread (0: none)
+    "deterministic": True,
     "store_all_tracks": False,
     "seed": 0,
     "use_tf_gamma": None,
@@ -82,11 +88,16 @@ ADAPTER_DEFAULTS: dict = {
     "crop": 0,
 }
 
+CPU_BATCH_SIZE = 8
+
 _CHOICES = {
     "bin_aggregation": ("sum", "mean"),
     "haplotype_aggregation": ("mean", "sum"),
     "device": ("auto", "cuda", "cpu"),
-    "precision": ("fp32", "bf16"),
+    "precision": ("auto", "fp32", "tf32", "bf16"),
+    "compile": ("auto", True, False),
+    "compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+    "attention": ("auto", "reference", "sdpa", "flex"),
 }
 
 
@@ -107,6 +118,8 @@ def model_spec(cfg: dict, name: str = "model") -> dict:
     spec["name"] = cfg.get("name", name)
     if kind == "enformer_tiny":
         spec["hparams"] = {**KIND_DEFAULTS[kind]["hparams"], **cfg.get("hparams", {})}
+        # Output bins are 2^num_downsamples bp (enformer-pytorch's pooling; 128 by default).
+        spec["bin_size"] = 2 ** int(spec["hparams"].get("num_downsamples", 7))
     if kind in ("torchscript", "python"):
         adapter = {**ADAPTER_DEFAULTS, **cfg.get("adapter", {})}
         if adapter["bin_size"] is None:
@@ -144,8 +157,15 @@ def model_spec(cfg: dict, name: str = "model") -> dict:
         raise _bad(name, f"crop {crop} leaves no output bin in a {window} bp window", "check window/crop")
     if int(spec["bins"]) > (window - 2 * crop) // bin_size:
         raise _bad(name, f"bins={spec['bins']} exceeds the model's output bins", "use fewer central bins")
-    if int(spec["batch_size"]) < 1:
-        raise _bad(name, "batch_size must be ≥ 1", "set batch_size: 1 or more")
+    bs = spec["batch_size"]
+    if bs != "auto" and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
+        raise _bad(
+            name,
+            f"batch_size must be auto or an integer ≥ 1, not {bs!r}",
+            "set batch_size: auto or 1 or more",
+        )
+    if int(spec["max_batch_size"]) < 1 or int(spec["prefetch"]) < 0:
+        raise _bad(name, "max_batch_size must be ≥ 1 and prefetch ≥ 0", "fix max_batch_size / prefetch")
     return spec
 
 

@@ -10,22 +10,28 @@ reference-genome rows (sample "__reference__", haplotype 0).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from hapexp.config import model_spec
+from hapexp import enformer_attention
+from hapexp.config import CPU_BATCH_SIZE, model_spec
+from hapexp.enformer_ism import EnformerReuse
 from hapexp.models import LoadedModel, load_model
-from hapexp.readout import central_bin_start, readout_values, resolve_tracks, transform
+from hapexp.precision import MODES as PRECISION_MODES
+from hapexp.precision import candidates as precision_candidates
+from hapexp.prefetch import prefetch
+from hapexp.readout import REFERENCE_SAMPLE, central_bin_start, readout_values, resolve_tracks, transform
 
 log = logging.getLogger("hapexp.inference")
-
-REFERENCE_SAMPLE = "__reference__"
 
 
 def resolve_device(device: str) -> torch.device:
@@ -56,8 +62,34 @@ def _is_oom(e: BaseException) -> bool:
     )
 
 
+@contextlib.contextmanager
+def precision_mode(precision: str, device_type: str):
+    """Autocast and TF32 switches for one precision; the TF32 flags are restored after."""
+    cuda = device_type == "cuda"
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) if cuda else None
+    try:
+        if cuda:  # on CPU TF32 does not exist; never touch the CPU matmul precision
+            tf32 = precision == "tf32"
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            yield
+    finally:
+        if cuda:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 class Predictor:
-    """A model with its read-out, run in batches with inference_mode, precision and OOM back-off."""
+    """A model with its read-out, run in batches with inference_mode, precision and OOM back-off.
+
+    GPU path (docs/architecture.md, "Inference engine"): compiled on CUDA by default
+    (static shapes: the last batch is padded; the compile cache is shared by the jobs of
+    a run), batch size from free GPU memory, Enformer's attention through a fused
+    kernel in reduced precision, results copied back asynchronously (the GPU is not
+    waiting for the host between batches). `strict()` runs the yardstick: fp32 without
+    TF32, uncompiled, reference attention. `reusing(reference)` routes Enformer-family
+    forwards through hapexp.enformer_ism (ISM variants of one gene).
+    """
 
     def __init__(self, spec: dict, model: LoadedModel | None = None, name: str | None = None):
         self.spec = model_spec(spec, name or spec.get("name", "model"))
@@ -65,16 +97,19 @@ class Predictor:
         self.device = resolve_device(s["device"])
         torch.manual_seed(int(s["seed"]))
         if self.device.type == "cuda":
-            # Fixed kernels: same config + same data → same numbers.
-            torch.backends.cudnn.benchmark = False
-            torch.backends.cudnn.deterministic = True
+            # deterministic: fixed kernels, same config + same data → same numbers;
+            # false lets cuDNN benchmark its convolution algorithms.
+            det = bool(s["deterministic"])
+            torch.backends.cudnn.benchmark = not det
+            torch.backends.cudnn.deterministic = det
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
         self.model = model if model is not None else load_model(s, self.device)
         if self.model.window != int(s["window"]):
             raise ValueError(f"model window {self.model.window} != spec window {s['window']}")
         self.model.module.to(self.device).eval()
-        self.batch_size = int(s["batch_size"])
+        self.candidates = precision_candidates(s["precision"], self.device.type)
+        self.precision = self.candidates[0]
         self.n_bins = int(s["bins"])
         self.rc_average = bool(s["rc_average"])
         self.track_idx = resolve_tracks(
@@ -84,31 +119,147 @@ class Predictor:
         self.store_all = bool(s["store_all_tracks"])
         self._lut = _onehot_lut(self.device)
         self._sel = torch.tensor(self.track_idx, device=self.device)
-        self._forward = self.model.forward
-        if s["compile"]:
-            self._forward = torch.compile(self.model.forward)
+        self._batch: dict[str, int] = {}  # per effective precision (fp32 needs more memory)
+        if s["batch_size"] != "auto":
+            self._fixed_batch = int(s["batch_size"])
+        else:
+            self._fixed_batch = None if self.device.type == "cuda" else CPU_BATCH_SIZE
+        self._compile_setting = s["compile"]
+        self._compiled = self._compiled_tail = None  # compiled model / ISM reuse tail (lazy)
+        self._strict = False
+        # Enformer family: switchable attention kernel and reference reuse for ISM.
+        self.enformer = _is_enformer(self.model.module)
+        self._attn = []  # Enformer attention modules; their kernel is set on every call
+        if self.enformer:
+            enformer_attention.install(self.model.module, self._kernel())
+            self._attn = enformer_attention.attention_modules(self.model.module)
+        self._reuse = None
+        if EnformerReuse.supports(self.model.module):
+            self._reuse = EnformerReuse(self.model.module, head=s.get("head", "human"))
+        self._reuse_active = False
         self.n_forward = 0  # sequences run through the model (RC copies counted once)
+        self.gpu_busy_s = 0.0  # GPU time inside forward passes (CUDA events)
         log.info(
-            "model %s (%s): window %d, %d bins of %d (crop %d), tracks %s, device %s, %s, batch %d%s",
+            "model %s (%s): window %d, %d bins of %d (crop %d), tracks %s, device %s, precision %s%s, batch %s%s%s",
             s["name"], self.model.kind, self.model.window, self.model.n_bins, self.model.bin_size,
-            self.model.crop, self.track_idx, self.device, s["precision"], self.batch_size,
+            self.model.crop, self.track_idx, self.device, s["precision"],
+            f" (trying {'/'.join(self.candidates)})" if s["precision"] == "auto" else "",
+            s["batch_size"] if self._fixed_batch is None else self._fixed_batch,
             ", RC-averaged" if self.rc_average else "",
+            f", compile {s['compile']} ({s['compile_mode']})",
         )  # fmt: skip
 
-    # -- device part ---------------------------------------------------------------
-    def _autocast(self):
-        if self.spec["precision"] == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return torch.autocast(self.device.type, enabled=False)
+    # -- modes ---------------------------------------------------------------------
+    @property
+    def effective_precision(self) -> str:
+        return "fp32" if self._strict else self.precision
 
-    def _model_out(self, codes: torch.Tensor) -> torch.Tensor:
+    @property
+    def compile(self) -> bool:
+        """torch.compile in use: `compile: auto` = on CUDA in tf32/bf16; fp32 stays
+        enformer-pytorch's eager forward (the reference numbers), strict() never compiles."""
+        if self._compile_setting == "auto":
+            return self.device.type == "cuda" and self.effective_precision != "fp32"
+        return bool(self._compile_setting) and not self._strict
+
+    def set_precision(self, precision: str) -> None:
+        if precision not in PRECISION_MODES:
+            raise ValueError(f"precision must be one of {PRECISION_MODES}, not {precision!r}")
+        self.precision = precision
+
+    def _kernel(self) -> str:
+        k = self.spec["attention"]
+        if k != "auto":
+            return "reference" if self._strict else k
+        return "reference" if self.effective_precision == "fp32" else "sdpa"
+
+    @contextlib.contextmanager
+    def strict(self):
+        """Strict fp32 for the precision audit: no autocast, no TF32, uncompiled, reference attention."""
+        if self._reuse_active:
+            raise RuntimeError("strict() inside reusing(): the reference cache has the other precision")
+        old = self._strict
+        self._strict = True
+        try:
+            yield self
+        finally:
+            self._strict = old
+
+    @property
+    def batch_size(self) -> int:
+        p = self.effective_precision
+        if p not in self._batch:
+            self._batch[p] = self._fixed_batch or self._auto_batch_size()
+        return self._batch[p]
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._batch[self.effective_precision] = int(value)
+
+    def _auto_batch_size(self) -> int:
+        from hapexp.gpu_memory import auto_batch_size
+
+        n_codes = np.full((2, self.model.window), ord("N"), np.uint8)
+
+        def run(b):
+            with torch.inference_mode():
+                self._model_out(torch.from_numpy(n_codes[:1]).to(self.device).expand(b, -1), eager=True)
+
+        return auto_batch_size(run, self.device, max_batch=int(self.spec["max_batch_size"]))
+
+    def _forward_fn(self, eager: bool = False):
+        if self._strict or eager or not self.compile:
+            return self.model.forward
+        if self._compiled is None:
+            self._compiled = _compile(self.model.forward, self.spec)
+        return self._compiled
+
+    @contextlib.contextmanager
+    def reusing(self, reference: np.ndarray):
+        """Within: forwards compare each sequence with `reference` (uint8, one window) and,
+        for the Enformer family, recompute only what differs (hapexp.enformer_ism). Yields
+        whether reuse is on (False for other models: plain forwards)."""
+        if self._reuse is None or self._reuse_active:
+            yield False
+            return
+        ref = torch.from_numpy(np.array(reference, dtype=np.uint8)).to(self.device)  # a writable copy
+        x = self._lut[ref.long()][None]
+        if self.rc_average:
+            x = torch.cat([x, x.flip(1).flip(2)])
+        self._reuse.tail_fn = self._reuse.tail
+        if self.compile and not self._strict:
+            if self._compiled_tail is None:
+                self._compiled_tail = _compile(self._reuse.tail, self.spec)
+            self._reuse.tail_fn = self._compiled_tail
+        with torch.inference_mode(), precision_mode(self.effective_precision, self.device.type):
+            self._reuse.prepare(x)
+        self._reuse_active = True
+        try:
+            yield True
+        finally:
+            self._reuse_active = False
+            self._reuse.release()
+
+    # -- device part ---------------------------------------------------------------
+    def _model_out(self, codes: torch.Tensor, eager: bool = False) -> torch.Tensor:
         """uint8 codes (B, L) on device → float32 output (B, bins, T_all), RC-averaged if asked."""
         x = self._lut[codes.long()]
+        b = codes.shape[0]
         if self.rc_average:
             # RC of a one-hot A,C,G,T sequence = flip along length and channels (ACGT → TGCA).
             x = torch.cat([x, x.flip(1).flip(2)])
-        with self._autocast():
-            out = self._forward(x)
+        kernel = self._kernel()
+        for m in self._attn:  # several Predictors may share one model (audit, benchmarks)
+            m._hapexp_kernel = kernel
+        if self.compile and not self._strict and self.spec["compile_mode"] == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: a new step, outputs read below
+        with precision_mode(self.effective_precision, self.device.type):
+            if self._reuse_active:
+                ids = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+                ids[b:] = 1
+                out = self._reuse.forward(x, ids)
+            else:
+                out = self._forward_fn(eager)(x)
         out = out.float()
         if out.ndim != 3 or out.shape[1:] != (self.model.n_bins, self.model.n_tracks):
             raise RuntimeError(
@@ -116,7 +267,6 @@ class Predictor:
                 f"{self.model.n_tracks} tracks); check window/bin_size/crop or the adapter's layout"
             )
         if self.rc_average:
-            b = codes.shape[0]
             out = (out[:b] + out[b:].flip(1)) / 2
         return out
 
@@ -135,55 +285,83 @@ class Predictor:
             return sel, None
         return sel, (cen.sum(1) if self.spec["bin_aggregation"] == "sum" else cen.mean(1))
 
-    def _run_batches(self, seqs: np.ndarray, tss_index, all_tracks: bool = False, bar=None):
-        """Run (N, L) uint8 sequences; returns central bins (N, n, T_sel) [and bin-aggregated (N, T_all)].
+    def _run_batches(self, seqs, tss_index, all_tracks: bool = False, bar=None):
+        """Run (N, L) uint8 sequences (numpy, or a torch tensor, pinned for async copies);
+        returns central bins (N, n, T_sel) [and bin-aggregated (N, T_all)].
 
         A CUDA out-of-memory halves the batch size (kept for the rest of the job) and
         retries the same sequences; batch size 1 running out of memory is re-raised.
+        On CUDA the results come back through pinned buffers without a sync per batch.
         """
-        seqs = np.ascontiguousarray(seqs, dtype=np.uint8)
+        if not isinstance(seqs, torch.Tensor):
+            seqs = torch.from_numpy(np.ascontiguousarray(seqs, dtype=np.uint8))
         n, length = seqs.shape
         if length != self.model.window:
             raise ValueError(f"sequences have length {length}, model window is {self.model.window}")
-        starts = np.broadcast_to(
-            central_bin_start(
-                tss_index, self.model.crop, self.model.bin_size, self.n_bins, self.model.n_bins
-            ),
-            (n,),
-        ).astype(np.int64)  # a writable copy for torch.from_numpy
+        starts = torch.from_numpy(
+            np.broadcast_to(
+                central_bin_start(
+                    tss_index, self.model.crop, self.model.bin_size, self.n_bins, self.model.n_bins
+                ),
+                (n,),
+            ).astype(np.int64)  # a writable copy for torch.from_numpy
+        )
+        cuda = self.device.type == "cuda"
         sel_out = np.empty((n, self.n_bins, len(self.track_idx)), dtype=np.float32)
         all_out = np.empty((n, self.model.n_tracks), dtype=np.float32) if all_tracks else None
+        pending = []  # CUDA: (i, j, host sel, host all, start event, end event)
         i = 0
         with torch.inference_mode():
             while i < n:
-                j = min(n, i + self.batch_size)
-                codes = torch.from_numpy(seqs[i:j]).to(self.device, non_blocking=True)
-                start = torch.from_numpy(starts[i:j]).to(self.device)
-                if self.spec["compile"] and j - i < self.batch_size:
+                bs = self.batch_size
+                j = min(n, i + bs)
+                codes = seqs[i:j].to(self.device, non_blocking=True)
+                start = starts[i:j].to(self.device, non_blocking=True)
+                if self.compile and not self._strict and j - i < bs:
                     # Pad the last batch to a full one so the compiled graph keeps one shape.
-                    pad = self.batch_size - (j - i)
+                    pad = bs - (j - i)
                     codes = torch.cat([codes, codes[-1:].expand(pad, -1)])
                     start = torch.cat([start, start[-1:].expand(pad)])
+                ev = (
+                    (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                    if cuda
+                    else None
+                )
                 try:
+                    if cuda:
+                        ev[0].record()
                     sel, cen = self._central(codes, start, all_tracks)
+                    if cuda:
+                        ev[1].record()
                 except Exception as e:
-                    if not _is_oom(e) or self.batch_size == 1:
+                    if not _is_oom(e) or bs == 1:
                         raise
                     del e
-                    if self.device.type == "cuda":
+                    if cuda:
                         torch.cuda.empty_cache()
-                    self.batch_size = max(1, self.batch_size // 2)
+                    self.batch_size = max(1, bs // 2)
                     log.warning(
-                        "out of memory at batch size %d: halving to %d and retrying", j - i, self.batch_size
+                        "out of memory at batch size %d: halving to %d and retrying", bs, self.batch_size
                     )
                     continue
-                sel_out[i:j] = sel[: j - i].cpu().numpy()
-                if all_tracks:
-                    all_out[i:j] = cen[: j - i].cpu().numpy()
+                if cuda:
+                    pending.append(
+                        (i, j, _to_host(sel[: j - i]), _to_host(cen[: j - i]) if all_tracks else None, *ev)
+                    )
+                else:
+                    sel_out[i:j] = sel[: j - i].numpy()
+                    if all_tracks:
+                        all_out[i:j] = cen[: j - i].numpy()
                 self.n_forward += j - i
                 if bar is not None:
                     bar.update(j - i)
                 i = j
+        for i, j, hs, ha, e0, e1 in pending:
+            e1.synchronize()
+            self.gpu_busy_s += e0.elapsed_time(e1) / 1000
+            sel_out[i:j] = hs.numpy()
+            if all_tracks:
+                all_out[i:j] = ha.numpy()
         return sel_out, all_out
 
     # -- public API ----------------------------------------------------------------
@@ -200,6 +378,41 @@ class Predictor:
         """
         s = self.spec
         return readout_values(self.central(seqs, tss_index), s["bin_aggregation"], s["log"])
+
+
+def _is_enformer(module) -> bool:
+    try:
+        from enformer_pytorch import Enformer
+    except ImportError:
+        return False
+    return isinstance(module, Enformer)
+
+
+def _to_host(t: torch.Tensor) -> torch.Tensor:
+    """Start an asynchronous device→host copy into pinned memory (complete after a sync)."""
+    out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    out.copy_(t, non_blocking=True)
+    return out
+
+
+def compile_cache_dir(spec: dict) -> str:
+    """Where inductor keeps compiled kernels: $TORCHINDUCTOR_CACHE_DIR if set, else the
+    spec's compile_cache, else .snakemake/hapexp/torchinductor in the working directory
+    (shared by the jobs of a run, and by later runs)."""
+    return (
+        os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+        or spec.get("compile_cache")
+        or str(Path(".snakemake") / "hapexp" / "torchinductor")
+    )
+
+
+def _compile(fn, spec: dict):
+    cache = compile_cache_dir(spec)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(cache).resolve())
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    mode = spec["compile_mode"]
+    log.info("torch.compile (mode %s, static shapes), cache %s", mode, cache)
+    return torch.compile(fn, mode=None if mode == "default" else mode, dynamic=False)
 
 
 class _Progress:
@@ -250,6 +463,41 @@ def _gene_rows(gh, dedup: bool):
     return np.concatenate([flat, ref[None, :]]), rows, flat.shape[0]
 
 
+def _work(index, gene_ids, window: int, rc_minus: bool, dedup: bool, bs: int, n_samples: int, pin: bool):
+    """The producer: renders each gene's sequences and cuts them into work blocks.
+
+    Yields ("gene", gene_id, hap_rows, ref_row, n_rows) as genes are read and
+    ("block", seqs [k, L], tss [k]) with k a multiple of `bs` (the last block: the
+    rest), so that sequences of consecutive genes share batches. The same items in
+    the same order whether it runs in the calling thread or ahead of it (prefetch);
+    `pin`: blocks as pinned torch tensors, ready for asynchronous host→device copies.
+    """
+    pending_seqs, pending_tss, n_pending = [], [], 0
+
+    def block(k):
+        nonlocal pending_seqs, pending_tss, n_pending
+        seqs = np.concatenate(pending_seqs) if len(pending_seqs) > 1 else pending_seqs[0]
+        tss = np.concatenate(pending_tss) if len(pending_tss) > 1 else pending_tss[0]
+        pending_seqs, pending_tss = ([seqs[k:]], [tss[k:]]) if k < n_pending else ([], [])
+        n_pending -= k
+        out = np.ascontiguousarray(seqs[:k])
+        return ("block", torch.from_numpy(out).pin_memory() if pin else out, tss[:k])
+
+    for gid in gene_ids:
+        gh = index.gene_haplotypes(gid, window, rc_minus=rc_minus)
+        seqs, hap_rows, ref_row = _gene_rows(gh, dedup)
+        if hap_rows.shape != (n_samples, 2):
+            raise ValueError(f"gene {gid}: hap_map has shape {hap_rows.shape}, expected ({n_samples}, 2)")
+        yield ("gene", gid, hap_rows, ref_row, seqs.shape[0])
+        pending_seqs.append(seqs)
+        pending_tss.append(np.full(seqs.shape[0], int(gh.tss_index), dtype=np.int64))
+        n_pending += seqs.shape[0]
+        if n_pending >= bs:
+            yield block((n_pending // bs) * bs)
+    if n_pending:
+        yield block(n_pending)
+
+
 def predict_chunk(index, predictor: Predictor, genes=None, dedup: bool = True, progress: bool = True):
     """Predict every gene of a haplotype index (or the `genes` subset).
 
@@ -257,7 +505,8 @@ def predict_chunk(index, predictor: Predictor, genes=None, dedup: bool = True, p
     `.gene_haplotypes(gene_id, length, rc_minus=)` → object with sequences,
     hap_map, reference, tss_index (hapexp.haplotypes.HaplotypeIndex).
     Sequences of consecutive genes share batches (a gene with 3 unique haplotypes
-    does not waste a batch of 64). Returns (tidy DataFrame, all_tracks dict | None).
+    does not waste a batch of 64). Haplotypes are rendered `prefetch` blocks ahead in
+    a background thread (hapexp.prefetch). Returns (tidy DataFrame, all_tracks dict | None).
     """
     s = predictor.spec
     window, rc_minus = int(s["window"]), bool(s["rc_minus"])
@@ -268,46 +517,34 @@ def predict_chunk(index, predictor: Predictor, genes=None, dedup: bool = True, p
     store_all = predictor.store_all
     per_gene = []  # (gene_id, hap_rows, ref_row, n_rows)
     results_sel, results_all = [], []
-    pending_seqs, pending_tss = [], []
-    n_pending, n_haplotypes, t0 = 0, 0, time.perf_counter()
-
-    def run(force: bool):
-        nonlocal pending_seqs, pending_tss, n_pending
-        if n_pending == 0 or (not force and n_pending < bs):
-            return
-        seqs = np.concatenate(pending_seqs) if len(pending_seqs) > 1 else pending_seqs[0]
-        tss = np.concatenate(pending_tss) if len(pending_tss) > 1 else pending_tss[0]
-        k = n_pending if force else (n_pending // bs) * bs
-        sel, alltr = predictor._run_batches(seqs[:k], tss[:k], store_all, bar)
+    n_haplotypes, t0, busy0 = 0, time.perf_counter(), predictor.gpu_busy_s
+    cuda = predictor.device.type == "cuda"
+    items = _work(index, gene_ids, window, rc_minus, dedup, bs, len(samples), pin=cuda)
+    for item in prefetch(items, depth=int(s["prefetch"])):
+        if item[0] == "gene":
+            per_gene.append(item[1:])
+            n_haplotypes += 2 * len(samples)
+            bar.add_gene(item[4])
+            continue
+        sel, alltr = predictor._run_batches(item[1], item[2], store_all, bar)
         results_sel.append(sel)
         if store_all:
             results_all.append(alltr)
-        pending_seqs, pending_tss = ([seqs[k:]], [tss[k:]]) if k < n_pending else ([], [])
-        n_pending -= k
-
-    for gid in gene_ids:
-        gh = index.gene_haplotypes(gid, window, rc_minus=rc_minus)
-        seqs, hap_rows, ref_row = _gene_rows(gh, dedup)
-        if hap_rows.shape != (len(samples), 2):
-            raise ValueError(f"gene {gid}: hap_map has shape {hap_rows.shape}, expected ({len(samples)}, 2)")
-        per_gene.append((gid, hap_rows, ref_row, seqs.shape[0]))
-        n_haplotypes += 2 * len(samples)
-        pending_seqs.append(seqs)
-        pending_tss.append(np.full(seqs.shape[0], int(gh.tss_index), dtype=np.int64))
-        n_pending += seqs.shape[0]
-        bar.add_gene(seqs.shape[0])
-        run(force=False)
-    run(force=True)
     bar.close()
 
     sel = np.concatenate(results_sel) if results_sel else np.zeros((0, s["bins"], len(predictor.track_idx)))
     values = readout_values(sel, s["bin_aggregation"], s["log"])  # [rows, T]
     n_rows = values.shape[0]
     elapsed = time.perf_counter() - t0
+    gpu = ""
+    if cuda:
+        busy = predictor.gpu_busy_s - busy0
+        gpu = (f", GPU busy {100 * busy / max(elapsed, 1e-9):.0f} % of wall, "
+               f"peak GPU memory {torch.cuda.max_memory_allocated(predictor.device) / 2**30:.1f} GiB")  # fmt: skip
     log.info(
-        "%d genes: %d haplotypes + references, %d sequences run (%.1f%% unique), %.1f s, %.1f seq/s",
+        "%d genes: %d haplotypes + references, %d sequences run (%.1f%% unique), %.1f s, %.1f seq/s, %s, batch %d%s",
         len(gene_ids), n_haplotypes, n_rows, 100 * n_rows / max(1, n_haplotypes + len(gene_ids)),
-        elapsed, n_rows / max(elapsed, 1e-9),
+        elapsed, n_rows / max(elapsed, 1e-9), predictor.effective_precision, predictor.batch_size, gpu,
     )  # fmt: skip
 
     tracks = np.asarray(predictor.track_idx, dtype=np.int32)
@@ -409,3 +646,60 @@ def gather_predictions(chunk_paths, haplotype_aggregation: str, table_out, matri
     write_matrix(matrix, matrix_out)
     write_tsv(reference.reset_index(), reference_out)
     log.info("gathered %d chunks: %d genes × %d samples", len(chunk_paths), *matrix.shape)
+
+
+def audit_predict(index, predictor: Predictor, audit_cfg: dict | None = None, model: str = "model"):
+    """Precision budget of `predict` (hapexp.precision) for one job; sets the precision used.
+
+    Re-runs the audited genes (all their unique haplotypes and the reference) in strict
+    fp32 and in each candidate precision; the configured one is used, or for `auto`
+    the first candidate whose budget holds. Returns the budget table (empty in fp32).
+    """
+    from hapexp.precision import AUDIT_DEFAULTS, audit_genes, choose, finish, predict_budget
+
+    if predictor.candidates == ("fp32",):
+        predictor.set_precision("fp32")
+        return finish([], "fp32", model)
+    cfg = {**AUDIT_DEFAULTS, **(audit_cfg or {})}
+    agg = predictor.spec["haplotype_aggregation"]
+    sample = audit_genes(index.genes["gene_id"], cfg["fraction"], cfg["min_genes"])
+    with predictor.strict():
+        strict, _ = predict_chunk(index, predictor, genes=sample, progress=False)
+    trials = []
+    for p in predictor.candidates:
+        if p == "fp32":
+            trials.append((p, None))
+            break
+        predictor.set_precision(p)
+        reduced, _ = predict_chunk(index, predictor, genes=sample, progress=False)
+        trials.append((p, predict_budget(reduced, strict, agg, cfg["max_noise_ratio"])))
+        if predictor.spec["precision"] != "auto" or not trials[-1][1]["flagged"].any():
+            break
+    used = choose(trials, predictor.spec["precision"])
+    predictor.set_precision(used)
+    table = finish(trials, used, model)
+    log.info(
+        "precision: %s (tried %s); %d of %d audited genes flagged in %s",
+        used, "/".join(p for p, _ in trials), int(table.loc[table["used"], "flagged"].sum()),
+        len(sample), used,
+    )  # fmt: skip
+    return table
+
+
+def run_predict(
+    index_path, spec: dict, audit_cfg: dict | None, table_out, tracks_out, precision_out, model: str
+):
+    """Rule `predict`: budget, then one chunk of genes; writes the tidy table, the all-tracks
+    file and the precision budget."""
+    from hapexp.haplotypes import HaplotypeIndex
+    from hapexp.io import write_parquet, write_tsv
+
+    index = HaplotypeIndex.load(index_path)
+    predictor = Predictor(spec, name=model)
+    table = audit_predict(index, predictor, audit_cfg, model)
+    tidy, all_tracks = predict_chunk(index, predictor, progress=True)
+    write_tsv(table, precision_out)
+    write_parquet(tidy, table_out)
+    save_all_tracks(all_tracks, tracks_out)
+    log.info("wrote %d rows to %s", len(tidy), table_out)
+    return tidy, table

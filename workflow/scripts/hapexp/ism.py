@@ -4,7 +4,15 @@ For each gene, every variant passing the MAF filter (SNVs; indels optionally) is
 inserted *alone* into the reference window; its score is read-out(alt) − read-out(ref)
 with exactly predict's tracks/bins/aggregation (or log2(alt / ref) as an option).
 The reference is predicted once per gene and batched with the variants through the
-same engine as `predict`.
+same engine as `predict`; for the Enformer family the engine reuses the reference's
+stem and conv-tower activations and recomputes only each variant's receptive field
+(hapexp.enformer_ism; exact up to float rounding).
+
+Resolution: a score whose |alt − ref| is at most a noise floor × |ref| is NaN
+(unresolved: its sign is rounding, not biology). In strict fp32 the floor is fp32's
+(1e-6); in reduced precision it is measured in every job against strict fp32 on a
+deterministic sample of genes, which also yields the job's precision budget
+(hapexp.precision; `precision.tsv`).
 
 Distances: `tss_distance` = variant pos − TSS on `+` genes and TSS − pos on `−`
 genes (both 1-based), i.e. positive = downstream in the gene's orientation.
@@ -12,11 +20,25 @@ genes (both 1-based), i.e. positive = downstream in the gene's orientation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+
+from .precision import (
+    AUDIT_DEFAULTS,
+    STATIC_FLOOR,
+    audit_genes,
+    budget_holds,
+    choose,
+    empty_table,
+    finish,
+    ism_budget,
+    measure_floor,
+    unresolved,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,31 +48,45 @@ ISM_COLUMNS = ["gene_id", "variant_id", "chrom", "pos", "ref", "alt", "af", "tss
 # 196,608 bytes per sequence) while letting the engine batch inside.
 BLOCK = 256
 
-# Relative numerical resolution of a read-out by inference precision: differences below
-# resolution × |reference read-out| are float rounding (an untrained network gives
-# ~1e-7 differences in fp32), so their sign means nothing: the score is unresolved (NaN),
-# unknown rather than 0, and downstream stages count and exclude it.
-RESOLUTION = {"fp32": 1e-6, "bf16": 1e-2}
-
 # fn(seqs: uint8 [n, L] ASCII, tss_index: 0-based TSS index in every sequence) -> float [n]
 ReadoutFn = Callable[[np.ndarray, int], np.ndarray]
 
 
-def make_readout(spec: dict) -> ReadoutFn:
-    """Build the read-out function from a model spec via predict's engine.
+class EngineReadout:
+    """ISM's view of the inference engine (hapexp.inference.Predictor): one value per
+    sequence (several tracks averaged, as in predict's genes × samples matrix), the
+    reference reuse of the Enformer family, and the precision switches of the audit."""
 
-    The one place that knows the inference engine's API (hapexp.inference.Predictor).
-    Several tracks are averaged into one score, as in predict's genes × samples matrix.
-    """
-    from .inference import Predictor
+    def __init__(self, spec: dict, reuse: bool = True, predictor=None):
+        from .inference import Predictor
 
-    predictor = Predictor(spec)
+        self.predictor = predictor if predictor is not None else Predictor(spec)
+        self.reuse = bool(reuse)
+        self.requested = self.predictor.spec["precision"]
+        self.candidates = self.predictor.candidates
 
-    def fn(seqs: np.ndarray, tss_index: int) -> np.ndarray:
-        out = np.asarray(predictor.readout(seqs, tss_index), dtype=float)
+    def __call__(self, seqs: np.ndarray, tss_index: int) -> np.ndarray:
+        out = np.asarray(self.predictor.readout(seqs, tss_index), dtype=float)
         return out.mean(axis=1) if out.ndim == 2 else out
 
-    return fn
+    def reusing(self, reference: np.ndarray):
+        return self.predictor.reusing(reference) if self.reuse else contextlib.nullcontext(False)
+
+    @property
+    def precision(self) -> str:
+        return self.predictor.effective_precision
+
+    def set_precision(self, precision: str) -> None:
+        self.predictor.set_precision(precision)
+
+    def strict(self):
+        return self.predictor.strict()
+
+
+def make_readout(spec: dict, reuse: bool = True) -> EngineReadout:
+    """The read-out function of a model spec via predict's engine (the one place that
+    knows the engine's API); `reuse`: recompute only what a variant changes (Enformer)."""
+    return EngineReadout(spec, reuse=reuse)
 
 
 def strand_tss_distance(pos, tss: int, strand: str) -> np.ndarray:
@@ -72,13 +108,67 @@ def select_variants(variants: pd.DataFrame, maf: float, indels: bool) -> pd.Data
     return variants[keep]
 
 
-def _scores(alt: np.ndarray, ref: float, log2_ratio: bool, resolution: float = 0.0) -> np.ndarray:
-    below = np.abs(alt - ref) <= resolution * max(abs(ref), 1e-12)
+def _scores(alt: np.ndarray, ref: float, log2_ratio: bool, floor: float = 0.0) -> np.ndarray:
+    """alt − ref (or log2(alt / ref)); NaN where |alt − ref| ≤ floor × |ref| (unresolved)."""
+    alt = np.asarray(alt, dtype=float)
+    below = unresolved(alt, ref, floor)
     if not log2_ratio:
         return np.where(below, np.nan, alt - ref)
     # log2 ratio needs positive read-outs (counts/CAGE); a tiny floor keeps zero finite.
     eps = 1e-6
     return np.where(below, np.nan, np.log2(np.maximum(alt, 0) + eps) - np.log2(max(ref, 0) + eps))
+
+
+def gene_values(index, gene, readout: ReadoutFn, window: int, rc_minus: bool = True, maf: float = 0.01,
+                indels: bool = False):  # fmt: skip
+    """Raw read-outs of one gene: (variants, alt read-out per variant, reference read-out),
+    or None when no variant passes the filters."""
+    gene_id = str(gene["gene_id"])
+    variants = select_variants(index.variants(gene_id, window), maf, indels)
+    if variants.empty:
+        return None
+    ref_seq, tss_index = index.reference_window(gene_id, window, rc_minus)
+    ref_seq = np.asarray(ref_seq, dtype=np.uint8)
+    # Single-variant sequences are re-anchored on the TSS, so the reference's index holds.
+    tss_index = int(tss_index)
+    ids = list(variants["variant_id"])
+    alt_values = []
+    ref_value = None
+    reusing = getattr(readout, "reusing", None)
+    with reusing(ref_seq) if reusing is not None else contextlib.nullcontext():
+        for start in range(0, len(ids), BLOCK):
+            block = np.asarray(
+                index.single_variant_sequences(
+                    gene_id, window, ids[start : start + BLOCK], rc_minus=rc_minus
+                ),
+                dtype=np.uint8,
+            )
+            if ref_value is None:
+                # Reference rides in the first block: one engine call, computed once per gene.
+                out = readout(np.concatenate([ref_seq[None, :], block]), tss_index)
+                ref_value, out = float(out[0]), out[1:]
+            else:
+                out = readout(block, tss_index)
+            alt_values.append(np.asarray(out, dtype=float))
+    return variants, np.concatenate(alt_values), ref_value
+
+
+def scores_frame(
+    gene, variants: pd.DataFrame, alt, ref: float, log2_ratio: bool, floor: float
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "gene_id": str(gene["gene_id"]),
+            "variant_id": variants["variant_id"].astype(str).to_numpy(),
+            "chrom": variants["chrom"].astype(str).to_numpy(),
+            "pos": variants["pos"].astype(np.int64).to_numpy(),
+            "ref": variants["ref"].astype(str).to_numpy(),
+            "alt": variants["alt"].astype(str).to_numpy(),
+            "af": variants["af"].astype(float).to_numpy(),
+            "tss_distance": strand_tss_distance(variants["pos"], int(gene["tss"]), str(gene["strand"])),
+            "score": _scores(alt, ref, log2_ratio, floor),
+        }
+    )
 
 
 def score_gene(
@@ -90,74 +180,100 @@ def score_gene(
     maf: float = 0.01,
     indels: bool = False,
     log2_ratio: bool = False,
-    resolution: float = 0.0,
+    floor: float = 0.0,
 ) -> pd.DataFrame:
     """ISM scores of one gene's variants (columns ISM_COLUMNS); empty when none pass.
 
-    `resolution`: relative difference below which a score is unresolved, NaN (see RESOLUTION).
+    `floor`: relative difference at or below which a score is NaN (unresolved).
     """
-    gene_id = str(gene["gene_id"])
-    variants = select_variants(index.variants(gene_id, window), maf, indels)
-    if variants.empty:
+    raw = gene_values(index, gene, readout, window, rc_minus, maf, indels)
+    if raw is None:
         return pd.DataFrame(columns=ISM_COLUMNS)
-    ref_seq, tss_index = index.reference_window(gene_id, window, rc_minus)
-    ref_seq = np.asarray(ref_seq, dtype=np.uint8)
-    # Single-variant sequences are re-anchored on the TSS, so the reference's index holds.
-    tss_index = int(tss_index)
-    ids = list(variants["variant_id"])
-    alt_values = []
-    ref_value = None
-    for start in range(0, len(ids), BLOCK):
-        block = np.asarray(
-            index.single_variant_sequences(gene_id, window, ids[start : start + BLOCK], rc_minus=rc_minus),
-            dtype=np.uint8,
-        )
-        if ref_value is None:
-            # Reference rides in the first block: one engine call, computed once per gene.
-            out = readout(np.concatenate([ref_seq[None, :], block]), tss_index)
-            ref_value, out = float(out[0]), out[1:]
+    return scores_frame(gene, raw[0], raw[1], raw[2], log2_ratio, floor)
+
+
+def _audit(index, readout: EngineReadout, values, audit_cfg: dict, model: str):
+    """Precision budget of ISM (hapexp.precision): the audited genes' variants in strict
+    fp32 and in each candidate precision; returns (table, precision used, floor,
+    {gene: raw values in the precision used})."""
+    cfg = {**AUDIT_DEFAULTS, **(audit_cfg or {})}
+    genes = index.genes.set_index("gene_id", drop=False)
+    with_variants = [g for g in genes["gene_id"] if values(genes.loc[g], None) is not None]
+    sample = audit_genes(with_variants, cfg["fraction"], cfg["min_genes"])
+    if not sample:
+        log.warning("ISM precision audit: no gene of this job has variants to score; static floor")
+    with readout.strict():
+        strict = {g: values(genes.loc[g], readout) for g in sample}
+    trials, floors, kept = [], {}, {}
+    for p in readout.candidates:
+        if p == "fp32":
+            trials.append((p, None))
+            break
+        readout.set_precision(p)
+        red = {g: values(genes.loc[g], readout) for g in sample}
+        if sample:
+            cat = [np.concatenate([red[g][1] for g in sample]), np.concatenate([np.full(len(red[g][1]), red[g][2]) for g in sample]),
+                   np.concatenate([strict[g][1] for g in sample]), np.concatenate([np.full(len(strict[g][1]), strict[g][2]) for g in sample])]  # fmt: skip
+            floors[p] = measure_floor(*cat, z=cfg["noise_floor_z"])
+            rows = [(g, red[g][1], red[g][2], strict[g][1], strict[g][2]) for g in sample]
+            table = ism_budget(rows, floors[p], cfg["max_noise_ratio"])
         else:
-            out = readout(block, tss_index)
-        alt_values.append(np.asarray(out, dtype=float))
-    alt = np.concatenate(alt_values)
-    res = pd.DataFrame(
-        {
-            "gene_id": gene_id,
-            "variant_id": variants["variant_id"].astype(str).to_numpy(),
-            "chrom": variants["chrom"].astype(str).to_numpy(),
-            "pos": variants["pos"].astype(np.int64).to_numpy(),
-            "ref": variants["ref"].astype(str).to_numpy(),
-            "alt": variants["alt"].astype(str).to_numpy(),
-            "af": variants["af"].astype(float).to_numpy(),
-            "tss_distance": strand_tss_distance(variants["pos"], int(gene["tss"]), str(gene["strand"])),
-            "score": _scores(alt, ref_value, log2_ratio, resolution),
-        }
-    )
-    return res
+            floors[p], table = STATIC_FLOOR[p], None
+        trials.append((p, table))
+        kept[p] = red
+        if readout.requested != "auto" or (table is not None and budget_holds(table)):
+            break
+    used = choose(trials, readout.requested)
+    readout.set_precision(used)
+    floor = floors.get(used, STATIC_FLOOR["fp32"])
+    log.info("ISM precision: %s (tried %s), noise floor %.3g × |reference read-out|",
+             used, "/".join(p for p, _ in trials), floor)  # fmt: skip
+    return finish(trials, used, model), used, floor, (kept.get(used) or (strict if used == "fp32" else {}))
 
 
-def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict) -> pd.DataFrame:
-    """ISM for every gene of a haplotype index chunk (one rule job)."""
+def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict, audit_cfg: dict | None = None,
+                model: str = "model", return_audit: bool = False):  # fmt: skip
+    """ISM for every gene of a haplotype index chunk (one rule job).
+
+    With an engine read-out in reduced precision the precision budget is measured first
+    (hapexp.precision): the scores' noise floor and, for `precision: auto`, the
+    precision itself. `return_audit`: also return the budget table.
+    """
+    window, rc_minus = int(spec["window"]), bool(spec.get("rc_minus", True))
+    maf, indels = float(ism_cfg.get("maf", 0.01)), bool(ism_cfg.get("indels", False))
+    log2_ratio = bool(ism_cfg.get("log2_ratio", False))
+    cache: dict = {}
+
+    def values(gene, fn):
+        if fn is None:  # only: does the gene have variants to score?
+            return (
+                None
+                if select_variants(index.variants(str(gene["gene_id"]), window), maf, indels).empty
+                else True
+            )
+        return gene_values(index, gene, fn, window, rc_minus, maf, indels)
+
+    table = empty_table()
+    if isinstance(readout, EngineReadout) and readout.candidates != ("fp32",):
+        table, _, floor, cache = _audit(index, readout, values, audit_cfg, model)
+    else:
+        p = str(spec.get("precision", "fp32"))
+        floor = STATIC_FLOOR.get(p if p in STATIC_FLOOR else "fp32")
     frames = []
-    genes = index.genes
-    for _, gene in genes.iterrows():
-        df = score_gene(
-            index,
-            gene,
-            readout,
-            window=int(spec["window"]),
-            rc_minus=bool(spec.get("rc_minus", True)),
-            maf=float(ism_cfg.get("maf", 0.01)),
-            indels=bool(ism_cfg.get("indels", False)),
-            log2_ratio=bool(ism_cfg.get("log2_ratio", False)),
-            resolution=RESOLUTION.get(str(spec.get("precision", "fp32")), 0.0),
-        )
-        log.info("ISM %s: %d variants", gene["gene_id"], len(df))
-        frames.append(df)
+    for _, gene in index.genes.iterrows():
+        gid = str(gene["gene_id"])
+        raw = cache[gid] if gid in cache else gene_values(index, gene, readout, window, rc_minus, maf, indels)
+        n = 0
+        if raw is not None:
+            frames.append(scores_frame(gene, *raw, log2_ratio, floor))
+            n = len(frames[-1])
+        log.info("ISM %s: %d variants", gid, n)
+    if isinstance(readout, EngineReadout) and readout.predictor._reuse is not None:
+        st = readout.predictor._reuse.stats
+        log.info("reference reuse: %d variant forwards windowed, %d full (indels)", st["reused"], st["full"])
     frames = [f for f in frames if len(f)]
-    if not frames:
-        return empty_ism()
-    return pd.concat(frames, ignore_index=True)[ISM_COLUMNS]
+    df = pd.concat(frames, ignore_index=True)[ISM_COLUMNS] if frames else empty_ism()
+    return (df, table) if return_audit else df
 
 
 def empty_ism() -> pd.DataFrame:
@@ -185,13 +301,18 @@ def gather(paths) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[ISM_COLUMNS]
 
 
-def run(index_path, spec: dict, ism_cfg: dict, out_path, readout: ReadoutFn | None = None) -> pd.DataFrame:
-    """Rule `ism`: score one chunk and write its parquet."""
+def run(index_path, spec: dict, ism_cfg: dict, out_path, readout=None, precision_out=None,
+        audit_cfg: dict | None = None, model: str = "model") -> pd.DataFrame:  # fmt: skip
+    """Rule `ism`: score one chunk and write its parquet (and its precision budget)."""
     from .haplotypes import HaplotypeIndex
-    from .io import write_parquet
+    from .io import write_parquet, write_tsv
 
     index = HaplotypeIndex.load(index_path)
-    readout = readout or make_readout(spec)
-    df = score_chunk(index, readout, spec, ism_cfg)
+    if ism_cfg.get("precision"):
+        spec = {**spec, "precision": ism_cfg["precision"]}
+    readout = readout or make_readout(spec, reuse=bool(ism_cfg.get("reuse_reference", True)))
+    df, table = score_chunk(index, readout, spec, ism_cfg, audit_cfg, model=model, return_audit=True)
+    if precision_out is not None:
+        write_tsv(table, precision_out)
     write_parquet(df, out_path)
     return df

@@ -104,7 +104,8 @@ def _set_tf_gamma(module: nn.Module, spec: dict, n_positions: int) -> bool:
 
 def _enformer_wrap(model, spec: dict, kind: str) -> LoadedModel:
     window = int(spec["window"])
-    n_positions = window // 128
+    bin_size = 2 ** int(getattr(model.config, "num_downsamples", 7))  # 128 for Enformer
+    n_positions = window // bin_size
     target = model.crop_final.target_length
     target = n_positions if target == -1 else target
     if target > n_positions:
@@ -114,7 +115,7 @@ def _enformer_wrap(model, spec: dict, kind: str) -> LoadedModel:
             "use a larger window",
             where=f"models.{spec.get('name', 'model')}",
         )
-    crop = (n_positions - target) // 2 * 128
+    crop = (n_positions - target) // 2 * bin_size
     use_gamma = _set_tf_gamma(model, spec, n_positions)
     head = spec.get("head", "human")
     n_tracks = model.output_heads[head]
@@ -124,11 +125,18 @@ def _enformer_wrap(model, spec: dict, kind: str) -> LoadedModel:
         tab = load_targets(targets)
         if len(tab) == n_tracks:
             names, ids = tab["description"].astype(str).tolist(), tab["identifier"].astype(str).tolist()
-    log.info("enformer: %d bins of 128 (crop %d), %d tracks, tf_gamma=%s", target, crop, n_tracks, use_gamma)
+    log.info(
+        "enformer: %d bins of %d (crop %d), %d tracks, tf_gamma=%s",
+        target,
+        bin_size,
+        crop,
+        n_tracks,
+        use_gamma,
+    )
     return LoadedModel(
         module=model,
         window=window,
-        bin_size=128,
+        bin_size=bin_size,
         crop=crop,
         n_tracks=n_tracks,
         track_names=names,
@@ -147,15 +155,22 @@ def build_enformer_tiny(spec: dict):
     torch.manual_seed(int(spec["seed"]))
     model = Enformer.from_hparams(
         output_heads={"human": n_tracks},
-        target_length=int(spec["window"]) // 128,
+        target_length=int(spec["window"]) // 2 ** int(hp.get("num_downsamples", 7)),
         use_tf_gamma=False,
         **hp,
     )
-    # PyTorch's default init (kaiming-uniform, a=√5) shrinks the signal through the
-    # conv tower and attention pools until the output is constant to 1e-7: every
-    # person would get the same prediction and r would be undefined. He-normal
-    # weights keep it sequence-sensitive (single-SNV effects of a few %), which is
-    # what a *random* model should be: responsive, but not to the right things.
+    return he_init(model)
+
+
+def he_init(model):
+    """He-normal weights for every convolution and linear layer (seeded by the caller).
+
+    PyTorch's default init (kaiming-uniform, a=√5) shrinks the signal through the
+    conv tower and attention pools until the output is constant to 1e-7: every
+    person would get the same prediction and r would be undefined. He-normal
+    weights keep it sequence-sensitive (single-SNV effects of a few %), which is
+    what a *random* model should be: responsive, but not to the right things.
+    """
     with torch.no_grad():
         for mod in model.modules():
             if isinstance(mod, torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.Linear):
@@ -167,10 +182,11 @@ def _load_enformer(spec: dict) -> LoadedModel:
     from enformer_pytorch import Enformer
 
     if spec["weights"] == "random":
-        # Full-size architecture with seeded random weights: speed benchmarks only.
+        # Full-size architecture with seeded random weights (He-normal, so outputs depend
+        # on the sequence, as for enformer_tiny): speed and precision benchmarks only.
         log.warning("enformer: random weights (weights: random) - predictions are meaningless")
         torch.manual_seed(int(spec["seed"]))
-        model = Enformer.from_hparams(use_tf_gamma=False)
+        model = he_init(Enformer.from_hparams(use_tf_gamma=False))
     else:
         model = _from_pretrained(Enformer, spec)
     return _enformer_wrap(model, spec, "enformer")

@@ -681,15 +681,28 @@ def run(
     level_path=None,
     level_format: str = "auto",
     policies: dict | None = None,
+    precision_paths=(),
 ) -> pd.DataFrame:
     """Rule `performance`: every predictor against the same prepared expression, on the
     same individuals, residualized on the same covariates (module doc).
 
-    `floors`: predictor → relative resolution (deep models: from their precision; linear
+    `floors`: predictor → relative resolution (deep models: from their precision, None
+    for `auto`, resolved from the predict jobs' precision tables `precision_paths`; linear
     predictors default to float64's). `level_path`: optional un-residualized expression
     matrix for the cross-gene correlation (else the expression input)."""
     from .formats import read_expression, strip_version
     from .io import read_matrix, write_tsv
+    from .precision import read as read_precision
+    from .precision import relative_resolution, used_precision
+
+    if any(v is None for v in (floors or {}).values()):
+        table = read_precision(list(precision_paths))
+        floors = dict(floors)
+        for name, v in floors.items():
+            if v is None:
+                used = used_precision(table, name)
+                floors[name] = relative_resolution(used)
+                log.info("%s: precision auto ran in %s: constancy floor %g", name, used, floors[name])
 
     expression = read_matrix(prepared_path)
     covariates = read_matrix(covariates_path, index_col="id") if covariates_path else None
@@ -745,6 +758,9 @@ def run(
 # --------------------------------------------------------------------------- Snakemake input functions
 def rule_inputs(config: dict, cohort: str) -> dict:
     """Inputs of rule `performance` for one cohort (used via unpack() in rules/concordance.smk)."""
+    from .config import model_spec
+    from .genes import chunk_ids
+
     cfg = config["cohorts"][cohort]
     models = list(config["models"])
     inputs = {
@@ -756,6 +772,10 @@ def rule_inputs(config: dict, cohort: str) -> dict:
         "references": [f"results/{cohort}/predict/{m}.reference.tsv" for m in models],
         "oof": f"results/{cohort}/elasticnet/oof.tsv",
     }
+    auto = [m for m, spec in config["models"].items() if model_spec(spec, m).get("precision") == "auto"]
+    if auto:  # the precision auto chose is in the predict jobs' precision tables
+        chunks = chunk_ids(config["genes"]["chunks"])
+        inputs["precision"] = [f"results/{cohort}/predict/{m}/{c}.precision.tsv" for m in auto for c in chunks]
     if cfg.get("expression_level"):
         inputs["level"] = cfg["expression_level"]
     if cfg.get("predictdb"):

@@ -15,6 +15,9 @@ import pandas as pd
 
 from hapexp.errors import InputError
 
+# `sample` of the reference genome's rows in predict's tidy table (haplotype 0).
+REFERENCE_SAMPLE = "__reference__"
+
 
 def tss_bin(tss_index, crop: int, bin_size: int):
     """0-based output bin holding input index `tss_index` (int or array)."""

@@ -461,8 +461,10 @@ def run(
     out_tsv,
     out_md,
     context: dict | None = None,
+    precision_path=None,
 ):
-    """Rule `summary`: summary.tsv and summary.md for one cohort."""
+    """Rule `summary`: summary.tsv and summary.md for one cohort (with the precision
+    budget's section when `precision_path`, results/{cohort}/precision.tsv, is given)."""
     from .io import atomic_output, write_tsv
 
     perf = pd.read_csv(perf_path, sep="\t", dtype={"gene_id": str})
@@ -470,8 +472,14 @@ def run(
     conc = {m: pd.read_csv(p, sep="\t", dtype={"gene_id": str}) for m, p in concordance_paths.items()}
     summary = build_summary(perf, cg, conc, deep_models, fdr)
     write_tsv(summary, out_tsv)
+    md = render_markdown(summary, cohort, fdr, context)
+    if precision_path is not None:
+        from .precision import read, summary_lines
+
+        lines = summary_lines(read([precision_path]))
+        md = md.rstrip("\n") + "\n\n## Precision budget (precision.tsv)\n\n" + "\n".join(lines) + "\n"
     with atomic_output(out_md) as tmp:
-        tmp.write_text(render_markdown(summary, cohort, fdr, context))
+        tmp.write_text(md)
     return summary
 
 

@@ -1,0 +1,29 @@
+# Precision budget of every reduced-precision predict/ism job (hapexp.precision): the
+# per-chunk tables of all models gathered into one per cohort.
+
+
+rule precision:
+    input:
+        expand(
+            "results/{{cohort}}/{stage}/{model}/{chunk}.precision.tsv",
+            stage=["predict", "ism"],
+            model=MODELS,
+            chunk=CHUNKS,
+        ),
+    output:
+        report(
+            "results/{cohort}/precision.tsv",
+            caption="../report/precision.rst",
+            category="{cohort}",
+            subcategory="precision",
+        ),
+    log:
+        "logs/{cohort}/precision.log",
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../workflow/scripts/precision.py"

@@ -1,0 +1,271 @@
+"""Precision budget (hapexp.precision, inference.audit_predict, ism audit).
+
+Independent answers: (1) a model with *planted* reduced-precision noise — its output
+is a known function of the sequence, plus, only under bf16 autocast, a deterministic
+pseudo-random term of known size — whose budget is recomputed here with numpy; (2) on
+enformer_tiny in bf16 autocast on CPU (the CI check of the real audit), the audit's
+strict and reduced runs equal separate plain fp32 and bf16 runs of the engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hapexp import ism, precision
+from hapexp.inference import Predictor, audit_predict, predict_chunk
+from hapexp.models import LoadedModel
+from tests.test_inference import FakeIndex
+from tests.test_ism import FakeIndex as IsmIndex
+from tests.test_ism import L as ISM_L
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+CODES = np.frombuffer(b"ACGT", np.uint8)
+
+
+def _planted_noise_np(seqs: np.ndarray) -> np.ndarray:
+    """Deterministic pseudo-noise in [-1, 1] per sequence (numpy twin of the model's)."""
+    w = np.sin(np.arange(seqs.shape[1]) * 0.37)
+    idx = np.stack([(seqs == c) for c in CODES], -1).astype(np.float64) @ np.arange(1, 5)
+    return np.sin(idx @ w * 12.9898)
+
+
+def _weights(n):
+    return np.sin(np.arange(n * 4) * 0.61).reshape(n, 4)
+
+
+class Planted(torch.nn.Module):
+    """Every bin: track 0 = Σ weight × one-hot over the window (every SNV moves it), track 1
+    = count of A per bin; plus sigma × noise(seq) on every output, only when bf16
+    autocast is on (what reduced precision adds)."""
+
+    def __init__(self, sigma: float):
+        super().__init__()
+        self.sigma = sigma
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        w = torch.from_numpy(_weights(n))
+        glob = (x.double() * w).sum((1, 2))[:, None].expand(-1, n // 128)
+        out = torch.stack([glob, x.reshape(b, n // 128, 128, 4).sum(2)[..., 0].double()], -1)
+        if torch.is_autocast_enabled("cpu"):
+            w = torch.sin(torch.arange(n, dtype=torch.float64) * 0.37)
+            idx = x.double() @ torch.arange(1, 5, dtype=torch.float64)
+            out = out + self.sigma * torch.sin(idx @ w * 12.9898)[:, None, None]
+        return out.float()
+
+
+def _planted_predictor(sigma, precision_mode="bf16", **kw):
+    model = LoadedModel(Planted(sigma), 2048, 128, 0, 2, ["A", "C"], kind="planted")
+    spec = {"kind": "oracle", "window": 2048, "tracks": [0], "bins": 2, "device": "cpu",
+            "precision": precision_mode, "batch_size": 8, **kw}  # fmt: skip
+    return Predictor(spec, model=model)
+
+
+def _expected_predict_budget(index, gene_id, sigma):
+    """numpy: per-haplotype read-out (A count over the 2 central bins) and its planted noise."""
+    gh = index.gene_haplotypes(gene_id, 2048)
+    seqs = gh.sequences
+    onehot = np.stack([(seqs == c) for c in CODES], -1).astype(float)
+    a = 2 * (onehot * _weights(seqs.shape[1])).sum((1, 2))  # the 2 central bins, summed
+    noise = 2 * sigma * _planted_noise_np(seqs)  # added to each of the 2 summed bins
+    hap = gh.hap_map
+    diff = noise[hap].ravel()
+    people = a[hap].mean(1)
+    return (
+        diff.std(ddof=1),
+        people.std(ddof=1),
+        np.corrcoef(a[hap].mean(1) + noise[hap].mean(1), people)[0, 1],
+    )
+
+
+def test_audit_sample_is_deterministic_and_sized():
+    genes = [f"G{i:04d}" for i in range(500)]
+    s = precision.audit_genes(genes, 0.02, 3)
+    assert len(s) == 10 and s == [g for g in genes if g in set(s)]  # 2 % of 500, in job order
+    assert set(precision.audit_genes(genes[::-1], 0.02, 3)) == set(s)  # order does not matter
+    # A gene is audited whatever chunk it is in when the chunk's share is the same.
+    part = precision.audit_genes(genes[:250], 0.02, 3)
+    assert len(part) == 5 and len(set(part) - set(s)) <= 5
+    assert precision.audit_genes(genes[:2], 0.02, 3) == genes[:2]  # fewer than min_genes: all
+    assert len(precision.audit_genes(genes[:20], 0.02, 3)) == 3
+
+
+@pytest.mark.parametrize("sigma", [0.05, 2.0])
+def test_predict_budget_recovers_planted_noise(sigma):
+    index = FakeIndex(n_genes=3, n_samples=12)
+    p = _planted_predictor(sigma)
+    table = audit_predict(index, p, {"fraction": 1.0, "max_noise_ratio": 0.1}, model="planted")
+    assert list(table.columns) == precision.COLUMNS
+    assert set(table["gene_id"]) == {"G0", "G1", "G2"} and (table["precision"] == "bf16").all()
+    for _, row in table.iterrows():
+        noise, signal, r = _expected_predict_budget(index, row["gene_id"], sigma)
+        # The engine's read-outs are float32 (|value| < 64, ulp ≤ 4e-6): that rounding is
+        # the absolute tolerance of the SDs.
+        assert row["noise_sd"] == pytest.approx(noise, rel=1e-5, abs=1e-5)
+        assert row["signal_sd"] == pytest.approx(signal, rel=1e-5, abs=1e-5)
+        assert row["noise_ratio"] == pytest.approx(noise / signal, rel=1e-4)
+        assert row["r_fp32"] == pytest.approx(r, rel=1e-4)
+        assert row["flagged"] == (noise / signal > 0.1)
+    assert table["flagged"].all() == (sigma > 1) and (not table["flagged"].any()) == (sigma < 0.1)
+    assert p.precision == "bf16"  # configured precision: used even when flagged
+
+
+@pytest.mark.parametrize(("sigma", "want"), [(0.001, "bf16"), (2.0, "tf32")])
+def test_auto_uses_bf16_only_when_its_budget_holds(monkeypatch, sigma, want):
+    # The CUDA candidate list on CPU (TF32 is fp32 there; the planted noise is bf16's only).
+    monkeypatch.setitem(precision.AUTO_CANDIDATES, "cpu", ("bf16", "tf32", "fp32"))
+    index = FakeIndex(n_genes=3, n_samples=12)
+    p = _planted_predictor(sigma, "auto")
+    table = audit_predict(index, p, {"fraction": 1.0}, model="planted")
+    assert p.precision == want
+    used = table[table["used"]]
+    assert (used["precision"] == want).all() and len(used) == 3
+    assert not used["flagged"].any()
+    if want == "tf32":  # bf16 was tried, measured and rejected; both are in the table
+        assert set(table["precision"]) == {"bf16", "tf32"} and table.loc[~table["used"], "flagged"].all()
+    # The run itself then uses that precision.
+    tidy, _ = predict_chunk(index, p, progress=False)
+    fp32, _ = predict_chunk(index, _planted_predictor(0.0, "fp32"), progress=False)
+    assert np.allclose(tidy["value"], fp32["value"]) == (want == "tf32")
+
+
+def test_fp32_runs_have_nothing_to_audit():
+    t = audit_predict(FakeIndex(n_genes=2), _planted_predictor(1.0, "fp32"), {}, model="m")
+    assert t.empty and list(t.columns) == precision.COLUMNS
+    assert precision.summary_lines(t)[0].startswith("- every model ran in strict fp32")
+
+
+def test_ism_noise_floor_and_nan(monkeypatch):
+    """ISM audit on the planted model: the floor is z × RMS of the bf16 score errors
+    relative to the reference read-out (numpy), and exactly the scores at or below it are NaN."""
+    index = IsmIndex()
+    sigma = 0.3
+
+    class Weights(torch.nn.Module):
+        def forward(self, x):  # (B, 64, 4) → (B, 1, 1): an additive position-weight read-out + 10
+            w = torch.from_numpy(np.random.default_rng(1).normal(size=(ISM_L, 4))).float()
+            out = (x * w).sum((1, 2))[:, None, None] + 10
+            if torch.is_autocast_enabled("cpu"):
+                out = (
+                    out
+                    + sigma
+                    * torch.sin((x.double() @ torch.arange(1, 5.0, dtype=torch.float64)).sum(1) * 1.7)[
+                        :, None, None
+                    ].float()
+                )
+            return out
+
+    model = LoadedModel(Weights(), ISM_L, ISM_L, 0, 1, ["t"], kind="planted")
+    spec = {"kind": "oracle", "window": ISM_L, "bin_size": ISM_L, "tracks": [0], "bins": 1, "device": "cpu", "precision": "bf16",
+            "batch_size": 4, "rc_minus": True}  # fmt: skip
+    readout = ism.EngineReadout(spec, predictor=Predictor(spec, model=model))
+    df, table = ism.score_chunk(index, readout, spec, {"maf": 0.0}, {"fraction": 1.0, "noise_floor_z": 3.0},
+                                model="planted", return_audit=True)  # fmt: skip
+    strict = ism.score_chunk(index, ism.EngineReadout({**spec, "precision": "fp32"},
+                             predictor=Predictor({**spec, "precision": "fp32"}, model=model)), {**spec, "precision": "fp32"},
+                             {"maf": 0.0})  # fmt: skip
+
+    # numpy: per variant, the planted noise of alt and ref sequences.
+    def nz(s):  # the planted bf16 noise of sequences s
+        return sigma * np.sin((np.stack([(s == c) for c in CODES], -1) @ np.arange(1, 5)).sum(-1) * 1.7)
+
+    errs, refs = [], {}
+    for gid in ("GP", "GM"):
+        ref_seq, _ = index.reference_window(gid, ISM_L, True)
+        ids = list(index.variants(gid, ISM_L)["variant_id"])
+        ids = [v for v in ids if index.var.set_index("variant_id").loc[v, "is_snv"]]
+        alts = index.single_variant_sequences(gid, ISM_L, ids)
+        w = np.random.default_rng(1).normal(size=(ISM_L, 4))
+        ref_val = (np.stack([(ref_seq == c) for c in CODES], -1) * w).sum() + 10
+        refs[gid] = ref_val
+        errs.append((nz(alts) - nz(ref_seq[None])[0]) / abs(ref_val))
+    e = np.concatenate(errs)
+    floor = 3.0 * np.sqrt(np.mean(e**2))
+    assert table["noise_floor"].iloc[0] == pytest.approx(floor, rel=1e-4)
+    assert len(table) == 2 and (table["stage"] == "ism").all()
+    # Exactly the scores within the floor are NaN; the others equal fp32's up to the planted noise.
+    m = df.merge(strict, on=["gene_id", "variant_id"], suffixes=("", "_fp32"))
+    raw = m["score_fp32"].to_numpy() + np.concatenate(errs) * np.array([refs[g] for g in m["gene_id"]])
+    below = np.abs(raw) <= floor * np.array([refs[g] for g in m["gene_id"]])
+    assert below.any() and (~below).any()
+    assert np.array_equal(m["score"].isna().to_numpy(), below)
+    np.testing.assert_allclose(m.loc[~below, "score"], raw[~below], rtol=1e-4, atol=1e-4)
+    got = table.set_index("gene_id")["frac_unresolved"]
+    for gid, g in m.groupby("gene_id"):
+        assert got[gid] == pytest.approx(g["score"].isna().mean())
+
+
+@pytest.fixture(scope="module")
+def small_cohort(tmp_path_factory):
+    from hapexp.haplotypes import HaplotypeIndex, build_index
+    from hapexp.simulate import simulate_demo
+    from hapexp.vcf import normalize
+
+    d = tmp_path_factory.mktemp("prec")
+    simulate_demo(d, seed=11, n_individuals=30, n_chromosomes=1, chromosome_length=60000, n_genes=4)
+    genes = pd.read_csv(d / "genes.tsv", sep="\t")
+    normalize([str(d / "cohort.vcf.gz")], d / "reference.fa", d / "norm.bcf")
+    build_index(d / "norm.bcf", d / "reference.fa", genes, 2048, d / "idx.npz")
+    return HaplotypeIndex.load(d / "idx.npz")
+
+
+TINY_BF16 = {"kind": "enformer_tiny", "window": 2048, "tracks": [0], "bins": 2, "device": "cpu",
+             "precision": "bf16", "batch_size": 32}  # fmt: skip
+
+
+def test_enformer_tiny_bf16_audit_on_cpu(small_cohort):
+    """The real audit, bf16 autocast on CPU: its two passes are the plain runs of each
+    precision; bf16 noise is measured (non-zero, but the predictions still track fp32)."""
+    idx = small_cohort
+    p = Predictor(TINY_BF16)
+    table = audit_predict(idx, p, {"fraction": 0.5, "min_genes": 2}, model="tiny")
+    sample = precision.audit_genes(idx.genes["gene_id"], 0.5, 2)
+    assert list(table["gene_id"]) == sample and (table["precision"] == "bf16").all() and table["used"].all()
+    bf16, _ = predict_chunk(idx, Predictor(TINY_BF16), genes=sample, progress=False)
+    fp32, _ = predict_chunk(idx, Predictor({**TINY_BF16, "precision": "fp32"}), genes=sample, progress=False)
+    want = precision.predict_budget(bf16, fp32, "mean", 0.1)
+    pd.testing.assert_frame_equal(
+        table[["noise_sd", "signal_sd", "r_fp32"]], want[["noise_sd", "signal_sd", "r_fp32"]]
+    )
+    assert (table["noise_sd"] > 0).all() and (table["signal_sd"] > 0).all()
+    assert (table["r_fp32"] > 0.5).all() and (table["max_rel_diff"] < 0.1).all()
+    # ISM on the same genes: scores below the measured floor are NaN, the rest agree in sign with fp32.
+    spec = {**TINY_BF16, "name": "tiny"}
+    df, it = ism.score_chunk(idx, ism.make_readout(spec), spec, {"maf": 0.0}, {"fraction": 0.5, "min_genes": 2},
+                             model="tiny", return_audit=True)  # fmt: skip
+    strict = ism.score_chunk(
+        idx, ism.make_readout({**spec, "precision": "fp32"}), {**spec, "precision": "fp32"}, {"maf": 0.0}
+    )
+    assert set(it["gene_id"]) <= set(sample) and (it["stage"] == "ism").all()
+    floor = it["noise_floor"].iloc[0]
+    assert precision.STATIC_FLOOR["fp32"] < floor < 0.5
+    m = df.merge(strict, on=["gene_id", "variant_id"], suffixes=("", "_fp32"))
+    kept = m["score"].notna() & m["score_fp32"].notna()
+    assert kept.any() and (np.sign(m.loc[kept, "score"]) == np.sign(m.loc[kept, "score_fp32"])).mean() >= 0.9
+    lines = precision.summary_lines(pd.concat([table, it]))
+    assert any("tiny predict in bf16" in s for s in lines) and any("unresolved (NaN)" in s for s in lines)
+    flagged = precision.flagged_genes(pd.concat([table, it]), "tiny", "predict")
+    assert flagged == sorted(table.loc[table["flagged"], "gene_id"])
+    assert all(g in " ".join(lines) for g in flagged)
+
+
+def test_auto_constancy_floor_is_the_precision_its_jobs_used():
+    """performance's constancy floor for `precision: auto` = the coarsest precision the
+    model's predict jobs used (bf16 on one chunk → 1e-2), fp32 when every job ran strict
+    (header-only tables), and a fixed precision needs no table."""
+    from hapexp.precision import empty_table, finish, model_floor, relative_resolution, used_precision
+
+    row = pd.DataFrame([{"gene_id": "g1", "n": 4, "noise_sd": 0.0, "signal_sd": 1.0, "noise_ratio": 0.0,
+                         "flagged": False, "stage": "predict"}])  # fmt: skip
+    bf16_job = finish([("bf16", row.assign(stage="predict"))], "bf16", "m")
+    tf32_job = finish([("bf16", row.assign(flagged=True)), ("tf32", row)], "tf32", "m")
+    both = pd.concat([tf32_job, bf16_job, empty_table()], ignore_index=True)
+    assert used_precision(both, "m") == "bf16" and relative_resolution("bf16") == 1e-2
+    assert used_precision(tf32_job, "m") == "tf32"
+    assert used_precision(both, "other") == "fp32" and used_precision(empty_table(), "m") == "fp32"
+    assert used_precision(both, "m", stage="ism") == "fp32"
+    assert model_floor({"precision": "auto"}) is None and model_floor({"precision": "tf32"}) == 1e-4
