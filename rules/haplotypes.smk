@@ -26,6 +26,7 @@ rule genes:
         vcf=COHORT_VCFS,
     output:
         genes="results/{cohort}/genes.tsv",
+        exons="results/{cohort}/exons.tsv",
         samples="results/{cohort}/samples.txt",
     log:
         "logs/{cohort}/genes.log",

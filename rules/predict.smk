@@ -8,10 +8,12 @@
 rule predict:
     input:
         index="results/{cohort}/haplotypes/{chunk}.npz",
+        exons="results/{cohort}/exons.tsv",
         model=lambda wildcards: model_input_files(model_cfg(wildcards)),
     output:
         table="results/{cohort}/predict/{model}/{chunk}.parquet",
         tracks="results/{cohort}/predict/{model}/{chunk}.tracks.npz",
+        exons="results/{cohort}/predict/{model}/{chunk}.exons.tsv",
     log:
         "logs/{cohort}/predict/{model}/{chunk}.log",
     benchmark:

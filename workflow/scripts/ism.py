@@ -13,5 +13,7 @@ import torch
 
 torch.set_num_threads(snakemake.threads)
 spec = {**snakemake.params.spec, "name": snakemake.wildcards.model}
-df = run(snakemake.input.index, spec, snakemake.params.ism, snakemake.output[0])
+df = run(
+    snakemake.input.index, spec, snakemake.params.ism, snakemake.output[0], exons_path=snakemake.input.exons
+)
 log.info("ISM: %d variants in %d genes", len(df), df["gene_id"].nunique())

@@ -31,8 +31,10 @@ BLOCK = 256
 # ~1e-7 differences in fp32), so their sign means nothing and they are scored 0.
 RESOLUTION = {"fp32": 1e-6, "bf16": 1e-2}
 
-# fn(seqs: uint8 [n, L] ASCII, tss_index: 0-based TSS index in every sequence) -> float [n]
-ReadoutFn = Callable[[np.ndarray, int], np.ndarray]
+# fn(seqs: uint8 [n, L] ASCII, tss_index: 0-based TSS index in every sequence) -> float [n];
+# read-outs over exons also take exons= (one [k, 2] interval array per sequence) and
+# antisense= (sequences read against the gene's strand), and carry `uses_exons = True`.
+ReadoutFn = Callable[..., np.ndarray]
 
 
 def make_readout(spec: dict) -> ReadoutFn:
@@ -45,10 +47,12 @@ def make_readout(spec: dict) -> ReadoutFn:
 
     predictor = Predictor(spec)
 
-    def fn(seqs: np.ndarray, tss_index: int) -> np.ndarray:
-        out = np.asarray(predictor.readout(seqs, tss_index), dtype=float)
+    def fn(seqs: np.ndarray, tss_index: int, exons=None, antisense: bool = False) -> np.ndarray:
+        out = np.asarray(predictor.readout(seqs, tss_index, exons=exons, antisense=antisense), dtype=float)
         return out.mean(axis=1) if out.ndim == 2 else out
 
+    fn.uses_exons = predictor.uses_exons
+    fn.strand_aware = True
     return fn
 
 
@@ -90,10 +94,13 @@ def score_gene(
     indels: bool = False,
     log2_ratio: bool = False,
     resolution: float = 0.0,
+    exons: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """ISM scores of one gene's variants (columns ISM_COLUMNS); empty when none pass.
 
     `resolution`: relative difference below which a score is 0 (see RESOLUTION).
+    `exons` (reference [start0, end0) rows; read-outs over exons): followed onto each
+    single-variant window, so an indel shifts the exons downstream of it.
     """
     gene_id = str(gene["gene_id"])
     variants = select_variants(index.variants(gene_id, window), maf, indels)
@@ -104,19 +111,37 @@ def score_gene(
     # Single-variant sequences are re-anchored on the TSS, so the reference's index holds.
     tss_index = int(tss_index)
     ids = list(variants["variant_id"])
+    strand = str(gene["strand"])
+    # engine read-outs (make_readout) read a stranded track's pair on antisense windows
+    anti = strand == "-" and not rc_minus and getattr(readout, "strand_aware", False)
+    kw = {"antisense": True} if anti else {}
+    ref_ex = None
+    if exons is not None:
+        from .haplotypes import window_bounds
+
+        w0, _ = window_bounds(int(gene["tss"]), strand, window)
+        ref_ex = np.asarray(exons, dtype=np.int64).reshape(-1, 2) - w0
+        if rc_minus and strand == "-":
+            ref_ex = np.stack([window - ref_ex[:, 1], window - ref_ex[:, 0]], 1)
     alt_values = []
     ref_value = None
     for start in range(0, len(ids), BLOCK):
-        block = np.asarray(
-            index.single_variant_sequences(gene_id, window, ids[start : start + BLOCK], rc_minus=rc_minus),
-            dtype=np.uint8,
+        ex_kw = {} if exons is None else {"exons": exons}
+        got = index.single_variant_sequences(
+            gene_id, window, ids[start : start + BLOCK], rc_minus=rc_minus, **ex_kw
         )
+        block, block_ex = got if exons is not None else (got, None)
+        block = np.asarray(block, dtype=np.uint8)
         if ref_value is None:
             # Reference rides in the first block: one engine call, computed once per gene.
-            out = readout(np.concatenate([ref_seq[None, :], block]), tss_index)
+            if exons is not None:
+                kw["exons"] = [ref_ex, *block_ex]
+            out = readout(np.concatenate([ref_seq[None, :], block]), tss_index, **kw)
             ref_value, out = float(out[0]), out[1:]
         else:
-            out = readout(block, tss_index)
+            if exons is not None:
+                kw["exons"] = block_ex
+            out = readout(block, tss_index, **kw)
         alt_values.append(np.asarray(out, dtype=float))
     alt = np.concatenate(alt_values)
     res = pd.DataFrame(
@@ -135,10 +160,18 @@ def score_gene(
     return res
 
 
-def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict) -> pd.DataFrame:
-    """ISM for every gene of a haplotype index chunk (one rule job)."""
+def score_chunk(
+    index, readout: ReadoutFn, spec: dict, ism_cfg: dict, exons: dict | None = None
+) -> pd.DataFrame:
+    """ISM for every gene of a haplotype index chunk (one rule job).
+
+    `exons` (gene_id → reference exons) is needed when the read-out sums exons.
+    """
     frames = []
     genes = index.genes
+    need_exons = bool(getattr(readout, "uses_exons", False))
+    if need_exons and exons is None:
+        raise ValueError(f"model {spec.get('name')}: readout exons needs the genes' exons")
     for _, gene in genes.iterrows():
         df = score_gene(
             index,
@@ -150,6 +183,7 @@ def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict) -> pd.Data
             indels=bool(ism_cfg.get("indels", False)),
             log2_ratio=bool(ism_cfg.get("log2_ratio", False)),
             resolution=RESOLUTION.get(str(spec.get("precision", "fp32")), 0.0),
+            exons=exons.get(gene["gene_id"], np.zeros((0, 2), np.int64)) if need_exons else None,
         )
         log.info("ISM %s: %d variants", gene["gene_id"], len(df))
         frames.append(df)
@@ -184,13 +218,17 @@ def gather(paths) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[ISM_COLUMNS]
 
 
-def run(index_path, spec: dict, ism_cfg: dict, out_path, readout: ReadoutFn | None = None) -> pd.DataFrame:
+def run(
+    index_path, spec: dict, ism_cfg: dict, out_path, readout: ReadoutFn | None = None, exons_path=None
+) -> pd.DataFrame:
     """Rule `ism`: score one chunk and write its parquet."""
+    from .genes import read_exons
     from .haplotypes import HaplotypeIndex
     from .io import write_parquet
 
     index = HaplotypeIndex.load(index_path)
     readout = readout or make_readout(spec)
-    df = score_chunk(index, readout, spec, ism_cfg)
+    exons = read_exons(exons_path) if (exons_path and getattr(readout, "uses_exons", False)) else None
+    df = score_chunk(index, readout, spec, ism_cfg, exons)
     write_parquet(df, out_path)
     return df
