@@ -22,6 +22,7 @@ rule genes:
     input:
         validated,
         fasta=config["reference"]["fasta"],
+        exons=config["genes"].get("exons") or [],
         expression=lambda wildcards: config["cohorts"][wildcards.cohort]["expression"],
         vcf=COHORT_VCFS,
     output:

@@ -147,7 +147,8 @@ def model_spec(cfg: dict, name: str = "model") -> dict:
     if kind == "borzoi":
         # The published checkpoints return the central 6,144 bins; the loader reads the
         # checkpoint's own crop and refuses an explicit `crop` that disagrees.
-        spec["_crop_given"] = cfg.get("crop")
+        # (a spec resolved before keeps what the user gave)
+        spec["_crop_given"] = cfg["_crop_given"] if "_crop_given" in cfg else cfg.get("crop")
         if "crop" not in cfg:
             spec["crop"] = max(0, (int(spec["window"]) // 32 - 6144) // 2 * 32)
     if kind == "alphagenome":
