@@ -276,3 +276,31 @@ def test_antisense_rows_read_the_pair_track():
     np.testing.assert_array_equal(anti[0], sense[0])
     np.testing.assert_array_equal(anti[1:, 0], (seqs[1:] == ord("T")).sum(1))  # the − strand track
     np.testing.assert_array_equal(anti[:, 1], sense[:, 1])  # unstranded: unchanged
+
+
+def test_geuvadis_commented_model_entries_validate():
+    """config/geuvadis.yaml's commented-out Borzoi/Flashzoi and AlphaGenome blocks, uncommented,
+    pass the schema and resolve to the published windows, with tracks chosen by name."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from hapexp.validate import check_config
+
+    text = Path("config/geuvadis.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(text) if line.startswith("  # borzoi:"))
+    block = []
+    for line in text[start:]:
+        if not line.startswith("  # "):
+            break
+        block.append("  " + line[4:])
+    cfg = yaml.safe_load(Path("config/geuvadis.yaml").read_text())
+    extra = yaml.safe_load("\n".join(block).replace("\n  ", "\n").lstrip())
+    assert set(extra) == {"borzoi", "alphagenome", "alphagenome_cage"}
+    cfg["models"].update(extra)
+    check_config(cfg, yaml.safe_load(Path("config/schema/config.schema.yaml").read_text()), "geuvadis.yaml")
+    windows = {k: model_spec(v, k)["window"] for k, v in extra.items()}
+    assert windows == {"borzoi": 524288, "alphagenome": 1048576, "alphagenome_cage": 1048576}
+    assert all(isinstance(v["tracks"][0], dict) for v in extra.values())
+    assert not any(re.search(r"\b\d{4}\b", str(v["tracks"])) for v in extra.values())  # by name, not index

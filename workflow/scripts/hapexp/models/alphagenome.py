@@ -123,9 +123,15 @@ def alphagenome_tracks(model, raw: dict | None, organism: str, outputs: list[str
 
 def load_alphagenome(spec: dict) -> LoadedModel:
     ag = optional_package("alphagenome_pt", "alphagenome-pt", spec)
-    name = spec.get("name", "model")
     model = load_module(spec, ag)
-    weights = str(spec["weights"])
+    return wrap_alphagenome(model, spec, _raw_metadata(spec, str(spec["weights"]), ag))
+
+
+def wrap_alphagenome(model, spec: dict, raw: dict | None) -> LoadedModel:
+    """An AlphaGenome module (loaded, or built with random weights by bench/) as a LoadedModel."""
+    from alphagenome_pt import get_dtype_policy
+
+    name = spec.get("name", "model")
     resolution = int(spec.get("resolution", 128))
     outputs = list(spec.get("outputs") or ["rna_seq", "cage"])
     heads_md = model.metadata.metadata["heads"]
@@ -151,7 +157,7 @@ def load_alphagenome(spec: dict) -> LoadedModel:
         )
     org = model.metadata.get_organism_index(organism)
     # fp32 runs the port's float32 policy; bf16 its DeepMind policy (fp32 weights, bf16 compute).
-    model.dtype_policy = ag.get_dtype_policy(
+    model.dtype_policy = get_dtype_policy(
         "float32" if spec.get("precision", "fp32") == "fp32" else "deepmind"
     )
     window = int(spec["window"])
@@ -164,7 +170,7 @@ def load_alphagenome(spec: dict) -> LoadedModel:
             "use a multiple of 2048 up to the model's max_seq_len (published: 1048576)",
             f"models.{name}.window",
         ) from e
-    tracks = alphagenome_tracks(model, _raw_metadata(spec, weights, ag), organism, outputs, resolution)
+    tracks = alphagenome_tracks(model, raw, organism, outputs, resolution)
     key = f"predictions_{resolution}bp"
 
     def call(x):

@@ -190,6 +190,12 @@ def load_borzoi(spec: dict) -> LoadedModel:
     ctx = torch_flash_attention() if use_torch else contextlib.nullcontext()
     with ctx:
         model = from_pretrained(bz.Borzoi, spec, BORZOI_HUB_ID)
+    return wrap_borzoi(model, spec, use_torch)
+
+
+def wrap_borzoi(model, spec: dict, use_torch: bool = False) -> LoadedModel:
+    """A Borzoi/Flashzoi module (loaded, or built with random weights by bench/) as a LoadedModel."""
+    name = spec.get("name", "model")
     flashed = bool(getattr(model, "flashed", False))
     if flashed:
         log.info("flashzoi: attention from %s", "torch (TorchFlashAttention)" if use_torch else "flash-attn")
