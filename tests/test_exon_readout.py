@@ -146,3 +146,28 @@ def test_exon_sum_mean_and_cage_tss_bins():
     assert tss[0, 0] == 3 + 4  # readout: tss reads every track at the TSS bins
     with pytest.raises(ValueError, match="needs the exons"):
         Predictor(base, model=m).readout(seqs, 128)
+
+
+def test_predict_renders_one_batch_at_a_time(tmp_path, monkeypatch):
+    """The engine never holds more than a batch of rendered windows (what lets 1 Mb windows
+    fit): it streams `iter_gene_haplotypes` and never renders a whole gene at once, with the
+    same predictions as the whole-gene path."""
+    genes, _ = random_cohort(tmp_path, seed=1)
+    genes = genes.iloc[::5].reset_index(drop=True)
+    build_index(tmp_path / "norm.bcf", tmp_path / "ref.fa", genes, L, tmp_path / "idx.npz")
+    idx = HaplotypeIndex.load(tmp_path / "idx.npz")
+    whole, _ = predict_chunk(idx, Predictor(spec(readout="tss", batch_size=3), model=coverage_model()),
+                             dedup=False, progress=False)  # fmt: skip
+    sizes = []
+    render = HaplotypeIndex._render_rows
+
+    def spy(self, P, rows, length, flip):
+        sizes.append(len(rows))
+        return render(self, P, rows, length, flip)
+
+    monkeypatch.setattr(HaplotypeIndex, "_render_rows", spy)
+    monkeypatch.setattr(HaplotypeIndex, "gene_haplotypes", lambda *a, **k: pytest.fail("whole gene rendered"))
+    streamed, _ = predict_chunk(idx, Predictor(spec(readout="tss", batch_size=3), model=coverage_model()),
+                                progress=False)  # fmt: skip
+    assert max(sizes) == 3 and len(sizes) > len(genes)
+    np.testing.assert_array_equal(streamed["value"].to_numpy(), whole["value"].to_numpy())

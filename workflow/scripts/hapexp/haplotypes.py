@@ -875,7 +875,8 @@ class HaplotypeIndex:
             yield rows, self._render_rows(P, rows, length, flip)
 
     def variants(self, gene_id, length: int) -> pd.DataFrame:
-        """Variants (after policies) whose position lies in the gene's reference window."""
+        """Variants (after policies) whose position lies in the gene's reference window; an
+        identical record seen twice (indels left-aligned onto one another) is listed once."""
         g = self._g(gene_id)
         _, w0, w1 = self._window(g, length)
         vs, ve = int(self._a["g_vstart"][g]), int(self._a["g_vend"][g])
@@ -897,7 +898,7 @@ class HaplotypeIndex:
                 "is_snv": [len(r) == 1 and len(x) == 1 for r, x in zip(ref, alt, strict=True)],
                 "row": rows,
             }
-        )
+        ).drop_duplicates("variant_id", ignore_index=True)
 
     def single_variant_sequences(self, gene_id, length: int, variant_ids, rc_minus: bool = True, exons=None):
         """Reference window with only one variant applied (TSS re-anchored), per variant id.
