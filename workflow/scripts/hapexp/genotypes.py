@@ -174,10 +174,11 @@ def read_dosages(path, regions, samples: list[str], maf: float = 0.0) -> Dosages
     # the linear models keep the first, as before (the haplotypes apply each, as bcftools).
     ok &= ~variants.duplicated(["chrom", "pos0", "ref", "alt"]).to_numpy()
     variants, alleles, ploidy = variants[ok], alleles[ok], ploidy[ok]
-    carried = (alleles > 0).astype(np.float64)
-    carried[:, :, 1] = np.where(ploidy == 1, 0.0, carried[:, :, 1])  # haploid: one allele
-    dosage = carried.sum(axis=2)
-    dosage[(alleles < 0).any(axis=2)] = np.nan
+    # ALT count in int8 first (a float64 copy per allele would triple the peak memory)
+    counts = (alleles[:, :, 0] > 0).view(np.int8) + ((alleles[:, :, 1] > 0) & (ploidy != 1)).view(np.int8)
+    dosage = counts.astype(np.float64)
+    del counts
+    dosage[(alleles[:, :, 0] < 0) | (alleles[:, :, 1] < 0)] = np.nan  # (any over a length-2 axis is slow)
     nan = np.isnan(dosage)
     if nan.any():
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
