@@ -171,3 +171,20 @@ def test_predict_renders_one_batch_at_a_time(tmp_path, monkeypatch):
                                 progress=False)  # fmt: skip
     assert max(sizes) == 3 and len(sizes) > len(genes)
     np.testing.assert_array_equal(streamed["value"].to_numpy(), whole["value"].to_numpy())
+
+
+def test_readout_exons_without_exons_is_a_config_error(tmp_path):
+    import yaml
+
+    from tests.conftest import demo_config
+    from tests.workflow_utils import run_snakemake
+
+    cfg = demo_config()
+    del cfg["genes"]["exons"]
+    cfg["models"]["enformer_tiny"]["readout"] = "exons"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake(tmp_path, "--configfile", "c.yaml", "-n", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "models enformer_tiny use readout: exons" in out and "genes.exons" in out
+    assert not (tmp_path / "results").exists()

@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 ISM_COLUMNS = ["gene_id", "variant_id", "chrom", "pos", "ref", "alt", "af", "tss_distance", "score"]
 
 # Sequences sent to the engine per call: bounds host memory (an Enformer window is
-# 196,608 bytes per sequence) while letting the engine batch inside.
+# 196,608 bytes per sequence) while letting the engine batch inside; long windows
+# (Borzoi 524,288, AlphaGenome 1,048,576 bp) send fewer, at most BLOCK_BYTES of sequence.
 BLOCK = 256
+BLOCK_BYTES = 64 << 20
 
 # Relative numerical resolution of a read-out by inference precision: differences below
 # resolution × |reference read-out| are float rounding (an untrained network gives
@@ -125,10 +127,11 @@ def score_gene(
             ref_ex = np.stack([window - ref_ex[:, 1], window - ref_ex[:, 0]], 1)
     alt_values = []
     ref_value = None
-    for start in range(0, len(ids), BLOCK):
+    block_n = max(1, min(BLOCK, BLOCK_BYTES // window))
+    for start in range(0, len(ids), block_n):
         ex_kw = {} if exons is None else {"exons": exons}
         got = index.single_variant_sequences(
-            gene_id, window, ids[start : start + BLOCK], rc_minus=rc_minus, **ex_kw
+            gene_id, window, ids[start : start + block_n], rc_minus=rc_minus, **ex_kw
         )
         block, block_ex = got if exons is not None else (got, None)
         block = np.asarray(block, dtype=np.uint8)
