@@ -193,7 +193,7 @@ def map_interval(blocks, s0: int, e0: int) -> tuple[int, int]:
     return start, max(end, start)
 
 
-@pytest.mark.parametrize("seed", [3, 4])
+@pytest.mark.parametrize("seed", [3])  # 57,632 exon x haplotype mappings (seed 4 adds 55,776, all equal)
 def test_exons_follow_each_haplotype_like_bcftools_chain(tmp_path, seed):
     """Exons (random intervals near each TSS: over indels, deleted whole, across the window
     edges) mapped onto every haplotype's window equal the chain's mapping, and the window's
@@ -230,4 +230,4 @@ def test_exons_follow_each_haplotype_like_bcftools_chain(tmp_path, seed):
                         if g.strand == "-":
                             piece = revcomp(piece)
                         assert win[want[0] : want[1]].tobytes() == piece.tobytes()
-    assert n_checked > 15000 and n_changed > 500 and n_empty > 20, (n_checked, n_changed, n_empty)
+    assert n_checked > 50000 and n_changed > 5000 and n_empty > 500, (n_checked, n_changed, n_empty)
