@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 # Debian packages the workflow shells out to (bcftools/tabix) or draws with (graphviz).
 APT_PACKAGES := bcftools tabix graphviz
 
-.PHONY: setup sysdeps demo test test-fast lint format rulegraph clean-demo install-profile test-slurm
+.PHONY: setup sysdeps demo test test-fast test-real lint format rulegraph clean-demo install-profile test-slurm
 
 setup: sysdeps $(VENV)/.installed
 
@@ -62,6 +62,18 @@ test: setup lint
 
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow"
+
+# A real cohort (tests/real/README.md): Geuvadis chr22 built from Debian packages
+# (apt-get download + dpkg -x, no root; cached in resources/real/), the whole workflow
+# on it, checked against tensorQTL, FastQTL, bcftools and real PredictDB files.
+# Not part of `make test` (pyproject ignores tests/real unless named).
+test-real: setup $(VENV)/.real-installed
+	$(BIN)/python -m tests.real.build
+	$(BIN)/pytest -q tests/real
+
+$(VENV)/.real-installed: tests/real/requirements.txt $(VENV)/.installed
+	$(BIN)/pip install -q --disable-pip-version-check -r tests/real/requirements.txt
+	touch $@
 
 rulegraph: setup
 	$(BIN)/snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg
