@@ -230,7 +230,7 @@ class Predictor:
                     w = exon_weights(exons[i:j], m.crop, m.bin_size, m.n_bins, self.spec["exon_aggregation"])
                     w = torch.from_numpy(w).to(self.device)
                 if anti is not None:
-                    a = torch.from_numpy(np.ascontiguousarray(anti[i:j])).to(self.device)
+                    a = torch.from_numpy(np.array(anti[i:j])).to(self.device)  # a writable copy
                 if self.spec["compile"] and j - i < self.batch_size:
                     # Pad the last batch to a full one so the compiled graph keeps one shape.
                     pad = self.batch_size - (j - i)
