@@ -29,14 +29,16 @@ sysdeps:
 	fi
 
 # Pinned torch first: an unpinned one (or one pulled in by enformer-pytorch)
-# would download several GB of CUDA wheels. tensorqtl and pandas-plink go last
-# with --no-deps: pandas-plink's metadata pins numpy<2, msprime needs numpy>=2,
-# and both run fine with numpy 2.
+# would download several GB of CUDA wheels. tensorqtl, pandas-plink and
+# enformer-pytorch go last with --no-deps: pandas-plink's metadata pins numpy<2,
+# msprime needs numpy>=2, and both run fine with numpy 2; enformer-pytorch pins
+# transformers==4.56.2 while borzoi-pytorch needs >=4.57.6,<5 (Enformer's outputs
+# are unchanged under 4.57.6: tests/test_models.py against tests/data/enformer_tiny_ref).
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check $(TORCH_SPEC)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps tensorqtl==1.0.10 pandas-plink==2.3.2
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps tensorqtl==1.0.10 pandas-plink==2.3.2 enformer-pytorch==0.8.12
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 

@@ -30,6 +30,17 @@ except InputError as e:
     raise WorkflowError(f"invalid configuration: {e}") from None
 validate(config, schema="../config/schema/config.schema.yaml")
 
+# readout: exons needs the genes' exons (a GTF, or an exon table beside a gene table).
+_EXON_MODELS = [
+    m for m, c in config["models"].items() if model_spec(c, m)["readout"] == "exons"
+]
+if _EXON_MODELS and not (config["genes"].get("gtf") or config["genes"].get("exons")):
+    raise WorkflowError(
+        f"invalid configuration: models {', '.join(_EXON_MODELS)} use readout: exons, which needs "
+        "the genes' exons: set genes.gtf, or genes.exons (gene_id, chrom, start, end; 1-based) "
+        "beside genes.table"
+    )
+
 COHORTS = list(config["cohorts"])
 MODELS = list(config["models"])
 

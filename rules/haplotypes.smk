@@ -27,10 +27,12 @@ rule genes:
     input:
         validated,
         fasta=config["reference"]["fasta"],
+        exons=config["genes"].get("exons") or [],
         expression=lambda wildcards: config["cohorts"][wildcards.cohort]["expression"],
         vcf=COHORT_VCFS,
     output:
         genes="results/{cohort}/genes.tsv",
+        exons="results/{cohort}/exons.tsv",
         samples="results/{cohort}/samples.txt",
     log:
         "logs/{cohort}/genes.log",

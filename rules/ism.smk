@@ -8,6 +8,7 @@
 rule ism:
     input:
         index="results/{cohort}/haplotypes/{chunk}.npz",
+        exons="results/{cohort}/exons.tsv",
         model=lambda wildcards: model_input_files(model_cfg(wildcards)),
     output:
         table="results/{cohort}/ism/{model}/{chunk}.parquet",

@@ -9,12 +9,14 @@
 rule predict:
     input:
         index="results/{cohort}/haplotypes/{chunk}.npz",
+        exons="results/{cohort}/exons.tsv",
         model=lambda wildcards: model_input_files(model_cfg(wildcards)),
     output:
         table="results/{cohort}/predict/{model}/{chunk}.parquet",
         tracks="results/{cohort}/predict/{model}/{chunk}.tracks.npz",
         # Precision budget of a reduced-precision run (header only in strict fp32).
         precision="results/{cohort}/predict/{model}/{chunk}.precision.tsv",
+        exons="results/{cohort}/predict/{model}/{chunk}.exons.tsv",
     log:
         "logs/{cohort}/predict/{model}/{chunk}.log",
     benchmark:

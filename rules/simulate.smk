@@ -13,6 +13,7 @@ rule simulate_demo:
         vcf=f"{SIM_OUTDIR}/cohort.vcf.gz",
         tbi=f"{SIM_OUTDIR}/cohort.vcf.gz.tbi",
         genes=f"{SIM_OUTDIR}/genes.tsv",
+        exons=f"{SIM_OUTDIR}/exons.tsv",
         expression=f"{SIM_OUTDIR}/expression.tsv",
         noiseless=f"{SIM_OUTDIR}/expression_noiseless.tsv",
         covariates=f"{SIM_OUTDIR}/covariates.tsv",
@@ -36,5 +37,6 @@ rule simulate_demo:
         chromosome_length=SIM.get("chromosome_length", 400000),
         n_genes=SIM.get("n_genes", 30),
         window=SIM.get("window", 2048),
+        fit_window=SIM.get("fit_window"),
     script:
         "../workflow/scripts/simulate_demo.py"

@@ -136,6 +136,8 @@ def load_env(path: Path) -> tuple[dict[str, str], dict]:
     for dep in data["dependencies"]:
         if isinstance(dep, dict):
             for spec in dep.get("pip", []):
+                if spec.startswith("-"):  # a pip option line (e.g. --no-deps), not a package
+                    continue
                 name, _, version = spec.partition("==")
                 pins[_norm(name)] = version.strip()
             continue

@@ -288,3 +288,23 @@ def test_personal_window_anchors_tss():
     # off the chromosome end: N padding
     edge = personal_window(ref, len(ref) - 10, "+", w, [])
     assert edge[w // 2 + 10 :].tobytes() == b"N" * (w // 2 - 10)
+
+
+def test_fit_window_places_genes_for_long_windows_and_writes_exons(tmp_path):
+    """fit_window: every gene's 1,048,576-bp window lies on its chromosome; exons.tsv holds a
+    gene model per gene starting at its TSS, in the gene's direction."""
+
+    L = 1_048_576
+    with pytest.raises(ValueError, match="cannot hold"):
+        simulate_demo(tmp_path / "x", seed=2, n_individuals=10, n_chromosomes=1, chromosome_length=600_000,
+                      n_genes=2, fit_window=L)  # fmt: skip
+    simulate_demo(tmp_path, seed=2, n_individuals=10, n_chromosomes=1, chromosome_length=1_100_000, n_genes=2,
+                  fit_window=L)  # fmt: skip
+    genes = pd.read_csv(tmp_path / "genes.tsv", sep="\t")
+    assert ((genes["tss"] - 1 - L // 2 >= 0) & (genes["tss"] + L // 2 <= 1_100_000)).all()
+    exons = pd.read_csv(tmp_path / "exons.tsv", sep="\t")
+    assert set(exons["gene_id"]) == set(genes["gene_id"]) and (exons["end"] >= exons["start"]).all()
+    for g in genes.itertuples():
+        e = exons[exons["gene_id"] == g.gene_id]
+        first = e["start"].min() if g.strand == "+" else e["end"].max()
+        assert first == g.tss and (e["strand"] == g.strand).all()

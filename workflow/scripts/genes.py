@@ -54,6 +54,10 @@ if genes.empty:
     raise InputError(
         gcfg.get("gtf") or gcfg["table"], "no gene left after matching", "See the counts in the log."
     )
+exons = G.exon_table(G.load_exons(gcfg), genes)
+n_with = exons["gene_id"].nunique()
+log.info("exons: %d merged exons for %d of %d genes", len(exons), n_with, len(genes))
 write_tsv(genes, snakemake.output.genes)
+write_tsv(exons, snakemake.output.exons)
 with atomic_output(snakemake.output.samples) as tmp:
     tmp.write_text("".join(f"{s}\n" for s in both))

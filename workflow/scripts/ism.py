@@ -22,6 +22,7 @@ df = run(
     precision_out=snakemake.output.precision,
     audit_cfg=snakemake.params.audit,
     model=snakemake.wildcards.model,
+    exons_path=snakemake.input.exons,
 )
 log.info(
     "ISM: %d variants in %d genes, %d unresolved (NaN)",

@@ -1,5 +1,6 @@
 """Rule predict: one chunk of genes through one model (unique haplotypes only), with the
-precision budget of reduced-precision runs (hapexp.precision)."""
+precision budget of reduced-precision runs (hapexp.precision) and the exon counts of
+an exon read-out."""
 
 import sys
 
@@ -23,4 +24,6 @@ run_predict(
     snakemake.output.tracks,
     snakemake.output.precision,
     snakemake.wildcards.model,
+    exons_path=snakemake.input.exons,
+    exons_out=snakemake.output.exons,
 )

@@ -25,5 +25,6 @@ summary = simulate_demo(
     chromosome_length=int(p.chromosome_length),
     n_genes=int(p.n_genes),
     window=int(p.window),
+    fit_window=None if p.fit_window is None else int(p.fit_window),
 )
 log.info("per-gene h2: %s", summary["h2"])

@@ -12,6 +12,8 @@ from pathlib import Path
 from hapexp.errors import InputError
 
 ENFORMER_HUB_ID = "EleutherAI/enformer-official-rough"
+BORZOI_HUB_ID = "johahi/borzoi-replicate-0"  # Flashzoi: johahi/flashzoi-replicate-0
+ALPHAGENOME_HUB_ID = "RylieWeaver/alphagenome-pytorch"  # alphagenome-pt's converted weights
 # Shipped with the repository (resources/), found from here so that runs in another
 # working directory (snakemake --directory, tests) use it too.
 ENFORMER_TARGETS = str(Path(__file__).resolve().parents[3] / "resources" / "enformer_targets_human.tsv")
@@ -44,11 +46,25 @@ KIND_DEFAULTS: dict[str, dict] = {
         "targets": ENFORMER_TARGETS,
         "use_tf_gamma": None,  # None = auto: on when the transformer sees 1536 positions
     },
+    # Borzoi/Flashzoi: 524,288 bp in, the central 6,144 bins of 32 bp out (crop read
+    # from the checkpoint: bins_to_return).
     "borzoi": {
         "bin_size": 32,
-        "crop": 163840,
         "window": 524288,
-        "weights": "johahi/borzoi-replicate-0",
+        "weights": BORZOI_HUB_ID,
+        "head": "human",
+        "unsquash": True,
+        "attention": "auto",
+    },
+    # AlphaGenome (alphagenome-pt): 1,048,576 bp in, bins of `resolution` (1 or 128) out.
+    "alphagenome": {
+        "crop": 0,
+        "window": 1048576,
+        "weights": ALPHAGENOME_HUB_ID,
+        "fold": "all_folds",
+        "organism": "human",
+        "outputs": ["rna_seq", "cage"],
+        "resolution": 128,
     },
     # A user's TorchScript file / Python class; bin_size and crop come from `adapter`.
     "torchscript": {"adapter": {}},
@@ -57,6 +73,8 @@ KIND_DEFAULTS: dict[str, dict] = {
 
 COMMON_DEFAULTS: dict = {
     "tracks": [0],
+    "readout": "tss",
+    "exon_aggregation": "sum",
     "bins": 3,
     "bin_aggregation": "sum",
     "haplotype_aggregation": "mean",
@@ -97,8 +115,15 @@ _CHOICES = {
     "precision": ("auto", "fp32", "tf32", "bf16"),
     "compile": ("auto", True, False),
     "compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
-    "attention": ("auto", "reference", "sdpa", "flex"),
+    "readout": ("tss", "exons"),
+    "exon_aggregation": ("sum", "mean"),
 }
+
+
+# `attention` depends on the architecture: Enformer's kernel (hapexp.enformer_attention)
+# or Flashzoi's flash-attn / torch SDPA (hapexp.models.borzoi).
+_ATTENTION = {"borzoi": ("auto", "flash", "torch")}
+_ENFORMER_ATTENTION = ("auto", "reference", "sdpa", "flex")
 
 
 def _bad(name: str, problem: str, fix: str):
@@ -137,7 +162,18 @@ def model_spec(cfg: dict, name: str = "model") -> dict:
     if kind == "enformer" and "crop" not in cfg:
         # enformer-pytorch crops the trunk to 896 bins (target_length); smaller windows crop less.
         spec["crop"] = max(0, (int(spec["window"]) // 128 - 896) // 2 * 128)
-    for key, choices in _CHOICES.items():
+    if kind == "borzoi":
+        # The published checkpoints return the central 6,144 bins; the loader reads the
+        # checkpoint's own crop and refuses an explicit `crop` that disagrees.
+        # (a spec resolved before keeps what the user gave)
+        spec["_crop_given"] = cfg["_crop_given"] if "_crop_given" in cfg else cfg.get("crop")
+        if "crop" not in cfg:
+            spec["crop"] = max(0, (int(spec["window"]) // 32 - 6144) // 2 * 32)
+    if kind == "alphagenome":
+        if int(spec["resolution"]) not in (1, 128):
+            raise _bad(name, f"resolution {spec['resolution']} is not 1 or 128", "set resolution: 1 or 128")
+        spec["bin_size"] = int(spec["resolution"])
+    for key, choices in {**_CHOICES, "attention": _ATTENTION.get(kind, _ENFORMER_ATTENTION)}.items():
         if spec[key] not in choices:
             raise _bad(name, f"{key}={spec[key]!r} is not one of {choices}", f"set {key} to one of {choices}")
     if "window" not in spec:

@@ -237,3 +237,67 @@ def gene_body_regions(genes: pd.DataFrame, flank: int) -> pd.DataFrame:
             "end0": (end.astype("int64") + flank).to_numpy(),
         }
     )
+
+
+# ------------------------------------------------------------------------- exons
+def load_exons(cfg: dict) -> pd.DataFrame | None:
+    """The genes' exons (`hapexp.gtf.EXON_COLUMNS`, 1-based inclusive), merged per gene:
+    from `genes.gtf`, or from the `genes.exons` table; None when neither is configured."""
+    from .gtf import EXON_COLUMNS, merge_exons, read_gtf_exons
+
+    if cfg.get("gtf"):
+        return read_gtf_exons(cfg["gtf"])
+    if not cfg.get("exons"):
+        return None
+    path = Path(cfg["exons"])
+    if not path.is_file():
+        raise InputError(path, "exon table not found", "Check `genes.exons` in the config.")
+    df = pd.read_csv(path, sep="\t", dtype={"gene_id": str, "chrom": str})
+    missing = [c for c in ("gene_id", "chrom", "start", "end") if c not in df.columns]
+    if missing:
+        raise InputError(
+            path,
+            f"missing column(s) {', '.join(missing)}",
+            "Columns: gene_id, chrom, start, end (1-based).",
+            "line 1",
+        )
+    for c in ("start", "end"):
+        v = pd.to_numeric(df[c], errors="coerce")
+        bad = v.isna() | (v < 1)
+        if bad.any() or (df["end"] < df["start"]).any():
+            i = int(np.flatnonzero(bad.to_numpy() | (df["end"] < df["start"]).to_numpy())[0])
+            raise InputError(
+                path, f"exon {df.iloc[i].to_dict()} is not a 1-based [start, end]", "Fix it.", f"line {i + 2}"
+            )
+        df[c] = v.astype("int64")
+    if "strand" not in df:
+        df["strand"] = "."
+    return merge_exons(df[EXON_COLUMNS])
+
+
+def exon_table(exons: pd.DataFrame | None, genes: pd.DataFrame) -> pd.DataFrame:
+    """Exons of the cohort's genes under their final ids and chromosome names (`genes.tsv`)."""
+    from .formats import match_gene_ids
+    from .gtf import EXON_COLUMNS
+
+    if exons is None or exons.empty:
+        return pd.DataFrame(columns=EXON_COLUMNS)
+    m = match_gene_ids(exons["gene_id"], genes["gene_id"])
+    keep = m.notna().to_numpy()
+    out = exons[keep].copy()
+    out["gene_id"] = m[keep].to_numpy()
+    g = genes.set_index("gene_id")
+    out["chrom"] = out["gene_id"].map(g["chrom"])
+    out["strand"] = out["gene_id"].map(g["strand"])
+    order = {gid: i for i, gid in enumerate(genes["gene_id"])}
+    out = out.assign(_o=out["gene_id"].map(order)).sort_values(["_o", "start"], kind="mergesort")
+    return out[EXON_COLUMNS].reset_index(drop=True)
+
+
+def read_exons(path) -> dict[str, np.ndarray]:
+    """`exons.tsv` → gene_id → int64 [k, 2] reference intervals [start0, end0) (0-based half-open)."""
+    df = pd.read_csv(path, sep="\t", dtype={"gene_id": str, "chrom": str})
+    out = {}
+    for gid, g in df.groupby("gene_id", sort=False):
+        out[gid] = np.stack([g["start"].to_numpy(np.int64) - 1, g["end"].to_numpy(np.int64)], axis=1)
+    return out

@@ -186,6 +186,9 @@ def read_dosages(path, regions, samples: list[str], maf: float = 0.0) -> Dosages
     ).to_numpy()
     if (~ok).any():
         log.info("skipped %d multi-allelic/symbolic records", int((~ok).sum()))
+    # Identical records (indels left-aligned onto one another) would share a variant id:
+    # the linear models keep the first, as before (the haplotypes apply each, as bcftools).
+    ok &= ~variants.duplicated(["chrom", "pos0", "ref", "alt"]).to_numpy()
     variants, alleles, ploidy = variants[ok], alleles[ok], ploidy[ok]
     # ALT count in int8 first (a float64 copy per allele would triple the peak memory)
     counts = (alleles[:, :, 0] > 0).view(np.int8) + ((alleles[:, :, 1] > 0) & (ploidy != 1)).view(np.int8)

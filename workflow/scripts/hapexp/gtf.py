@@ -336,3 +336,82 @@ def match_contigs(names, available) -> dict[str, str | None]:
             candidates += ["MT", "chrM", "chrMT", "M"]
         out[name] = next((c for c in candidates if c in avail), None)
     return out
+
+
+EXON_COLUMNS = ["gene_id", "chrom", "start", "end", "strand"]
+
+
+def merge_exons(df: pd.DataFrame) -> pd.DataFrame:
+    """Union of each gene's exons over its transcripts (overlapping exons merged), sorted.
+
+    Coordinates stay as given (1-based inclusive for GTF rows): [s, e] and [s2, e2]
+    merge when s2 <= e. This is the isoform-agnostic gene model of Borzoi's gene
+    read-out (baskerville's `Gene.get_exons`).
+    """
+    rows = []
+    df = df.sort_values(["gene_id", "start", "end"], kind="mergesort")
+    for gid, g in df.groupby("gene_id", sort=False):
+        chrom, strand = g["chrom"].iloc[0], g["strand"].iloc[0]
+        cur_s = cur_e = None
+        for s, e in zip(g["start"].to_numpy(), g["end"].to_numpy(), strict=True):
+            if cur_e is not None and s <= cur_e:
+                cur_e = max(cur_e, e)
+                continue
+            if cur_e is not None:
+                rows.append((gid, chrom, cur_s, cur_e, strand))
+            cur_s, cur_e = s, e
+        if cur_e is not None:
+            rows.append((gid, chrom, cur_s, cur_e, strand))
+    out = pd.DataFrame(rows, columns=EXON_COLUMNS)
+    out[["start", "end"]] = out[["start", "end"]].astype("int64")
+    return out
+
+
+def read_gtf_exons(path, gene_ids=None) -> pd.DataFrame:
+    """Exons of every gene (`EXON_COLUMNS`, 1-based inclusive as in the file), merged per gene.
+
+    GTF exon lines carry `gene_id`; GFF3 exons point at their transcript (`Parent`),
+    whose `Parent` is the gene. `gene_ids` (ids as in the file) restricts the genes.
+    """
+    path = Path(path)
+    gff3 = _detect_gff3(path)
+    parse = _parse_gff3_attrs if gff3 else _parse_gtf_attrs
+    want = None if gene_ids is None else set(map(str, gene_ids))
+    rows, tx_gene, gene_of_id, exon_parents = [], {}, {}, []
+    with _open_text(path) as fh:
+        for n, line in enumerate(fh, start=1):
+            if line.startswith("#") or not line.strip():
+                continue
+            f = line.rstrip("\r\n").split("\t")
+            if len(f) != 9:
+                raise InputError(
+                    path, f"{len(f)} tab-separated fields, need 9", "Is this a GTF/GFF3?", f"line {n}"
+                )
+            if gff3 and f[2] != "exon":
+                attrs = parse(f[8])
+                if f[2] in GFF3_GENE_TYPES and "ID" in attrs:
+                    gene_of_id[attrs["ID"][0]] = _first(attrs, "gene_id") or _strip_prefix(attrs["ID"][0])
+                elif "ID" in attrs and "Parent" in attrs:
+                    tx_gene[attrs["ID"][0]] = attrs["Parent"][0]
+                continue
+            if f[2] != "exon":
+                continue
+            try:
+                start, end = int(f[3]), int(f[4])
+            except ValueError:
+                raise InputError(
+                    path, f"non-integer start/end {f[3]!r}/{f[4]!r}", "Fix it.", f"line {n}"
+                ) from None
+            attrs = parse(f[8])
+            if gff3:
+                exon_parents.append((attrs.get("Parent", [""])[0], f[0], start, end, f[6]))
+            else:
+                rows.append((_first(attrs, "gene_id"), f[0], start, end, f[6]))
+    for parent, chrom, start, end, strand in exon_parents:
+        gid = gene_of_id.get(tx_gene.get(parent, ""))
+        if gid:
+            rows.append((gid, chrom, start, end, strand))
+    df = pd.DataFrame(rows, columns=EXON_COLUMNS)
+    if want is not None:
+        df = df[df["gene_id"].isin(want)]
+    return merge_exons(df)

@@ -344,6 +344,10 @@ class GeneHaplotypes:
     # per unique haplotype: the TSS base itself is deleted there (the window is then
     # anchored on the first base after the deletion, see `anchor_in_edit`)
     tss_deleted: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    # with `exons`: per unique haplotype, the gene's exons as [start, end) in this window's
+    # coordinates (gene orientation; may run outside [0, length)), and the reference's
+    exons: list | None = None
+    reference_exons: np.ndarray | None = None
 
     @property
     def n_unique(self) -> int:
@@ -413,6 +417,45 @@ def personal_position(edits, anchor0: int, a: int) -> tuple[int, bool]:
                 return t, deleted
             break
     return t, False
+
+
+def map_positions(edits, pos0, a: int) -> tuple[np.ndarray, np.ndarray]:
+    """`personal_position` of many reference bases at once (same chain semantics).
+
+    Edits are sorted and disjoint, so those wholly before a base are a prefix: a
+    searchsorted on their ends gives the shift; only bases inside an edit (rare) go
+    through `personal_position` itself.
+    """
+    pos0 = np.asarray(pos0, dtype=np.int64)
+    if not len(edits):
+        return pos0 - a, np.zeros(pos0.shape, bool)
+    starts = np.fromiter((e[0] for e in edits), np.int64, len(edits))
+    ends = np.fromiter((e[1] for e in edits), np.int64, len(edits))
+    cum = np.concatenate([[0], np.cumsum([len(e[2]) - (e[1] - e[0]) for e in edits])])
+    k = np.searchsorted(ends, pos0, side="right")  # edits ending at or before each base
+    t = pos0 - a + cum[k]
+    deleted = np.zeros(pos0.shape, bool)
+    inside = (k < len(edits)) & (starts[np.minimum(k, len(edits) - 1)] <= pos0)
+    for i in np.flatnonzero(inside):
+        t[i], deleted[i] = personal_position(edits, int(pos0[i]), a)
+    return t, deleted
+
+
+def map_intervals(edits, intervals0: np.ndarray, a: int) -> np.ndarray:
+    """Reference intervals [start, end) (0-based, forward strand) → haplotype intervals.
+
+    Chain semantics (docs/architecture.md): the start is the haplotype position of the
+    first base, or of the first base after the deleted segment when it is deleted;
+    the end is one past the haplotype position of the last base (insertions inside the
+    interval are in it, an insertion right after its last base is not), or the first
+    base after the deleted segment when the last base is deleted. An interval deleted
+    whole becomes empty. Positions are relative to the haplotype's region start `a`.
+    """
+    iv = np.asarray(intervals0, dtype=np.int64).reshape(-1, 2)
+    start, _ = map_positions(edits, iv[:, 0], a)
+    last, deleted = map_positions(edits, iv[:, 1] - 1, a)
+    end = last + (~deleted)
+    return np.stack([start, np.maximum(end, start)], axis=1)
 
 
 def record_blocks(ref: bytes, alt: bytes) -> tuple:
@@ -710,6 +753,19 @@ class HaplotypeIndex:
             "tss_deleted": tss_deleted,
         }
 
+    def _exon_windows(self, P, exons0, length: int, flip: bool):
+        """The gene's exons (reference [start0, end0) rows) in each unique haplotype's window
+        and in the reference window, gene orientation; see `map_intervals`."""
+        a = P["plan"].a
+        iv = np.asarray(exons0, dtype=np.int64).reshape(-1, 2)
+
+        def window(edits):
+            t, _ = personal_position(edits, P["tss0"], a)
+            w = map_intervals(edits, iv, a) - (t + P["start_off"])
+            return np.stack([length - w[:, 1], length - w[:, 0]], 1) if flip else w
+
+        return [window(e) for e in P["per_hap"]], window([])
+
     def _render_rows(self, P, rows, length, flip):
         out = np.empty((len(rows), length), dtype=np.uint8)
         ref_rc = revcomp(P["ref_region"]) if flip else None
@@ -728,10 +784,14 @@ class HaplotypeIndex:
             )
         return out
 
-    def gene_haplotypes(self, gene_id, length: int, rc_minus: bool = True, samples=None) -> GeneHaplotypes:
+    def gene_haplotypes(
+        self, gene_id, length: int, rc_minus: bool = True, samples=None, exons=None
+    ) -> GeneHaplotypes:
         """Unique personal sequences of a gene's TSS-centred window, with the sample map.
 
         `samples` (default: all of the index) restricts and orders `hap_map`'s rows.
+        `exons` (reference [start0, end0) rows, 0-based half-open): also map them onto
+        every unique haplotype's window (`GeneHaplotypes.exons`).
         """
         P = self._prepare(gene_id, length, samples)
         flip = bool(rc_minus and P["strand"] == "-")
@@ -741,6 +801,7 @@ class HaplotypeIndex:
         )
         if flip:
             reference = revcomp(reference)
+        ex, ref_ex = self._exon_windows(P, exons, length, flip) if exons is not None else (None, None)
         return GeneHaplotypes(
             seqs,
             P["hap_map"],
@@ -749,6 +810,8 @@ class HaplotypeIndex:
             flip,
             gene_id,
             P["tss_deleted"],
+            ex,
+            ref_ex,
         )
 
     def reference_window(self, gene_id, length: int, rc_minus: bool = True) -> tuple[np.ndarray, int]:
@@ -766,10 +829,11 @@ class HaplotypeIndex:
         return out, tss_index(strand, length, rc_minus)
 
     def iter_gene_haplotypes(
-        self, gene_id, length: int, batch_size: int = 64, rc_minus: bool = True, samples=None
+        self, gene_id, length: int, batch_size: int = 64, rc_minus: bool = True, samples=None, exons=None
     ):
         """Like `gene_haplotypes` but memory-bounded: yields (GeneHaplotypes with an empty
-        `sequences`, first) once, then (row indices, uint8 [batch, length]) batches."""
+        `sequences` and `n_unique` rows to come, first) once, then (row indices, uint8
+        [batch, length]) batches: at most `batch_size` windows exist at a time."""
         P = self._prepare(gene_id, length, samples)
         flip = bool(rc_minus and P["strand"] == "-")
         reference, _, _ = self._render(
@@ -778,6 +842,7 @@ class HaplotypeIndex:
         if flip:
             reference = revcomp(reference)
         n = len(P["per_hap"])
+        ex, ref_ex = self._exon_windows(P, exons, length, flip) if exons is not None else (None, None)
         yield GeneHaplotypes(
             np.zeros((0, length), np.uint8),
             P["hap_map"],
@@ -786,13 +851,16 @@ class HaplotypeIndex:
             flip,
             gene_id,
             P["tss_deleted"],
+            ex,
+            ref_ex,
         )
         for s in range(0, n, batch_size):
             rows = np.arange(s, min(s + batch_size, n))
             yield rows, self._render_rows(P, rows, length, flip)
 
     def variants(self, gene_id, length: int) -> pd.DataFrame:
-        """Variants (after policies) whose position lies in the gene's reference window."""
+        """Variants (after policies) whose position lies in the gene's reference window; an
+        identical record seen twice (indels left-aligned onto one another) is listed once."""
         g = self._g(gene_id)
         _, w0, w1 = self._window(g, length)
         vs, ve = int(self._a["g_vstart"][g]), int(self._a["g_vend"][g])
@@ -814,12 +882,14 @@ class HaplotypeIndex:
                 "is_snv": [len(r) == 1 and len(x) == 1 for r, x in zip(ref, alt, strict=True)],
                 "row": rows,
             }
-        )
+        ).drop_duplicates("variant_id", ignore_index=True)
 
-    def single_variant_sequences(
-        self, gene_id, length: int, variant_ids, rc_minus: bool = True
-    ) -> np.ndarray:
-        """Reference window with only one variant applied (TSS re-anchored), per variant id."""
+    def single_variant_sequences(self, gene_id, length: int, variant_ids, rc_minus: bool = True, exons=None):
+        """Reference window with only one variant applied (TSS re-anchored), per variant id.
+
+        With `exons` (reference [start0, end0) rows) also returns, per variant, the exons
+        in that window's coordinates (`map_intervals`): (sequences, [intervals, ...]).
+        """
         g = self._g(gene_id)
         strand, w0, w1 = self._window(g, length)
         a, b = int(self._a["reg_start0"][g]), int(self._a["reg_end0"][g])
@@ -829,6 +899,8 @@ class HaplotypeIndex:
         ref_region = self._ref(g, a, b)
         tss0 = int(self.genes.tss[g]) - 1
         out = np.empty((len(variant_ids), length), dtype=np.uint8)
+        flip = bool(rc_minus and strand == "-")
+        ex_out = []
         for i, vid in enumerate(variant_ids):
             if vid not in by_id:
                 raise KeyError(f"variant {vid} is not in the {length}-bp window of {gene_id}")
@@ -838,18 +910,14 @@ class HaplotypeIndex:
             alt = self._allele("alt", r)
             if len(ref) < self._rlen[r] and len(alt) > len(ref):
                 alt = alt[: len(ref)]
-            out[i], _, _ = self._render(
-                ref_region,
-                plan,
-                [_edit(p, p + len(ref), alt, record_blocks(ref, alt))],
-                None,
-                tss0,
-                w0 - tss0,
-                length,
-            )
-        if rc_minus and strand == "-":
+            edit = [_edit(p, p + len(ref), alt, record_blocks(ref, alt))]
+            out[i], t, _ = self._render(ref_region, plan, edit, None, tss0, w0 - tss0, length)
+            if exons is not None:
+                w = map_intervals(edit, exons, a) - (t + w0 - tss0)
+                ex_out.append(np.stack([length - w[:, 1], length - w[:, 0]], 1) if flip else w)
+        if flip:
             out = revcomp(out)
-        return out
+        return (out, ex_out) if exons is not None else out
 
     def consensus(self, gene_id, sample: str, hap: int, start0: int, end0: int) -> bytes:
         """`bcftools consensus -H {hap}pIu -s sample` of the region [start0, end0) (no re-anchoring)."""

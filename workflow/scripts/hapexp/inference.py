@@ -1,16 +1,26 @@
 """Chunked inference engine: unique haplotypes only, batched, on the chosen device.
 
 `Predictor` wraps a loaded model with the read-out of its spec:
-    Predictor(spec).readout(seqs, tss_index) -> np.ndarray [N, n_tracks] float64
+    Predictor(spec).readout(seqs, tss_index[, exons]) -> np.ndarray [N, n_tracks] float64
     Predictor(spec).central(seqs, tss_index) -> np.ndarray [N, bins, T] float32
-`predict_chunk(index, predictor)` runs every gene of a haplotype index and returns
-the tidy table (gene_id, sample, haplotype, track, track_name, value) with the
-reference-genome rows (sample "__reference__", haplotype 0).
+`predict_chunk(index, predictor[, exons])` runs every gene of a haplotype index and
+returns the tidy table (gene_id, sample, haplotype, track, track_name, value) with the
+reference-genome rows (sample "__reference__", haplotype 0). Genes are streamed in
+batches (`iter_gene_haplotypes`): at most a batch of windows exists at a time, so
+524,288- and 1,048,576-bp windows fit in memory.
+
+Strands: a stranded track (its `strand_pair` differs from itself) predicts coverage
+of one DNA strand. The reverse complement of an input predicts, in track t, what the
+forward input has in track `strand_pair[t]`; RC averaging therefore flips the bins and
+swaps the pairs. Rows read against the gene's orientation (minus-strand genes with
+`rc_minus: false`) read each selected track's pair, so a `+` track is always the
+gene's sense strand.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import math
 import os
@@ -26,10 +36,19 @@ from hapexp import enformer_attention
 from hapexp.config import CPU_BATCH_SIZE, model_spec
 from hapexp.enformer_ism import EnformerReuse
 from hapexp.models import LoadedModel, load_model
+from hapexp.models.tracks import is_tss_assay
 from hapexp.precision import MODES as PRECISION_MODES
 from hapexp.precision import candidates as precision_candidates
 from hapexp.prefetch import prefetch
-from hapexp.readout import REFERENCE_SAMPLE, central_bin_start, readout_values, resolve_tracks, transform
+from hapexp.readout import (
+    REFERENCE_SAMPLE,
+    central_bin_start,
+    exon_counts,
+    exon_weights,
+    readout_values,
+    resolve_tracks,
+    transform,
+)
 
 log = logging.getLogger("hapexp.inference")
 
@@ -45,6 +64,18 @@ def resolve_device(device: str) -> torch.device:
             "(e.g. snakemake --resources gpu=1 on a GPU machine) or set device: cpu/auto"
         )
     return torch.device(device)
+
+
+def release_large_buffers(threshold: int = 4 << 20) -> None:
+    """Serve allocations above `threshold` bytes by mmap, returned to the OS when freed.
+
+    glibc raises its mmap threshold each time a large block is freed (up to 32 MB), after
+    which the per-batch buffers of long windows (a batch of 524,288-bp one-hots is 16-32
+    MB) come from the heap and fragment it: bench/long_windows.py measured 1.4 GB peak RSS
+    instead of 0.37 GB. A fixed threshold turns that adjustment off (glibc only; else a no-op).
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(-3, int(threshold))  # -3 = M_MMAP_THRESHOLD
 
 
 def _onehot_lut(device) -> torch.Tensor:
@@ -94,6 +125,7 @@ class Predictor:
     def __init__(self, spec: dict, model: LoadedModel | None = None, name: str | None = None):
         self.spec = model_spec(spec, name or spec.get("name", "model"))
         s = self.spec
+        release_large_buffers()
         self.device = resolve_device(s["device"])
         torch.manual_seed(int(s["seed"]))
         if self.device.type == "cuda":
@@ -113,12 +145,26 @@ class Predictor:
         self.n_bins = int(s["bins"])
         self.rc_average = bool(s["rc_average"])
         self.track_idx = resolve_tracks(
-            s["tracks"], self.model.track_names, self.model.identifiers, where=f"models.{s['name']}.tracks"
+            s["tracks"],
+            self.model.track_names,
+            self.model.identifiers,
+            where=f"models.{s['name']}.tracks",
+            table=self.model.tracks,
         )
         self.track_names = [self.model.track_names[i] for i in self.track_idx]
         self.store_all = bool(s["store_all_tracks"])
+        # readout exons: which selected tracks still read the TSS bins (CAGE, PRO-cap)
+        exons = s.get("readout", "tss") == "exons"
+        self.tss_track = (
+            is_tss_assay(self.model.tracks, self.track_idx) if exons else np.ones(len(self.track_idx), bool)
+        )
+        self.uses_exons = bool(exons and not self.tss_track.all())
+        self.exon_stats: list[dict] = []  # per gene, filled by predict_chunk
         self._lut = _onehot_lut(self.device)
         self._sel = torch.tensor(self.track_idx, device=self.device)
+        pair = self.model.strand_pair
+        self.stranded = bool((pair != np.arange(len(pair))).any())
+        self._pair = torch.tensor(pair, device=self.device)
         self._batch: dict[str, int] = {}  # per effective precision (fp32 needs more memory)
         if s["batch_size"] != "auto":
             self._fixed_batch = int(s["batch_size"])
@@ -267,27 +313,42 @@ class Predictor:
                 f"{self.model.n_tracks} tracks); check window/bin_size/crop or the adapter's layout"
             )
         if self.rc_average:
-            out = (out[:b] + out[b:].flip(1)) / 2
+            rc = out[b:].flip(1)
+            if self.stranded:  # the RC's + strand track is the forward's − strand track
+                rc = rc.index_select(2, self._pair)
+            out = (out[:b] + rc) / 2
         return out
 
-    def _central(self, codes: torch.Tensor, start: torch.Tensor, all_tracks: bool):
+    def _central(self, codes, start, all_tracks: bool, antisense=None, weights=None):
         """Gather the n central bins per row (start differs per row when genes are mixed).
 
-        Returns the selected tracks (B, n, T_sel) and, if asked, every track already
-        aggregated over the central bins (B, T_all): 5,313 Enformer tracks × n bins per
-        haplotype would otherwise fill host memory.
+        Returns the selected tracks (B, n, T_sel), if `weights` (B, bins) the exon
+        read-out (B, T_sel), and, if asked, every track already aggregated over the
+        central bins (B, T_all): 5,313 Enformer tracks × n bins per haplotype would
+        otherwise fill host memory. `antisense` (B,) bool: rows read the pair tracks.
         """
         out = self._model_out(codes)
+        if antisense is not None and self.stranded and bool(antisense.any()):
+            tr = torch.where(antisense[:, None], self._pair[self._sel][None, :], self._sel[None, :])
+            sel_all = out.gather(2, tr[:, None, :].expand(-1, out.shape[1], -1))
+        else:
+            sel_all = out.index_select(2, self._sel)
         idx = start[:, None] + torch.arange(self.n_bins, device=out.device)[None, :]
-        cen = out.gather(1, idx[:, :, None].expand(-1, -1, out.shape[2]))
-        sel = cen.index_select(2, self._sel)
+        sel = sel_all.gather(1, idx[:, :, None].expand(-1, -1, sel_all.shape[2]))
+        exon = None
+        if weights is not None:
+            # NaN weights (no exon bin in the output) give NaN; 0 * inf cannot arise (outputs are finite)
+            exon = torch.einsum("bn,bnt->bt", weights, sel_all)
         if not all_tracks:
-            return sel, None
-        return sel, (cen.sum(1) if self.spec["bin_aggregation"] == "sum" else cen.mean(1))
+            return sel, exon, None
+        cen = out.gather(1, idx[:, :, None].expand(-1, -1, out.shape[2]))
+        return sel, exon, (cen.sum(1) if self.spec["bin_aggregation"] == "sum" else cen.mean(1))
 
-    def _run_batches(self, seqs, tss_index, all_tracks: bool = False, bar=None):
+    def _run_batches(self, seqs, tss_index, all_tracks: bool = False, bar=None, exons=None, antisense=None):
         """Run (N, L) uint8 sequences (numpy, or a torch tensor, pinned for async copies);
-        returns central bins (N, n, T_sel) [and bin-aggregated (N, T_all)].
+        returns central bins (N, n, T_sel), the exon read-out (N, T_sel) when `exons` (one
+        interval array per row) is given, and with `all_tracks` every track aggregated
+        over the central bins (N, T_all).
 
         A CUDA out-of-memory halves the batch size (kept for the rest of the job) and
         retries the same sequences; batch size 1 running out of memory is re-raised.
@@ -309,7 +370,9 @@ class Predictor:
         cuda = self.device.type == "cuda"
         sel_out = np.empty((n, self.n_bins, len(self.track_idx)), dtype=np.float32)
         all_out = np.empty((n, self.model.n_tracks), dtype=np.float32) if all_tracks else None
-        pending = []  # CUDA: (i, j, host sel, host all, start event, end event)
+        exon_out = np.empty((n, len(self.track_idx)), dtype=np.float32) if exons is not None else None
+        anti = None if antisense is None else np.broadcast_to(np.asarray(antisense, bool), (n,))
+        pending = []  # CUDA: (i, j, host sel, host exon, host all, start event, end event)
         i = 0
         with torch.inference_mode():
             while i < n:
@@ -317,11 +380,20 @@ class Predictor:
                 j = min(n, i + bs)
                 codes = seqs[i:j].to(self.device, non_blocking=True)
                 start = starts[i:j].to(self.device, non_blocking=True)
+                w = a = None
+                if exons is not None:
+                    m = self.model
+                    w = exon_weights(exons[i:j], m.crop, m.bin_size, m.n_bins, self.spec["exon_aggregation"])
+                    w = torch.from_numpy(w).to(self.device)
+                if anti is not None:
+                    a = torch.from_numpy(np.array(anti[i:j])).to(self.device)  # a writable copy
                 if self.compile and not self._strict and j - i < bs:
                     # Pad the last batch to a full one so the compiled graph keeps one shape.
                     pad = bs - (j - i)
                     codes = torch.cat([codes, codes[-1:].expand(pad, -1)])
                     start = torch.cat([start, start[-1:].expand(pad)])
+                    w = None if w is None else torch.cat([w, w[-1:].expand(pad, -1)])
+                    a = None if a is None else torch.cat([a, a[-1:].expand(pad)])
                 ev = (
                     (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
                     if cuda
@@ -330,7 +402,7 @@ class Predictor:
                 try:
                     if cuda:
                         ev[0].record()
-                    sel, cen = self._central(codes, start, all_tracks)
+                    sel, ex, cen = self._central(codes, start, all_tracks, a, w)
                     if cuda:
                         ev[1].record()
                 except Exception as e:
@@ -346,38 +418,60 @@ class Predictor:
                     continue
                 if cuda:
                     pending.append(
-                        (i, j, _to_host(sel[: j - i]), _to_host(cen[: j - i]) if all_tracks else None, *ev)
+                        (
+                            i,
+                            j,
+                            _to_host(sel[: j - i]),
+                            None if ex is None else _to_host(ex[: j - i].float()),
+                            _to_host(cen[: j - i]) if all_tracks else None,
+                            *ev,
+                        )
                     )
                 else:
                     sel_out[i:j] = sel[: j - i].numpy()
+                    if ex is not None:
+                        exon_out[i:j] = ex[: j - i].float().numpy()
                     if all_tracks:
                         all_out[i:j] = cen[: j - i].numpy()
                 self.n_forward += j - i
                 if bar is not None:
                     bar.update(j - i)
                 i = j
-        for i, j, hs, ha, e0, e1 in pending:
+        for i, j, hs, he, ha, e0, e1 in pending:
             e1.synchronize()
             self.gpu_busy_s += e0.elapsed_time(e1) / 1000
             sel_out[i:j] = hs.numpy()
+            if he is not None:
+                exon_out[i:j] = he.numpy()
             if all_tracks:
                 all_out[i:j] = ha.numpy()
-        return sel_out, all_out
+        return sel_out, all_out, exon_out
 
     # -- public API ----------------------------------------------------------------
     def central(self, seqs: np.ndarray, tss_index) -> np.ndarray:
         """(N, L) uint8 ASCII → (N, bins, n_tracks) float32 outputs at the central bins, selected tracks."""
         return self._run_batches(seqs, tss_index)[0]
 
-    def readout(self, seqs: np.ndarray, tss_index) -> np.ndarray:
+    def values(self, sel, exon) -> np.ndarray:
+        """Central bins (N, n, T) [+ exon read-outs (N, T)] → (N, T) float64 read-out values."""
+        s = self.spec
+        return readout_values(sel, s["bin_aggregation"], s["log"], exon, self.tss_track)
+
+    def readout(self, seqs: np.ndarray, tss_index, exons=None, antisense=None) -> np.ndarray:
         """(N, L) uint8 ASCII sequences → (N, n_tracks) float64 read-out values.
 
         `tss_index`: 0-based input index of the TSS, an int or one per sequence.
+        `exons` (readout: exons): per sequence, the gene's exons as [start, end) rows in
+        that sequence's coordinates. `antisense`: rows read against the gene (pair tracks).
         Bin aggregation and the log transform of the spec are applied; haplotype
         aggregation is not (it needs the pairing of haplotypes).
         """
-        s = self.spec
-        return readout_values(self.central(seqs, tss_index), s["bin_aggregation"], s["log"])
+        if self.uses_exons and exons is None:
+            raise ValueError(f"model {self.spec['name']}: readout exons needs the exons of every sequence")
+        sel, _, exon = self._run_batches(
+            seqs, tss_index, exons=exons if self.uses_exons else None, antisense=antisense
+        )
+        return self.values(sel, exon)
 
 
 def _is_enformer(module) -> bool:
@@ -450,90 +544,168 @@ def _gene_rows(gh, dedup: bool):
 
     dedup=True: the index's unique haplotypes plus the reference when it is not one
     of them. dedup=False: every haplotype of every sample (the anchors' way).
-    Returns (seqs [M, L], hap_rows [n_samples, 2], ref_row).
+    Returns (seqs [M, L], hap_rows [n_samples, 2], ref_row, exons per row or None).
     """
     seqs, hap_map, ref = np.asarray(gh.sequences), np.asarray(gh.hap_map), np.asarray(gh.reference)
+    ex = getattr(gh, "exons", None)
+    ref_ex = getattr(gh, "reference_exons", None)
     if dedup:
         same = np.flatnonzero((seqs == ref[None, :]).all(axis=1)) if len(seqs) else np.array([], int)
         if len(same):
-            return seqs, hap_map, int(same[0])
-        return np.concatenate([seqs, ref[None, :]]), hap_map, len(seqs)
+            return seqs, hap_map, int(same[0]), ex
+        return np.concatenate([seqs, ref[None, :]]), hap_map, len(seqs), None if ex is None else [*ex, ref_ex]
     flat = seqs[hap_map.ravel()]
     rows = np.arange(flat.shape[0]).reshape(hap_map.shape)
-    return np.concatenate([flat, ref[None, :]]), rows, flat.shape[0]
+    rows_ex = None if ex is None else [ex[h] for h in hap_map.ravel()] + [ref_ex]
+    return np.concatenate([flat, ref[None, :]]), rows, flat.shape[0], rows_ex
 
 
-def _work(index, gene_ids, window: int, rc_minus: bool, dedup: bool, bs: int, n_samples: int, pin: bool):
-    """The producer: renders each gene's sequences and cuts them into work blocks.
+def _gene_batches(index, gid, window, rc_minus, batch_size, dedup, exons):
+    """(header, hap_rows, iterator of (seqs, exons per row) batches, ref_row getter) for one gene.
 
-    Yields ("gene", gene_id, hap_rows, ref_row, n_rows) as genes are read and
-    ("block", seqs [k, L], tss [k]) with k a multiple of `bs` (the last block: the
-    rest), so that sequences of consecutive genes share batches. The same items in
-    the same order whether it runs in the calling thread or ahead of it (prefetch);
-    `pin`: blocks as pinned torch tensors, ready for asynchronous host→device copies.
+    With the real index and dedup, rows are rendered a batch at a time
+    (`iter_gene_haplotypes`); the reference is appended unless a unique haplotype
+    equals it. Other indexes (and dedup=False) render the gene at once.
     """
-    pending_seqs, pending_tss, n_pending = [], [], 0
+    kw = {} if exons is None else {"exons": exons}
+    if dedup and hasattr(index, "iter_gene_haplotypes"):
+        it = index.iter_gene_haplotypes(gid, window, batch_size=batch_size, rc_minus=rc_minus, **kw)
+        head = next(it)
+        state = {"ref_row": None, "n": len(head.tss_deleted)}
+
+        def batches():
+            for rows, seqs in it:
+                if state["ref_row"] is None:
+                    same = np.flatnonzero((seqs == head.reference[None, :]).all(axis=1))
+                    if len(same):
+                        state["ref_row"] = int(rows[same[0]])
+                yield seqs, None if exons is None else [head.exons[r] for r in rows]
+            if state["ref_row"] is None:  # the reference is not a cohort haplotype: run it too
+                state["ref_row"] = state["n"]
+                yield head.reference[None, :], None if exons is None else [head.reference_exons]
+
+        return head, np.asarray(head.hap_map), batches(), lambda: state["ref_row"]
+    gh = index.gene_haplotypes(gid, window, rc_minus=rc_minus, **kw)
+    seqs, hap_rows, ref_row, rows_ex = _gene_rows(gh, dedup)
+    return gh, hap_rows, iter([(seqs, rows_ex)]), lambda: ref_row
+
+
+def _work(index, gene_ids, window, rc_minus, dedup, bs, n_samples, pin, exons, strands, exon_stats_of):
+    """The producer: renders each gene's sequences (a batch at a time) and cuts them
+    into work blocks.
+
+    Yields ("block", seqs [k, L], tss [k], exons per row | None, antisense [k]) with k a
+    multiple of `bs` (the last block: the rest), so that sequences of consecutive genes
+    share batches, and ("gene", gene_id, hap_rows, ref_row, n_rows, exon stats | None)
+    once a gene's rows are all queued (its rows precede it in the blocks). The same
+    items in the same order whether it runs in the calling thread or ahead of it
+    (prefetch); `pin`: blocks as pinned torch tensors, ready for asynchronous
+    host→device copies.
+    """
+    use_exons = exons is not None
+    pending = {"seqs": [], "tss": [], "exons": [], "anti": []}
+    n_pending = 0
 
     def block(k):
-        nonlocal pending_seqs, pending_tss, n_pending
-        seqs = np.concatenate(pending_seqs) if len(pending_seqs) > 1 else pending_seqs[0]
-        tss = np.concatenate(pending_tss) if len(pending_tss) > 1 else pending_tss[0]
-        pending_seqs, pending_tss = ([seqs[k:]], [tss[k:]]) if k < n_pending else ([], [])
+        nonlocal n_pending
+        cat = {key: (np.concatenate(v) if len(v) > 1 else v[0]) for key, v in pending.items() if key != "exons"}
+        rows_ex = [iv for part in pending["exons"] for iv in part] if use_exons else None
+        rest = k < n_pending
+        for key in ("seqs", "tss", "anti"):
+            pending[key] = [cat[key][k:]] if rest else []
+        pending["exons"] = [rows_ex[k:]] if (rest and use_exons) else []
         n_pending -= k
-        out = np.ascontiguousarray(seqs[:k])
-        return ("block", torch.from_numpy(out).pin_memory() if pin else out, tss[:k])
+        out = np.ascontiguousarray(cat["seqs"][:k])
+        seqs = torch.from_numpy(out).pin_memory() if pin else out
+        return ("block", seqs, cat["tss"][:k], None if rows_ex is None else rows_ex[:k], cat["anti"][:k])
 
     for gid in gene_ids:
-        gh = index.gene_haplotypes(gid, window, rc_minus=rc_minus)
-        seqs, hap_rows, ref_row = _gene_rows(gh, dedup)
+        gene_ex = None
+        if use_exons:
+            gene_ex = np.asarray(exons.get(gid, np.zeros((0, 2), np.int64)), dtype=np.int64).reshape(-1, 2)
+        head, hap_rows, batches, ref_row = _gene_batches(index, gid, window, rc_minus, bs, dedup, gene_ex)
         if hap_rows.shape != (n_samples, 2):
             raise ValueError(f"gene {gid}: hap_map has shape {hap_rows.shape}, expected ({n_samples}, 2)")
-        yield ("gene", gid, hap_rows, ref_row, seqs.shape[0])
-        pending_seqs.append(seqs)
-        pending_tss.append(np.full(seqs.shape[0], int(gh.tss_index), dtype=np.int64))
-        n_pending += seqs.shape[0]
-        if n_pending >= bs:
-            yield block((n_pending // bs) * bs)
+        antisense = (not bool(getattr(head, "flipped", True))) and strands.get(gid, "+") == "-"
+        stats = exon_stats_of(gid, head) if use_exons else None
+        n_rows = 0
+        for seqs, rows_ex in batches:
+            m_rows = seqs.shape[0]
+            pending["seqs"].append(seqs)
+            pending["tss"].append(np.full(m_rows, int(head.tss_index), dtype=np.int64))
+            pending["anti"].append(np.full(m_rows, antisense, dtype=bool))
+            if use_exons:
+                pending["exons"].append(rows_ex)
+            n_pending += m_rows
+            n_rows += m_rows
+            if n_pending >= bs:
+                yield block((n_pending // bs) * bs)
+        yield ("gene", gid, hap_rows, ref_row(), n_rows, stats)
     if n_pending:
         yield block(n_pending)
 
 
-def predict_chunk(index, predictor: Predictor, genes=None, dedup: bool = True, progress: bool = True):
+def predict_chunk(
+    index, predictor: Predictor, genes=None, dedup: bool = True, progress: bool = True, exons=None
+):
     """Predict every gene of a haplotype index (or the `genes` subset).
 
     `index` needs `.genes` (DataFrame with gene_id), `.samples` and
     `.gene_haplotypes(gene_id, length, rc_minus=)` → object with sequences,
-    hap_map, reference, tss_index (hapexp.haplotypes.HaplotypeIndex).
+    hap_map, reference, tss_index (hapexp.haplotypes.HaplotypeIndex); with
+    `.iter_gene_haplotypes` genes are rendered a batch at a time.
+    `exons`: gene_id → reference exons [start0, end0) rows (readout: exons).
     Sequences of consecutive genes share batches (a gene with 3 unique haplotypes
     does not waste a batch of 64). Haplotypes are rendered `prefetch` blocks ahead in
-    a background thread (hapexp.prefetch). Returns (tidy DataFrame, all_tracks dict | None).
+    a background thread (hapexp.prefetch). Returns (tidy DataFrame, all_tracks dict | None);
+    per-gene exon counts are left in `predictor.exon_stats`.
     """
     s = predictor.spec
     window, rc_minus = int(s["window"]), bool(s["rc_minus"])
     gene_ids = list(index.genes["gene_id"]) if genes is None else list(genes)
+    strands = (
+        dict(zip(index.genes["gene_id"], index.genes["strand"], strict=True))
+        if "strand" in index.genes
+        else {}
+    )
     samples = [str(x) for x in index.samples]
     bs = predictor.batch_size
     bar = _Progress(len(gene_ids), progress)
     store_all = predictor.store_all
+    use_exons = predictor.uses_exons
+    if use_exons and exons is None:
+        raise ValueError(f"model {s['name']}: readout exons needs the genes' exons (exons=...)")
+    predictor.exon_stats = []
     per_gene = []  # (gene_id, hap_rows, ref_row, n_rows)
-    results_sel, results_all = [], []
+    results_sel, results_all, results_exon = [], [], []
     n_haplotypes, t0, busy0 = 0, time.perf_counter(), predictor.gpu_busy_s
     cuda = predictor.device.type == "cuda"
-    items = _work(index, gene_ids, window, rc_minus, dedup, bs, len(samples), pin=cuda)
+    m = predictor.model
+
+    def exon_stats_of(gid, head):
+        return {"gene_id": gid, **exon_counts(head.reference_exons, m.crop, m.bin_size, m.n_bins)}
+
+    items = _work(index, gene_ids, window, rc_minus, dedup, bs, len(samples), cuda,
+                  exons if use_exons else None, strands, exon_stats_of)  # fmt: skip
     for item in prefetch(items, depth=int(s["prefetch"])):
         if item[0] == "gene":
-            per_gene.append(item[1:])
+            per_gene.append(item[1:5])
+            if item[5] is not None:
+                predictor.exon_stats.append(item[5])
             n_haplotypes += 2 * len(samples)
             bar.add_gene(item[4])
             continue
-        sel, alltr = predictor._run_batches(item[1], item[2], store_all, bar)
+        sel, alltr, ex = predictor._run_batches(item[1], item[2], store_all, bar, item[3], item[4])
         results_sel.append(sel)
         if store_all:
             results_all.append(alltr)
+        if ex is not None:
+            results_exon.append(ex)
     bar.close()
 
     sel = np.concatenate(results_sel) if results_sel else np.zeros((0, s["bins"], len(predictor.track_idx)))
-    values = readout_values(sel, s["bin_aggregation"], s["log"])  # [rows, T]
+    exon_v = np.concatenate(results_exon) if results_exon else None
+    values = predictor.values(sel, exon_v)  # [rows, T]
     n_rows = values.shape[0]
     elapsed = time.perf_counter() - t0
     gpu = ""
@@ -546,6 +718,14 @@ def predict_chunk(index, predictor: Predictor, genes=None, dedup: bool = True, p
         len(gene_ids), n_haplotypes, n_rows, 100 * n_rows / max(1, n_haplotypes + len(gene_ids)),
         elapsed, n_rows / max(elapsed, 1e-9), predictor.effective_precision, predictor.batch_size, gpu,
     )  # fmt: skip
+    if predictor.exon_stats:
+        st = pd.DataFrame(predictor.exon_stats)
+        log.info(
+            "exons (reference windows): %d in the output span, %d clipped at its edge, %d outside it "
+            "(dropped) over %d genes; %d genes without any exon bin read NaN",
+            st["exons_in_window"].sum(), st["exons_clipped"].sum(), st["exons_dropped"].sum(), len(st),
+            int((st["exon_bins"] == 0).sum()),
+        )  # fmt: skip
 
     tracks = np.asarray(predictor.track_idx, dtype=np.int32)
     names = np.asarray(predictor.track_names, dtype=object)
@@ -648,7 +828,9 @@ def gather_predictions(chunk_paths, haplotype_aggregation: str, table_out, matri
     log.info("gathered %d chunks: %d genes × %d samples", len(chunk_paths), *matrix.shape)
 
 
-def audit_predict(index, predictor: Predictor, audit_cfg: dict | None = None, model: str = "model"):
+def audit_predict(
+    index, predictor: Predictor, audit_cfg: dict | None = None, model: str = "model", exons=None
+):
     """Precision budget of `predict` (hapexp.precision) for one job; sets the precision used.
 
     Re-runs the audited genes (all their unique haplotypes and the reference) in strict
@@ -664,14 +846,14 @@ def audit_predict(index, predictor: Predictor, audit_cfg: dict | None = None, mo
     agg = predictor.spec["haplotype_aggregation"]
     sample = audit_genes(index.genes["gene_id"], cfg["fraction"], cfg["min_genes"])
     with predictor.strict():
-        strict, _ = predict_chunk(index, predictor, genes=sample, progress=False)
+        strict, _ = predict_chunk(index, predictor, genes=sample, progress=False, exons=exons)
     trials = []
     for p in predictor.candidates:
         if p == "fp32":
             trials.append((p, None))
             break
         predictor.set_precision(p)
-        reduced, _ = predict_chunk(index, predictor, genes=sample, progress=False)
+        reduced, _ = predict_chunk(index, predictor, genes=sample, progress=False, exons=exons)
         trials.append((p, predict_budget(reduced, strict, agg, cfg["max_noise_ratio"])))
         if predictor.spec["precision"] != "auto" or not trials[-1][1]["flagged"].any():
             break
@@ -687,19 +869,36 @@ def audit_predict(index, predictor: Predictor, audit_cfg: dict | None = None, mo
 
 
 def run_predict(
-    index_path, spec: dict, audit_cfg: dict | None, table_out, tracks_out, precision_out, model: str
+    index_path,
+    spec: dict,
+    audit_cfg: dict | None,
+    table_out,
+    tracks_out,
+    precision_out,
+    model: str,
+    exons_path=None,
+    exons_out=None,
 ):
     """Rule `predict`: budget, then one chunk of genes; writes the tidy table, the all-tracks
-    file and the precision budget."""
+    file, the precision budget and (readout: exons) the per-gene exon counts."""
+    from hapexp.genes import read_exons
     from hapexp.haplotypes import HaplotypeIndex
     from hapexp.io import write_parquet, write_tsv
 
     index = HaplotypeIndex.load(index_path)
     predictor = Predictor(spec, name=model)
-    table = audit_predict(index, predictor, audit_cfg, model)
-    tidy, all_tracks = predict_chunk(index, predictor, progress=True)
+    exons = read_exons(exons_path) if (exons_path and predictor.uses_exons) else None
+    if exons is not None:
+        missing = [g for g in index.genes["gene_id"] if g not in exons]
+        if missing:
+            log.warning("%d genes have no exons (their exon read-out is NaN), e.g. %s", len(missing), missing[:3])
+    table = audit_predict(index, predictor, audit_cfg, model, exons=exons)
+    tidy, all_tracks = predict_chunk(index, predictor, progress=True, exons=exons)
     write_tsv(table, precision_out)
     write_parquet(tidy, table_out)
     save_all_tracks(all_tracks, tracks_out)
+    if exons_out is not None:
+        cols = ["gene_id", "exons", "exons_in_window", "exons_clipped", "exons_dropped", "exons_deleted", "exon_bins"]
+        write_tsv(pd.DataFrame(predictor.exon_stats, columns=cols), exons_out)
     log.info("wrote %d rows to %s", len(tidy), table_out)
     return tidy, table

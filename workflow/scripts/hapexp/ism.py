@@ -45,11 +45,15 @@ log = logging.getLogger(__name__)
 ISM_COLUMNS = ["gene_id", "variant_id", "chrom", "pos", "ref", "alt", "af", "tss_distance", "score"]
 
 # Sequences sent to the engine per call: bounds host memory (an Enformer window is
-# 196,608 bytes per sequence) while letting the engine batch inside.
+# 196,608 bytes per sequence) while letting the engine batch inside; long windows
+# (Borzoi 524,288, AlphaGenome 1,048,576 bp) send fewer, at most BLOCK_BYTES of sequence.
 BLOCK = 256
+BLOCK_BYTES = 64 << 20
 
-# fn(seqs: uint8 [n, L] ASCII, tss_index: 0-based TSS index in every sequence) -> float [n]
-ReadoutFn = Callable[[np.ndarray, int], np.ndarray]
+# fn(seqs: uint8 [n, L] ASCII, tss_index: 0-based TSS index in every sequence) -> float [n];
+# read-outs over exons also take exons= (one [k, 2] interval array per sequence) and
+# antisense= (sequences read against the gene's strand), and carry `uses_exons = True`.
+ReadoutFn = Callable[..., np.ndarray]
 
 
 class EngineReadout:
@@ -65,9 +69,17 @@ class EngineReadout:
         self.requested = self.predictor.spec["precision"]
         self.candidates = self.predictor.candidates
 
-    def __call__(self, seqs: np.ndarray, tss_index: int) -> np.ndarray:
-        out = np.asarray(self.predictor.readout(seqs, tss_index), dtype=float)
+    def __call__(self, seqs: np.ndarray, tss_index: int, exons=None, antisense: bool = False) -> np.ndarray:
+        out = np.asarray(
+            self.predictor.readout(seqs, tss_index, exons=exons, antisense=antisense), dtype=float
+        )
         return out.mean(axis=1) if out.ndim == 2 else out
+
+    @property
+    def uses_exons(self) -> bool:
+        return self.predictor.uses_exons
+
+    strand_aware = True  # antisense windows read a stranded track's pair
 
     def reusing(self, reference: np.ndarray):
         return self.predictor.reusing(reference) if self.reuse else contextlib.nullcontext(False)
@@ -120,9 +132,10 @@ def _scores(alt: np.ndarray, ref: float, log2_ratio: bool, floor: float = 0.0) -
 
 
 def gene_values(index, gene, readout: ReadoutFn, window: int, rc_minus: bool = True, maf: float = 0.01,
-                indels: bool = False):  # fmt: skip
+                indels: bool = False, exons: np.ndarray | None = None):  # fmt: skip
     """Raw read-outs of one gene: (variants, alt read-out per variant, reference read-out),
-    or None when no variant passes the filters."""
+    or None when no variant passes the filters. `exons`: the gene's reference exons
+    [start0, end0) (read-outs over exons), followed onto every single-variant window."""
     gene_id = str(gene["gene_id"])
     variants = select_variants(index.variants(gene_id, window), maf, indels)
     if variants.empty:
@@ -132,23 +145,40 @@ def gene_values(index, gene, readout: ReadoutFn, window: int, rc_minus: bool = T
     # Single-variant sequences are re-anchored on the TSS, so the reference's index holds.
     tss_index = int(tss_index)
     ids = list(variants["variant_id"])
+    strand = str(gene["strand"])
+    # engine read-outs read a stranded track's pair on antisense windows
+    anti = strand == "-" and not rc_minus and getattr(readout, "strand_aware", False)
+    kw = {"antisense": True} if anti else {}
+    ref_ex = None
+    if exons is not None:
+        from .haplotypes import window_bounds
+
+        w0, _ = window_bounds(int(gene["tss"]), strand, window)
+        ref_ex = np.asarray(exons, dtype=np.int64).reshape(-1, 2) - w0
+        if rc_minus and strand == "-":
+            ref_ex = np.stack([window - ref_ex[:, 1], window - ref_ex[:, 0]], 1)
     alt_values = []
     ref_value = None
+    block_n = max(1, min(BLOCK, BLOCK_BYTES // window))
     reusing = getattr(readout, "reusing", None)
     with reusing(ref_seq) if reusing is not None else contextlib.nullcontext():
-        for start in range(0, len(ids), BLOCK):
-            block = np.asarray(
-                index.single_variant_sequences(
-                    gene_id, window, ids[start : start + BLOCK], rc_minus=rc_minus
-                ),
-                dtype=np.uint8,
+        for start in range(0, len(ids), block_n):
+            ex_kw = {} if exons is None else {"exons": exons}
+            got = index.single_variant_sequences(
+                gene_id, window, ids[start : start + block_n], rc_minus=rc_minus, **ex_kw
             )
+            block, block_ex = got if exons is not None else (got, None)
+            block = np.asarray(block, dtype=np.uint8)
             if ref_value is None:
                 # Reference rides in the first block: one engine call, computed once per gene.
-                out = readout(np.concatenate([ref_seq[None, :], block]), tss_index)
+                if exons is not None:
+                    kw["exons"] = [ref_ex, *block_ex]
+                out = readout(np.concatenate([ref_seq[None, :], block]), tss_index, **kw)
                 ref_value, out = float(out[0]), out[1:]
             else:
-                out = readout(block, tss_index)
+                if exons is not None:
+                    kw["exons"] = block_ex
+                out = readout(block, tss_index, **kw)
             alt_values.append(np.asarray(out, dtype=float))
     return variants, np.concatenate(alt_values), ref_value
 
@@ -181,10 +211,13 @@ def score_gene(
     indels: bool = False,
     log2_ratio: bool = False,
     floor: float = 0.0,
+    exons: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """ISM scores of one gene's variants (columns ISM_COLUMNS); empty when none pass.
 
     `floor`: relative difference at or below which a score is NaN (unresolved).
+    `exons` (reference [start0, end0) rows; read-outs over exons): followed onto each
+    single-variant window, so an indel shifts the exons downstream of it.
     """
     raw = gene_values(index, gene, readout, window, rc_minus, maf, indels)
     if raw is None:
@@ -232,17 +265,24 @@ def _audit(index, readout: EngineReadout, values, audit_cfg: dict, model: str):
 
 
 def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict, audit_cfg: dict | None = None,
-                model: str = "model", return_audit: bool = False):  # fmt: skip
+                model: str = "model", return_audit: bool = False, exons: dict | None = None):  # fmt: skip
     """ISM for every gene of a haplotype index chunk (one rule job).
 
     With an engine read-out in reduced precision the precision budget is measured first
     (hapexp.precision): the scores' noise floor and, for `precision: auto`, the
-    precision itself. `return_audit`: also return the budget table.
+    precision itself. `return_audit`: also return the budget table. `exons` (gene_id →
+    reference exons) is needed when the read-out sums exons.
     """
     window, rc_minus = int(spec["window"]), bool(spec.get("rc_minus", True))
     maf, indels = float(ism_cfg.get("maf", 0.01)), bool(ism_cfg.get("indels", False))
     log2_ratio = bool(ism_cfg.get("log2_ratio", False))
     cache: dict = {}
+    need_exons = bool(getattr(readout, "uses_exons", False))
+    if need_exons and exons is None:
+        raise ValueError(f"model {spec.get('name')}: readout exons needs the genes' exons")
+
+    def gene_exons(gene):
+        return exons.get(str(gene["gene_id"]), np.zeros((0, 2), np.int64)) if need_exons else None
 
     def values(gene, fn):
         if fn is None:  # only: does the gene have variants to score?
@@ -251,7 +291,7 @@ def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict, audit_cfg:
                 if select_variants(index.variants(str(gene["gene_id"]), window), maf, indels).empty
                 else True
             )
-        return gene_values(index, gene, fn, window, rc_minus, maf, indels)
+        return gene_values(index, gene, fn, window, rc_minus, maf, indels, gene_exons(gene))
 
     table = empty_table()
     if isinstance(readout, EngineReadout) and readout.candidates != ("fp32",):
@@ -262,7 +302,7 @@ def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict, audit_cfg:
     frames = []
     for _, gene in index.genes.iterrows():
         gid = str(gene["gene_id"])
-        raw = cache[gid] if gid in cache else gene_values(index, gene, readout, window, rc_minus, maf, indels)
+        raw = cache[gid] if gid in cache else values(gene, readout)
         n = 0
         if raw is not None:
             frames.append(scores_frame(gene, *raw, log2_ratio, floor))
@@ -302,8 +342,9 @@ def gather(paths) -> pd.DataFrame:
 
 
 def run(index_path, spec: dict, ism_cfg: dict, out_path, readout=None, precision_out=None,
-        audit_cfg: dict | None = None, model: str = "model") -> pd.DataFrame:  # fmt: skip
+        audit_cfg: dict | None = None, model: str = "model", exons_path=None) -> pd.DataFrame:  # fmt: skip
     """Rule `ism`: score one chunk and write its parquet (and its precision budget)."""
+    from .genes import read_exons
     from .haplotypes import HaplotypeIndex
     from .io import write_parquet, write_tsv
 
@@ -311,7 +352,8 @@ def run(index_path, spec: dict, ism_cfg: dict, out_path, readout=None, precision
     if ism_cfg.get("precision"):
         spec = {**spec, "precision": ism_cfg["precision"]}
     readout = readout or make_readout(spec, reuse=bool(ism_cfg.get("reuse_reference", True)))
-    df, table = score_chunk(index, readout, spec, ism_cfg, audit_cfg, model=model, return_audit=True)
+    exons = read_exons(exons_path) if (exons_path and getattr(readout, "uses_exons", False)) else None
+    df, table = score_chunk(index, readout, spec, ism_cfg, audit_cfg, model=model, return_audit=True, exons=exons)
     if precision_out is not None:
         write_tsv(table, precision_out)
     write_parquet(df, out_path)

@@ -73,6 +73,7 @@ OUTPUT_FILES = [
     "cohort.vcf.gz",
     "cohort.vcf.gz.tbi",
     "genes.tsv",
+    "exons.tsv",
     "expression.tsv",
     "expression_noiseless.tsv",
     "covariates.tsv",
@@ -322,16 +323,17 @@ def _make_variants(chrom, ref, positions, genotypes, rng, indel_fraction):
     return out
 
 
-def _place_genes(rng, chrom_names, chrom_length, n_genes, window, n_common):
+def _place_genes(rng, chrom_names, chrom_length, n_genes, window, n_common, fit_window=None):
     """TSS positions (0-based) and strands; exactly one gene within window/2 of a chromosome end.
 
     Genes sit in equal slots; within its slot a TSS is drawn until at least 3 common
     SNVs (`n_common(chrom, tss0)`) lie within reach of a causal design, so that any gene
-    can be given causal variants.
+    can be given causal variants. With `fit_window`, every gene (the edge one included)
+    stays fit_window/2 + 1 kb from the chromosome ends, so such windows hold no N.
     """
     per = np.full(len(chrom_names), n_genes // len(chrom_names))
     per[: n_genes % len(chrom_names)] += 1
-    margin = 2 * window + 1000
+    margin = 2 * window + 1000 if fit_window is None else max(2 * window, fit_window // 2) + 1000
     genes = []
     for ci, chrom in enumerate(chrom_names):
         k = int(per[ci])
@@ -339,7 +341,7 @@ def _place_genes(rng, chrom_names, chrom_length, n_genes, window, n_common):
         for i in range(k):
             best = (-1, 0)
             for _ in range(200):
-                if ci == len(chrom_names) - 1 and i == k - 1:
+                if ci == len(chrom_names) - 1 and i == k - 1 and fit_window is None:
                     tss0 = chrom_length - int(rng.integers(200, window // 2 - 200))  # near the end
                 else:
                     centre = margin + slot * (i + 0.5)
@@ -355,6 +357,29 @@ def _place_genes(rng, chrom_names, chrom_length, n_genes, window, n_common):
     for j, ((chrom, tss0), strand) in enumerate(zip(genes, strands, strict=True)):
         out.append(Gene(f"ENSGSIM{j + 1:06d}", f"GENE{j + 1}", chrom, tss0, str(strand)))
     return out
+
+
+def gene_exons(seed: int, genes: list, chrom_length: int) -> pd.DataFrame:
+    """A gene model per gene (for `readout: exons`): 2-5 exons of 40-300 bp separated by
+    80-600 bp introns, the first starting at the TSS, in the gene's direction (1-based
+    inclusive rows). Drawn from their own random stream, so the rest of the cohort does not
+    depend on them."""
+    rng = np.random.default_rng([seed, 15])
+    rows = []
+    for g in genes:
+        off = 0
+        for _ in range(int(rng.integers(2, 6))):
+            n = int(rng.integers(40, 301))
+            lo, hi = (
+                (g.tss0 + off, g.tss0 + off + n)
+                if g.strand == "+"
+                else (g.tss0 - off - n + 1, g.tss0 - off + 1)
+            )
+            lo, hi = max(lo, 0), min(hi, chrom_length)
+            if hi > lo:
+                rows.append((g.gene_id, g.chrom, lo + 1, hi, g.strand))
+            off += n + int(rng.integers(80, 601))
+    return pd.DataFrame(rows, columns=["gene_id", "chrom", "start", "end", "strand"])
 
 
 def _assign_h2(rng, n_genes, h2_values, zero_fraction):
@@ -439,7 +464,7 @@ class _Sim:
             return int(np.sum(np.abs(pos - tss0) <= CAUSAL_RANGE - 100))
 
         self.genes = _place_genes(
-            rng, self.chrom_names, self.chrom_length, self.n_genes, self.window, n_common
+            rng, self.chrom_names, self.chrom_length, self.n_genes, self.window, n_common, p.get("fit_window")
         )
         for g, h2 in zip(
             self.genes, _assign_h2(rng, len(self.genes), p["h2_values"], p["zero_h2_fraction"]), strict=True
@@ -704,14 +729,27 @@ def simulate_demo(
     zero_h2_fraction: float = 0.2,
     covariate_fraction: float = 0.2,
     hidden_fraction: float = 0.2,
+    fit_window: int | None = None,
 ) -> dict:
-    """Simulate the demo cohort into `outdir` (see the module docstring); returns a summary."""
+    """Simulate the demo cohort into `outdir` (see the module docstring); returns a summary.
+
+    `fit_window`: keep every gene fit_window/2 + 1 kb from the chromosome ends, so that
+    windows of that length (524,288 or 1,048,576 bp) fit on the chromosome.
+    """
     import torch
 
     if window % BIN_SIZE or window < 4 * BIN_SIZE:
         raise ValueError(f"window must be a multiple of {BIN_SIZE} and >= {4 * BIN_SIZE}; got {window}")
     if chromosome_length < n_genes // max(n_chromosomes, 1) * 3 * window + 8 * window:
         raise ValueError("chromosome_length too small for that many genes and this window")
+    if (
+        fit_window is not None
+        and chromosome_length < fit_window + 2000 + -(-n_genes // n_chromosomes) * 3 * window
+    ):
+        raise ValueError(
+            f"chromosome_length {chromosome_length} cannot hold {fit_window}-bp windows around its genes: "
+            f"use at least {fit_window + 2000 + -(-n_genes // n_chromosomes) * 3 * window}"
+        )
     params = {
         "ne": ne,
         "mutation_rate": mutation_rate,
@@ -720,6 +758,7 @@ def simulate_demo(
         "indel_fraction": indel_fraction,
         "h2_values": h2_values,
         "zero_h2_fraction": zero_h2_fraction,
+        "fit_window": fit_window,
     }
     chrom_names = [f"chr{i + 1}" for i in range(n_chromosomes)]
     with _torch_threads(torch, 1):
@@ -806,6 +845,7 @@ def simulate_demo(
             }
         )
         write_tsv(genes, tmp / "genes.tsv")
+        write_tsv(gene_exons(seed, sim.genes, chromosome_length), tmp / "exons.tsv")
         ids = [g.gene_id for g in sim.genes]
         write_matrix(pd.DataFrame(expr, index=ids, columns=samples), tmp / "expression.tsv")
         write_matrix(pd.DataFrame(genetic, index=ids, columns=samples), tmp / "expression_noiseless.tsv")

@@ -341,7 +341,9 @@ def check_ref(bcf, fasta, source=None, max_examples: int = 5, block: int = 1 << 
 
 # ------------------------------------------------------------------ genotypes
 def _query(bcf, fmt: str, rpath: str, sample_args: list[str]) -> bytes:
-    cmd = ["bcftools", "query", "-R", rpath, *sample_args, "-f", fmt, str(bcf)]
+    # --regions-overlap pos: a record comes once, from the region holding its POS (the
+    # default also returns records reaching in from before a region, once per region).
+    cmd = ["bcftools", "query", "-R", rpath, "--regions-overlap", "pos", *sample_args, "-f", fmt, str(bcf)]
     raw = subprocess.run(cmd, capture_output=True, check=False)
     if raw.returncode != 0:
         raise InputError(bcf, f"bcftools query failed: {raw.stderr.decode()[-500:]}", "Check the BCF.")
@@ -425,12 +427,8 @@ def read_genotypes(bcf, regions: pd.DataFrame, samples: list[str] | None = None,
         st, en = r["start0"].to_numpy(), r["end0"].to_numpy()
         k = np.searchsorted(st, pos0[m], side="right") - 1
         keep[m] = (k >= 0) & (pos0[m] < en[np.maximum(k, 0)])
-    # A record overlapping two merged regions can be returned twice: keep the first.
-    dup = (
-        df.assign(pos0=pos0).duplicated(["chrom", "pos0", "ref", "alt"]).to_numpy()
-        & (np.r_[False, (pos0[1:] == pos0[:-1])])
-    )
-    keep &= ~dup
+    # Identical records (e.g. two indels that left-align to the same one) are all kept:
+    # bcftools consensus applies each, so the haplotypes must too.
     variants = pd.DataFrame(
         {
             "chrom": chrom[keep].astype(object),

@@ -1,0 +1,143 @@
+"""Enformer (enformer-pytorch): the published weights and a small seeded one for tests/demo.
+
+Input 196,608 bp (one-hot (B, L, 4)); output (B, 896, 5,313 human tracks) of 128-bp
+bins after cropping 40,960 bp per side. Track names come from the Enformer targets
+table (resources/enformer_targets_human.tsv): CAGE, DNase, ChIP; all unstranded.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+from torch import nn
+
+from hapexp.config import ENFORMER_HUB_ID
+from hapexp.errors import InputError
+from hapexp.models.registry import LoadedModel, from_pretrained
+from hapexp.models.tracks import default_table, track_table
+
+log = logging.getLogger("hapexp.models")
+
+
+def set_tf_gamma(module: nn.Module, spec: dict, n_positions: int) -> bool:
+    """Turn the TF-precomputed gamma positional features on/off on every attention layer.
+
+    enformer-pytorch only enables them when the name equals the hub id; weights from a
+    local copy of the same checkpoint need them too (they were trained in TF).
+    The precomputed table exists only for 1536 positions (196,608 bp input).
+    """
+    from enformer_pytorch.modeling_enformer import Attention
+
+    flag = spec.get("use_tf_gamma")
+    use = (n_positions == 1536) if flag is None else bool(flag)
+    if use and n_positions != 1536:
+        raise InputError(
+            "config",
+            f"use_tf_gamma needs a 196,608 bp window (1536 positions), not {n_positions} positions",
+            "set use_tf_gamma: false or window: 196608",
+            where=f"models.{spec.get('name', 'model')}",
+        )
+    for m in module.modules():
+        if isinstance(m, Attention):
+            m.use_tf_gamma = use
+    return use
+
+
+def enformer_tracks(spec: dict, n_tracks: int, head: str, bin_size: int = 128):
+    """Track table of an Enformer head: the targets table when it has the head's size."""
+    from hapexp.readout import load_targets
+
+    targets = spec.get("targets")
+    if targets and n_tracks > 1 and head == "human":
+        tab = load_targets(targets)
+        if len(tab) == n_tracks:
+            extra = {c: tab[c].tolist() for c in ("clip", "scale", "sum_stat") if c in tab}
+            return track_table(tab["identifier"], tab["description"], bin_size, extra=extra)
+    return default_table(n_tracks, bin_size)
+
+
+def wrap_enformer(model, spec: dict, kind: str) -> LoadedModel:
+    window = int(spec["window"])
+    bin_size = 2 ** int(getattr(model.config, "num_downsamples", 7))  # 128 for Enformer
+    n_positions = window // bin_size
+    target = model.crop_final.target_length
+    target = n_positions if target == -1 else target
+    if target > n_positions:
+        raise InputError(
+            "config",
+            f"the model crops to {target} bins but a {window} bp window has only {n_positions}",
+            "use a larger window",
+            where=f"models.{spec.get('name', 'model')}",
+        )
+    crop = (n_positions - target) // 2 * bin_size
+    use_gamma = set_tf_gamma(model, spec, n_positions)
+    head = spec.get("head", "human")
+    n_tracks = model.output_heads[head]
+    tracks = enformer_tracks(spec, n_tracks, head, bin_size)
+    log.info(
+        "enformer: %d bins of %d (crop %d), %d tracks, tf_gamma=%s", target, bin_size, crop, n_tracks, use_gamma
+    )
+    return LoadedModel(
+        module=model,
+        window=window,
+        bin_size=bin_size,
+        crop=crop,
+        n_tracks=n_tracks,
+        track_names=tracks["description"].tolist(),
+        identifiers=tracks["identifier"].tolist(),
+        kind=kind,
+        call=lambda x: model(x, head=head),
+        tracks=tracks,
+    )
+
+
+def build_enformer_tiny(spec: dict):
+    """A small Enformer with seeded random weights (smoke tests, demo, CPU)."""
+    from enformer_pytorch import Enformer
+
+    hp = dict(spec["hparams"])
+    n_tracks = int(hp.pop("n_tracks", 8))
+    torch.manual_seed(int(spec["seed"]))
+    model = Enformer.from_hparams(
+        output_heads={"human": n_tracks},
+        target_length=int(spec["window"]) // 2 ** int(hp.get("num_downsamples", 7)),
+        use_tf_gamma=False,
+        **hp,
+    )
+    return he_init(model)
+
+
+def he_init(model):
+    """He-normal weights for every convolution and linear layer (seeded by the caller).
+
+    PyTorch's default init (kaiming-uniform, a=√5) shrinks the signal through the
+    conv tower and attention pools until the output is constant to 1e-7: every
+    person would get the same prediction and r would be undefined. He-normal
+    weights keep it sequence-sensitive (single-SNV effects of a few %), which is
+    what a *random* model should be: responsive, but not to the right things.
+    """
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.Linear):
+                torch.nn.init.normal_(mod.weight, std=math.sqrt(2.0 / mod.weight[0].numel()))
+    return model
+
+
+def load_enformer_tiny(spec: dict) -> LoadedModel:
+    return wrap_enformer(build_enformer_tiny(spec), spec, "enformer_tiny")
+
+
+def load_enformer(spec: dict) -> LoadedModel:
+    from enformer_pytorch import Enformer
+
+    if spec["weights"] == "random":
+        # Full-size architecture with seeded random weights (He-normal, so outputs depend
+        # on the sequence, as for enformer_tiny): speed and precision benchmarks only.
+        log.warning("enformer: random weights (weights: random) - predictions are meaningless")
+        torch.manual_seed(int(spec["seed"]))
+        model = he_init(Enformer.from_hparams(use_tf_gamma=False))
+    else:
+        model = from_pretrained(Enformer, spec, ENFORMER_HUB_ID)
+    return wrap_enformer(model, spec, "enformer")
