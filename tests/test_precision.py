@@ -260,8 +260,8 @@ def test_auto_constancy_floor_is_the_precision_its_jobs_used():
     from hapexp.precision import empty_table, finish, model_floor, relative_resolution, used_precision
 
     row = pd.DataFrame([{"gene_id": "g1", "n": 4, "noise_sd": 0.0, "signal_sd": 1.0, "noise_ratio": 0.0,
-                         "flagged": False, "stage": "predict"}])  # fmt: skip
-    bf16_job = finish([("bf16", row.assign(stage="predict"))], "bf16", "m")
+                         "flagged": False, "stage": "predict"}]).reindex(columns=precision.COLUMNS)  # fmt: skip
+    bf16_job = finish([("bf16", row)], "bf16", "m")
     tf32_job = finish([("bf16", row.assign(flagged=True)), ("tf32", row)], "tf32", "m")
     both = pd.concat([tf32_job, bf16_job, empty_table()], ignore_index=True)
     assert used_precision(both, "m") == "bf16" and relative_resolution("bf16") == 1e-2

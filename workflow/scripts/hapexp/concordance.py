@@ -233,7 +233,6 @@ def concordance(
     rows, drivers = [], []
     for gene_id, g in ism.groupby("gene_id", sort=True):
         gene_id = str(gene_id)
-        g = g[np.isfinite(g["score"].to_numpy(dtype=float))]  # NaN = unresolved (below the noise floor)
         dos = pred = None
         if dosage_fn is not None and predictions is not None and gene_id in predictions.index:
             pred = predictions.loc[gene_id].astype(float)
@@ -268,15 +267,11 @@ def model_agreement(ism_by_model: dict[str, pd.DataFrame]) -> pd.DataFrame:
     rows = []
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            m = (
-                ism_by_model[a][["gene_id", "variant_id", "score"]]
-                .merge(
-                    ism_by_model[b][["gene_id", "variant_id", "score"]],
-                    on=["gene_id", "variant_id"],
-                    suffixes=("_a", "_b"),
-                )
-                .dropna(subset=["score_a", "score_b"])
-            )  # unresolved scores carry no sign or size
+            m = ism_by_model[a][["gene_id", "variant_id", "score"]].merge(
+                ism_by_model[b][["gene_id", "variant_id", "score"]],
+                on=["gene_id", "variant_id"],
+                suffixes=("_a", "_b"),
+            )  # unresolved scores (NaN) carry no sign or size: counted, left out below
             for gene_id, g in m.groupby("gene_id", sort=True):
                 sa, sb = g["score_a"].to_numpy(dtype=float), g["score_b"].to_numpy(dtype=float)
                 ok = np.isfinite(sa) & np.isfinite(sb)

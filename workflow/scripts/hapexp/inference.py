@@ -608,7 +608,9 @@ def _work(index, gene_ids, window, rc_minus, dedup, bs, n_samples, pin, exons, s
 
     def block(k):
         nonlocal n_pending
-        cat = {key: (np.concatenate(v) if len(v) > 1 else v[0]) for key, v in pending.items() if key != "exons"}
+        cat = {
+            key: (np.concatenate(v) if len(v) > 1 else v[0]) for key, v in pending.items() if key != "exons"
+        }
         rows_ex = [iv for part in pending["exons"] for iv in part] if use_exons else None
         rest = k < n_pending
         for key in ("seqs", "tss", "anti"):
@@ -891,14 +893,24 @@ def run_predict(
     if exons is not None:
         missing = [g for g in index.genes["gene_id"] if g not in exons]
         if missing:
-            log.warning("%d genes have no exons (their exon read-out is NaN), e.g. %s", len(missing), missing[:3])
+            log.warning(
+                "%d genes have no exons (their exon read-out is NaN), e.g. %s", len(missing), missing[:3]
+            )
     table = audit_predict(index, predictor, audit_cfg, model, exons=exons)
     tidy, all_tracks = predict_chunk(index, predictor, progress=True, exons=exons)
     write_tsv(table, precision_out)
     write_parquet(tidy, table_out)
     save_all_tracks(all_tracks, tracks_out)
     if exons_out is not None:
-        cols = ["gene_id", "exons", "exons_in_window", "exons_clipped", "exons_dropped", "exons_deleted", "exon_bins"]
+        cols = [
+            "gene_id",
+            "exons",
+            "exons_in_window",
+            "exons_clipped",
+            "exons_dropped",
+            "exons_deleted",
+            "exon_bins",
+        ]
         write_tsv(pd.DataFrame(predictor.exon_stats, columns=cols), exons_out)
     log.info("wrote %d rows to %s", len(tidy), table_out)
     return tidy, table

@@ -353,7 +353,9 @@ def run(index_path, spec: dict, ism_cfg: dict, out_path, readout=None, precision
         spec = {**spec, "precision": ism_cfg["precision"]}
     readout = readout or make_readout(spec, reuse=bool(ism_cfg.get("reuse_reference", True)))
     exons = read_exons(exons_path) if (exons_path and getattr(readout, "uses_exons", False)) else None
-    df, table = score_chunk(index, readout, spec, ism_cfg, audit_cfg, model=model, return_audit=True, exons=exons)
+    df, table = score_chunk(
+        index, readout, spec, ism_cfg, audit_cfg, model=model, return_audit=True, exons=exons
+    )
     if precision_out is not None:
         write_tsv(table, precision_out)
     write_parquet(df, out_path)

@@ -775,7 +775,9 @@ def rule_inputs(config: dict, cohort: str) -> dict:
     auto = [m for m, spec in config["models"].items() if model_spec(spec, m).get("precision") == "auto"]
     if auto:  # the precision auto chose is in the predict jobs' precision tables
         chunks = chunk_ids(config["genes"]["chunks"])
-        inputs["precision"] = [f"results/{cohort}/predict/{m}/{c}.precision.tsv" for m in auto for c in chunks]
+        inputs["precision"] = [
+            f"results/{cohort}/predict/{m}/{c}.precision.tsv" for m in auto for c in chunks
+        ]
     if cfg.get("expression_level"):
         inputs["level"] = cfg["expression_level"]
     if cfg.get("predictdb"):

@@ -156,9 +156,11 @@ def wrap_alphagenome(model, spec: dict, raw: dict | None) -> LoadedModel:
             where=f"models.{name}.organism",
         )
     org = model.metadata.get_organism_index(organism)
-    # fp32 runs the port's float32 policy; bf16 its DeepMind policy (fp32 weights, bf16 compute).
+    # `precision: bf16` runs the port's DeepMind policy (fp32 weights, bf16 compute); fp32,
+    # tf32 and auto its float32 policy, so that the engine's precision switches (autocast,
+    # TF32; the strict-fp32 audit pass of `auto`) decide, as for every other model.
     model.dtype_policy = get_dtype_policy(
-        "float32" if spec.get("precision", "fp32") == "fp32" else "deepmind"
+        "deepmind" if spec.get("precision", "auto") == "bf16" else "float32"
     )
     window = int(spec["window"])
     try:

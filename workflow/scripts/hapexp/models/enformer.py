@@ -77,7 +77,12 @@ def wrap_enformer(model, spec: dict, kind: str) -> LoadedModel:
     n_tracks = model.output_heads[head]
     tracks = enformer_tracks(spec, n_tracks, head, bin_size)
     log.info(
-        "enformer: %d bins of %d (crop %d), %d tracks, tf_gamma=%s", target, bin_size, crop, n_tracks, use_gamma
+        "enformer: %d bins of %d (crop %d), %d tracks, tf_gamma=%s",
+        target,
+        bin_size,
+        crop,
+        n_tracks,
+        use_gamma,
     )
     return LoadedModel(
         module=model,
