@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from scipy import stats
 
 from hapexp.eqtl import (
     NOMINAL_COLUMNS,
@@ -203,16 +204,24 @@ class _QuietLogger:
 
 def test_permutation_pass_matches_tensorqtl_map_cis(monkeypatch):
     """Same data, same permutations (tensorQTL draws them from np.random.seed(seed)): the
-    permutation p-value is identical and the beta approximation (effective dof, Beta shapes,
-    pval_beta) agrees to 1e-6, null and planted genes alike."""
+    permutation p-value is identical, the effective dof agrees to 1e-6, and the Beta shapes
+    and pval_beta agree to tensorQTL's optimizer tolerance: tensorQTL stops Nelder-Mead at
+    tol 1e-4 and stores the shapes as float32, hapexp polishes to the exact MLE
+    (`test_beta_fit_is_the_exact_mle`); measured: shapes 4.7e-6, pval_beta 5.7e-5 apart."""
     d, genes, expr, cov, _ = _mixed_cohort()
     ref, perm_ix = _tensorqtl_map_cis(d, genes, expr, cov, nperm=1000, seed=11, monkeypatch=monkeypatch)
     _, top = scan_genes(d, _windowed(genes, 3000), expr, cov, permutation_ix=perm_ix)
     t = top.set_index("phenotype_id").loc[ref.index]
     assert (t["variant_id"] == ref["variant_id"]).all() and (t["num_var"] == ref["num_var"]).all()
     np.testing.assert_array_equal(t["pval_perm"].to_numpy(float), ref["pval_perm"].to_numpy(float))
-    for col in ["true_df", "beta_shape1", "beta_shape2", "pval_true_df", "pval_beta"]:
-        np.testing.assert_allclose(t[col].to_numpy(float), ref[col].to_numpy(float), rtol=1e-6, err_msg=col)
+    for col, rtol in [
+        ("true_df", 1e-6),
+        ("pval_true_df", 1e-6),
+        ("beta_shape1", 2e-5),
+        ("beta_shape2", 2e-5),
+        ("pval_beta", 2e-4),
+    ]:
+        np.testing.assert_allclose(t[col].to_numpy(float), ref[col].to_numpy(float), rtol=rtol, err_msg=col)
     # the pass separates planted from null genes
     pb = t["pval_beta"].to_numpy(float)
     assert np.median(pb[1::2]) < 1e-3 and np.median(pb[::2]) > 0.05
@@ -241,10 +250,11 @@ def test_egene_thresholds_and_significant_pairs_match_tensorqtl(monkeypatch, tmp
     nominal, top = scan_genes(d, _windowed(genes, 3000), expr, cov, permutation_ix=perm_ix)
     ours, summary = egenes(top, fdr=0.05)
     o = ours.set_index("phenotype_id").loc[ref.index]
-    np.testing.assert_allclose(o["qval"].to_numpy(float), ref["qval"].to_numpy(float), rtol=1e-6)
+    # q-values and thresholds inherit pval_beta's optimizer-tolerance difference (see above)
+    np.testing.assert_allclose(o["qval"].to_numpy(float), ref["qval"].to_numpy(float), rtol=2e-4)
     np.testing.assert_array_equal(o["is_egene"].to_numpy(bool), (ref["qval"] <= 0.05).to_numpy())
     np.testing.assert_allclose(
-        o["pval_nominal_threshold"].to_numpy(float), ref["pval_nominal_threshold"].to_numpy(float), rtol=1e-6
+        o["pval_nominal_threshold"].to_numpy(float), ref["pval_nominal_threshold"].to_numpy(float), rtol=2e-4
     )
     assert 10 <= summary["egenes"] < 30
     # significant pairs: tensorQTL's get_significant_pairs reads our nominal parquet
@@ -254,6 +264,47 @@ def test_egene_thresholds_and_significant_pairs_match_tensorqtl(monkeypatch, tmp
     theirs = set(zip(sig["phenotype_id"], sig["variant_id"], strict=True))
     assert set(zip(nominal["phenotype_id"][mask], nominal["variant_id"][mask], strict=True)) == theirs
     assert len(theirs) >= 10
+
+
+def _null_r2_perm(rng, n=80, n_var=150, nperm=1000):
+    """Maximum r² over `n_var` LD-correlated variants for `nperm` null phenotypes."""
+    x = rng.standard_normal((n_var, n))
+    x += 0.8 * np.roll(x, 1, axis=0)
+    x -= x.mean(1, keepdims=True)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    p = rng.standard_normal((nperm, n))
+    p -= p.mean(1, keepdims=True)
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    return np.max((x @ p.T) ** 2, axis=0)
+
+
+def test_beta_fit_is_the_exact_mle():
+    """The Beta shapes are the maximum-likelihood fit to the permutation p-values at the
+    effective dof: equal to scipy's `beta.fit` with loc 0 and scale 1 fixed (which solves
+    the score equations directly) at 1e-7, where Nelder-Mead alone stops up to ~1e-5 away."""
+    from hapexp.eqtl import beta_approx_pval, pval_from_r2
+
+    rng = np.random.default_rng(4)
+    for _ in range(8):
+        r2 = _null_r2_perm(rng, n_var=int(rng.integers(20, 300)))
+        res = beta_approx_pval(r2, 0.2, 78)
+        a, b, _, _ = stats.beta.fit(pval_from_r2(r2, res["true_df"]), floc=0, fscale=1)
+        np.testing.assert_allclose([res["beta_shape1"], res["beta_shape2"]], [a, b], rtol=1e-7)
+
+
+def test_beta_approximation_is_stable_under_rounding_noise():
+    """Permutation r² that differ by 1e-14 (another BLAS thread count or CPU) give the same
+    pval_beta to 1e-10. Nelder-Mead's stopping point alone moved it by up to 8e-6, which
+    failed the SLURM-vs-local comparison of test-slurm."""
+    from hapexp.eqtl import beta_approx_pval
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        r2 = _null_r2_perm(rng, n_var=int(rng.integers(20, 300)))
+        a = beta_approx_pval(r2, 0.2, 78)
+        b = beta_approx_pval(r2 * (1 + 1e-14 * rng.standard_normal(r2.shape)), 0.2, 78)
+        for key in ["beta_shape1", "beta_shape2", "true_df", "pval_beta"]:
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-10, err_msg=key)
 
 
 def test_permutations_seeded_per_gene():
