@@ -362,7 +362,9 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(
-                        loss=f"{loss.item():.4f}", ex_per_s=f"{n_ex / (time.perf_counter() - t0):.1f}"
+                        loss=f"{loss.item():.4f}",
+                        ex_per_s=f"{n_ex / (time.perf_counter() - t0):.1f}",
+                        refresh=False,
                     )
                 if pos["step"] % int(cfg["checkpoint_every"]) == 0 and pos["step"] < len(steps):
                     save_checkpoint(ck, {**self.state(pos), "digest": digest})

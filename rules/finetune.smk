@@ -1,0 +1,58 @@
+# Splits of people and genes, and fine-tuning on the training people's personal
+# genomes (hapexp.splits, hapexp.finetune).
+
+
+rule splits:
+    input:
+        genes="results/{cohort}/genes.tsv",
+        prepared="results/{cohort}/expression/prepared.tsv",
+        sample_sheet=config.get("splits", {}).get("sample_sheet") or [],
+    output:
+        individuals="results/{cohort}/splits/individuals.tsv",
+        genes="results/{cohort}/splits/genes.tsv",
+    log:
+        "logs/{cohort}/splits.log",
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        splits=config.get("splits", {}),
+    script:
+        "../workflow/scripts/splits.py"
+
+
+# Models with a `finetune` block are trained by this rule on their cohort's training
+# people and genes; their `weights` are set to its output in common.smk, so predict,
+# ism and the verdict load them like any other model. The checkpoint beside the
+# weights (not an output: Snakemake keeps it when a job is killed) lets a rerun
+# resume where the killed job stopped.
+rule finetune:
+    input:
+        indexes=per_chunk("results/{cohort}/haplotypes/{chunk}.npz"),
+        prepared="results/{cohort}/expression/prepared.tsv",
+        individuals="results/{cohort}/splits/individuals.tsv",
+        genes="results/{cohort}/splits/genes.tsv",
+        init=lambda wildcards: finetune_init_files(wildcards.model),
+    output:
+        weights="results/{cohort}/finetune/{model}/weights.pt",
+        history="results/{cohort}/finetune/{model}/history.tsv",
+    log:
+        "logs/{cohort}/finetune/{model}.log",
+    benchmark:
+        "benchmarks/{cohort}/finetune/{model}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        gpu=model_resources,
+        mem_mb=16000,
+        runtime=1440,
+    params:
+        spec=model_cfg,
+        finetune=lambda wildcards: config["models"][wildcards.model]["finetune"],
+        init=lambda wildcards: finetune_init_spec(wildcards.model),
+        checkpoint="results/{cohort}/finetune/{model}/checkpoint.pt",
+    script:
+        "../workflow/scripts/finetune.py"
