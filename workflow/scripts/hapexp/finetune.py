@@ -14,15 +14,17 @@ each), so that the cross-individual loss sees people of the same gene. Losses
 (weights in `loss`):
 
 - `pairwise` (default 1): mean over pairs (i, j) of people of the step's gene of
-  ((p_i - p_j) - (z_i - z_j))², z the expression standardized per gene over the
+  ((a p_i - a p_j) - (z_i - z_j))², z the expression standardized per gene over the
   training people. It only sees differences between people of one gene, which is
   what the cross-individual verdict measures (Rastogi et al. 2026 train on pairs of
   people), and it needs no per-gene level: a Softplus output (≥ 0) cannot reach
   the negative z of a standardized gene, and the gene's mean is not what we judge.
   (Over all pairs it equals 2n × the within-gene centred MSE.)
-- `mse` (default 0): MSE of a p + b against z, with a > 0 (softplus) and b one
-  scalar pair learned alongside: the literature's per-gene-standardized MSE, made
-  reachable by a calibration that `predict` does not need (r is invariant to it).
+- `mse` (default 0): MSE of a p + b against z: the literature's per-gene-standardized
+  MSE, made reachable by the calibration.
+  a = exp(·) > 0 and b are one scalar pair learned alongside the model, not part of it
+  (`predict` does not need them: r is invariant to them); a starts at 1 / the median
+  spread of the untrained predictions across people (`Trainer.init_scale`).
 
 Deterministic: the order of genes and people of epoch e comes from
 numpy's generator seeded with (seed, e); dropout from torch's generator, saved in
@@ -297,12 +299,30 @@ class Trainer:
     def loss(self, p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         w = self.cfg["loss"]
         total = p.new_zeros(())
+        scale = torch.exp(self.calib[0])
         if float(w["pairwise"]):
-            total = total + float(w["pairwise"]) * pairwise_loss(p, z)
+            total = total + float(w["pairwise"]) * pairwise_loss(scale * p, z)
         if float(w["mse"]):
-            cal = torch.nn.functional.softplus(self.calib[0] + 0.5413) * p + self.calib[1]  # a = 1 at 0
-            total = total + float(w["mse"]) * ((cal - z) ** 2).mean()
+            total = total + float(w["mse"]) * ((scale * p + self.calib[1] - z) ** 2).mean()
         return total
+
+    def init_scale(self, source, z: pd.DataFrame, steps: list) -> float:
+        """Start the calibration scale at 1 / (median spread of the predictions across people)
+        over the first steps: a random model's differences between people are a few percent
+        of its output, z's are 1; without it the model would have to grow its output
+        (or the scale to creep up) before any loss term sees the people's differences."""
+        sds = []
+        self.module.eval()
+        with torch.no_grad():
+            for gid, ppl in steps[:8]:
+                sds.append(
+                    float(person_values(self.predictor, source.render(gid, ppl), source.strand[gid]).std())
+                )
+        sd = float(np.median(sds)) if sds else 0.0
+        a = 1.0 / sd if np.isfinite(sd) and sd > 0 else 1.0
+        with torch.no_grad():
+            self.calib[0] = float(np.log(a))
+        return a
 
     def state(self, pos: dict) -> dict:
         return {
@@ -323,6 +343,7 @@ class Trainer:
             raise InputError("splits", "no training gene has expression and varies", "check the gene split")
         pos = {"epoch": 0, "step": 0, "best_r": -np.inf, "best_model": None, "bad_epochs": 0, "history": []}
         ck = Path(checkpoint)
+        resumed = False
         if ck.exists():
             st = torch.load(ck, map_location=self.predictor.device, weights_only=False)
             if st.get("digest") != digest:
@@ -334,7 +355,11 @@ class Trainer:
                     self.calib.copy_(st["calib"])
                 torch.set_rng_state(st["torch_rng"])
                 pos = {k: st[k] for k in pos}
+                resumed = True
                 log.info("resuming from %s: epoch %d, step %d", ck, pos["epoch"], pos["step"])
+        if not resumed:
+            first = epoch_steps(train_genes, people["train"], int(cfg["people_per_step"]), cfg["seed"], 0)
+            log.info("calibration scale starts at %.4g", self.init_scale(source, z, first))
         bar = None
         done_here = 0
         while pos["epoch"] < int(cfg["epochs"]) and pos["bad_epochs"] < int(cfg["patience"]):
