@@ -1,5 +1,9 @@
-# Splits of people and genes, and fine-tuning on the training people's personal
-# genomes (hapexp.splits, hapexp.finetune).
+# Splits of people and genes, fine-tuning on the training people's personal
+# genomes, and the verdict on the splits (hapexp.splits, hapexp.finetune,
+# hapexp.split_verdict).
+
+
+from hapexp.performance import model_floors
 
 
 rule splits:
@@ -56,3 +60,44 @@ rule finetune:
         checkpoint="results/{cohort}/finetune/{model}/checkpoint.pt",
     script:
         "../workflow/scripts/finetune.py"
+
+
+# Every predictor on the test people (hapexp.split_verdict): training vs held-out
+# genes, beside an elastic net fitted on the training people only.
+rule split_verdict:
+    input:
+        prepared="results/{cohort}/expression/prepared.tsv",
+        covariates="results/{cohort}/expression/covariates.tsv",
+        individuals="results/{cohort}/splits/individuals.tsv",
+        genes_split="results/{cohort}/splits/genes.tsv",
+        genes="results/{cohort}/genes.tsv",
+        vcf="results/{cohort}/variants/normalized.bcf",
+        csi="results/{cohort}/variants/normalized.bcf.csi",
+        matrices=expand("results/{{cohort}}/predict/{model}.matrix.tsv", model=MODELS),
+    output:
+        performance="results/{cohort}/splits/performance.tsv",
+        verdict="results/{cohort}/splits/verdict.tsv",
+        elasticnet="results/{cohort}/splits/elasticnet_train_people.matrix.tsv",
+    log:
+        "logs/{cohort}/split_verdict.log",
+    benchmark:
+        "benchmarks/{cohort}/split_verdict.tsv"
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        models=MODELS,
+        verdict={
+            "elasticnet": config["elasticnet"],
+            "models": config["models"],
+            "policies": config["variants"],
+            "floors": model_floors(config),
+            "residualize": config.get("performance", {}).get(
+                "residualize_predictions", True
+            ),
+        },
+    script:
+        "../workflow/scripts/split_verdict.py"

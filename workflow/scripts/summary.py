@@ -25,5 +25,6 @@ s = run(
         params=snakemake.params.context,
     ),
     precision_path=snakemake.input.precision,
+    split_paths=(snakemake.input.split_verdict, snakemake.input.individuals),
 )
 log.info("summary:\n%s", s.to_string())
