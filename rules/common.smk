@@ -63,6 +63,23 @@ for _m, _c in config["models"].items():
         FINETUNED[_m] = _cohort
         _c["weights"] = f"results/{_cohort}/finetune/{_m}/weights.pt"
 
+# Models whose track-combination heads are fitted (rule track_heads), from `heads`; each needs
+# store_all_tracks: true.
+HEADS = list(config.get("heads") or {})
+
+
+def check_heads():
+    for m in HEADS:
+        if m not in config["models"]:
+            raise WorkflowError(f"invalid configuration: heads.{m} is not a model")
+        if not model_spec(config["models"][m], m)["store_all_tracks"]:
+            raise WorkflowError(
+                f"invalid configuration: heads.{m} needs models.{m}.store_all_tracks: true"
+            )
+
+
+check_heads()
+
 
 def finetune_init_spec(model):
     init = config["models"][model]["finetune"].get("init")

@@ -62,6 +62,33 @@ rule finetune:
         "../workflow/scripts/finetune.py"
 
 
+# Track-combination heads (hapexp.head) of the models in `heads`: per-gene elastic net
+# and cross-gene ridge on all tracks at the TSS (the model needs store_all_tracks).
+rule track_heads:
+    input:
+        tracks=per_chunk("results/{cohort}/predict/{model}/{chunk}.tracks.npz"),
+        prepared="results/{cohort}/expression/prepared.tsv",
+        individuals="results/{cohort}/splits/individuals.tsv",
+        genes="results/{cohort}/splits/genes.tsv",
+    output:
+        gene="results/{cohort}/heads/{model}.gene.matrix.tsv",
+        crossgene="results/{cohort}/heads/{model}.crossgene.matrix.tsv",
+        weights="results/{cohort}/heads/{model}.crossgene.weights.tsv",
+    log:
+        "logs/{cohort}/heads/{model}.log",
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        spec=model_cfg,
+        head=lambda wildcards: config["heads"][wildcards.model] or {},
+    script:
+        "../workflow/scripts/head.py"
+
+
 # Every predictor on the test people (hapexp.split_verdict): training vs held-out
 # genes, beside an elastic net fitted on the training people only.
 rule split_verdict:
@@ -74,6 +101,11 @@ rule split_verdict:
         vcf="results/{cohort}/variants/normalized.bcf",
         csi="results/{cohort}/variants/normalized.bcf.csi",
         matrices=expand("results/{{cohort}}/predict/{model}.matrix.tsv", model=MODELS),
+        heads=expand(
+            "results/{{cohort}}/heads/{model}.{head}.matrix.tsv",
+            model=HEADS,
+            head=["gene", "crossgene"],
+        ),
     output:
         performance="results/{cohort}/splits/performance.tsv",
         verdict="results/{cohort}/splits/verdict.tsv",
@@ -90,6 +122,7 @@ rule split_verdict:
         runtime=120,
     params:
         models=MODELS,
+        heads=[f"{m}_head_{h}" for m in HEADS for h in ("gene", "crossgene")],
         verdict={
             "elasticnet": config["elasticnet"],
             "models": config["models"],

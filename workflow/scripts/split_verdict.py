@@ -14,5 +14,6 @@ inputs = {
     k: snakemake.input[k] for k in ("prepared", "covariates", "individuals", "genes_split", "genes", "vcf")
 }
 inputs["matrices"] = list(snakemake.input.matrices)
+inputs["heads"] = dict(zip(snakemake.params.heads, snakemake.input.heads, strict=True))
 with threadpool_limits(limits=max(1, snakemake.threads)):
     run(inputs, snakemake.params.models, dict(snakemake.params.verdict), dict(snakemake.output))

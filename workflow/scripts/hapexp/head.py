@@ -103,3 +103,30 @@ def _frame(rows: dict, samples: list[str]) -> pd.DataFrame:
     df = pd.DataFrame.from_dict(rows, orient="index", columns=samples)
     df.index.name = "gene_id"
     return df
+
+
+DEFAULTS = {"alpha": 0.5, "inner_folds": 10, "seed": 42, "ridge": 1.0}
+
+
+def run_head(npz_paths, prepared_path, individuals_path, genes_path, spec: dict, cfg: dict, out: dict):
+    """Rule `head`: both heads of one model; writes their genes × people matrices and the
+    cross-gene weights per track."""
+    from hapexp.io import read_matrix, write_matrix, write_tsv
+    from hapexp.splits import read_splits
+
+    cfg = {**DEFAULTS, **(cfg or {})}
+    expr = read_matrix(prepared_path)
+    people, genes = read_splits(individuals_path, genes_path)
+    samples = list(expr.columns)
+    feats = person_features(npz_paths, samples, spec.get("haplotype_aggregation", "mean"))
+    names = np.load(npz_paths[0], allow_pickle=False)["track_names"].astype(str)
+    per_gene = per_gene_head(
+        feats, expr, people["train"], alpha=cfg["alpha"], inner_folds=cfg["inner_folds"], seed=cfg["seed"]
+    )
+    cross, w = crossgene_head(feats, expr, people["train"], genes["train"], cfg["ridge"])
+    write_matrix(per_gene, out["gene"])
+    write_matrix(cross, out["crossgene"])
+    write_tsv(
+        pd.DataFrame({"track": np.arange(len(w)), "track_name": names[: len(w)], "weight": w}), out["weights"]
+    )
+    log.info("heads on %d tracks: %d genes, %d training people", len(w), len(feats), len(people["train"]))

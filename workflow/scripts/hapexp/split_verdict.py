@@ -148,10 +148,11 @@ def run(inputs: dict, models: list[str], params: dict, out: dict):
         seed=en.get("seed", 42), thresh=en.get("thresh", 1e-7),
     )  # fmt: skip
     preds = {m: read_matrix(p) for m, p in zip(models, inputs["matrices"], strict=True)}
+    preds.update({name: read_matrix(p) for name, p in inputs.get("heads", {}).items()})
     preds[ELASTICNET] = linear
-    perf = split_performance(
-        expr, preds, people, gene_split, cov, params.get("floors"), params.get("residualize", True)
-    )
+    # precision auto: its floor is known only from the predict jobs' tables; fp32's here
+    floors = {k: v for k, v in (params.get("floors") or {}).items() if v is not None}
+    perf = split_performance(expr, preds, people, gene_split, cov, floors, params.get("residualize", True))
     summary = summarize_splits(perf)
     write_matrix(linear, out["elasticnet"])
     write_tsv(perf, out["performance"])
