@@ -78,3 +78,15 @@ def test_summary_per_gene_split_on_the_shared_set():
     assert s.loc[("oracle", "test"), "mean_r"] > 0.95
     assert abs(s.loc[("noise", "test"), "mean_r"]) < 0.1
     assert (s["n_people"] == len(people["test"])).all()
+
+
+def test_markdown_table_rows():
+    from hapexp.split_verdict import markdown
+
+    s = pd.DataFrame({"predictor": ["a", "a", "b"], "gene_split": ["train", "test", "train"],
+                      "n_people": 10, "n_genes": [4, 3, 4], "mean_r": [0.5, 0.25, 0.125],
+                      "median_r": 0.0, "n_significant": 0})  # fmt: skip
+    lines = markdown(s, {"train": ["x"] * 5, "validation": ["y"], "test": ["z"] * 10})
+    assert "| a | 4 | 0.500 | 3 | 0.250 |" in lines
+    assert "| b | 4 | 0.125 | 0 | – |" in lines
+    assert any(line.startswith("10 test people") for line in lines)
