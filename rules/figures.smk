@@ -166,6 +166,7 @@ rule summary:
         runtime=10,
     params:
         models=MODELS,
+        finetuned=FINETUNED,
         fdr=lambda wildcards: float(config.get("concordance", {}).get("fdr", 0.05)),
         context={
             "residualize": config.get("performance", {}).get(

@@ -90,3 +90,8 @@ def test_markdown_table_rows():
     assert "| a | 4 | 0.500 | 3 | 0.250 |" in lines
     assert "| b | 4 | 0.125 | 0 | – |" in lines
     assert any(line.startswith("10 test people") for line in lines)
+    assert not any("Fine-tuned" in line for line in lines)
+    assert any(
+        line.startswith("Fine-tuned on this cohort's training people: a.")
+        for line in markdown(s, {"train": [], "validation": [], "test": []}, ["a"])
+    )

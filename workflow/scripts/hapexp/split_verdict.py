@@ -99,8 +99,12 @@ def summarize_splits(perf: pd.DataFrame, fdr: float = 0.05) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def markdown(summary: pd.DataFrame, people: dict[str, list[str]]) -> list[str]:
-    """The summary.md section: one row per predictor, training and held-out genes side by side."""
+def markdown(
+    summary: pd.DataFrame, people: dict[str, list[str]], trained: list[str] | None = None
+) -> list[str]:
+    """The summary.md section: one row per predictor, training and held-out genes side by side.
+    `trained`: predictors fitted on this cohort's training people (fine-tuned models), whose
+    rows in the tables above include the people they were trained on."""
     lines = [
         "## Verdict on the splits (held-out people)",
         "",
@@ -111,6 +115,12 @@ def markdown(summary: pd.DataFrame, people: dict[str, list[str]]) -> list[str]:
         "| predictor | training genes: n | mean r | held-out genes: n | mean r |",
         "| --- | --- | --- | --- | --- |",
     ]
+    if trained:
+        lines[3:3] = [
+            f"Fine-tuned on this cohort's training people: {', '.join(trained)}. The tables above "
+            "judge them on every person, their training people included; judge them here.",
+            "",
+        ]
     for name, t in summary.groupby("predictor", sort=False):
         by = t.set_index("gene_split")
         cell = [

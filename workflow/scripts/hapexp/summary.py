@@ -463,6 +463,7 @@ def run(
     context: dict | None = None,
     precision_path=None,
     split_paths=None,
+    trained=None,
 ):
     """Rule `summary`: summary.tsv and summary.md for one cohort (with the precision
     budget's section when `precision_path`, results/{cohort}/precision.tsv, is given, and
@@ -486,7 +487,7 @@ def run(
         verdict = pd.read_csv(split_paths[0], sep="\t")
         ind = pd.read_csv(split_paths[1], sep="\t", dtype={"sample": str})
         people = {k: ind.loc[ind["split"] == k, "sample"].tolist() for k in ("train", "validation", "test")}
-        md = md.rstrip("\n") + "\n\n" + "\n".join(markdown(verdict, people))
+        md = md.rstrip("\n") + "\n\n" + "\n".join(markdown(verdict, people, trained))
     with atomic_output(out_md) as tmp:
         tmp.write_text(md)
     return summary
