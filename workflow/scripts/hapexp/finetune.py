@@ -330,6 +330,7 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "calib": self.calib.detach().clone(),
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.predictor.device.type == "cuda" else None,
             **pos,
         }
 
@@ -354,6 +355,8 @@ class Trainer:
                 with torch.no_grad():
                     self.calib.copy_(st["calib"])
                 torch.set_rng_state(st["torch_rng"])
+                if st.get("cuda_rng") is not None and self.predictor.device.type == "cuda":
+                    torch.cuda.set_rng_state_all(st["cuda_rng"])  # dropout on the GPU
                 pos = {k: st[k] for k in pos}
                 resumed = True
                 log.info("resuming from %s: epoch %d, step %d", ck, pos["epoch"], pos["step"])
