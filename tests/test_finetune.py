@@ -161,3 +161,28 @@ def test_trainable_parts_checkpointing_and_bf16(cohort, torch_one_thread):
     tr, bf = grads({"precision": "bf16"})
     assert tr.predictor.effective_precision == "bf16"
     assert all(torch.isfinite(g).all() for g in bf.values())
+
+
+def test_workflow_wires_a_finetuned_model_and_rejects_bad_blocks(tmp_path):
+    """Dry run: predict of a model with a finetune block waits for rule finetune's weights,
+    which need the splits; a finetune.init that is not another model is a config error."""
+    import yaml
+
+    from tests.conftest import demo_config
+    from tests.workflow_utils import run_snakemake
+
+    cfg = demo_config(small=True)
+    cfg["models"]["tiny_ft"] = {**cfg["models"]["enformer_tiny"], "finetune": {"epochs": 1}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    target = "results/demo/predict/tiny_ft/000.parquet"
+    out = run_snakemake(tmp_path, "--configfile", "config.yaml", "-n", "--quiet", "rules", "--", target)
+    out = out.stdout + out.stderr
+    rules = {line.split()[0] for line in out.splitlines() if line.strip() and line.split()[-1].isdigit()}
+    assert {"finetune", "splits", "predict", "haplotypes"} <= rules
+    cfg["models"]["tiny_ft"]["finetune"]["init"] = "tiny_ft"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    bad = run_snakemake(tmp_path, "--configfile", "config.yaml", "-n", "--", target, check=False)
+    assert (
+        bad.returncode != 0
+        and "models.tiny_ft.finetune.init 'tiny_ft' is not another model" in bad.stdout + bad.stderr
+    )
