@@ -63,7 +63,7 @@ rule finetune:
 
 
 # Track-combination heads (hapexp.head) of the models in `heads`: per-gene elastic net
-# and cross-gene ridge on all tracks at the TSS (the model needs store_all_tracks).
+# and cross-gene ridge on all tracks at the TSS (common.smk turns store_all_tracks on).
 rule track_heads:
     input:
         tracks=per_chunk("results/{cohort}/predict/{model}/{chunk}.tracks.npz"),

@@ -121,6 +121,10 @@ def markdown(
             "judge them on every person, their training people included; judge them here.",
             "",
         ]
+    if summary.empty:
+        lines.append(
+            "| (no gene testable: too few test people for the covariates, or no shared gene) | | | | |"
+        )
     for name, t in summary.groupby("predictor", sort=False):
         by = t.set_index("gene_split")
         cell = [
