@@ -363,6 +363,10 @@ class Trainer:
         if not resumed:
             first = epoch_steps(train_genes, people["train"], int(cfg["people_per_step"]), cfg["seed"], 0)
             log.info("calibration scale starts at %.4g", self.init_scale(source, z, first))
+        if not people["validation"]:
+            log.warning(
+                "no validation people (splits.validation_fraction 0): early stopping watches the training people"
+            )
         bar = None
         done_here = 0
         while pos["epoch"] < int(cfg["epochs"]) and pos["bad_epochs"] < int(cfg["patience"]):
