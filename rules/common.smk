@@ -44,6 +44,49 @@ if _EXON_MODELS and not (config["genes"].get("gtf") or config["genes"].get("exon
 COHORTS = list(config["cohorts"])
 MODELS = list(config["models"])
 
+# Fine-tuned models (a `finetune` block): trained by rule finetune on one cohort
+# (finetune.cohort, default the first); their weights are that rule's output.
+FINETUNED = {}
+for _m, _c in config["models"].items():
+    if _c.get("finetune") is not None:
+        _ft = _c["finetune"]
+        _cohort = _ft.get("cohort") or COHORTS[0]
+        if _cohort not in config["cohorts"]:
+            raise WorkflowError(
+                f"invalid configuration: models.{_m}.finetune.cohort {_cohort!r} is not a cohort"
+            )
+        _init = _ft.get("init")
+        if _init is not None and (_init not in config["models"] or _init == _m):
+            raise WorkflowError(
+                f"invalid configuration: models.{_m}.finetune.init {_init!r} is not another model"
+            )
+        FINETUNED[_m] = _cohort
+        _c["weights"] = f"results/{_cohort}/finetune/{_m}/weights.pt"
+
+# Models whose track-combination heads are fitted (by rule track_heads) from `heads`;
+# their predict jobs store every track at the TSS (store_all_tracks turned on).
+HEADS = list(config.get("heads") or {})
+
+
+def check_heads():
+    for m in HEADS:
+        if m not in config["models"]:
+            raise WorkflowError(f"invalid configuration: heads.{m} is not a model")
+        config["models"][m]["store_all_tracks"] = True
+
+
+check_heads()
+
+
+def finetune_init_spec(model):
+    init = config["models"][model]["finetune"].get("init")
+    return None if init is None else model_spec(config["models"][init], init)
+
+
+def finetune_init_files(model):
+    spec = finetune_init_spec(model)
+    return [] if spec is None else model_input_files(spec)
+
 
 wildcard_constraints:
     cohort="|".join(COHORTS),

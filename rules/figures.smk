@@ -139,6 +139,8 @@ rule summary:
         covariates="results/{cohort}/expression/covariates.tsv",
         prepared="results/{cohort}/expression/prepared.tsv",
         precision="results/{cohort}/precision.tsv",
+        split_verdict="results/{cohort}/splits/verdict.tsv",
+        individuals="results/{cohort}/splits/individuals.tsv",
         # The figures are not read here; asking for them makes `all` build the report's content.
         figures=expand("results/{{cohort}}/figures/{name}.png", name=COHORT_FIGURES)
         + expand(
@@ -164,6 +166,7 @@ rule summary:
         runtime=10,
     params:
         models=MODELS,
+        finetuned=FINETUNED,
         fdr=lambda wildcards: float(config.get("concordance", {}).get("fdr", 0.05)),
         context={
             "residualize": config.get("performance", {}).get(

@@ -25,5 +25,7 @@ s = run(
         params=snakemake.params.context,
     ),
     precision_path=snakemake.input.precision,
+    split_paths=(snakemake.input.split_verdict, snakemake.input.individuals),
+    trained=[m for m, cohort in snakemake.params.finetuned.items() if cohort == snakemake.wildcards.cohort],
 )
 log.info("summary:\n%s", s.to_string())

@@ -462,9 +462,12 @@ def run(
     out_md,
     context: dict | None = None,
     precision_path=None,
+    split_paths=None,
+    trained=None,
 ):
     """Rule `summary`: summary.tsv and summary.md for one cohort (with the precision
-    budget's section when `precision_path`, results/{cohort}/precision.tsv, is given)."""
+    budget's section when `precision_path`, results/{cohort}/precision.tsv, is given, and
+    the verdict on the splits with `split_paths` = (splits/verdict.tsv, splits/individuals.tsv))."""
     from .io import atomic_output, write_tsv
 
     perf = pd.read_csv(perf_path, sep="\t", dtype={"gene_id": str})
@@ -478,6 +481,13 @@ def run(
 
         lines = summary_lines(read([precision_path]))
         md = md.rstrip("\n") + "\n\n## Precision budget (precision.tsv)\n\n" + "\n".join(lines) + "\n"
+    if split_paths is not None:
+        from .split_verdict import markdown
+
+        verdict = pd.read_csv(split_paths[0], sep="\t")
+        ind = pd.read_csv(split_paths[1], sep="\t", dtype={"sample": str})
+        people = {k: ind.loc[ind["split"] == k, "sample"].tolist() for k in ("train", "validation", "test")}
+        md = md.rstrip("\n") + "\n\n" + "\n".join(markdown(verdict, people, trained))
     with atomic_output(out_md) as tmp:
         tmp.write_text(md)
     return summary

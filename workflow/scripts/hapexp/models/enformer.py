@@ -130,8 +130,36 @@ def he_init(model):
     return model
 
 
+def load_state_dict_file(model, spec: dict):
+    """Weights saved as a state dict (rule finetune writes these): a local .pt file."""
+    from pathlib import Path
+
+    from hapexp.models.registry import missing_weights
+
+    path = Path(spec["weights"])
+    if not path.is_file():
+        raise missing_weights(
+            spec, spec["weights"], "no such file", how="run rule finetune (or give the state-dict .pt file)"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, OSError, ValueError) as e:  # another architecture, or not a state dict
+        raise missing_weights(
+            spec,
+            spec["weights"],
+            f"not a state dict of this architecture ({type(e).__name__}: {str(e).splitlines()[0]})",
+            how="check hparams/window against the model the weights were trained as",
+        ) from e
+    return model
+
+
 def load_enformer_tiny(spec: dict) -> LoadedModel:
-    return wrap_enformer(build_enformer_tiny(spec), spec, "enformer_tiny")
+    """Seeded random weights, or (`weights:` a .pt state dict, e.g. from rule finetune) trained ones."""
+    model = build_enformer_tiny(spec)
+    if spec.get("weights"):
+        load_state_dict_file(model, spec)
+    return wrap_enformer(model, spec, "enformer_tiny")
 
 
 def load_enformer(spec: dict) -> LoadedModel:
@@ -143,6 +171,9 @@ def load_enformer(spec: dict) -> LoadedModel:
         log.warning("enformer: random weights (weights: random) - predictions are meaningless")
         torch.manual_seed(int(spec["seed"]))
         model = he_init(Enformer.from_hparams(use_tf_gamma=False))
+    elif str(spec["weights"]).endswith(".pt"):
+        # A state dict of the published architecture (rule finetune's output).
+        model = load_state_dict_file(Enformer.from_hparams(use_tf_gamma=False), spec)
     else:
         model = from_pretrained(Enformer, spec, ENFORMER_HUB_ID)
     return wrap_enformer(model, spec, "enformer")

@@ -1,0 +1,227 @@
+"""Train/validation/test splits of individuals and train/test splits of genes (rule `splits`).
+
+Every predictor that is trained on the cohort (the fine-tuned models, the
+track-combination head, the split verdict's elastic net) reads these two tables, so
+all of them learn from the same people and genes and are judged on the same
+held-out ones.
+
+Individuals: a seeded random split into train / validation / test. With a grouping
+column from a sample sheet (e.g. population), whole groups go to the test set
+(`test_groups`, or groups drawn at random until the test fraction is reached):
+transfer to an ancestry never seen in training. Validation people (early stopping)
+are drawn from the remaining individuals.
+
+Genes: by chromosome by default — whole chromosomes are held out, so paralogs in a
+cluster and genes sharing regulatory regions cannot sit on both sides. A cohort
+with a single chromosome cannot be split that way; its genes are split at random
+(seeded; `unit` says so in the table and the log warns).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from hapexp.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict = {
+    "seed": 1,
+    "validation_fraction": 0.15,
+    "test_fraction": 0.25,
+    "sample_sheet": None,
+    "group_column": None,
+    "test_groups": None,
+    "genes": {"by": "chromosome", "test_chromosomes": None, "test_fraction": 0.3},
+}
+
+
+def resolve(cfg: dict | None) -> dict:
+    """The splits config with every default filled in (config wins)."""
+    cfg = dict(cfg or {})
+    out = {**DEFAULTS, **cfg}
+    out["genes"] = {**DEFAULTS["genes"], **cfg.get("genes", {})}
+    return out
+
+
+def _n_of(fraction: float, n: int, name: str) -> int:
+    if not 0 <= fraction < 1:
+        raise InputError(
+            "config", f"splits.{name}={fraction} is not in [0, 1)", f"set splits.{name} to e.g. 0.2"
+        )
+    return int(round(fraction * n))
+
+
+def read_groups(path, column: str, samples: list[str]) -> pd.Series:
+    """sample → group from a sample sheet (TSV with a `sample` column and `column`)."""
+    sheet = pd.read_csv(path, sep="\t", dtype=str)
+    for need in ("sample", column):
+        if need not in sheet.columns:
+            raise InputError(
+                path,
+                f"the sample sheet has no column {need!r} (columns: {list(sheet.columns)})",
+                "give a TSV with a `sample` column and the grouping column named by splits.group_column",
+            )
+    if sheet["sample"].duplicated().any():
+        dup = sheet.loc[sheet["sample"].duplicated(), "sample"].iloc[0]
+        raise InputError(
+            path, f"sample {dup!r} is listed twice", "keep one row per sample", where=f"sample {dup}"
+        )
+    groups = sheet.set_index("sample")[column]
+    missing = [s for s in samples if s not in groups.index or pd.isna(groups.get(s))]
+    if missing:
+        raise InputError(
+            path,
+            f"{len(missing)} analysed samples have no {column!r} value (e.g. {missing[0]!r})",
+            "add a row (and a group) for every sample of the cohort",
+        )
+    return groups.reindex(samples)
+
+
+def split_individuals(samples: list[str], cfg: dict, groups: pd.Series | None = None) -> pd.DataFrame:
+    """Table sample, group, split (train | validation | test), in `samples` order.
+
+    Seeded (`cfg['seed']`): the same config and samples give the same table.
+    """
+    cfg = resolve(cfg)
+    samples = [str(s) for s in samples]
+    n = len(samples)
+    rng = np.random.default_rng(int(cfg["seed"]))
+    split = np.full(n, "train", dtype=object)
+    n_test = _n_of(cfg["test_fraction"], n, "test_fraction")
+    if groups is not None:
+        g = groups.reindex(samples).astype(str).to_numpy()
+        names = sorted(set(g))
+        if cfg["test_groups"]:
+            unknown = [x for x in cfg["test_groups"] if str(x) not in names]
+            if unknown:
+                raise InputError(
+                    "config",
+                    f"splits.test_groups {unknown} are not groups of the cohort",
+                    f"use some of {names}",
+                )
+            test_groups = {str(x) for x in cfg["test_groups"]}
+        else:
+            test_groups, count = set(), 0
+            for name in rng.permutation(names):
+                if count >= max(n_test, 1):
+                    break
+                test_groups.add(str(name))
+                count += int((g == name).sum())
+        if test_groups >= set(names):
+            raise InputError(
+                "config",
+                "every group would be held out for testing",
+                "hold out fewer groups (splits.test_groups)",
+            )
+        split[np.isin(g, sorted(test_groups))] = "test"
+    else:
+        g = np.full(n, "", dtype=object)
+        split[rng.permutation(n)[:n_test]] = "test"
+    rest = np.flatnonzero(split == "train")
+    n_val = _n_of(cfg["validation_fraction"], n, "validation_fraction")
+    split[rng.permutation(rest)[:n_val]] = "validation"
+    n_train = int((split == "train").sum())
+    if n_train < 3 or not (split == "test").any():
+        raise InputError(
+            "config",
+            f"the split leaves {n_train} training and {int((split == 'test').sum())} test individuals of {n}",
+            "lower splits.test_fraction / validation_fraction or use a larger cohort",
+        )
+    return pd.DataFrame({"sample": samples, "group": g, "split": split})
+
+
+def split_genes(genes: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+    """Table gene_id, chrom, split (train | test), unit (chromosome | gene), in `genes` order."""
+    cfg = resolve(cfg)
+    gcfg = cfg["genes"]
+    rng = np.random.default_rng(int(cfg["seed"]) + 1)  # independent of the individuals' draw
+    chrom = genes["chrom"].astype(str).to_numpy()
+    n = len(genes)
+    n_test = max(1, _n_of(gcfg["test_fraction"], n, "genes.test_fraction"))
+    chroms = list(dict.fromkeys(chrom))
+    by = gcfg["by"]
+    if by not in ("chromosome", "gene"):
+        raise InputError("config", f"splits.genes.by={by!r}", "use chromosome or gene")
+    split = np.full(n, "train", dtype=object)
+    if gcfg["test_chromosomes"]:
+        want = [str(c) for c in gcfg["test_chromosomes"]]
+        unknown = [c for c in want if c not in chroms]
+        if unknown:
+            raise InputError(
+                "config", f"splits.genes.test_chromosomes {unknown} hold no gene", f"use some of {chroms}"
+            )
+        split[np.isin(chrom, want)] = "test"
+        unit = "chromosome"
+    elif by == "chromosome" and len(chroms) > 1:
+        count, test = 0, []
+        for c in rng.permutation(chroms):
+            if count >= n_test or len(test) == len(chroms) - 1:
+                break
+            test.append(str(c))
+            count += int((chrom == c).sum())
+        split[np.isin(chrom, test)] = "test"
+        unit = "chromosome"
+    else:
+        if by == "chromosome":
+            log.warning(
+                "all %d genes lie on one chromosome (%s): genes are split at random (seed %s), so genes "
+                "sharing regulatory regions may sit on both sides",
+                n, chroms[0] if chroms else "-", cfg["seed"],
+            )  # fmt: skip
+        split[rng.permutation(n)[:n_test]] = "test"
+        unit = "gene"
+    if (split == "train").sum() == 0 or (split == "test").sum() == 0:
+        raise InputError(
+            "config",
+            f"the gene split leaves {int((split == 'train').sum())} training and {int((split == 'test').sum())} test genes",
+            "hold out fewer chromosomes or use more genes",
+        )
+    return pd.DataFrame(
+        {"gene_id": genes["gene_id"].astype(str).to_numpy(), "chrom": chrom, "split": split, "unit": unit}
+    )
+
+
+def read_splits(individuals_path, genes_path) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """({train, validation, test: samples}, {train, test: genes}) from the rule's tables."""
+    ind = pd.read_csv(individuals_path, sep="\t", dtype={"sample": str, "group": str})
+    gen = pd.read_csv(genes_path, sep="\t", dtype={"gene_id": str, "chrom": str})
+    people = {s: ind.loc[ind["split"] == s, "sample"].tolist() for s in ("train", "validation", "test")}
+    genes = {s: gen.loc[gen["split"] == s, "gene_id"].tolist() for s in ("train", "test")}
+    return people, genes
+
+
+def run_splits(
+    genes_path, prepared_path, cfg: dict, individuals_out, genes_out
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rule `splits`: the prepared expression's people and genes (those with a gene-table row)."""
+    from hapexp.io import read_matrix, write_tsv
+
+    cfg = resolve(cfg)
+    prepared = read_matrix(prepared_path)
+    table = pd.read_csv(genes_path, sep="\t", dtype={"gene_id": str, "chrom": str})
+    genes = table[table["gene_id"].isin(prepared.index)].sort_values(
+        ["chrom", "tss", "gene_id"], kind="stable"
+    )
+    samples = list(prepared.columns)
+    groups = None
+    if cfg["group_column"]:
+        if not cfg["sample_sheet"]:
+            raise InputError(
+                "config",
+                "splits.group_column is set but splits.sample_sheet is not",
+                "give the sample sheet TSV",
+            )
+        groups = read_groups(cfg["sample_sheet"], cfg["group_column"], samples)
+    people = split_individuals(samples, cfg, groups)
+    gsplit = split_genes(genes, cfg)
+    write_tsv(people, individuals_out)
+    write_tsv(gsplit, genes_out)
+    log.info(
+        "individuals: %s; genes (by %s): %s",
+        people["split"].value_counts().to_dict(), gsplit["unit"].iloc[0], gsplit["split"].value_counts().to_dict(),
+    )  # fmt: skip
+    return people, gsplit
