@@ -54,6 +54,7 @@ PROVIDERS = {
     "pgenlib": ["pgenlib"],
     "xarray": ["xarray"],
     "dask": ["dask"],
+    "peft": ["peft"],
 }
 # Command-line tools used in shell: directives -> package.
 TOOLS = {"bcftools": "bcftools", "tabix": "htslib", "bgzip": "htslib", "samtools": "samtools"}

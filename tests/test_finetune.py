@@ -186,3 +186,60 @@ def test_workflow_wires_a_finetuned_model_and_rejects_bad_blocks(tmp_path):
         bad.returncode != 0
         and "models.tiny_ft.finetune.init 'tiny_ft' is not another model" in bad.stdout + bad.stderr
     )
+
+
+def test_lora_adapters_are_low_rank_merged_and_resume_exactly(cohort, tmp_path, torch_one_thread):
+    """trainable: lora (peft): the adapted model starts as the model it adapts; after training
+    the weights written (adapters merged) change the targeted projections by a matrix of rank
+    ≤ lora.rank, the heads freely, nothing else; predict loading them reproduces the adapted
+    model's read-out; a kill + resume gives the same weights bit for bit."""
+    pytest.importorskip("peft")
+    d, idx, _, _ = cohort
+    spec = model_spec(TINY, "tiny")
+    lora = {"rank": 2, "alpha": 4, "targets": ["to_q", "to_v"]}
+    init = start_model(spec, None).module.state_dict()
+    tr = Trainer(
+        spec, resolve({"trainable": "lora", "lora": lora, "progress": False}), start_model(spec, None)
+    )
+    from hapexp.finetune import plain_state_dict
+
+    start = plain_state_dict(tr.module)
+    assert start.keys() == init.keys() and all(torch.equal(start[k], init[k]) for k in init)
+    assert tr.n_trained == sum(
+        p.numel() for n, p in tr.module.named_parameters() if ".lora_" in n or "_heads" in n
+    )
+
+    full = _run(d, tmp_path / "a", trainable="lora", lora=lora)
+    assert not full["stopped"]
+    _run(d, tmp_path / "b", stop_after=3, trainable="lora", lora=lora)
+    _run(d, tmp_path / "b", trainable="lora", lora=lora)
+    a = torch.load(tmp_path / "a/weights.pt", weights_only=True)
+    b = torch.load(tmp_path / "b/weights.pt", weights_only=True)
+    assert a.keys() == init.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    moved = {k for k in a if not torch.equal(a[k], init[k])}
+    targeted = {k for k in init if k.endswith((".to_q.weight", ".to_v.weight"))}
+    assert moved - targeted <= {k for k in init if k.startswith("_heads.")}
+    assert moved & targeted, "the adapters did not move"
+    for k in moved & targeted:
+        s = torch.linalg.svdvals((a[k] - init[k]).double())
+        assert (s > 1e-6 * s[0]).sum() <= lora["rank"], k
+
+    # the merged weights run in predict as the adapted model runs (forward through peft's layers)
+    ck = torch.load(tmp_path / "a/checkpoint.pt", weights_only=False)
+    adapted = Trainer(
+        spec, resolve({"trainable": "lora", "lora": lora, "progress": False}), start_model(spec, None)
+    )
+    adapted.module.load_state_dict(ck["model"])
+    adapted.module.eval()
+    torch.save(plain_state_dict(adapted.module), tmp_path / "m.pt")
+    merged = Predictor({**TINY, "weights": str(tmp_path / "m.pt")}, name="m")
+    src = GeneSource([idx], 2048, True)
+    samples = list(map(str, idx.samples))
+    with torch.no_grad():
+        for gid in list(src.strand)[:3]:
+            hap = src.render(gid, samples)
+            x = person_values(adapted.predictor, hap, src.strand[gid])
+            y = person_values(merged, hap, src.strand[gid])
+            torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match="match no Linear"):
+        Trainer(spec, resolve({"trainable": "lora", "lora": {"targets": ["nope"]}}), start_model(spec, None))

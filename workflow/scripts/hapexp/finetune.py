@@ -26,6 +26,9 @@ each), so that the cross-individual loss sees people of the same gene. Losses
   (`predict` does not need them: r is invariant to them); a starts at 1 / the median
   spread of the untrained predictions across people (`Trainer.init_scale`).
 
+What is trained (`trainable`): all weights, the last transformer blocks, LoRA adapters
+(peft, merged into the weights written) or the output head; the head is trained in all.
+
 Deterministic: the order of genes and people of epoch e comes from
 numpy's generator seeded with (seed, e); dropout from torch's generator, saved in
 every checkpoint with the model, the optimizer and the position (epoch, step): a
@@ -41,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -56,8 +60,10 @@ log = logging.getLogger(__name__)
 DEFAULTS: dict = {
     "cohort": None,  # None: the first cohort
     "init": None,  # registry model whose weights start the training; None: this model's own spec
-    "trainable": "all",  # all | last_blocks | head
+    "trainable": "all",  # all | last_blocks | lora | head
     "last_blocks": 1,  # last_blocks: this many transformer blocks (+ final pointwise + heads)
+    # lora: low-rank adapters (peft) on these Linear layers of every transformer block, + heads
+    "lora": {"rank": 8, "alpha": 16, "dropout": 0.0, "targets": ["to_q", "to_k", "to_v", "to_out"]},
     "loss": {"pairwise": 1.0, "mse": 0.0},
     "lr": 1e-3,
     "weight_decay": 0.0,
@@ -72,25 +78,35 @@ DEFAULTS: dict = {
     "device": "auto",
     "progress": True,
 }
-TRAINABLE = ("all", "last_blocks", "head")
+TRAINABLE = ("all", "last_blocks", "lora", "head")
 FAMILY = ("enformer", "enformer_tiny")
 
 
 def resolve(cfg: dict | None, name: str = "model") -> dict:
     """The finetune block of a model with every default filled in, validated."""
     cfg = dict(cfg or {})
-    out = {**DEFAULTS, **cfg, "loss": {**DEFAULTS["loss"], **cfg.get("loss", {})}}
+    out = {
+        **DEFAULTS,
+        **cfg,
+        "loss": {**DEFAULTS["loss"], **cfg.get("loss", {})},
+        "lora": {**DEFAULTS["lora"], **cfg.get("lora", {})},
+    }
 
     def bad(problem, fix):
         return InputError("config", problem, fix, where=f"models.{name}.finetune")
 
-    if out["trainable"] == "lora":
-        raise bad(
-            "trainable: lora is not available (LoRA adapters need the package peft, which hapexp does not install)",
-            "use trainable: head, last_blocks or all",
-        )
     if out["trainable"] not in TRAINABLE:
         raise bad(f"trainable={out['trainable']!r}", f"use one of {TRAINABLE}")
+    lora = out["lora"]
+    if set(lora) - set(DEFAULTS["lora"]):
+        raise bad(f"lora keys {sorted(set(lora) - set(DEFAULTS['lora']))}", f"use {sorted(DEFAULTS['lora'])}")
+    if int(lora["rank"]) < 1 or float(lora["alpha"]) <= 0 or not 0 <= float(lora["dropout"]) < 1:
+        raise bad(f"lora={lora}", "rank >= 1, alpha > 0, 0 <= dropout < 1")
+    if not lora["targets"] or not all(isinstance(t, str) for t in lora["targets"]):
+        raise bad(
+            f"lora.targets={lora['targets']!r}",
+            "name Linear layers of the transformer blocks, e.g. [to_q, to_v]",
+        )
     if out["precision"] not in ("fp32", "bf16"):
         raise bad(f"precision={out['precision']!r}", "use fp32 or bf16")
     unknown = set(out["loss"]) - {"pairwise", "mse"}
@@ -188,8 +204,11 @@ def epoch_steps(genes: list[str], people: list[str], per_step: int, seed: int, e
 
 
 # -- the model ------------------------------------------------------------------------------
-def set_trainable(module, how: str, last_blocks: int = 1) -> int:
-    """Freeze all but the trained parameters (Enformer family); returns how many are trained."""
+def set_trainable(module, how: str, last_blocks: int = 1, lora: dict | None = None) -> int:
+    """Freeze all but the trained parameters (Enformer family); returns how many are trained.
+    `lora`: adapters are added to the module in place (`add_lora`) and trained with the heads."""
+    if how == "lora":
+        add_lora(module, lora or DEFAULTS["lora"])
     for p in module.parameters():
         p.requires_grad_(how == "all")
     if how != "all":
@@ -199,7 +218,56 @@ def set_trainable(module, how: str, last_blocks: int = 1) -> int:
         for part in parts:
             for p in part.parameters():
                 p.requires_grad_(True)
+        if how == "lora":
+            for name, p in module.named_parameters():
+                if ".lora_" in name:
+                    p.requires_grad_(True)
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def add_lora(module, lora: dict) -> None:
+    """LoRA adapters (Hu et al. 2021) from peft, the field's implementation, on the named
+    Linear layers of the transformer blocks: W x + (alpha / rank) B A x with B = 0 at the
+    start, so the adapted model starts as the model it adapts. A starts from torch's
+    generator (seeded by the trainer): deterministic."""
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ImportError as e:
+        raise InputError("config", f"trainable: lora needs the package peft ({e})",
+                         "install requirements.txt (pip) or use envs/torch.yaml (conda)") from e  # fmt: skip
+    targets = [rf"transformer\..*\.{t}" for t in lora["targets"]]
+    names = [n for n, m in module.named_modules() if isinstance(m, torch.nn.Linear)]
+    if not any(re.fullmatch(t, n) for t in targets for n in names):
+        raise InputError("config", f"lora.targets {lora['targets']} match no Linear layer of the transformer",
+                         f"use names of Linear layers, e.g. {sorted({n.rsplit('.', 1)[-1] for n in names})}")  # fmt: skip
+    config = LoraConfig(
+        r=int(lora["rank"]),
+        lora_alpha=float(lora["alpha"]),
+        lora_dropout=float(lora["dropout"]),
+        target_modules="|".join(f"(?:{t})" for t in targets),
+        bias="none",
+    )
+    inject_adapter_in_model(config, module)
+
+
+def plain_state_dict(module) -> dict:
+    """The module's weights under the model's own keys: LoRA adapters merged into the
+    layers they adapt (W + ΔW), so `predict` loads them like any state dict."""
+    sd = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    if not any(".lora_" in k for k in sd):
+        return sd
+    from peft.tuners.lora import LoraLayer
+
+    # every name of a layer: Enformer's `_trunk` holds the same blocks as `transformer`
+    layers = [(n, m) for n, m in module.named_modules(remove_duplicate=False) if isinstance(m, LoraLayer)]
+    delta = {id(m): m.get_delta_weight(m.active_adapters[0]).detach() for _, m in layers}
+    deltas = {f"{name}.base_layer.weight": delta[id(m)] for name, m in layers}
+    out = {}
+    for k, v in sd.items():
+        if ".lora_" in k:
+            continue
+        out[k.replace(".base_layer.", ".")] = v + deltas[k].to(v.dtype) if k in deltas else v
+    return out
 
 
 def checkpoint_blocks(module) -> None:
@@ -290,7 +358,7 @@ class Trainer:
         if cfg["gradient_checkpointing"]:
             checkpoint_blocks(self.module)
         torch.manual_seed(int(cfg["seed"]))
-        self.n_trained = set_trainable(self.module, cfg["trainable"], cfg["last_blocks"])
+        self.n_trained = set_trainable(self.module, cfg["trainable"], cfg["last_blocks"], cfg["lora"])
         # The mse loss's calibration (a = softplus(raw_a) > 0, b): not part of the model.
         self.calib = torch.zeros(2, device=device, requires_grad=True)
         params = [p for p in self.module.parameters() if p.requires_grad] + [self.calib]
@@ -410,7 +478,7 @@ class Trainer:
             log.info("epoch %d: last loss %.4f, validation mean r %.4f", pos["epoch"], loss.item(), r)
             if r > pos["best_r"]:
                 pos["best_r"], pos["bad_epochs"] = r, 0
-                pos["best_model"] = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+                pos["best_model"] = plain_state_dict(self.module)
             else:
                 pos["bad_epochs"] += 1
             pos["epoch"] += 1
@@ -474,7 +542,7 @@ def run_finetune(
     out = trainer.fit(source, expr, people, genes, checkpoint, digest, stop_after=stop_after)
     if out["stopped"]:
         return out
-    best = out["best_model"] if out["best_model"] is not None else trainer.module.state_dict()
+    best = out["best_model"] if out["best_model"] is not None else plain_state_dict(trainer.module)
     with atomic_output(weights_out) as tmp:
         torch.save(best, tmp)
     write_tsv(pd.DataFrame(out["history"], columns=["epoch", "validation_r", "loss"]), history_out)
