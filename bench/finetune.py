@@ -31,6 +31,7 @@ OPTIONS = [
     ("all, bf16", {"precision": "bf16"}),
     ("all, bf16, checkpointing", {"precision": "bf16", "gradient_checkpointing": True}),
     ("last_blocks (1), bf16", {"precision": "bf16", "trainable": "last_blocks"}),
+    ("lora (rank 8, q/k/v/out), bf16", {"precision": "bf16", "trainable": "lora"}),
     ("head, bf16", {"precision": "bf16", "trainable": "head"}),
 ]
 

@@ -47,6 +47,7 @@ MODELS = list(config["models"])
 # Fine-tuned models (a `finetune` block): trained by rule finetune on one cohort
 # (finetune.cohort, default the first); their weights are that rule's output.
 FINETUNED = {}
+FINETUNE_INIT = {}  # fine-tuned model -> the registry model it starts from (None: its own init)
 for _m, _c in config["models"].items():
     if _c.get("finetune") is not None:
         _ft = _c["finetune"]
@@ -61,6 +62,7 @@ for _m, _c in config["models"].items():
                 f"invalid configuration: models.{_m}.finetune.init {_init!r} is not another model"
             )
         FINETUNED[_m] = _cohort
+        FINETUNE_INIT[_m] = _init
         _c["weights"] = f"results/{_cohort}/finetune/{_m}/weights.pt"
 
 # Models whose track-combination heads are fitted (by rule track_heads) from `heads`;

@@ -141,6 +141,7 @@ rule summary:
         precision="results/{cohort}/precision.tsv",
         split_verdict="results/{cohort}/splits/verdict.tsv",
         individuals="results/{cohort}/splits/individuals.tsv",
+        genes_split="results/{cohort}/splits/genes.tsv",
         # The figures are not read here; asking for them makes `all` build the report's content.
         figures=expand("results/{{cohort}}/figures/{name}.png", name=COHORT_FIGURES)
         + expand(
@@ -167,6 +168,7 @@ rule summary:
     params:
         models=MODELS,
         finetuned=FINETUNED,
+        finetune_init=FINETUNE_INIT,
         fdr=lambda wildcards: float(config.get("concordance", {}).get("fdr", 0.05)),
         context={
             "residualize": config.get("performance", {}).get(

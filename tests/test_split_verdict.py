@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from hapexp.genotypes import Dosages
 from hapexp.performance import cross_individual
@@ -95,3 +96,29 @@ def test_markdown_table_rows():
         line.startswith("Fine-tuned on this cohort's training people: a.")
         for line in markdown(s, {"train": [], "validation": [], "test": []}, ["a"])
     )
+
+
+def test_concordance_before_after_uses_the_same_genes_per_split():
+    """Medians over the genes where both the fine-tuned model and the model it started from
+    have an ISM–eQTL r, per gene split; a model started from its own initialisation gets a
+    line saying what to set, not numbers."""
+    from hapexp.split_verdict import concordance_before_after, concordance_markdown
+
+    def conc(r, sign, sup):
+        return pd.DataFrame(
+            {"gene_id": list("abcde"), "ism_eqtl_r": r, "sign_agree_topk": sign, "supported_fraction": sup}
+        )
+
+    before = conc([0.1, np.nan, 0.3, -0.2, 0.5], [0.5, 0.5, 1.0, 0.0, 1.0], [0.0, 0.0, 0.5, 0.0, 1.0])
+    after = conc([0.4, 0.9, np.nan, 0.2, 0.7], [1.0, 1.0, 1.0, 0.5, 1.0], [0.5, 1.0, 1.0, 0.5, 1.0])
+    split = pd.DataFrame({"gene_id": list("abcde"), "split": ["train", "train", "train", "test", "test"]})
+    t = concordance_before_after({"base": before, "ft": after}, {"ft": "base", "own": None}, split)
+    tr, te = t.set_index("gene_split").loc["train"], t.set_index("gene_split").loc["test"]
+    # training genes: only a (b lacks r before, c after); held-out: d and e
+    assert tr["n_genes"] == 1 and tr["ism_eqtl_r_before"] == 0.1 and tr["ism_eqtl_r_after"] == 0.4
+    assert te["n_genes"] == 2 and te["ism_eqtl_r_before"] == pytest.approx(0.15, abs=1e-12)
+    assert te["ism_eqtl_r_after"] == pytest.approx(0.45, abs=1e-12)
+    assert te["sign_agree_topk_before"] == 0.5 and te["supported_fraction_after"] == 0.75
+    md = "\n".join(concordance_markdown(t, {"ft": "base", "own": None}))
+    assert "| ft | base | held-out | 2 | 0.150 → 0.450 | 0.500 → 0.750 | 0.500 → 0.750 |" in md
+    assert "| own | (its own random initialisation" in md

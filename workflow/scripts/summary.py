@@ -25,7 +25,12 @@ s = run(
         params=snakemake.params.context,
     ),
     precision_path=snakemake.input.precision,
-    split_paths=(snakemake.input.split_verdict, snakemake.input.individuals),
+    split_paths=(snakemake.input.split_verdict, snakemake.input.individuals, snakemake.input.genes_split),
     trained=[m for m, cohort in snakemake.params.finetuned.items() if cohort == snakemake.wildcards.cohort],
+    finetune_starts={
+        m: snakemake.params.finetune_init.get(m)
+        for m, cohort in snakemake.params.finetuned.items()
+        if cohort == snakemake.wildcards.cohort
+    },
 )
 log.info("summary:\n%s", s.to_string())

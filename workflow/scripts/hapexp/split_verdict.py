@@ -135,6 +135,76 @@ def markdown(
     return lines + [""]
 
 
+CONCORDANCE_BEFORE_AFTER = [
+    "model",
+    "before",
+    "gene_split",
+    "n_genes",
+    "ism_eqtl_r_before",
+    "ism_eqtl_r_after",
+    "sign_agree_topk_before",
+    "sign_agree_topk_after",
+    "supported_fraction_before",
+    "supported_fraction_after",
+]
+
+
+def concordance_before_after(
+    concordance: dict[str, pd.DataFrame], starts: dict[str, str | None], gene_split: pd.DataFrame
+) -> pd.DataFrame:
+    """ISM/eQTL concordance of each fine-tuned model beside the model it started from
+    (`starts`: fine-tuned model → its finetune.init), per gene split, as medians over the
+    genes where both have an ISM–eQTL r (the same genes before and after)."""
+    rows = []
+    split_of = gene_split.set_index("gene_id")["split"]
+    for model, before in starts.items():
+        if before is None or model not in concordance or before not in concordance:
+            continue
+        a = concordance[before].set_index("gene_id")
+        b = concordance[model].set_index("gene_id")
+        genes = a.index[a["ism_eqtl_r"].notna()].intersection(b.index[b["ism_eqtl_r"].notna()])
+        for part in ("train", "test"):
+            g = [x for x in genes if split_of.get(x) == part]
+            row = {"model": model, "before": before, "gene_split": part, "n_genes": len(g)}
+            for col in ("ism_eqtl_r", "sign_agree_topk", "supported_fraction"):
+                row[f"{col}_before"] = float(a.loc[g, col].median()) if g else np.nan
+                row[f"{col}_after"] = float(b.loc[g, col].median()) if g else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows, columns=CONCORDANCE_BEFORE_AFTER)
+
+
+def concordance_markdown(table: pd.DataFrame, starts: dict[str, str | None]) -> list[str]:
+    """The summary.md table of `concordance_before_after` (fine-tuned models only)."""
+    if not starts:
+        return []
+    lines = [
+        "### ISM/eQTL concordance before and after fine-tuning",
+        "",
+        "Medians over the genes where both models have an ISM–eQTL r (all people's eQTLs; "
+        "concordance/{model}.tsv): r of ISM with eQTL slopes, sign agreement of the top-k "
+        "ISM variants, fraction of them backed by significant eQTLs.",
+        "",
+        "| model | started from | genes | n | ISM–eQTL r before → after | top-k sign agreement | supported fraction |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    names = {"train": "training", "test": "held-out"}
+
+    def pair(r, col):
+        return f"{r[col + '_before']:.3f} → {r[col + '_after']:.3f}" if r["n_genes"] else "–"
+
+    for r in table.to_dict("records"):
+        lines.append(
+            f"| {r['model']} | {r['before']} | {names[r['gene_split']]} | {r['n_genes']} | "
+            f"{pair(r, 'ism_eqtl_r')} | {pair(r, 'sign_agree_topk')} | {pair(r, 'supported_fraction')} |"
+        )
+    for model, before in starts.items():
+        if before is None:
+            lines.append(
+                f"| {model} | (its own random initialisation: set finetune.init to compare) | | | | | |"
+            )
+    return lines + [""]
+
+
 def run(inputs: dict, models: list[str], params: dict, out: dict):
     """Rule `split_verdict`: the elastic net on the training people, then every predictor on
     the test people; writes the per-gene table, the summary and the elastic net's predictions."""

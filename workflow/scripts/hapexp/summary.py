@@ -464,10 +464,13 @@ def run(
     precision_path=None,
     split_paths=None,
     trained=None,
+    finetune_starts: dict | None = None,
 ):
     """Rule `summary`: summary.tsv and summary.md for one cohort (with the precision
     budget's section when `precision_path`, results/{cohort}/precision.tsv, is given, and
-    the verdict on the splits with `split_paths` = (splits/verdict.tsv, splits/individuals.tsv))."""
+    the verdict on the splits with `split_paths` = (splits/verdict.tsv, splits/individuals.tsv,
+    splits/genes.tsv); `finetune_starts`: this cohort's fine-tuned models → their finetune.init,
+    for the ISM/eQTL concordance before and after fine-tuning)."""
     from .io import atomic_output, write_tsv
 
     perf = pd.read_csv(perf_path, sep="\t", dtype={"gene_id": str})
@@ -488,6 +491,12 @@ def run(
         ind = pd.read_csv(split_paths[1], sep="\t", dtype={"sample": str})
         people = {k: ind.loc[ind["split"] == k, "sample"].tolist() for k in ("train", "validation", "test")}
         md = md.rstrip("\n") + "\n\n" + "\n".join(markdown(verdict, people, trained))
+        if finetune_starts:
+            from .split_verdict import concordance_before_after, concordance_markdown
+
+            gene_split = pd.read_csv(split_paths[2], sep="\t", dtype={"gene_id": str, "chrom": str})
+            table = concordance_before_after(conc, finetune_starts, gene_split)
+            md = md.rstrip("\n") + "\n\n" + "\n".join(concordance_markdown(table, finetune_starts))
     with atomic_output(out_md) as tmp:
         tmp.write_text(md)
     return summary
