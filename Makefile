@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 # Debian packages the workflow shells out to (bcftools/tabix) or draws with (graphviz).
 APT_PACKAGES := bcftools tabix graphviz
 
-.PHONY: setup sysdeps demo test test-fast test-real lint format rulegraph clean-demo install-profile test-slurm gpu-wheels
+.PHONY: setup sysdeps demo test test-long test-fast test-real lint format rulegraph clean-demo install-profile test-slurm gpu-wheels
 
 setup: sysdeps $(VENV)/.installed
 
@@ -57,8 +57,14 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# `make test` stays under 15 min on 2 cores (one demo run + its truth checks, every unit
+# test); the reruns of the workflow (determinism, kill + resume, every architecture) are
+# `make test-long` (about 15 min more), which CI runs too (.ci/run).
 test: setup lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not long"
+
+test-long: setup
+	$(BIN)/pytest -q -m long
 
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow"

@@ -19,7 +19,7 @@ import yaml
 from tests.conftest import demo_config, run_demo
 from tests.workflow_utils import run_snakemake, snakemake_cmd
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 TABLE_SUFFIXES = (".tsv", ".parquet", ".md", ".json", ".gz", ".npz")
 

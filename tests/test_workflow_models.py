@@ -20,7 +20,7 @@ from tests.conftest import demo_config
 from tests.tiny_models import save_alphagenome, save_borzoi
 from tests.workflow_utils import run_snakemake
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 MODELS = ["enformer_tiny", "borzoi", "alphagenome"]
 
 
