@@ -47,7 +47,8 @@ MODELS = list(config["models"])
 # Fine-tuned models (a `finetune` block): trained by rule finetune on one cohort
 # (finetune.cohort, default the first); their weights are that rule's output.
 FINETUNED = {}
-FINETUNE_INIT = {}  # fine-tuned model -> the registry model it starts from (None: its own init)
+# fine-tuned model -> the registry model it starts from (None: its own initialisation)
+FINETUNE_INIT = {}
 for _m, _c in config["models"].items():
     if _c.get("finetune") is not None:
         _ft = _c["finetune"]

@@ -328,7 +328,7 @@ def test_profile_resources_evaluate_and_grow_with_attempt():
             values = [eval(str(resources[key]), {"attempt": a}) for a in (1, 2, 3)]  # noqa: S307
             assert all(isinstance(v, int) and v > 0 for v in values), (rule, key, values)
             assert values[0] < values[1] <= values[2], f"{rule}.{key} does not grow with attempt: {values}"
-    for rule in ("predict", "ism"):
+    for rule in ("predict", "ism", "finetune"):
         assert PROFILE["set-resources"][rule]["mem_mb"], rule
         assert "cpus_per_gpu" in PROFILE["set-resources"][rule], rule
         # GPU rules must not be grouped: a group job adds up its members' GPUs.

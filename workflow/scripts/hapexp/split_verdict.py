@@ -116,7 +116,7 @@ def markdown(
         "| --- | --- | --- | --- | --- |",
     ]
     if trained:
-        lines[3:3] = [
+        lines[4:4] = [
             f"Fine-tuned on this cohort's training people: {', '.join(trained)}. The tables above "
             "judge them on every person, their training people included; judge them here.",
             "",
