@@ -121,6 +121,10 @@ def per_chunk(pattern):
     return inner
 
 
+def model_threads(wildcards):
+    return int(model_cfg(wildcards)["threads"])
+
+
 def model_resources(wildcards):
     return 1 if model_cfg(wildcards)["device"] == "cuda" else 0
 

@@ -48,7 +48,7 @@ rule finetune:
         "benchmarks/{cohort}/finetune/{model}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: 2
+    threads: model_threads
     resources:
         gpu=model_resources,
         mem_mb=16000,

@@ -20,7 +20,7 @@ rule ism:
         "benchmarks/{cohort}/ism/{model}/{chunk}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: 2
+    threads: model_threads
     resources:
         gpu=model_resources,
         mem_mb=16000,

@@ -23,7 +23,7 @@ rule predict:
         "benchmarks/{cohort}/predict/{model}/{chunk}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: 2
+    threads: model_threads
     resources:
         gpu=model_resources,
         mem_mb=16000,

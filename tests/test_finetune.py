@@ -90,8 +90,10 @@ def test_epoch_steps_cover_every_person_once_per_gene():
 
 
 def test_bad_options_are_named():
-    with pytest.raises(InputError, match="peft"):
-        resolve({"trainable": "lora"}, "m")
+    with pytest.raises(InputError, match=r"models\.m\.finetune.*lora=.*rank >= 1"):
+        resolve({"trainable": "lora", "lora": {"rank": 0}}, "m")
+    with pytest.raises(InputError, match="lora keys"):
+        resolve({"trainable": "lora", "lora": {"r": 4}}, "m")
     with pytest.raises(InputError, match=r"models\.m\.finetune.*trainable"):
         resolve({"trainable": "some"}, "m")
     with pytest.raises(InputError, match="loss"):

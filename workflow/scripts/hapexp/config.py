@@ -83,6 +83,7 @@ COMMON_DEFAULTS: dict = {
     "rc_average": False,
     "batch_size": "auto",  # CUDA: from free memory (hapexp.gpu_memory); CPU: CPU_BATCH_SIZE
     "max_batch_size": 64,
+    "threads": 2,  # CPU threads of the model's predict, ism and finetune jobs
     "device": "auto",
     "precision": "auto",  # hapexp.precision: fp32 on CPU, bf16/tf32/fp32 by the measured budget on CUDA
     "compile": "auto",  # on for CUDA
