@@ -3,7 +3,7 @@
 # hapexp.split_verdict).
 
 
-from hapexp.performance import model_floors
+from hapexp.performance import model_floors, precision_inputs
 
 
 rule splits:
@@ -106,6 +106,8 @@ rule split_verdict:
             model=HEADS,
             head=["gene", "crossgene"],
         ),
+        # precision auto: the precision its predict jobs used sets its constancy floor
+        precision=lambda wildcards: precision_inputs(config, wildcards.cohort),
     output:
         performance="results/{cohort}/splits/performance.tsv",
         verdict="results/{cohort}/splits/verdict.tsv",

@@ -269,3 +269,25 @@ def test_auto_constancy_floor_is_the_precision_its_jobs_used():
     assert used_precision(both, "other") == "fp32" and used_precision(empty_table(), "m") == "fp32"
     assert used_precision(both, "m", stage="ism") == "fp32"
     assert model_floor({"precision": "auto"}) is None and model_floor({"precision": "tf32"}) == 1e-4
+
+
+def test_both_verdicts_resolve_auto_floors_from_the_jobs_tables(tmp_path):
+    """`performance` and `split_verdict` get the same floors: a `precision: auto` model's is
+    the resolution of the precision its predict jobs wrote in their tables (bf16 here), a
+    fixed precision's stays; both rules take the auto models' per-chunk tables as input."""
+    from hapexp.config import model_spec
+    from hapexp.performance import model_floors, precision_inputs, resolve_floors
+    from hapexp.precision import finish
+
+    row = pd.DataFrame([{"gene_id": "g1", "n": 4, "noise_sd": 0.0, "signal_sd": 1.0, "noise_ratio": 0.0,
+                         "flagged": False, "stage": "predict"}]).reindex(columns=precision.COLUMNS)  # fmt: skip
+    finish([("bf16", row)], "bf16", "a").to_csv(tmp_path / "a.tsv", sep="\t", index=False)
+    o = {"kind": "oracle", "window": 2048}
+    config = {"models": {"a": {**o, "precision": "auto"}, "b": {**o, "precision": "fp32"}},
+              "genes": {"chunks": 2}}  # fmt: skip
+    floors = model_floors(config)
+    assert floors == {"a": None, "b": 1e-6}
+    assert resolve_floors(floors, [tmp_path / "a.tsv"]) == {"a": 1e-2, "b": 1e-6}
+    assert precision_inputs(config, "c") == ["results/c/predict/a/000.precision.tsv",
+                                             "results/c/predict/a/001.precision.tsv"]  # fmt: skip
+    assert model_spec(config["models"]["a"], "a")["precision"] == "auto"

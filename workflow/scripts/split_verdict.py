@@ -15,5 +15,6 @@ inputs = {
 }
 inputs["matrices"] = list(snakemake.input.matrices)
 inputs["heads"] = dict(zip(snakemake.params.heads, snakemake.input.heads, strict=True))
+inputs["precision"] = list(snakemake.input.precision)
 with threadpool_limits(limits=max(1, snakemake.threads)):
     run(inputs, snakemake.params.models, dict(snakemake.params.verdict), dict(snakemake.output))

@@ -692,17 +692,8 @@ def run(
     matrix for the cross-gene correlation (else the expression input)."""
     from .formats import read_expression, strip_version
     from .io import read_matrix, write_tsv
-    from .precision import read as read_precision
-    from .precision import relative_resolution, used_precision
 
-    if any(v is None for v in (floors or {}).values()):
-        table = read_precision(list(precision_paths))
-        floors = dict(floors)
-        for name, v in floors.items():
-            if v is None:
-                used = used_precision(table, name)
-                floors[name] = relative_resolution(used)
-                log.info("%s: precision auto ran in %s: constancy floor %g", name, used, floors[name])
+    floors = resolve_floors(floors, precision_paths)
 
     expression = read_matrix(prepared_path)
     covariates = read_matrix(covariates_path, index_col="id") if covariates_path else None
@@ -758,8 +749,6 @@ def run(
 # --------------------------------------------------------------------------- Snakemake input functions
 def rule_inputs(config: dict, cohort: str) -> dict:
     """Inputs of rule `performance` for one cohort (used via unpack() in rules/concordance.smk)."""
-    from .config import model_spec
-    from .genes import chunk_ids
 
     cfg = config["cohorts"][cohort]
     models = list(config["models"])
@@ -772,12 +761,8 @@ def rule_inputs(config: dict, cohort: str) -> dict:
         "references": [f"results/{cohort}/predict/{m}.reference.tsv" for m in models],
         "oof": f"results/{cohort}/elasticnet/oof.tsv",
     }
-    auto = [m for m, spec in config["models"].items() if model_spec(spec, m).get("precision") == "auto"]
-    if auto:  # the precision auto chose is in the predict jobs' precision tables
-        chunks = chunk_ids(config["genes"]["chunks"])
-        inputs["precision"] = [
-            f"results/{cohort}/predict/{m}/{c}.precision.tsv" for m in auto for c in chunks
-        ]
+    if precision := precision_inputs(config, cohort):  # the precision auto chose
+        inputs["precision"] = precision
     if cfg.get("expression_level"):
         inputs["level"] = cfg["expression_level"]
     if cfg.get("predictdb"):
@@ -785,6 +770,33 @@ def rule_inputs(config: dict, cohort: str) -> dict:
     if cfg.get("predictdb") or config.get("concordance", {}).get("legacy_null", False):
         inputs["bcf"] = f"results/{cohort}/variants/normalized.bcf"
     return inputs
+
+
+def resolve_floors(floors: dict | None, precision_paths=()) -> dict:
+    """`floors` with each None (a `precision: auto` model) replaced by the resolution of
+    the precision its predict jobs used, read from their precision tables."""
+    from .precision import read as read_precision
+    from .precision import relative_resolution, used_precision
+
+    floors = dict(floors or {})
+    if any(v is None for v in floors.values()):
+        table = read_precision(list(precision_paths))
+        for name, v in floors.items():
+            if v is None:
+                used = used_precision(table, name)
+                floors[name] = relative_resolution(used)
+                log.info("%s: precision auto ran in %s: constancy floor %g", name, used, floors[name])
+    return floors
+
+
+def precision_inputs(config: dict, cohort: str) -> list[str]:
+    """The predict jobs' precision tables of the `precision: auto` models (their floors)."""
+    from .config import model_spec
+    from .genes import chunk_ids
+
+    auto = [m for m, spec in config["models"].items() if model_spec(spec, m).get("precision") == "auto"]
+    chunks = chunk_ids(config["genes"]["chunks"])
+    return [f"results/{cohort}/predict/{m}/{c}.precision.tsv" for m in auto for c in chunks]
 
 
 def model_floors(config: dict) -> dict[str, float]:

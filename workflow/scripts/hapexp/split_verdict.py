@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from hapexp.elasticnet import cv_glmnet, fold_ids, gene_rng, scale_expression
-from hapexp.performance import cross_individual
+from hapexp.performance import cross_individual, resolve_floors
 
 log = logging.getLogger(__name__)
 
@@ -234,8 +234,8 @@ def run(inputs: dict, models: list[str], params: dict, out: dict):
     preds = {m: read_matrix(p) for m, p in zip(models, inputs["matrices"], strict=True)}
     preds.update({name: read_matrix(p) for name, p in inputs.get("heads", {}).items()})
     preds[ELASTICNET] = linear
-    # precision auto: its floor is known only from the predict jobs' tables; fp32's here
-    floors = {k: v for k, v in (params.get("floors") or {}).items() if v is not None}
+    # precision auto: its floor is the precision its predict jobs used (their tables)
+    floors = resolve_floors(params.get("floors"), inputs.get("precision", []))
     perf = split_performance(expr, preds, people, gene_split, cov, floors, params.get("residualize", True))
     summary = summarize_splits(perf)
     write_matrix(linear, out["elasticnet"])
