@@ -57,9 +57,10 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# `make test` stays under 15 min on 2 cores (one demo run + its truth checks, every unit
-# test); the reruns of the workflow (determinism, kill + resume, every architecture) are
-# `make test-long` (about 15 min more), which CI runs too (.ci/run).
+# `make test` stays under 15 min on 2 cores from a fresh clone (one demo run + its truth
+# checks, every unit test); the other workflow runs (determinism, kill + resume, every
+# architecture, every input format, downloads, the Geuvadis dry run) are `make test-long`
+# (about 15 min more), which CI runs too (.ci/run).
 test: setup lint
 	$(BIN)/pytest -q -m "not long"
 

@@ -312,6 +312,7 @@ def _snakemake(workdir: Path, *args):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_download_rules_via_snakemake(server, tmp_path):
     if shutil.which("snakemake") is None and not (Path(sys.executable).parent / "snakemake").exists():
         pytest.skip("snakemake not installed")
@@ -412,6 +413,7 @@ def _place_geuvadis_fixtures(workdir: Path, cfg: dict) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_geuvadis_preset_dry_run(tmp_path):
     """`snakemake -n --configfile config/geuvadis.yaml`: without inputs it plans the
     downloads; with fixture files at the preset's paths it plans no download."""

@@ -214,6 +214,7 @@ def _write_formats(expr: pd.DataFrame, genes: pd.DataFrame, outdir: Path) -> dic
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_every_format_runs_through_the_workflow(tmp_path):
     """The demo cohort's expression in tsv/bed/geuvadis/gct and its genes as a GTF:
     rules genes and prepare_expression give identical results for every format,
