@@ -122,6 +122,8 @@ def test_resume_after_a_kill_is_bit_exact(cohort, tmp_path, torch_one_thread):
     b = torch.load(tmp_path / "b/weights.pt", weights_only=True)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # byte for byte too: torch.save's zip is not named after the random temporary file
+    assert (tmp_path / "a/weights.pt").read_bytes() == (tmp_path / "b/weights.pt").read_bytes()
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a/history.tsv", sep="\t"),
                                   pd.read_csv(tmp_path / "b/history.tsv", sep="\t"))  # fmt: skip
     # training changed the weights, and they load as a registry model: predict runs them

@@ -10,7 +10,14 @@ sys.path.insert(0, str(Path(__file__).parent / "slurm"))
 import check  # noqa: E402
 
 
-def _run(root: Path, slope_factor=1.0, variant="chr1_5_A_G", line="g1\t0.125\tchr1_5_A_G\n"):
+def _run(
+    root: Path,
+    slope_factor=1.0,
+    variant="chr1_5_A_G",
+    line="g1\t0.125\tchr1_5_A_G\n",
+    weight_noise=0.0,
+    step=3,
+):
     (root / "results").mkdir(parents=True)
     df = pd.DataFrame(
         {
@@ -22,6 +29,10 @@ def _run(root: Path, slope_factor=1.0, variant="chr1_5_A_G", line="g1\t0.125\tch
     df.to_parquet(root / "results" / "nominal.parquet")
     (root / "results" / "top.tsv").write_text("gene\tr\tvariant\n" + line)
     np.savez(root / "results" / "pred.npz", x=np.array([1.5, 2.5], dtype="float32"))
+    import torch
+
+    w = torch.tensor([0.25, -1.5]) * (1 + weight_noise)
+    torch.save({"layer.weight": w, "step": step, "history": [{"r": 0.5}]}, root / "results" / "weights.pt")
 
 
 def test_blas_reordering_passes_real_differences_fail(tmp_path):
@@ -33,6 +44,10 @@ def test_blas_reordering_passes_real_differences_fail(tmp_path):
         "variant": ({"variant": "chr1_5_A_C"}, ["nominal.parquet"]),
         "tsv_number": ({"line": "g1\t0.126\tchr1_5_A_G\n"}, ["top.tsv"]),
         "tsv_text": ({"line": "g1\t0.125\tchr1_5_A_C\n"}, ["top.tsv"]),
+        # torch files (fine-tuned weights, checkpoints): float32 rounding passes, real changes fail
+        "weights_rounding": ({"weight_noise": 2e-7}, []),
+        "weights": ({"weight_noise": 1e-4}, ["weights.pt"]),
+        "weights_step": ({"step": 4}, ["weights.pt"]),
     }
     for name, (kwargs, failing) in cases.items():
         other = tmp_path / name

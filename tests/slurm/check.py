@@ -156,6 +156,34 @@ def _frames_close(da, db) -> str | None:
     return None
 
 
+def _torch_close(x, y, where: str = "") -> str | None:
+    """Two torch.load results (state dicts, checkpoints) equal: the same structure, tensors
+    of floats up to their dtype's RTOL, everything else exactly."""
+    import torch
+
+    if type(x) is not type(y):
+        return f"{where}: {type(x).__name__} vs {type(y).__name__}"
+    if isinstance(x, dict):
+        if list(x) != list(y):
+            return f"{where}: keys differ"
+        return next((p for k in x if (p := _torch_close(x[k], y[k], f"{where}.{k}"))), None)
+    if isinstance(x, list | tuple):
+        if len(x) != len(y):
+            return f"{where}: lengths differ"
+        return next((p for i, (u, v) in enumerate(zip(x, y, strict=True)) if (p := _torch_close(u, v, f"{where}[{i}]"))), None)  # fmt: skip
+    if isinstance(x, torch.Tensor):
+        if x.dtype != y.dtype or x.shape != y.shape:
+            return f"{where}: {x.dtype} {tuple(x.shape)} vs {y.dtype} {tuple(y.shape)}"
+        if x.is_floating_point():
+            ok = torch.allclose(x.double(), y.double(), rtol=RTOL.get(x.element_size(), 1e-5), atol=0.0, equal_nan=True)  # fmt: skip
+        else:
+            ok = torch.equal(x, y)
+        return None if ok else f"{where}: tensor differs"
+    if isinstance(x, float):
+        return None if abs(x - y) <= RTOL[8] * max(abs(x), abs(y)) or x == y else f"{where}: {x} vs {y}"
+    return None if x == y else f"{where}: {x!r} vs {y!r}"
+
+
 def compare(a: Path, b: Path, root_a: Path, root_b: Path) -> str | None:
     """None when equal, else what differs."""
     name = a.name
@@ -180,6 +208,11 @@ def compare(a: Path, b: Path, root_a: Path, root_b: Path) -> str | None:
                 if not _floats_close(za[key], zb[key]):
                     return f"NPZ array {key} differs"
         return None
+    if a.suffix == ".pt":  # fine-tuned weights, checkpoints
+        import torch
+
+        problem = _torch_close(torch.load(a, weights_only=False), torch.load(b, weights_only=False))
+        return None if problem is None else f"torch file differs at {problem or 'top level'}"
     if a.suffix == ".db":
         return None if _sqlite_dump(a) == _sqlite_dump(b) else "SQLite content differs"
     raw_a, raw_b = a.read_bytes(), b.read_bytes()

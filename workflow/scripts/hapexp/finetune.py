@@ -305,11 +305,17 @@ def config_digest(spec: dict, cfg: dict, people: dict, genes: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def save_checkpoint(path, state: dict) -> None:
+def save_torch(path, obj) -> None:
+    """torch.save, atomic and byte-reproducible: saved through a file handle, so the zip's
+    record prefix is torch's fixed "archive", not the random temporary file's name."""
     from hapexp.io import atomic_output
 
-    with atomic_output(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+
+
+def save_checkpoint(path, state: dict) -> None:
+    save_torch(path, state)
 
 
 def validation_r(
@@ -522,7 +528,7 @@ def run_finetune(
 ):  # fmt: skip
     """Rule `finetune`: train, then write the best weights (a state dict) and the history."""
     from hapexp.haplotypes import HaplotypeIndex
-    from hapexp.io import atomic_output, read_matrix, write_tsv
+    from hapexp.io import read_matrix, write_tsv
     from hapexp.splits import read_splits
 
     cfg = resolve(cfg, spec.get("name", "model"))
@@ -543,8 +549,7 @@ def run_finetune(
     if out["stopped"]:
         return out
     best = out["best_model"] if out["best_model"] is not None else plain_state_dict(trainer.module)
-    with atomic_output(weights_out) as tmp:
-        torch.save(best, tmp)
+    save_torch(weights_out, best)
     write_tsv(pd.DataFrame(out["history"], columns=["epoch", "validation_r", "loss"]), history_out)
     log.info("best validation r %.4f; weights in %s", out["best_r"], weights_out)
     return out
