@@ -275,7 +275,6 @@ def test_both_verdicts_resolve_auto_floors_from_the_jobs_tables(tmp_path):
     """`performance` and `split_verdict` get the same floors: a `precision: auto` model's is
     the resolution of the precision its predict jobs wrote in their tables (bf16 here), a
     fixed precision's stays; both rules take the auto models' per-chunk tables as input."""
-    from hapexp.config import model_spec
     from hapexp.performance import model_floors, precision_inputs, resolve_floors
     from hapexp.precision import finish
 
@@ -290,4 +289,3 @@ def test_both_verdicts_resolve_auto_floors_from_the_jobs_tables(tmp_path):
     assert resolve_floors(floors, [tmp_path / "a.tsv"]) == {"a": 1e-2, "b": 1e-6}
     assert precision_inputs(config, "c") == ["results/c/predict/a/000.precision.tsv",
                                              "results/c/predict/a/001.precision.tsv"]  # fmt: skip
-    assert model_spec(config["models"]["a"], "a")["precision"] == "auto"

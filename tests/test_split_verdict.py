@@ -111,7 +111,7 @@ def test_concordance_before_after_uses_the_same_genes_per_split():
 
     before = conc([0.1, np.nan, 0.3, -0.2, 0.5], [0.5, 0.5, 1.0, 0.0, 1.0], [0.0, 0.0, 0.5, 0.0, 1.0])
     after = conc([0.4, 0.9, np.nan, 0.2, 0.7], [1.0, 1.0, 1.0, 0.5, 1.0], [0.5, 1.0, 1.0, 0.5, 1.0])
-    split = pd.DataFrame({"gene_id": list("abcde"), "split": ["train", "train", "train", "test", "test"]})
+    split = {"train": list("abc"), "test": list("de")}
     t = concordance_before_after({"base": before, "ft": after}, {"ft": "base", "own": None}, split)
     tr, te = t.set_index("gene_split").loc["train"], t.set_index("gene_split").loc["test"]
     # training genes: only a (b lacks r before, c after); held-out: d and e

@@ -37,9 +37,8 @@ def main():
         onehot[codes == k, k] = 1
     with torch.inference_mode():
         out = model(torch.from_numpy(onehot), head="human").numpy()
-    model.save_pretrained(
-        HERE / "model", safe_serialization=False
-    )  # shared trunk tensors: safetensors refuses them
+    # shared trunk tensors: safetensors refuses them
+    model.save_pretrained(HERE / "model", safe_serialization=False)
     np.savez_compressed(HERE / "io.npz", onehot=onehot.astype(np.uint8), output=out,
                         transformers=np.array(transformers.__version__))  # fmt: skip
     print(f"transformers {transformers.__version__}: output {out.shape}, mean {out.mean():.6g}")

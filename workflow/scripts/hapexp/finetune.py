@@ -54,6 +54,7 @@ import pandas as pd
 import torch
 
 from hapexp.errors import InputError
+from hapexp.io import write_torch
 
 log = logging.getLogger(__name__)
 
@@ -305,19 +306,6 @@ def config_digest(spec: dict, cfg: dict, people: dict, genes: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def save_torch(path, obj) -> None:
-    """torch.save, atomic and byte-reproducible: saved through a file handle, so the zip's
-    record prefix is torch's fixed "archive", not the random temporary file's name."""
-    from hapexp.io import atomic_output
-
-    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-
-
-def save_checkpoint(path, state: dict) -> None:
-    save_torch(path, state)
-
-
 def validation_r(
     predictor, source: GeneSource, expr: pd.DataFrame, genes: list[str], people: list[str]
 ) -> float:
@@ -473,7 +461,7 @@ class Trainer:
                         refresh=False,
                     )
                 if pos["step"] % int(cfg["checkpoint_every"]) == 0 and pos["step"] < len(steps):
-                    save_checkpoint(ck, {**self.state(pos), "digest": digest})
+                    write_torch({**self.state(pos), "digest": digest}, ck)
                 if stop_after is not None and done_here >= stop_after:
                     return {"stopped": True, **pos}
             self.module.eval()
@@ -489,7 +477,7 @@ class Trainer:
                 pos["bad_epochs"] += 1
             pos["epoch"] += 1
             pos["step"] = 0
-            save_checkpoint(ck, {**self.state(pos), "digest": digest})
+            write_torch({**self.state(pos), "digest": digest}, ck)
         if bar is not None:
             bar.close()
         self.module.eval()
@@ -549,7 +537,7 @@ def run_finetune(
     if out["stopped"]:
         return out
     best = out["best_model"] if out["best_model"] is not None else plain_state_dict(trainer.module)
-    save_torch(weights_out, best)
+    write_torch(best, weights_out)
     write_tsv(pd.DataFrame(out["history"], columns=["epoch", "validation_r", "loss"]), history_out)
     log.info("best validation r %.4f; weights in %s", out["best_r"], weights_out)
     return out

@@ -28,9 +28,7 @@ hyper-parameters + state_dict, and `load` reads it back with `weights_only=True`
 
 from __future__ import annotations
 
-import io
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -173,22 +171,21 @@ class Oracle(nn.Module):
         return out.transpose(1, 2).contiguous()
 
     # -- persistence ---------------------------------------------------------------------
-    def to_bytes(self) -> bytes:
-        """Serialized hyper-parameters + state_dict; byte-identical for identical models.
-
-        Written through a buffer because torch's zip archive embeds the file's name.
-        """
+    def _payload(self) -> dict:
         state = {k: v.detach().cpu().float().clone() for k, v in self.state_dict().items()}
-        buf = io.BytesIO()
-        torch.save({"format": "hapexp.oracle/1", "hparams": self.hparams, "state_dict": state}, buf)
-        return buf.getvalue()
+        return {"format": "hapexp.oracle/1", "hparams": self.hparams, "state_dict": state}
+
+    def to_bytes(self) -> bytes:
+        """Serialized hyper-parameters + state_dict; byte-identical for identical models."""
+        from .io import torch_bytes
+
+        return torch_bytes(self._payload())
 
     def save(self, path) -> None:
         """Write the model atomically (hyper-parameters + state_dict only, no pickled classes)."""
-        from .io import atomic_output
+        from .io import write_torch
 
-        with atomic_output(path) as tmp:
-            Path(tmp).write_bytes(self.to_bytes())
+        write_torch(self._payload(), path)
 
     @classmethod
     def load(cls, path, map_location: str | torch.device = "cpu") -> Oracle:

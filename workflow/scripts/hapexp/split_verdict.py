@@ -150,13 +150,14 @@ CONCORDANCE_BEFORE_AFTER = [
 
 
 def concordance_before_after(
-    concordance: dict[str, pd.DataFrame], starts: dict[str, str | None], gene_split: pd.DataFrame
+    concordance: dict[str, pd.DataFrame], starts: dict[str, str | None], gene_split: dict[str, list[str]]
 ) -> pd.DataFrame:
     """ISM/eQTL concordance of each fine-tuned model beside the model it started from
-    (`starts`: fine-tuned model → its finetune.init), per gene split, as medians over the
-    genes where both have an ISM–eQTL r (the same genes before and after)."""
+    (`starts`: fine-tuned model → its finetune.init), per gene split (`read_splits`' genes:
+    train/test → gene ids), as medians over the genes where both have an ISM–eQTL r (the
+    same genes before and after)."""
     rows = []
-    split_of = gene_split.set_index("gene_id")["split"]
+    split_of = {g: part for part, ids in gene_split.items() for g in ids}
     for model, before in starts.items():
         if before is None or model not in concordance or before not in concordance:
             continue

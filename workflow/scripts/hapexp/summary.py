@@ -485,16 +485,13 @@ def run(
         lines = summary_lines(read([precision_path]))
         md = md.rstrip("\n") + "\n\n## Precision budget (precision.tsv)\n\n" + "\n".join(lines) + "\n"
     if split_paths is not None:
-        from .split_verdict import markdown
+        from .split_verdict import concordance_before_after, concordance_markdown, markdown
+        from .splits import read_splits
 
         verdict = pd.read_csv(split_paths[0], sep="\t")
-        ind = pd.read_csv(split_paths[1], sep="\t", dtype={"sample": str})
-        people = {k: ind.loc[ind["split"] == k, "sample"].tolist() for k in ("train", "validation", "test")}
+        people, gene_split = read_splits(split_paths[1], split_paths[2])
         md = md.rstrip("\n") + "\n\n" + "\n".join(markdown(verdict, people, trained))
         if finetune_starts:
-            from .split_verdict import concordance_before_after, concordance_markdown
-
-            gene_split = pd.read_csv(split_paths[2], sep="\t", dtype={"gene_id": str, "chrom": str})
             table = concordance_before_after(conc, finetune_starts, gene_split)
             md = md.rstrip("\n") + "\n\n" + "\n".join(concordance_markdown(table, finetune_starts))
     with atomic_output(out_md) as tmp:
