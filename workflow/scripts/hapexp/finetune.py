@@ -54,7 +54,7 @@ import pandas as pd
 import torch
 
 from hapexp.errors import InputError
-from hapexp.io import write_torch
+from hapexp.torch_files import write_torch
 
 log = logging.getLogger(__name__)
 

@@ -49,24 +49,6 @@ def atomic_output(path, suffix: str | None = None):
         raise
 
 
-def torch_bytes(obj) -> bytes:
-    """torch.save's bytes, identical for identical objects: written through a buffer, since
-    a saved file's zip records are named after the file (a random temporary name here)."""
-    import io
-
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
-
-
-def write_torch(obj, path) -> None:
-    """torch.save `obj` to `path`, atomically and byte-reproducibly (`torch_bytes`)."""
-    with atomic_output(path) as tmp:
-        Path(tmp).write_bytes(torch_bytes(obj))
-
-
 def write_tsv(df: pd.DataFrame, path, index: bool = False, float_format: str | None = None) -> None:
     """Write a TSV atomically. Floats default to the shortest repr that round-trips
     exactly, which is also deterministic (byte-identical reruns)."""

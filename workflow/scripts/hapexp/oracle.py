@@ -177,13 +177,13 @@ class Oracle(nn.Module):
 
     def to_bytes(self) -> bytes:
         """Serialized hyper-parameters + state_dict; byte-identical for identical models."""
-        from .io import torch_bytes
+        from .torch_files import torch_bytes
 
         return torch_bytes(self._payload())
 
     def save(self, path) -> None:
         """Write the model atomically (hyper-parameters + state_dict only, no pickled classes)."""
-        from .io import write_torch
+        from .torch_files import write_torch
 
         write_torch(self._payload(), path)
 
