@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from hapexp.inference import Predictor  # noqa: E402
+from hapexp.engine.inference import Predictor  # noqa: E402
 
 # Published padded output widths of the AlphaGenome heads used here (alphagenome-pt README).
 AG_TRACKS = {"rna_seq": 768, "cage": 640}

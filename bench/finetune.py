@@ -1,5 +1,5 @@
 """Benchmark: fine-tuning throughput (examples/s = haplotype windows per second, forward +
-backward + optimizer step) and peak memory for the options of hapexp.finetune, side by side.
+backward + optimizer step) and peak memory for the options of hapexp.training.finetune, side by side.
 
 Synthetic haplotypes (random sequences; one step = one gene × `--people` people, both
 haplotypes, all distinct), the Trainer's own read-out and losses:
@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
 from hapexp.config import model_spec  # noqa: E402
-from hapexp.finetune import Trainer, person_values, resolve, start_model  # noqa: E402
+from hapexp.training.finetune import Trainer, person_values, resolve, start_model  # noqa: E402
 
 OPTIONS = [
     ("all, fp32", {}),

@@ -172,7 +172,7 @@ def main(argv=None):
     binf = _load("bench_inference", ROOT / "bench" / "inference.py")
     bism = _load("bench_ism", ROOT / "bench" / "ism.py")
 
-    from hapexp.inference import Predictor
+    from hapexp.engine.inference import Predictor
 
     smoke = args.cpu_smoke
     dev = "cpu" if smoke else "cuda"
@@ -207,7 +207,7 @@ def main(argv=None):
     def attention():
         from enformer_pytorch.modeling_enformer import Attention
 
-        from hapexp import enformer_attention as ea
+        from hapexp.models import enformer_attention as ea
 
         torch.manual_seed(0)
         d, n = (48, 64) if smoke else (1536, 1536)
@@ -300,7 +300,7 @@ def main(argv=None):
 
     # ---------------------------------------------------------------- 3. ISM reuse
     def ism_reuse():
-        from hapexp import ism
+        from hapexp.engine import ism
 
         pred = Predictor({**base, **old, "batch_size": 16}, model=model(), name="ism")
         nv, spread = (12, 500) if smoke else (96, 50_000)
@@ -331,8 +331,8 @@ def main(argv=None):
 
     # ---------------------------------------------------------------- 4. precision
     def budget():
-        from hapexp import ism, precision
-        from hapexp.inference import audit_predict
+        from hapexp.engine import ism, precision
+        from hapexp.engine.inference import audit_predict
 
         small = binf.SyntheticIndex(2, 24, base["window"], 200, args.founders, seed=3)
         var = bism.SyntheticVariants(

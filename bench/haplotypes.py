@@ -118,8 +118,8 @@ def simulate(workdir: Path, n_ind: int, n_genes: int, length: int, seed: int) ->
         }
     )
     genes.to_csv(workdir / "genes.tsv", sep="\t", index=False)
-    from hapexp import vcf as V
-    from hapexp.genes import gene_regions
+    from hapexp.inputs.genes import gene_regions
+    from hapexp.variants import vcf as V
 
     t1 = time.perf_counter()
     V.normalize([str(vcf)], fa, workdir / "normalized.bcf", regions=gene_regions(genes, length // 2 + 50_000))
@@ -157,8 +157,8 @@ def run_bcftools(workdir: Path, length: int, n_calls: int, seed: int) -> dict:
     import pandas as pd
     import pysam
 
-    from hapexp.haplotypes import window_bounds
-    from hapexp.vcf import vcf_samples
+    from hapexp.sequences.haplotypes import window_bounds
+    from hapexp.variants.vcf import vcf_samples
 
     genes = pd.read_csv(workdir / "genes.tsv", sep="\t")
     samples = vcf_samples(workdir / "normalized.bcf")
@@ -208,8 +208,8 @@ def run_bcftools(workdir: Path, length: int, n_calls: int, seed: int) -> dict:
 def run_hapexp(workdir: Path, length: int, n_samples: int | None, chunk: int) -> dict:
     import pandas as pd
 
-    from hapexp.haplotypes import HaplotypeIndex, build_index
-    from hapexp.vcf import vcf_samples
+    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+    from hapexp.variants.vcf import vcf_samples
 
     genes = pd.read_csv(workdir / "genes.tsv", sep="\t")
     samples = vcf_samples(workdir / "normalized.bcf")[:n_samples]

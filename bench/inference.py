@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from hapexp.inference import Predictor, predict_chunk  # noqa: E402
+from hapexp.engine.inference import Predictor, predict_chunk  # noqa: E402
 
 # Dense peak TFLOPS (no sparsity) by GPU name: (bf16 tensor core, TF32 tensor core, fp32).
 PEAK_TFLOPS = {
@@ -83,9 +83,9 @@ class SyntheticIndex:
 
 def demo_index(window: int):
     """The simulated demo cohort's haplotype index (resources/demo if present, else simulated)."""
-    from hapexp.haplotypes import HaplotypeIndex, build_index
-    from hapexp.simulate import simulate_demo
-    from hapexp.vcf import normalize
+    from hapexp.demo.simulate import simulate_demo
+    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+    from hapexp.variants.vcf import normalize
 
     demo = Path("resources/demo")
     if not (demo / "cohort.vcf.gz").exists():

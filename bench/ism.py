@@ -1,9 +1,9 @@
-"""Benchmark: ISM variants/s with and without reference reuse (hapexp.enformer_ism), one run.
+"""Benchmark: ISM variants/s with and without reference reuse (hapexp.models.enformer_ism), one run.
 
 (a) full forwards: every single-variant sequence through the whole model (reuse off);
 (b) reuse: the reference's stem + conv tower once per gene, per variant only the bins
     within its receptive field, then the transformer and head in full.
-Both through the same engine (hapexp.ism.gene_values: the scoring work, without the
+Both through the same engine (hapexp.engine.ism.gene_values: the scoring work, without the
 precision audit), same model, same variants, alternated (a, b, a, b) and each timed at
 its best; read-outs and scores compared.
 
@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from hapexp import ism  # noqa: E402
+from hapexp.engine import ism  # noqa: E402
 
 
 class SyntheticVariants:
@@ -81,9 +81,9 @@ class SyntheticVariants:
 
 
 def demo_index(window: int):
-    from hapexp.haplotypes import HaplotypeIndex, build_index
-    from hapexp.simulate import simulate_demo
-    from hapexp.vcf import normalize
+    from hapexp.demo.simulate import simulate_demo
+    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+    from hapexp.variants.vcf import normalize
 
     d = Path(tempfile.mkdtemp(prefix="hapexp-bench-ism-"))
     simulate_demo(d, seed=7, n_individuals=100, n_chromosomes=1, chromosome_length=200_000, n_genes=12)
@@ -104,7 +104,7 @@ def timed(fn):
 
 
 def raw_scores(index, readout, spec: dict, cfg: dict) -> pd.DataFrame:
-    """alt − ref read-out of every variant, gene by gene (hapexp.ism.gene_values): the
+    """alt − ref read-out of every variant, gene by gene (hapexp.engine.ism.gene_values): the
     scoring work itself, without the precision audit or the noise floor."""
     frames = []
     for _, gene in index.genes.iterrows():
@@ -130,7 +130,7 @@ def run(args) -> dict:
     else:
         index = demo_index(spec["window"])
     cfg = {"maf": 0.01, "indels": args.indels}
-    from hapexp.inference import Predictor
+    from hapexp.engine.inference import Predictor
 
     predictor = Predictor(spec)  # one model in memory for both ways
     readers = {

@@ -40,9 +40,9 @@ WINDOWS = (524_288, 1_048_576)
 def child(mode: str, window: int, index_path: str, batch: int) -> dict:
     import torch
 
-    from hapexp.haplotypes import HaplotypeIndex
-    from hapexp.inference import Predictor, predict_chunk
-    from hapexp.models import LoadedModel
+    from hapexp.engine.inference import Predictor, predict_chunk
+    from hapexp.models.registry import LoadedModel
+    from hapexp.sequences.haplotypes import HaplotypeIndex
 
     torch.set_num_threads(1)
 
@@ -92,9 +92,9 @@ def main(argv=None):
         print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2], args.batch)))
         return
 
-    from hapexp.haplotypes import HaplotypeIndex, build_index
-    from hapexp.simulate import simulate_demo
-    from hapexp.vcf import normalize
+    from hapexp.demo.simulate import simulate_demo
+    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+    from hapexp.variants.vcf import normalize
 
     tmp = Path(tempfile.mkdtemp(prefix="hapexp-longwin-"))
     chrom_len = WINDOWS[-1] + 2000 + args.genes * 3 * 2048 + 200_000

@@ -1,4 +1,4 @@
-"""Benchmark: the precision budget of a reduced precision against strict fp32 (hapexp.precision).
+"""Benchmark: the precision budget of a reduced precision against strict fp32 (hapexp.engine.precision).
 
 Runs the audit of `predict` and of `ism` on every gene (fraction 1) of a simulated
 cohort (msprime, 100 people, 12 genes, real haplotype index) and prints the budget per
@@ -24,8 +24,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
-from hapexp import ism, precision  # noqa: E402
-from hapexp.inference import Predictor, audit_predict  # noqa: E402
+from hapexp.engine import ism, precision  # noqa: E402
+from hapexp.engine.inference import Predictor, audit_predict  # noqa: E402
 
 
 def _bench_ism():

@@ -8,7 +8,7 @@ most records are rare, as in the real file — and a cohort of `--keep` of them
 child process (wall time and peak RSS from the child's rusage, bcftools children
 included):
 
-  normalize_variants   hapexp.vcf.normalize (cohort's samples only, streaming REF
+  normalize_variants   hapexp.variants.vcf.normalize (cohort's samples only, streaming REF
                        check), with `--genes` and a third of them (peak RSS must not
                        grow with the number of genes), and the code before issue 12
                        (all samples through norm/sort, REF check holding every record
@@ -139,15 +139,15 @@ def simulate(d: Path, n_records: int, n_samples: int, n_keep: int, n_genes: int,
 def step_normalize(d, out, n_genes, half, old):
     import pandas as pd
 
-    from hapexp.genes import gene_regions
+    from hapexp.inputs.genes import gene_regions
 
     genes = pd.read_csv(d / "genes.tsv", sep="\t", dtype={"chrom": str}).iloc[:n_genes]
     regions = gene_regions(genes, half)
     if old:  # the code before issue 12: all samples, REF check holding every record
-        from hapexp import vcf as V
+        from hapexp.variants import vcf as V
 
         return V.normalize([str(d / f"chr{CHROM}.vcf.gz")], d / "ref.fa", out, regions=regions)
-    from hapexp import vcf as V
+    from hapexp.variants import vcf as V
 
     samples = (d / "samples.txt").read_text().split()
     return V.normalize(
@@ -163,7 +163,7 @@ def _chunk(d, first, n):
 
 
 def step_haplotypes(d, bcf, first, n, window):
-    from hapexp.haplotypes import HaplotypeIndex, build_index
+    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
 
     genes = _chunk(d, first, n)
     samples = (d / "samples.txt").read_text().split()
@@ -179,9 +179,9 @@ def step_haplotypes(d, bcf, first, n, window):
 
 
 def step_eqtl(d, bcf, first, n, window):
-    from hapexp.eqtl import scan_genes
-    from hapexp.genotypes import chunk_dosages
     from hapexp.io import read_matrix
+    from hapexp.linear.eqtl import scan_genes
+    from hapexp.variants.genotypes import chunk_dosages
 
     expr = read_matrix(d / "prepared.tsv")
     cov = read_matrix(d / "covariates.tsv", index_col="id")
@@ -192,9 +192,9 @@ def step_eqtl(d, bcf, first, n, window):
 
 
 def step_elasticnet(d, bcf, first, n, window):
-    from hapexp.elasticnet import fit_chunk
-    from hapexp.genotypes import chunk_dosages
     from hapexp.io import read_matrix
+    from hapexp.linear.elasticnet import fit_chunk
+    from hapexp.variants.genotypes import chunk_dosages
 
     expr = read_matrix(d / "prepared.tsv")
     genes = _chunk(d, first, n)
@@ -204,7 +204,7 @@ def step_elasticnet(d, bcf, first, n, window):
 
 
 def step_dosages(d, bcf, first, n, window, old):
-    from hapexp.genotypes import gene_window, read_dosages
+    from hapexp.variants.genotypes import gene_window, read_dosages
 
     genes = _chunk(d, first, n)
     samples = (d / "samples.txt").read_text().split()

@@ -3,7 +3,7 @@
 # per-gene concordance of each model's ISM with the eQTL scan.
 
 
-from hapexp.performance import (
+from hapexp.verdict.performance import (
     legacy_params,
     model_floors,
     rule_inputs as performance_inputs,

@@ -1,11 +1,11 @@
 # Downloads of public inputs listed in the config's `download:` section (see
 # config/README.md and config/geuvadis.yaml). Each entry's `path` is produced by
-# rule `download` (resumable, checksummed, atomic: hapexp.download); entries with
+# rule `download` (resumable, checksummed, atomic: hapexp.inputs.download); entries with
 # `faidx: true` also get `<path>.fai` from rule `download_faidx`. All run on the
 # submitting host (`localrule`): cluster compute nodes are often offline.
 # `snakemake download_all --configfile ...` fetches everything up front.
 
-import hapexp.download as dl
+import hapexp.inputs.download as dl
 
 DOWNLOAD_BY_PATH = {e["path"]: e for e in dl.download_entries(config).values()}
 

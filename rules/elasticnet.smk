@@ -1,4 +1,4 @@
-# PrediXcan elastic net with PredictDB's nested CV (hapexp.elasticnet, hapexp.predictdb).
+# PrediXcan elastic net with PredictDB's nested CV (hapexp.linear.elasticnet, hapexp.linear.predictdb).
 
 
 rule elasticnet:

@@ -1,5 +1,5 @@
 # cis-eQTL nominal scan and permutation pass (eGenes, nominal thresholds), tensorQTL
-# statistics (hapexp.eqtl).
+# statistics (hapexp.linear.eqtl).
 
 
 rule eqtl:

@@ -1,4 +1,4 @@
-# Expression preparation shared by every predictor (hapexp.expression).
+# Expression preparation shared by every predictor (hapexp.inputs.expression).
 
 
 rule prepare_expression:

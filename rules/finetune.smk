@@ -1,9 +1,9 @@
 # Splits of people and genes, fine-tuning on the training people's personal
-# genomes, and the verdict on the splits (hapexp.splits, hapexp.finetune,
-# hapexp.split_verdict).
+# genomes, and the verdict on the splits (hapexp.training.splits, hapexp.training.finetune,
+# hapexp.verdict.split_verdict).
 
 
-from hapexp.performance import model_floors, precision_inputs
+from hapexp.verdict.performance import model_floors, precision_inputs
 
 
 rule splits:
@@ -62,7 +62,7 @@ rule finetune:
         "../workflow/scripts/finetune.py"
 
 
-# Track-combination heads (hapexp.head) of the models in `heads`: per-gene elastic net
+# Track-combination heads (hapexp.training.heads) of the models in `heads`: per-gene elastic net
 # and cross-gene ridge on all tracks at the TSS (common.smk turns store_all_tracks on).
 rule track_heads:
     input:
@@ -89,7 +89,7 @@ rule track_heads:
         "../workflow/scripts/head.py"
 
 
-# Every predictor on the test people (hapexp.split_verdict): training vs held-out
+# Every predictor on the test people (hapexp.verdict.split_verdict): training vs held-out
 # genes, beside an elastic net fitted on the training people only.
 rule split_verdict:
     input:

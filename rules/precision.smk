@@ -1,4 +1,4 @@
-# Precision budget of every reduced-precision predict/ism job (hapexp.precision): the
+# Precision budget of every reduced-precision predict/ism job (hapexp.engine.precision): the
 # per-chunk tables of all models gathered into one per cohort.
 
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from hapexp.config import model_spec
+from hapexp.engine.inference import Predictor
+from hapexp.engine.readout import resolve_tracks
 from hapexp.errors import InputError
-from hapexp.inference import Predictor
-from hapexp.models import LoadedModel, load_model
+from hapexp.models.registry import LoadedModel, load_model
 from hapexp.models.tracks import track_table
-from hapexp.readout import resolve_tracks
 from tests.tiny_models import onehot, random_seqs, save_alphagenome, save_borzoi
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -286,7 +286,7 @@ def test_geuvadis_commented_model_entries_validate():
 
     import yaml
 
-    from hapexp.validate import check_config
+    from hapexp.inputs.validate import check_config
 
     text = Path("config/geuvadis.yaml").read_text().splitlines()
     start = next(i for i, line in enumerate(text) if line.startswith("  # borzoi:"))

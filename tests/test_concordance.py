@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hapexp import concordance as cc
+from hapexp.verdict import concordance as cc
 
 
 def _tables(seed=0):

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hapexp.download import download, download_entries, read_sidecar
 from hapexp.errors import InputError
+from hapexp.inputs.download import download, download_entries, read_sidecar
 
 REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = bytes(range(256)) * 1200  # 300 kB, several read chunks' worth of Range

@@ -10,7 +10,7 @@ import pytest
 from sklearn.linear_model import ElasticNetCV
 from sklearn.model_selection import PredefinedSplit
 
-from hapexp.elasticnet import (
+from hapexp.linear.elasticnet import (
     cv_glmnet,
     fit_chunk,
     fit_gene,
@@ -21,7 +21,7 @@ from hapexp.elasticnet import (
     scale_expression,
     standardize,
 )
-from hapexp.genotypes import Dosages
+from hapexp.variants.genotypes import Dosages
 
 ALPHA = 0.5
 
@@ -143,7 +143,7 @@ def test_pooled_out_of_fold_predictions_are_centred_on_zero_for_null_genes():
     d, genes, expr = _null_cohort(n_genes=150, n=200, p=20, seed=0)
     # inner_folds=3 keeps the test short; the pooling under test is the outer CV's
     m, oof, _, _ = fit_chunk(d, genes, expr, alpha=ALPHA, outer_folds=5, inner_folds=3, seed=1, threads=2)
-    from hapexp.performance import cross_individual
+    from hapexp.verdict.performance import cross_individual
 
     res = cross_individual(expr, {"elasticnet": oof})
     tested = res[np.isfinite(res["pearson_r"])]

@@ -1,4 +1,4 @@
-"""ISM with reference reuse (hapexp.enformer_ism) equals full forward passes of
+"""ISM with reference reuse (hapexp.models.enformer_ism) equals full forward passes of
 enformer-pytorch, for every variant (SNVs, MNPs and indels) of several genes, on two
 Enformer architectures (the demo's enformer_tiny, and one with a deeper transformer
 and 5 pooling levels: 32-bp bins), in fp32.
@@ -20,10 +20,11 @@ import pandas as pd
 import pytest
 import torch
 
-from hapexp import ism
 from hapexp.config import model_spec
-from hapexp.enformer_ism import EnformerReuse, NotLocal, _steps
-from hapexp.models import build_enformer_tiny, load_model
+from hapexp.engine import ism
+from hapexp.models.enformer import build_enformer_tiny
+from hapexp.models.enformer_ism import EnformerReuse, NotLocal, _steps
+from hapexp.models.registry import load_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -43,9 +44,9 @@ ISM_CFG = {"maf": 0.0, "indels": True}
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     """A simulated cohort (msprime, 8 % indels) → normalized BCF → haplotype index."""
-    from hapexp.haplotypes import HaplotypeIndex, build_index
-    from hapexp.simulate import simulate_demo
-    from hapexp.vcf import normalize
+    from hapexp.demo.simulate import simulate_demo
+    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+    from hapexp.variants.vcf import normalize
 
     d = tmp_path_factory.mktemp("reuse")
     simulate_demo(d, seed=5, n_individuals=20, n_chromosomes=1, chromosome_length=60000, n_genes=4)

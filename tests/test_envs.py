@@ -214,10 +214,18 @@ def script_requirements(script: Path) -> dict[str, set[str]]:
         for mod in _imports(path, package):
             top = mod.split(".")[0]
             if top == "hapexp":
+                # Python runs every package's __init__ on the way to a module
                 parts = mod.split(".")[1:]
-                todo.append((PKG / "__init__.py", "hapexp"))
-                if parts and (PKG / f"{parts[0]}.py").exists():
-                    todo.append((PKG / f"{parts[0]}.py", "hapexp"))
+                here, name = PKG, "hapexp"
+                todo.append((here / "__init__.py", name))
+                for part in parts:
+                    if (here / part / "__init__.py").exists():
+                        here, name = here / part, f"{name}.{part}"
+                        todo.append((here / "__init__.py", name))
+                    else:
+                        if (here / f"{part}.py").exists():
+                            todo.append((here / f"{part}.py", name))
+                        break
             elif top and top not in STDLIB and top != "__future__":
                 needed.setdefault(top, set()).add(str(path.relative_to(ROOT)))
     return needed

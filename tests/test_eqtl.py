@@ -11,15 +11,15 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from hapexp.eqtl import (
+from hapexp.inputs.expression import residualize
+from hapexp.linear.eqtl import (
     NOMINAL_COLUMNS,
     Residualizer,
     allele_stats,
     nominal_association,
     scan_genes,
 )
-from hapexp.expression import residualize
-from hapexp.genotypes import Dosages, gene_window, resolve_window
+from hapexp.variants.genotypes import Dosages, gene_window, resolve_window
 
 N, K = 80, 3
 
@@ -235,8 +235,8 @@ def test_egene_thresholds_and_significant_pairs_match_tensorqtl(monkeypatch, tmp
     pytest.importorskip("tensorqtl", reason="tensorqtl not installed")
     from tensorqtl import post
 
-    from hapexp.eqtl import egenes, significant_pairs
-    from hapexp.qvalue import qvalue
+    from hapexp.linear.eqtl import egenes, significant_pairs
+    from hapexp.linear.qvalue import qvalue
 
     d, genes, expr, cov, _ = _mixed_cohort(seed=8, n_genes=30)
     ref, perm_ix = _tensorqtl_map_cis(d, genes, expr, cov, nperm=1000, seed=3, monkeypatch=monkeypatch)
@@ -282,7 +282,7 @@ def test_beta_fit_is_the_exact_mle():
     """The Beta shapes are the maximum-likelihood fit to the permutation p-values at the
     effective dof: equal to scipy's `beta.fit` with loc 0 and scale 1 fixed (which solves
     the score equations directly) at 1e-7, where Nelder-Mead alone stops up to ~1e-5 away."""
-    from hapexp.eqtl import beta_approx_pval, pval_from_r2
+    from hapexp.linear.eqtl import beta_approx_pval, pval_from_r2
 
     rng = np.random.default_rng(4)
     for _ in range(8):
@@ -296,7 +296,7 @@ def test_beta_approximation_is_stable_under_rounding_noise():
     """Permutation r² that differ by 1e-14 (another BLAS thread count or CPU) give the same
     pval_beta to 1e-10. Nelder-Mead's stopping point alone moved it by up to 8e-6, which
     failed the SLURM-vs-local comparison of test-slurm."""
-    from hapexp.eqtl import beta_approx_pval
+    from hapexp.linear.eqtl import beta_approx_pval
 
     rng = np.random.default_rng(0)
     for _ in range(20):

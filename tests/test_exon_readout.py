@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from hapexp.haplotypes import HaplotypeIndex, build_index, revcomp
-from hapexp.inference import Predictor, predict_chunk
-from hapexp.models import LoadedModel
+from hapexp.engine.inference import Predictor, predict_chunk
+from hapexp.engine.readout import exon_bins, exon_counts
+from hapexp.models.registry import LoadedModel
 from hapexp.models.tracks import track_table
-from hapexp.readout import exon_bins, exon_counts
+from hapexp.sequences.haplotypes import HaplotypeIndex, build_index, revcomp
 from tests.test_windows_chain import bcftools_haplotype, map_interval, map_tss, random_cohort
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from hapexp.errors import InputError
-from hapexp.expression import (
+from hapexp.inputs.expression import (
     expression_pcs,
     inverse_normal_transform,
     prepare_expression,

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hapexp import figures as fg
+from hapexp.verdict import figures as fg
 
 
 def _perf():

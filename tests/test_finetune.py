@@ -1,4 +1,4 @@
-"""Fine-tuning (hapexp.finetune): the trained read-out is predict's, the losses, exact resume."""
+"""Fine-tuning (hapexp.training.finetune): the trained read-out is predict's, the losses, exact resume."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from hapexp.config import model_spec
+from hapexp.engine.inference import Predictor, aggregate_predictions, predict_chunk
 from hapexp.errors import InputError
-from hapexp.finetune import (
+from hapexp.training.finetune import (
     GeneSource,
     Trainer,
     epoch_steps,
@@ -21,7 +22,6 @@ from hapexp.finetune import (
     run_finetune,
     start_model,
 )
-from hapexp.inference import Predictor, aggregate_predictions, predict_chunk
 
 TINY = {"kind": "enformer_tiny", "seed": 0, "window": 2048, "tracks": [0, 3], "bins": 2, "log": True,
         "batch_size": 16, "device": "cpu", "precision": "fp32"}  # fmt: skip
@@ -30,11 +30,11 @@ TINY = {"kind": "enformer_tiny", "seed": 0, "window": 2048, "tracks": [0, 3], "b
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     """A small simulated cohort: haplotype index, noiseless expression, splits on disk."""
-    from hapexp.haplotypes import HaplotypeIndex, build_index
+    from hapexp.demo.simulate import simulate_demo
     from hapexp.io import read_matrix
-    from hapexp.simulate import simulate_demo
-    from hapexp.splits import split_genes, split_individuals
-    from hapexp.vcf import normalize
+    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+    from hapexp.training.splits import split_genes, split_individuals
+    from hapexp.variants.vcf import normalize
 
     d = tmp_path_factory.mktemp("ft")
     simulate_demo(d, seed=5, n_individuals=20, n_chromosomes=2, chromosome_length=60000, n_genes=6)
@@ -205,7 +205,7 @@ def test_lora_adapters_are_low_rank_merged_and_resume_exactly(cohort, tmp_path, 
     tr = Trainer(
         spec, resolve({"trainable": "lora", "lora": lora, "progress": False}), start_model(spec, None)
     )
-    from hapexp.finetune import plain_state_dict
+    from hapexp.training.finetune import plain_state_dict
 
     start = plain_state_dict(tr.module)
     assert start.keys() == init.keys() and all(torch.equal(start[k], init[k]) for k in init)

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from hapexp.config import model_spec
-from hapexp.finetune import GeneSource, Trainer, resolve, start_model, validation_r
+from hapexp.training.finetune import GeneSource, Trainer, resolve, start_model, validation_r
 
 W = 1024
 SPEC = {"kind": "enformer_tiny", "hparams": {"dim": 24, "heads": 2, "attn_dim_key": 12}, "seed": 0, "window": W,
@@ -30,9 +30,9 @@ TRAIN = {"epochs": 12, "lr": 3e-3, "people_per_step": 56, "dropout": False, "pro
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     """100 people, 60 genes on 6 chromosomes (window 1024); people 56/16/28, genes chr1 / chr2-6."""
-    from hapexp.haplotypes import HaplotypeIndex, build_index
-    from hapexp.simulate import simulate_demo
-    from hapexp.vcf import normalize
+    from hapexp.demo.simulate import simulate_demo
+    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+    from hapexp.variants.vcf import normalize
 
     d = tmp_path_factory.mktemp("truth")
     simulate_demo(d, seed=5, n_individuals=100, n_chromosomes=6, chromosome_length=60000, n_genes=60,
@@ -49,7 +49,7 @@ def cohort(tmp_path_factory):
 
 def planted_expression(d, genes: pd.DataFrame, samples: list[str]) -> pd.DataFrame:
     """Gene-specific truth: up to two SNVs (MAF > 5%) within 450 bp of each TSS, effects ±1 (seeded)."""
-    from hapexp.genotypes import read_dosages
+    from hapexp.variants.genotypes import read_dosages
 
     rng = np.random.default_rng(11)
     rows = {}

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from hapexp.errors import InputError
-from hapexp.formats import (
+from hapexp.inputs.formats import (
     detect_expression_format,
     match_gene_ids,
     read_covariates,

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from hapexp.errors import InputError
-from hapexp.genes import (
+from hapexp.inputs.genes import (
     build_gene_table,
     chunk_ids,
     gene_regions,
@@ -117,7 +117,7 @@ def test_chunks_and_regions(tmp_path):
 
 
 def test_load_genes_from_table_and_gtf(tmp_path):
-    from hapexp.genes import load_genes
+    from hapexp.inputs.genes import load_genes
 
     gtf = tmp_path / "a.gtf"
     gtf.write_text(

@@ -7,7 +7,13 @@ import pandas as pd
 import pysam
 import pytest
 
-from hapexp.genotypes import chunk_dosages, gene_window, merge_intervals, read_dosages, resolve_window
+from hapexp.variants.genotypes import (
+    chunk_dosages,
+    gene_window,
+    merge_intervals,
+    read_dosages,
+    resolve_window,
+)
 
 SAMPLES = ["A", "B", "C", "D"]
 RECORDS = [

@@ -1,4 +1,4 @@
-"""Batch size from free GPU memory (hapexp.gpu_memory), with mocked memory figures.
+"""Batch size from free GPU memory (hapexp.engine.gpu_memory), with mocked memory figures.
 
 Per-sequence and fixed memory of full-size Enformer in bf16 (uncompiled) from the
 H200 profile (shared/perf/enformer_h200_bf16_profile.txt): 16.8 GiB at batch 8 and
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from hapexp.gpu_memory import GiB, choose_batch_size, measure
+from hapexp.engine.gpu_memory import GiB, choose_batch_size, measure
 
 PER_SEQ = (95.7 - 16.8) / 40 * GiB
 FIXED = 16.8 * GiB - 8 * PER_SEQ

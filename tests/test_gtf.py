@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hapexp.errors import InputError
-from hapexp.gtf import TRANSCRIPT_COLUMNS, TSS_COLUMNS, match_contigs, one_tss_per_gene, read_gtf_tss
+from hapexp.inputs.gtf import TRANSCRIPT_COLUMNS, TSS_COLUMNS, match_contigs, one_tss_per_gene, read_gtf_tss
 
 DATA = Path(__file__).parent / "data" / "formats"
 V19 = DATA / "gencode_v19_like.gtf.gz"  # GRCh37, chr prefix, lincRNA, PAR gene twice under one id

@@ -1,4 +1,4 @@
-"""Exactness of hapexp.haplotypes against real `bcftools consensus`, policies, windows.
+"""Exactness of hapexp.sequences.haplotypes against real `bcftools consensus`, policies, windows.
 
 The adversarial cohort (tests/data/adversarial/) is hand-made: a deletion spanning
 the window start and one spanning its end, an insertion at the TSS (both strands),
@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hapexp import vcf as V
 from hapexp.errors import InputError
-from hapexp.haplotypes import HaplotypeIndex, build_index, revcomp, window_bounds
+from hapexp.sequences.haplotypes import HaplotypeIndex, build_index, revcomp, window_bounds
+from hapexp.variants import vcf as V
 from tests.test_windows_chain import bcftools_haplotype, expected_window, map_tss
 
 ADV = Path(__file__).parent / "data" / "adversarial"
@@ -233,7 +233,7 @@ def test_bad_inputs(adv, tmp_path):
 
 
 def test_iterator_matches_and_export(adv, tmp_path):
-    from hapexp.haplotypes import export_fasta
+    from hapexp.sequences.haplotypes import export_fasta
 
     idx, _ = _index(adv, "iter", {"unphased": "first"})
     for gid in idx.genes.gene_id:
@@ -261,7 +261,7 @@ def test_iterator_matches_and_export(adv, tmp_path):
 
 def test_demo_cohort_byte_exact(tmp_path):
     """The demo simulator's cohort (SNVs + indels, both strands) vs bcftools consensus."""
-    sim = pytest.importorskip("hapexp.simulate")
+    sim = pytest.importorskip("hapexp.demo.simulate")
     pytest.importorskip("torch")
     sim.simulate_demo(tmp_path, seed=5, n_individuals=12, n_chromosomes=1, chromosome_length=60000, n_genes=6)
     genes = pd.read_csv(tmp_path / "genes.tsv", sep="\t")

@@ -1,4 +1,4 @@
-"""Track-combination heads (hapexp.head): fitted on training people, judged on held-out people."""
+"""Track-combination heads (hapexp.training.heads): fitted on training people, judged on held-out people."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hapexp.head import crossgene_head, per_gene_head, person_features
-from hapexp.inference import save_all_tracks
-from hapexp.split_verdict import split_performance
+from hapexp.engine.inference import save_all_tracks
+from hapexp.training.heads import crossgene_head, per_gene_head, person_features
+from hapexp.verdict.split_verdict import split_performance
 
 
 def _tracks(tmp_path, n_genes=30, n_people=160, n_tracks=6, seed=0):

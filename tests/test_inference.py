@@ -10,8 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from hapexp.inference import REFERENCE_SAMPLE, Predictor, aggregate_predictions, predict_chunk, resolve_device
-from hapexp.models import LoadedModel
+from hapexp.engine.inference import (
+    REFERENCE_SAMPLE,
+    Predictor,
+    aggregate_predictions,
+    predict_chunk,
+    resolve_device,
+)
+from hapexp.models.registry import LoadedModel
 
 TINY = {
     "kind": "enformer_tiny",
@@ -27,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 class FakeIndex:
-    """The hapexp.haplotypes.HaplotypeIndex interface, built from random SNVs."""
+    """The hapexp.sequences.haplotypes.HaplotypeIndex interface, built from random SNVs."""
 
     def __init__(self, n_genes=3, n_samples=12, length=2048, n_snvs=4, seed=0):
         rng = np.random.default_rng(seed)
@@ -156,7 +162,7 @@ def test_oom_halves_batch_and_retries(index, caplog):
     fake = _OomModel(max_batch=5)
     loaded = LoadedModel(fake, 2048, 128, 0, 4, ["A", "C", "G", "T"], kind="fake")
     p = Predictor(spec, model=loaded)
-    with caplog.at_level(logging.WARNING, logger="hapexp.inference"):
+    with caplog.at_level(logging.WARNING, logger="hapexp.engine.inference"):
         tidy, _ = predict_chunk(index, p, progress=False)
     assert p.batch_size == 4
     assert "halving to 8" in caplog.text and "halving to 4" in caplog.text
@@ -196,10 +202,10 @@ def test_oracle_reproduces_simulator_noiseless_expression(tmp_path):
     """Simulator → VCF → haplotype index → engine (config's oracle block) = simulator's own values."""
     import yaml
 
-    from hapexp.haplotypes import HaplotypeIndex, build_index
+    from hapexp.demo.simulate import simulate_demo
     from hapexp.io import read_matrix
-    from hapexp.simulate import simulate_demo
-    from hapexp.vcf import normalize
+    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+    from hapexp.variants.vcf import normalize
 
     simulate_demo(tmp_path, seed=3, n_individuals=20, n_chromosomes=1, chromosome_length=60000, n_genes=6)
     genes = pd.read_csv(tmp_path / "genes.tsv", sep="\t")
@@ -220,7 +226,7 @@ def test_oracle_reproduces_simulator_noiseless_expression(tmp_path):
 
 
 def test_gather_predictions_files(index, tmp_path):
-    from hapexp.inference import gather_predictions
+    from hapexp.engine.inference import gather_predictions
     from hapexp.io import read_matrix, write_parquet
 
     tidy, _ = predict_chunk(index, Predictor(TINY), progress=False)
@@ -281,7 +287,7 @@ def test_prefetch_iterator_order_and_early_stop():
     import threading
     import time
 
-    from hapexp.prefetch import prefetch
+    from hapexp.engine.prefetch import prefetch
 
     produced = []
 
@@ -315,7 +321,7 @@ def test_cpu_defaults_and_strict_mode(index):
 
 
 def test_compile_cache_dir(monkeypatch, tmp_path):
-    from hapexp.inference import compile_cache_dir
+    from hapexp.engine.inference import compile_cache_dir
 
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     assert compile_cache_dir({}) == ".snakemake/hapexp/torchinductor"
@@ -328,7 +334,7 @@ def test_compiled_path_pads_batches_and_matches(index, monkeypatch, tmp_path):
     """compile: true runs through torch.compile with static shapes (the last batch padded)
     and gives the uncompiled numbers; dynamo's eager backend keeps it fast on CPU (inductor
     itself is exercised by bench/gpu_issue14.sh). The ISM reuse tail compiles too."""
-    from hapexp import ism
+    from hapexp.engine import ism
 
     compiled_shapes = []
     orig = torch.compile

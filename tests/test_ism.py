@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hapexp import ism
+from hapexp.engine import ism
 
 L = 64
 COMP = bytes.maketrans(b"ACGTN", b"TGCAN")

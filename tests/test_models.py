@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from hapexp.config import ENFORMER_TARGETS, model_input_files, model_spec
+from hapexp.engine.inference import Predictor
 from hapexp.errors import InputError
-from hapexp.inference import Predictor
-from hapexp.models import _set_tf_gamma, build_enformer_tiny, load_model
+from hapexp.models.enformer import build_enformer_tiny
+from hapexp.models.enformer import set_tf_gamma as _set_tf_gamma
+from hapexp.models.registry import load_model
 
 TINY = {"kind": "enformer_tiny", "window": 2048, "tracks": [0, 5], "bins": 2, "device": "cpu"}
 

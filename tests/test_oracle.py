@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hapexp.errors import InputError
-from hapexp.oracle import DEFAULT_MOTIFS, Oracle, one_hot, revcomp
+from hapexp.models.oracle import DEFAULT_MOTIFS, Oracle, one_hot, revcomp
 
 
 def random_seq(rng, n: int) -> str:

@@ -9,8 +9,12 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from hapexp import performance as perf
-from hapexp.precision import relative_resolution
+from hapexp.engine.precision import relative_resolution
+from hapexp.linear.predictdb import predictdb_predict, read_predictdb_weights
+from hapexp.variants.genotypes import pysam_dosages
+from hapexp.verdict import performance as perf
+from hapexp.verdict.cross_gene import cross_gene, level_columns
+from hapexp.verdict.legacy_null import legacy_random_weights_null
 
 
 def test_bh_fdr_matches_statsmodels_and_keeps_nan():
@@ -88,14 +92,14 @@ def test_legacy_random_weights_null():
     dos = rng.binomial(2, 0.3, size=(20, 150)).astype(float)
     y_signal = dos[4] + 0.5 * rng.normal(size=150)
     r_sig = stats.pearsonr(dos[4], y_signal)[0]
-    z, p = perf.legacy_random_weights_null(r_sig, dos, y_signal, n_draws=400, seed=1)
+    z, p = legacy_random_weights_null(r_sig, dos, y_signal, n_draws=400, seed=1)
     assert p < 0.05 and z > 2
     y_null = rng.normal(size=150)
     r_null = stats.pearsonr(dos[4], y_null)[0]
-    z0, p0 = perf.legacy_random_weights_null(r_null, dos, y_null, n_draws=400, seed=1)
+    z0, p0 = legacy_random_weights_null(r_null, dos, y_null, n_draws=400, seed=1)
     assert p0 > 0.05 and abs(z0) < 3
     # z is r divided by the null's SD: reproducible with the same seed.
-    assert perf.legacy_random_weights_null(r_sig, dos, y_signal, 400, 1) == (z, p)
+    assert legacy_random_weights_null(r_sig, dos, y_signal, 400, 1) == (z, p)
 
 
 def test_cross_gene_uses_log_scale_and_recovers_rank():
@@ -105,7 +109,7 @@ def test_cross_gene_uses_log_scale_and_recovers_rank():
     raw = pd.DataFrame(2 ** level[:, None] * rng.uniform(0.8, 1.2, size=(50, 30)), index=genes)
     ref = pd.Series(level + 0.3 * rng.normal(size=50), index=genes)
     noise = pd.Series(rng.normal(size=50), index=genes)
-    res = perf.cross_gene(raw, {"good": ref, "bad": noise}).set_index("model")
+    res = cross_gene(raw, {"good": ref, "bad": noise}).set_index("model")
     assert res.loc["good", "spearman_r"] > 0.9 and res.loc["good", "pearson_r"] > 0.9
     assert abs(res.loc["bad", "spearman_r"]) < 0.4
     assert res.loc["good", "expression_scale"] == "log2(x+1)"
@@ -130,11 +134,11 @@ def _write_vcf(tmp_path):
 
 def test_read_dosages_and_predictdb(tmp_path):
     vcf, samples = _write_vcf(tmp_path)
-    dos = perf.read_dosages(vcf, "chr1", 99, 300, samples)  # 0-based [99, 300): 1-based 100..300
+    dos = pysam_dosages(vcf, "chr1", 99, 300, samples)  # 0-based [99, 300): 1-based 100..300
     assert list(dos.index) == ["chr1_100_A_G", "chr1_200_C_T", "chr1_300_G_A"]
     np.testing.assert_array_equal(dos.loc["chr1_100_A_G"], [0, 1, 2, 1])
     assert np.isnan(dos.loc["chr1_200_C_T", "D"])
-    assert list(perf.read_dosages(vcf, "chr1", 100, 300, samples).index) == ["chr1_200_C_T", "chr1_300_G_A"]
+    assert list(pysam_dosages(vcf, "chr1", 100, 300, samples).index) == ["chr1_200_C_T", "chr1_300_G_A"]
 
     db = tmp_path / "m.db"
     with sqlite3.connect(db) as con:
@@ -151,8 +155,8 @@ def test_read_dosages_and_predictdb(tmp_path):
                 ("ENSG00000000002.1", "rs3", "chr1_300_G_A_b38", "G", "A", -1.0),
             ],
         )
-    w = perf.read_predictdb_weights(db)
-    pred = perf.predictdb_predict(w, vcf, samples, ["ENSG00000000001", "ENSG00000000002.7", "OTHER"])
+    w = read_predictdb_weights(db)
+    pred = predictdb_predict(w, vcf, samples, ["ENSG00000000001", "ENSG00000000002.7", "OTHER"])
     # Gene 1: 0.5 * [0,1,2,1] + 2 * (2 - [2,0,1,mean(2,0,1)=1]) = [0, 4.5, 3, 2.5]
     np.testing.assert_allclose(pred.loc["ENSG00000000001"], [0.0, 4.5, 3.0, 2.5])
     np.testing.assert_allclose(pred.loc["ENSG00000000002.7"], [-1.0, -1.0, 0.0, 0.0])
@@ -165,7 +169,7 @@ def test_predictdb_rejects_non_db(tmp_path):
     bad = tmp_path / "x.db"
     sqlite3.connect(bad).close()
     with pytest.raises(InputError, match="PredictDB"):
-        perf.read_predictdb_weights(bad)
+        read_predictdb_weights(bad)
 
 
 def test_float_rounding_variation_is_constant():
@@ -207,7 +211,7 @@ def test_residualized_correlation_is_the_ols_test_of_the_prediction():
     given is the prepared one (already residualized), as in the workflow."""
     import statsmodels.api as sm
 
-    from hapexp.expression import covariate_design, residualize
+    from hapexp.inputs.expression import covariate_design, residualize
 
     raw, pred, cov = _cohort_with_covariates()
     prepared = pd.DataFrame(
@@ -235,7 +239,7 @@ def test_rows_with_missing_samples_residualized_on_their_own_samples():
     and the expression restricted to them: OLS on that subset."""
     import statsmodels.api as sm
 
-    from hapexp.expression import covariate_design, residualize
+    from hapexp.inputs.expression import covariate_design, residualize
 
     raw, pred, cov = _cohort_with_covariates(seed=12)
     prepared = pd.DataFrame(
@@ -341,7 +345,7 @@ def test_cross_gene_reads_the_expression_level_not_the_residualized_matrix(tmp_p
     rpkm.columns = [f"{s}.1.M_111124_{i % 8}" for i, s in enumerate(samples)]
     rpkm["NA99999.1.M_1"] = 1e6  # a library of someone not analysed: ignored
     resid = pd.DataFrame(rng.normal(size=(40, 30)), index=genes, columns=samples)
-    assert perf.level_columns(rpkm, samples).shape[1] == 30
+    assert level_columns(rpkm, samples).shape[1] == 30
     prepared = tmp_path / "prepared.tsv"
     write_matrix(resid, prepared)
     matrix = tmp_path / "m.tsv"

@@ -1,4 +1,4 @@
-"""Precision budget (hapexp.precision, inference.audit_predict, ism audit).
+"""Precision budget (hapexp.engine.precision, inference.audit_predict, ism audit).
 
 Independent answers: (1) a model with *planted* reduced-precision noise — its output
 is a known function of the sequence, plus, only under bf16 autocast, a deterministic
@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import torch
 
-from hapexp import ism, precision
-from hapexp.inference import Predictor, audit_predict, predict_chunk
-from hapexp.models import LoadedModel
+from hapexp.engine import ism, precision
+from hapexp.engine.inference import Predictor, audit_predict, predict_chunk
+from hapexp.models.registry import LoadedModel
 from tests.test_inference import FakeIndex
 from tests.test_ism import FakeIndex as IsmIndex
 from tests.test_ism import L as ISM_L
@@ -201,9 +201,9 @@ def test_ism_noise_floor_and_nan(monkeypatch):
 
 @pytest.fixture(scope="module")
 def small_cohort(tmp_path_factory):
-    from hapexp.haplotypes import HaplotypeIndex, build_index
-    from hapexp.simulate import simulate_demo
-    from hapexp.vcf import normalize
+    from hapexp.demo.simulate import simulate_demo
+    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+    from hapexp.variants.vcf import normalize
 
     d = tmp_path_factory.mktemp("prec")
     simulate_demo(d, seed=11, n_individuals=30, n_chromosomes=1, chromosome_length=60000, n_genes=4)
@@ -257,7 +257,7 @@ def test_auto_constancy_floor_is_the_precision_its_jobs_used():
     """performance's constancy floor for `precision: auto` = the coarsest precision the
     model's predict jobs used (bf16 on one chunk → 1e-2), fp32 when every job ran strict
     (header-only tables), and a fixed precision needs no table."""
-    from hapexp.precision import empty_table, finish, model_floor, relative_resolution, used_precision
+    from hapexp.engine.precision import empty_table, finish, model_floor, relative_resolution, used_precision
 
     row = pd.DataFrame([{"gene_id": "g1", "n": 4, "noise_sd": 0.0, "signal_sd": 1.0, "noise_ratio": 0.0,
                          "flagged": False, "stage": "predict"}]).reindex(columns=precision.COLUMNS)  # fmt: skip
@@ -275,8 +275,8 @@ def test_both_verdicts_resolve_auto_floors_from_the_jobs_tables(tmp_path):
     """`performance` and `split_verdict` get the same floors: a `precision: auto` model's is
     the resolution of the precision its predict jobs wrote in their tables (bf16 here), a
     fixed precision's stays; both rules take the auto models' per-chunk tables as input."""
-    from hapexp.performance import model_floors, precision_inputs, resolve_floors
-    from hapexp.precision import finish
+    from hapexp.engine.precision import finish
+    from hapexp.verdict.performance import model_floors, precision_inputs, resolve_floors
 
     row = pd.DataFrame([{"gene_id": "g1", "n": 4, "noise_sd": 0.0, "signal_sd": 1.0, "noise_ratio": 0.0,
                          "flagged": False, "stage": "predict"}]).reindex(columns=precision.COLUMNS)  # fmt: skip

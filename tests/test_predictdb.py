@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hapexp.elasticnet import covariance_rows
-from hapexp.predictdb import extra_table, filter_models, rsids, varids, write_covariances, write_db
+from hapexp.linear.elasticnet import covariance_rows
+from hapexp.linear.predictdb import extra_table, filter_models, rsids, varids, write_covariances, write_db
 
 EXPECTED = {
     "weights": [
@@ -134,8 +134,8 @@ def test_extra_gene_type_from_the_gene_table(tmp_path):
 def test_predictdb_exclusions_drop_indels_and_strand_ambiguous_snps():
     """PredictDB's genotype filter: every A/T, T/A, C/G, G/C SNP and every indel goes;
     the other ten SNP allele pairs stay."""
-    from hapexp.genotypes import Dosages
-    from hapexp.variant_policy import predictdb_exclusions
+    from hapexp.variants.genotypes import Dosages
+    from hapexp.variants.policy import predictdb_exclusions
 
     pairs = [(r, a) for r in "ACGT" for a in "ACGT" if r != a] + [("A", "AT"), ("CTT", "C")]
     n = len(pairs)
@@ -232,8 +232,8 @@ def _fit_with_real_rsids(tmp_path, n=300, seed=0):
     """A cohort whose VCF IDs are the rs ids of the real LCL PITRM1 model (positions made
     up: the v6p db has none), expression driven by three of them; one chunk of
     hapexp's elastic net, written as PredictDB db + covariances."""
-    from hapexp.elasticnet import fit_chunk
-    from hapexp.genotypes import Dosages
+    from hapexp.linear.elasticnet import fit_chunk
+    from hapexp.variants.genotypes import Dosages
 
     con = sqlite3.connect(REAL / "TW_Cells_EBV-transformed_lymphocytes_0.5.db")
     real = con.execute(
@@ -310,7 +310,7 @@ def test_our_db_joins_real_models_the_metaxcan_way(tmp_path):
 @needs_real
 def test_predict_with_real_v6p_model_matches_by_rsid(tmp_path):
     """A GTEx v6p model (no varID column) predicts a cohort whose VCF carries rs ids."""
-    from hapexp.performance import predictdb_predict, read_predictdb_weights
+    from hapexp.linear.predictdb import predictdb_predict, read_predictdb_weights
 
     real = REAL / "TW_Cells_EBV-transformed_lymphocytes_0.5.db"
     w = read_predictdb_weights(real)

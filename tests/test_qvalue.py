@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from hapexp.qvalue import pi0_lambda, qvalue
+from hapexp.linear.qvalue import pi0_lambda, qvalue
 
 REF = Path(__file__).parent / "data" / "qvalue" / "reference.tsv"
 

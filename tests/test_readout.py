@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from hapexp.errors import InputError
-from hapexp.inference import Predictor
-from hapexp.models import LoadedModel
-from hapexp.readout import (
+from hapexp.engine.inference import Predictor
+from hapexp.engine.readout import (
     aggregate_haplotypes,
     central_bin_start,
     load_targets,
@@ -18,6 +16,8 @@ from hapexp.readout import (
     reverse_complement_average,
     tss_bin,
 )
+from hapexp.errors import InputError
+from hapexp.models.registry import LoadedModel
 
 L, BIN = 2048, 128
 

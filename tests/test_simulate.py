@@ -1,6 +1,6 @@
 """Demo cohort simulator: determinism, VCF validity, gene layout, truth and expression.
 
-The checks that recompute readouts use their own window code (not hapexp.simulate's),
+The checks that recompute readouts use their own window code (not hapexp.demo.simulate's),
 straight from the written files, so a shared bug cannot cancel out.
 """
 
@@ -15,8 +15,8 @@ import pysam
 import pytest
 import torch
 
-from hapexp.oracle import DEFAULT_MOTIFS, Oracle, one_hot
-from hapexp.simulate import OUTPUT_FILES, personal_window, simulate_demo
+from hapexp.demo.simulate import OUTPUT_FILES, personal_window, simulate_demo
+from hapexp.models.oracle import DEFAULT_MOTIFS, Oracle, one_hot
 
 WINDOW = 2048
 SMALL = {"n_individuals": 100, "n_chromosomes": 2, "chromosome_length": 120_000, "n_genes": 12}

@@ -1,4 +1,4 @@
-"""The verdict on the splits (hapexp.split_verdict): elastic net fitted on training people only,
+"""The verdict on the splits (hapexp.verdict.split_verdict): elastic net fitted on training people only,
 judged on held-out people; null genes centred on 0, planted effects found."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hapexp.genotypes import Dosages
-from hapexp.performance import cross_individual
-from hapexp.split_verdict import (
+from hapexp.variants.genotypes import Dosages
+from hapexp.verdict.performance import cross_individual
+from hapexp.verdict.split_verdict import (
     ELASTICNET,
     elasticnet_on_training_people,
     split_performance,
@@ -82,7 +82,7 @@ def test_summary_per_gene_split_on_the_shared_set():
 
 
 def test_markdown_table_rows():
-    from hapexp.split_verdict import markdown
+    from hapexp.verdict.split_verdict import markdown
 
     s = pd.DataFrame({"predictor": ["a", "a", "b"], "gene_split": ["train", "test", "train"],
                       "n_people": 10, "n_genes": [4, 3, 4], "mean_r": [0.5, 0.25, 0.125],
@@ -102,7 +102,7 @@ def test_concordance_before_after_uses_the_same_genes_per_split():
     """Medians over the genes where both the fine-tuned model and the model it started from
     have an ISM–eQTL r, per gene split; a model started from its own initialisation gets a
     line saying what to set, not numbers."""
-    from hapexp.split_verdict import concordance_before_after, concordance_markdown
+    from hapexp.verdict.split_verdict import concordance_before_after, concordance_markdown
 
     def conc(r, sign, sup):
         return pd.DataFrame(

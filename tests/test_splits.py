@@ -1,4 +1,4 @@
-"""Splits of people and genes (hapexp.splits): seeded, disjoint, whole groups and chromosomes."""
+"""Splits of people and genes (hapexp.training.splits): seeded, disjoint, whole groups and chromosomes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hapexp.errors import InputError
-from hapexp.splits import read_splits, run_splits, split_genes, split_individuals
+from hapexp.training.splits import read_splits, run_splits, split_genes, split_individuals
 
 SAMPLES = [f"S{i:03d}" for i in range(100)]
 

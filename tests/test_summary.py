@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hapexp import concordance as cc
-from hapexp import performance as perf
-from hapexp import summary as sm
-from hapexp.eqtl import scan_genes
-from hapexp.genotypes import Dosages
+from hapexp.linear.eqtl import scan_genes
+from hapexp.variants.genotypes import Dosages
+from hapexp.verdict import concordance as cc
+from hapexp.verdict import performance as perf
+from hapexp.verdict import summary as sm
 
 N_VAR = 8
 

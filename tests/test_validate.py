@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from hapexp.errors import InputError
-from hapexp.validate import check_config, validate_cohort
+from hapexp.inputs.validate import check_config, validate_cohort
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((REPO / "config/schema/config.schema.yaml").read_text())

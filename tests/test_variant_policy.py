@@ -10,10 +10,10 @@ import pandas as pd
 import pysam
 import pytest
 
-from hapexp import vcf as V
-from hapexp.genotypes import Dosages, chunk_dosages, resolve_window
-from hapexp.haplotypes import HaplotypeIndex, build_index
-from hapexp.variant_policy import filter_dosages, record_mask
+from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+from hapexp.variants import vcf as V
+from hapexp.variants.genotypes import Dosages, chunk_dosages, resolve_window
+from hapexp.variants.policy import filter_dosages, record_mask
 
 pytestmark = pytest.mark.skipif(shutil.which("bcftools") is None, reason="bcftools not installed")
 WINDOW = 2048
@@ -21,7 +21,7 @@ WINDOW = 2048
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
-    from hapexp.simulate import simulate_demo
+    from hapexp.demo.simulate import simulate_demo
 
     d = tmp_path_factory.mktemp("policy")
     simulate_demo(d, seed=11, n_individuals=40, n_chromosomes=1, chromosome_length=60_000, n_genes=6)

@@ -8,8 +8,8 @@ import pandas as pd
 import pysam
 import pytest
 
-from hapexp import vcf as V
 from hapexp.errors import InputError
+from hapexp.variants import vcf as V
 
 HDR = """##fileformat=VCFv4.2
 ##contig=<ID=chr1,length=1000>

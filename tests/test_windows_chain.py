@@ -26,8 +26,8 @@ import pandas as pd
 import pysam
 import pytest
 
-from hapexp import vcf as V
-from hapexp.haplotypes import HaplotypeIndex, build_index, revcomp
+from hapexp.sequences.haplotypes import HaplotypeIndex, build_index, revcomp
+from hapexp.variants import vcf as V
 
 pytestmark = pytest.mark.skipif(shutil.which("bcftools") is None, reason="bcftools not installed")
 BASES = list("ACGT")

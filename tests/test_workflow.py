@@ -50,7 +50,7 @@ def test_every_output_exists(demo):
         assert (demo / rel).stat().st_size > 0, rel
     assert list((demo / "results/demo/figures").glob("*.png"))
     # The demo's models run in strict fp32 (CPU): the precision budget has nothing to audit.
-    from hapexp.precision import COLUMNS
+    from hapexp.engine.precision import COLUMNS
 
     prec = pd.read_csv(demo / "results/demo/precision.tsv", sep="\t")
     assert list(prec.columns) == COLUMNS and prec.empty
@@ -122,7 +122,7 @@ def test_demo_verdict_is_fair_and_recovers_the_truth(demo):
     """The demo's own truth checks on the real run (oracle, ISM signs, concordance, null
     genes centred on 0, one shared gene set and set of individuals for the headline rows,
     untrained model at chance), eGenes from permutations, no ISM zero counted."""
-    from hapexp.summary import validate_demo
+    from hapexp.verdict.summary import validate_demo
 
     res = demo / "results/demo"
     out = validate_demo(res, demo / "resources/demo")

@@ -71,8 +71,8 @@ def test_every_model_reaches_the_verdict(run):
 def test_workflow_exon_readout_equals_direct_readout(run, model):
     """Reference rows of predict = the engine on the reference window, exons taken straight
     from results/{cohort}/exons.tsv (1-based inclusive) and placed by window_bounds."""
-    from hapexp.haplotypes import HaplotypeIndex, window_bounds
-    from hapexp.inference import REFERENCE_SAMPLE, Predictor
+    from hapexp.engine.inference import REFERENCE_SAMPLE, Predictor
+    from hapexp.sequences.haplotypes import HaplotypeIndex, window_bounds
 
     cfg = yaml.safe_load((run / "config.yaml").read_text())["models"][model]
     p = Predictor(cfg, name=model)

@@ -627,7 +627,7 @@ def build(out: Path = DEFAULT_OUT, force: bool = False) -> dict:
         counts["fastqtl_nominal"] = fastqtl_nominal(pkgs["fastqtl"], cache, work)
 
         sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-        from hapexp.oracle import Oracle
+        from hapexp.models.oracle import Oracle
 
         Oracle().save(work / "oracle.pt")
 

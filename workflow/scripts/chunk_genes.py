@@ -6,7 +6,7 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import pandas as pd
 
-from hapexp.genes import write_chunks
+from hapexp.inputs.genes import write_chunks
 from hapexp.log import setup_rule_logging
 
 log = setup_rule_logging(snakemake)

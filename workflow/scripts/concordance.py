@@ -4,8 +4,8 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from hapexp.concordance import run, run_agreement
 from hapexp.log import setup_rule_logging
+from hapexp.verdict.concordance import run, run_agreement
 
 log = setup_rule_logging(snakemake)
 if snakemake.rule == "ism_agreement":

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from hapexp.download import download, write_fai
+from hapexp.inputs.download import download, write_fai
 from hapexp.log import setup_rule_logging
 
 log = setup_rule_logging(snakemake)

@@ -1,4 +1,4 @@
-"""Rule elasticnet: PredictDB nested-CV elastic net for one chunk of genes (hapexp.elasticnet)."""
+"""Rule elasticnet: PredictDB nested-CV elastic net for one chunk of genes (hapexp.linear.elasticnet)."""
 
 import sys
 
@@ -7,11 +7,11 @@ sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from hapexp.elasticnet import fit_chunk
-from hapexp.genotypes import chunk_dosages, resolve_window
 from hapexp.io import read_matrix, write_matrix, write_tsv
+from hapexp.linear.elasticnet import fit_chunk
 from hapexp.log import setup_rule_logging
-from hapexp.variant_policy import filter_dosages, format_counts, predictdb_exclusions
+from hapexp.variants.genotypes import chunk_dosages, resolve_window
+from hapexp.variants.policy import filter_dosages, format_counts, predictdb_exclusions
 
 log = setup_rule_logging(snakemake)
 p = snakemake.params

@@ -1,4 +1,4 @@
-"""Rule eqtl: nominal cis-eQTL scan (+ permutations) of one chunk of genes (hapexp.eqtl)."""
+"""Rule eqtl: nominal cis-eQTL scan (+ permutations) of one chunk of genes (hapexp.linear.eqtl)."""
 
 import sys
 
@@ -7,11 +7,11 @@ sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from hapexp.eqtl import scan_genes
-from hapexp.genotypes import chunk_dosages, resolve_window
 from hapexp.io import read_matrix, write_parquet, write_tsv
+from hapexp.linear.eqtl import scan_genes
 from hapexp.log import setup_rule_logging
-from hapexp.variant_policy import filter_dosages, format_counts
+from hapexp.variants.genotypes import chunk_dosages, resolve_window
+from hapexp.variants.policy import filter_dosages, format_counts
 
 log = setup_rule_logging(snakemake)
 p = snakemake.params

@@ -4,9 +4,9 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from hapexp.figures import run_cohort, run_model
 from hapexp.io import read_matrix
 from hapexp.log import setup_rule_logging
+from hapexp.verdict.figures import run_cohort, run_model
 
 log = setup_rule_logging(snakemake)
 # PDFs are written beside each PNG by the same call; only the PNG paths are passed.

@@ -1,4 +1,4 @@
-"""Rule finetune: train a registry model on the training people and genes (hapexp.finetune)."""
+"""Rule finetune: train a registry model on the training people and genes (hapexp.training.finetune)."""
 
 import sys
 
@@ -6,8 +6,8 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import torch
 
-from hapexp.finetune import run_finetune
 from hapexp.log import setup_rule_logging
+from hapexp.training.finetune import run_finetune
 
 setup_rule_logging(snakemake)
 torch.set_num_threads(max(1, snakemake.threads))

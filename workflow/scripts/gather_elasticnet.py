@@ -1,4 +1,4 @@
-"""Rule gather_elasticnet: metrics, out-of-fold matrix, PredictDB db and covariances (hapexp.predictdb)."""
+"""Rule gather_elasticnet: metrics, out-of-fold matrix, PredictDB db and covariances (hapexp.linear.predictdb)."""
 
 import sys
 
@@ -7,8 +7,8 @@ sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd
 
 from hapexp.io import read_matrix, write_matrix, write_tsv
+from hapexp.linear.predictdb import extra_table, filter_models, write_covariances, write_db
 from hapexp.log import setup_rule_logging
-from hapexp.predictdb import extra_table, filter_models, write_covariances, write_db
 
 log = setup_rule_logging(snakemake)
 p = snakemake.params

@@ -8,8 +8,8 @@ import json
 
 import pandas as pd
 
-from hapexp.eqtl import NOMINAL_COLUMNS, egenes
 from hapexp.io import atomic_output, concat_parquet, write_tsv
+from hapexp.linear.eqtl import NOMINAL_COLUMNS, egenes
 from hapexp.log import setup_rule_logging
 
 log = setup_rule_logging(snakemake)

@@ -4,8 +4,8 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
+from hapexp.engine.ism import gather
 from hapexp.io import write_parquet
-from hapexp.ism import gather
 from hapexp.log import setup_rule_logging
 
 log = setup_rule_logging(snakemake)

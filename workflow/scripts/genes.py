@@ -8,10 +8,10 @@ from hapexp.log import setup_rule_logging
 
 log = setup_rule_logging(snakemake)
 
-from hapexp import genes as G
-from hapexp import vcf as V
-from hapexp.formats import read_expression, read_sample_list
+from hapexp.inputs import genes as G
+from hapexp.inputs.formats import read_expression, read_sample_list
 from hapexp.io import atomic_output, write_tsv
+from hapexp.variants import vcf as V
 
 gcfg = snakemake.params.genes
 ccfg = snakemake.params.cohort

@@ -1,4 +1,4 @@
-"""Rule head: track-combination heads of one model, fitted on the training people (hapexp.head)."""
+"""Rule head: track-combination heads of one model, fitted on the training people (hapexp.training.heads)."""
 
 import sys
 
@@ -6,8 +6,8 @@ sys.path.insert(0, snakemake.scriptdir)
 
 from threadpoolctl import threadpool_limits
 
-from hapexp.head import run_head
 from hapexp.log import setup_rule_logging
+from hapexp.training.heads import run_head
 
 setup_rule_logging(snakemake)
 with threadpool_limits(limits=max(1, snakemake.threads)):

@@ -1,11 +1,11 @@
 """Rule ism: in-silico mutagenesis of one chunk's variants with one model, with the
-precision budget of reduced-precision runs (hapexp.precision)."""
+precision budget of reduced-precision runs (hapexp.engine.precision)."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from hapexp.ism import run
+from hapexp.engine.ism import run
 from hapexp.log import setup_rule_logging
 
 log = setup_rule_logging(snakemake)

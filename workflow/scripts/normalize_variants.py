@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hapexp import vcf as V
-from hapexp.genes import gene_body_regions, gene_regions
+from hapexp.inputs.genes import gene_body_regions, gene_regions
+from hapexp.variants import vcf as V
 
 genes = pd.read_csv(snakemake.input.genes, sep="\t", dtype={"chrom": str, "gene_id": str})
 half = int(snakemake.params.half_width)

@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, snakemake.scriptdir)
 
 from hapexp.log import setup_rule_logging
-from hapexp.performance import run
+from hapexp.verdict.performance import run
 
 log = setup_rule_logging(snakemake)
 p = snakemake.params

@@ -4,9 +4,9 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
+from hapexp.engine.precision import read, summarize
 from hapexp.io import write_tsv
 from hapexp.log import setup_rule_logging
-from hapexp.precision import read, summarize
 
 log = setup_rule_logging(snakemake)
 table = read(list(snakemake.input))

@@ -1,5 +1,5 @@
 """Rule predict: one chunk of genes through one model (unique haplotypes only), with the
-precision budget of reduced-precision runs (hapexp.precision) and the exon counts of
+precision budget of reduced-precision runs (hapexp.engine.precision) and the exon counts of
 an exon read-out."""
 
 import sys
@@ -12,7 +12,7 @@ log = setup_rule_logging(snakemake)
 
 import torch
 
-from hapexp.inference import run_predict
+from hapexp.engine.inference import run_predict
 
 torch.set_num_threads(snakemake.threads)
 spec = {**snakemake.params.spec, "name": snakemake.wildcards.model}

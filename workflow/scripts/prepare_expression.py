@@ -1,14 +1,14 @@
-"""Rule prepare_expression: transform, add expression PCs, residualize (hapexp.expression)."""
+"""Rule prepare_expression: transform, add expression PCs, residualize (hapexp.inputs.expression)."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from hapexp.expression import prepare_expression, select_samples
-from hapexp.formats import read_covariates, read_expression, read_sample_list
-from hapexp.genotypes import vcf_samples
+from hapexp.inputs.expression import prepare_expression, select_samples
+from hapexp.inputs.formats import read_covariates, read_expression, read_sample_list
 from hapexp.io import write_matrix
 from hapexp.log import setup_rule_logging
+from hapexp.variants.genotypes import vcf_samples
 
 log = setup_rule_logging(snakemake)
 cohort = snakemake.params.cohort

@@ -10,13 +10,13 @@ log = setup_rule_logging(snakemake)
 
 from pathlib import Path
 
-from hapexp.simulate import OUTPUT_FILES, simulate_demo
+from hapexp.demo.simulate import OUTPUT_FILES, simulate_demo
 
 p = snakemake.params
 outdir = Path(snakemake.output.fasta).parent
 expected = {str(outdir / name) for name in OUTPUT_FILES}
 if expected != {str(Path(f)) for f in snakemake.output}:
-    raise RuntimeError(f"rule outputs and hapexp.simulate.OUTPUT_FILES disagree: {sorted(expected)}")
+    raise RuntimeError(f"rule outputs and hapexp.demo.simulate.OUTPUT_FILES disagree: {sorted(expected)}")
 summary = simulate_demo(
     outdir,
     seed=int(p.seed),

@@ -7,7 +7,7 @@ sys.path.insert(0, snakemake.scriptdir)
 from threadpoolctl import threadpool_limits
 
 from hapexp.log import setup_rule_logging
-from hapexp.split_verdict import run
+from hapexp.verdict.split_verdict import run
 
 setup_rule_logging(snakemake)
 inputs = {

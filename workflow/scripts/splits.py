@@ -1,11 +1,11 @@
-"""Rule splits: individuals → train/validation/test, genes → train/test (hapexp.splits)."""
+"""Rule splits: individuals → train/validation/test, genes → train/test (hapexp.training.splits)."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
 from hapexp.log import setup_rule_logging
-from hapexp.splits import run_splits
+from hapexp.training.splits import run_splits
 
 setup_rule_logging(snakemake)
 run_splits(

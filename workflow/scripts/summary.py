@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, snakemake.scriptdir)
 
 from hapexp.log import setup_rule_logging
-from hapexp.summary import run, run_context
+from hapexp.verdict.summary import run, run_context
 
 log = setup_rule_logging(snakemake)
 s = run(

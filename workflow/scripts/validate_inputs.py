@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 
 from hapexp.errors import InputError
+from hapexp.inputs.validate import validate_cohort
 from hapexp.io import atomic_output
 from hapexp.log import setup_rule_logging
-from hapexp.validate import validate_cohort
 
 log = setup_rule_logging(snakemake)
 out = Path(snakemake.output[0])

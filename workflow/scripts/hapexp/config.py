@@ -81,15 +81,15 @@ COMMON_DEFAULTS: dict = {
     "log": False,
     "rc_minus": True,
     "rc_average": False,
-    "batch_size": "auto",  # CUDA: from free memory (hapexp.gpu_memory); CPU: CPU_BATCH_SIZE
+    "batch_size": "auto",  # CUDA: from free memory (hapexp.engine.gpu_memory); CPU: CPU_BATCH_SIZE
     "max_batch_size": 64,
     "threads": 2,  # CPU threads of the model's predict, ism and finetune jobs
     "device": "auto",
-    "precision": "auto",  # hapexp.precision: fp32 on CPU, bf16/tf32/fp32 by the measured budget on CUDA
+    "precision": "auto",  # hapexp.engine.precision: fp32 on CPU, bf16/tf32/fp32 by the measured budget on CUDA
     "compile": "auto",  # on for CUDA
     "compile_mode": "default",
     "compile_cache": None,  # None: $TORCHINDUCTOR_CACHE_DIR, else .snakemake/hapexp/torchinductor
-    "attention": "auto",  # enformer: reference in fp32, sdpa otherwise (hapexp.enformer_attention)
+    "attention": "auto",  # enformer: reference in fp32, sdpa otherwise (hapexp.models.enformer_attention)
     "prefetch": 2,  # batches rendered ahead in a background thread (0: none)
     "deterministic": True,
     "store_all_tracks": False,
@@ -121,7 +121,7 @@ _CHOICES = {
 }
 
 
-# `attention` depends on the architecture: Enformer's kernel (hapexp.enformer_attention)
+# `attention` depends on the architecture: Enformer's kernel (hapexp.models.enformer_attention)
 # or Flashzoi's flash-attn / torch SDPA (hapexp.models.borzoi).
 _ATTENTION = {"borzoi": ("auto", "flash", "torch")}
 _ENFORMER_ATTENTION = ("auto", "reference", "sdpa", "flex")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .io import atomic_output
+from hapexp.io import atomic_output
 
 
 def torch_bytes(obj) -> bytes:

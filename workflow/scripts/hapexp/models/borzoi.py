@@ -126,7 +126,7 @@ def torch_flash_attention():
 # ---------------------------------------------------------------- tracks and scale
 def borzoi_tracks(spec: dict, n_tracks: int, is_human: bool):
     """The package's targets table (or `targets:`), with strands from the identifiers."""
-    from hapexp.readout import load_targets
+    from hapexp.engine.readout import load_targets
 
     if spec.get("targets"):
         tab = load_targets(spec["targets"])

@@ -47,7 +47,7 @@ def set_tf_gamma(module: nn.Module, spec: dict, n_positions: int) -> bool:
 
 def enformer_tracks(spec: dict, n_tracks: int, head: str, bin_size: int = 128):
     """Track table of an Enformer head: the targets table when it has the head's size."""
-    from hapexp.readout import load_targets
+    from hapexp.engine.readout import load_targets
 
     targets = spec.get("targets")
     if targets and n_tracks > 1 and head == "human":

@@ -114,7 +114,7 @@ def optional_package(module: str, pip_name: str, spec: dict, why: str = ""):
 
 def probe(module: nn.Module, spec: dict, call, kind: str, tracks: pd.DataFrame | None = None) -> LoadedModel:
     """Run one all-N sequence to learn the output shape and check it against window/bin/crop."""
-    from hapexp.readout import load_targets
+    from hapexp.engine.readout import load_targets
 
     window, bin_size, crop = int(spec["window"]), int(spec["bin_size"]), int(spec["crop"])
     device = spec.get("_device", torch.device("cpu"))

@@ -6,7 +6,7 @@ Columns (every model): ``index`` (0-based output track), ``identifier``, ``descr
 same experiment on the other strand; the track itself when unstranded) and
 ``resolution`` (bases per output bin). Models add their own columns (Borzoi's
 ``scale``/``clip_soft``/``sum_stat``, AlphaGenome's ``output``, ``ontology_curie``, …),
-which `hapexp.readout.resolve_tracks` can filter on.
+which `hapexp.engine.readout.resolve_tracks` can filter on.
 
 Why strand pairs: a model reads both DNA strands, so the reverse complement of an
 input predicts the − strand track of the forward input in its + strand track (and

@@ -1,0 +1,1 @@
+"""The simulated demo cohort with a known answer."""

@@ -1,0 +1,362 @@
+"""In-silico mutagenesis (ISM) of the variants in each gene's model window.
+
+For each gene, every variant passing the MAF filter (SNVs; indels optionally) is
+inserted *alone* into the reference window; its score is read-out(alt) − read-out(ref)
+with exactly predict's tracks/bins/aggregation (or log2(alt / ref) as an option).
+The reference is predicted once per gene and batched with the variants through the
+same engine as `predict`; for the Enformer family the engine reuses the reference's
+stem and conv-tower activations and recomputes only each variant's receptive field
+(hapexp.models.enformer_ism; exact up to float rounding).
+
+Resolution: a score whose |alt − ref| is at most a noise floor × |ref| is NaN
+(unresolved: its sign is rounding, not biology). In strict fp32 the floor is fp32's
+(1e-6); in reduced precision it is measured in every job against strict fp32 on a
+deterministic sample of genes, which also yields the job's precision budget
+(hapexp.engine.precision; `precision.tsv`).
+
+Distances: `tss_distance` = variant pos − TSS on `+` genes and TSS − pos on `−`
+genes (both 1-based), i.e. positive = downstream in the gene's orientation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from hapexp.engine.precision import (
+    AUDIT_DEFAULTS,
+    STATIC_FLOOR,
+    audit_genes,
+    budget_holds,
+    choose,
+    empty_table,
+    finish,
+    ism_budget,
+    measure_floor,
+    unresolved,
+)
+
+log = logging.getLogger(__name__)
+
+ISM_COLUMNS = ["gene_id", "variant_id", "chrom", "pos", "ref", "alt", "af", "tss_distance", "score"]
+
+# Sequences sent to the engine per call: bounds host memory (an Enformer window is
+# 196,608 bytes per sequence) while letting the engine batch inside; long windows
+# (Borzoi 524,288, AlphaGenome 1,048,576 bp) send fewer, at most BLOCK_BYTES of sequence.
+BLOCK = 256
+BLOCK_BYTES = 64 << 20
+
+# fn(seqs: uint8 [n, L] ASCII, tss_index: 0-based TSS index in every sequence) -> float [n];
+# read-outs over exons also take exons= (one [k, 2] interval array per sequence) and
+# antisense= (sequences read against the gene's strand), and carry `uses_exons = True`.
+ReadoutFn = Callable[..., np.ndarray]
+
+
+class EngineReadout:
+    """ISM's view of the inference engine (hapexp.engine.inference.Predictor): one value per
+    sequence (several tracks averaged, as in predict's genes × samples matrix), the
+    reference reuse of the Enformer family, and the precision switches of the audit."""
+
+    def __init__(self, spec: dict, reuse: bool = True, predictor=None):
+        from hapexp.engine.inference import Predictor
+
+        self.predictor = predictor if predictor is not None else Predictor(spec)
+        self.reuse = bool(reuse)
+        self.requested = self.predictor.spec["precision"]
+        self.candidates = self.predictor.candidates
+
+    def __call__(self, seqs: np.ndarray, tss_index: int, exons=None, antisense: bool = False) -> np.ndarray:
+        out = np.asarray(
+            self.predictor.readout(seqs, tss_index, exons=exons, antisense=antisense), dtype=float
+        )
+        return out.mean(axis=1) if out.ndim == 2 else out
+
+    @property
+    def uses_exons(self) -> bool:
+        return self.predictor.uses_exons
+
+    strand_aware = True  # antisense windows read a stranded track's pair
+
+    def reusing(self, reference: np.ndarray):
+        return self.predictor.reusing(reference) if self.reuse else contextlib.nullcontext(False)
+
+    @property
+    def precision(self) -> str:
+        return self.predictor.effective_precision
+
+    def set_precision(self, precision: str) -> None:
+        self.predictor.set_precision(precision)
+
+    def strict(self):
+        return self.predictor.strict()
+
+
+def make_readout(spec: dict, reuse: bool = True) -> EngineReadout:
+    """The read-out function of a model spec via predict's engine (the one place that
+    knows the engine's API); `reuse`: recompute only what a variant changes (Enformer)."""
+    return EngineReadout(spec, reuse=reuse)
+
+
+def strand_tss_distance(pos, tss: int, strand: str) -> np.ndarray:
+    """Variant distance to the TSS (both 1-based), positive downstream in gene orientation."""
+    pos = np.asarray(pos, dtype=np.int64)
+    return (pos - tss) if strand == "+" else (tss - pos)
+
+
+def maf_of(af) -> np.ndarray:
+    af = np.asarray(af, dtype=float)
+    return np.minimum(af, 1.0 - af)
+
+
+def select_variants(variants: pd.DataFrame, maf: float, indels: bool) -> pd.DataFrame:
+    """Variants to score: minor-allele frequency >= maf; SNVs only unless `indels`."""
+    keep = maf_of(variants["af"]) >= maf
+    if not indels:
+        keep &= variants["is_snv"].astype(bool).to_numpy()
+    return variants[keep]
+
+
+def _scores(alt: np.ndarray, ref: float, log2_ratio: bool, floor: float = 0.0) -> np.ndarray:
+    """alt − ref (or log2(alt / ref)); NaN where |alt − ref| ≤ floor × |ref| (unresolved)."""
+    alt = np.asarray(alt, dtype=float)
+    below = unresolved(alt, ref, floor)
+    if not log2_ratio:
+        return np.where(below, np.nan, alt - ref)
+    # log2 ratio needs positive read-outs (counts/CAGE); a tiny floor keeps zero finite.
+    eps = 1e-6
+    return np.where(below, np.nan, np.log2(np.maximum(alt, 0) + eps) - np.log2(max(ref, 0) + eps))
+
+
+def gene_values(index, gene, readout: ReadoutFn, window: int, rc_minus: bool = True, maf: float = 0.01,
+                indels: bool = False, exons: np.ndarray | None = None):  # fmt: skip
+    """Raw read-outs of one gene: (variants, alt read-out per variant, reference read-out),
+    or None when no variant passes the filters. `exons`: the gene's reference exons
+    [start0, end0) (read-outs over exons), followed onto every single-variant window."""
+    gene_id = str(gene["gene_id"])
+    variants = select_variants(index.variants(gene_id, window), maf, indels)
+    if variants.empty:
+        return None
+    ref_seq, tss_index = index.reference_window(gene_id, window, rc_minus)
+    ref_seq = np.asarray(ref_seq, dtype=np.uint8)
+    # Single-variant sequences are re-anchored on the TSS, so the reference's index holds.
+    tss_index = int(tss_index)
+    ids = list(variants["variant_id"])
+    strand = str(gene["strand"])
+    # engine read-outs read a stranded track's pair on antisense windows
+    anti = strand == "-" and not rc_minus and getattr(readout, "strand_aware", False)
+    kw = {"antisense": True} if anti else {}
+    ref_ex = None
+    if exons is not None:
+        from hapexp.sequences.haplotypes import window_bounds
+
+        w0, _ = window_bounds(int(gene["tss"]), strand, window)
+        ref_ex = np.asarray(exons, dtype=np.int64).reshape(-1, 2) - w0
+        if rc_minus and strand == "-":
+            ref_ex = np.stack([window - ref_ex[:, 1], window - ref_ex[:, 0]], 1)
+    alt_values = []
+    ref_value = None
+    block_n = max(1, min(BLOCK, BLOCK_BYTES // window))
+    reusing = getattr(readout, "reusing", None)
+    with reusing(ref_seq) if reusing is not None else contextlib.nullcontext():
+        for start in range(0, len(ids), block_n):
+            ex_kw = {} if exons is None else {"exons": exons}
+            got = index.single_variant_sequences(
+                gene_id, window, ids[start : start + block_n], rc_minus=rc_minus, **ex_kw
+            )
+            block, block_ex = got if exons is not None else (got, None)
+            block = np.asarray(block, dtype=np.uint8)
+            if ref_value is None:
+                # Reference rides in the first block: one engine call, computed once per gene.
+                if exons is not None:
+                    kw["exons"] = [ref_ex, *block_ex]
+                out = readout(np.concatenate([ref_seq[None, :], block]), tss_index, **kw)
+                ref_value, out = float(out[0]), out[1:]
+            else:
+                if exons is not None:
+                    kw["exons"] = block_ex
+                out = readout(block, tss_index, **kw)
+            alt_values.append(np.asarray(out, dtype=float))
+    return variants, np.concatenate(alt_values), ref_value
+
+
+def scores_frame(
+    gene, variants: pd.DataFrame, alt, ref: float, log2_ratio: bool, floor: float
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "gene_id": str(gene["gene_id"]),
+            "variant_id": variants["variant_id"].astype(str).to_numpy(),
+            "chrom": variants["chrom"].astype(str).to_numpy(),
+            "pos": variants["pos"].astype(np.int64).to_numpy(),
+            "ref": variants["ref"].astype(str).to_numpy(),
+            "alt": variants["alt"].astype(str).to_numpy(),
+            "af": variants["af"].astype(float).to_numpy(),
+            "tss_distance": strand_tss_distance(variants["pos"], int(gene["tss"]), str(gene["strand"])),
+            "score": _scores(alt, ref, log2_ratio, floor),
+        }
+    )
+
+
+def score_gene(
+    index,
+    gene: pd.Series | dict,
+    readout: ReadoutFn,
+    window: int,
+    rc_minus: bool = True,
+    maf: float = 0.01,
+    indels: bool = False,
+    log2_ratio: bool = False,
+    floor: float = 0.0,
+    exons: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """ISM scores of one gene's variants (columns ISM_COLUMNS); empty when none pass.
+
+    `floor`: relative difference at or below which a score is NaN (unresolved).
+    `exons` (reference [start0, end0) rows; read-outs over exons): followed onto each
+    single-variant window, so an indel shifts the exons downstream of it.
+    """
+    raw = gene_values(index, gene, readout, window, rc_minus, maf, indels)
+    if raw is None:
+        return pd.DataFrame(columns=ISM_COLUMNS)
+    return scores_frame(gene, raw[0], raw[1], raw[2], log2_ratio, floor)
+
+
+def _audit(index, readout: EngineReadout, values, audit_cfg: dict, model: str):
+    """Precision budget of ISM (hapexp.engine.precision): the audited genes' variants in strict
+    fp32 and in each candidate precision; returns (table, precision used, floor,
+    {gene: raw values in the precision used})."""
+    cfg = {**AUDIT_DEFAULTS, **(audit_cfg or {})}
+    genes = index.genes.set_index("gene_id", drop=False)
+    with_variants = [g for g in genes["gene_id"] if values(genes.loc[g], None) is not None]
+    sample = audit_genes(with_variants, cfg["fraction"], cfg["min_genes"])
+    if not sample:
+        log.warning("ISM precision audit: no gene of this job has variants to score; static floor")
+    with readout.strict():
+        strict = {g: values(genes.loc[g], readout) for g in sample}
+    trials, floors, kept = [], {}, {}
+    for p in readout.candidates:
+        if p == "fp32":
+            trials.append((p, None))
+            break
+        readout.set_precision(p)
+        red = {g: values(genes.loc[g], readout) for g in sample}
+        if sample:
+            cat = [np.concatenate([red[g][1] for g in sample]), np.concatenate([np.full(len(red[g][1]), red[g][2]) for g in sample]),
+                   np.concatenate([strict[g][1] for g in sample]), np.concatenate([np.full(len(strict[g][1]), strict[g][2]) for g in sample])]  # fmt: skip
+            floors[p] = measure_floor(*cat, z=cfg["noise_floor_z"])
+            rows = [(g, red[g][1], red[g][2], strict[g][1], strict[g][2]) for g in sample]
+            table = ism_budget(rows, floors[p], cfg["max_noise_ratio"])
+        else:
+            floors[p], table = STATIC_FLOOR[p], None
+        trials.append((p, table))
+        kept[p] = red
+        if readout.requested != "auto" or (table is not None and budget_holds(table)):
+            break
+    used = choose(trials, readout.requested)
+    readout.set_precision(used)
+    floor = floors.get(used, STATIC_FLOOR["fp32"])
+    log.info("ISM precision: %s (tried %s), noise floor %.3g × |reference read-out|",
+             used, "/".join(p for p, _ in trials), floor)  # fmt: skip
+    return finish(trials, used, model), used, floor, (kept.get(used) or (strict if used == "fp32" else {}))
+
+
+def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict, audit_cfg: dict | None = None,
+                model: str = "model", return_audit: bool = False, exons: dict | None = None):  # fmt: skip
+    """ISM for every gene of a haplotype index chunk (one rule job).
+
+    With an engine read-out in reduced precision the precision budget is measured first
+    (hapexp.engine.precision): the scores' noise floor and, for `precision: auto`, the
+    precision itself. `return_audit`: also return the budget table. `exons` (gene_id →
+    reference exons) is needed when the read-out sums exons.
+    """
+    window, rc_minus = int(spec["window"]), bool(spec.get("rc_minus", True))
+    maf, indels = float(ism_cfg.get("maf", 0.01)), bool(ism_cfg.get("indels", False))
+    log2_ratio = bool(ism_cfg.get("log2_ratio", False))
+    cache: dict = {}
+    need_exons = bool(getattr(readout, "uses_exons", False))
+    if need_exons and exons is None:
+        raise ValueError(f"model {spec.get('name')}: readout exons needs the genes' exons")
+
+    def gene_exons(gene):
+        return exons.get(str(gene["gene_id"]), np.zeros((0, 2), np.int64)) if need_exons else None
+
+    def values(gene, fn):
+        if fn is None:  # only: does the gene have variants to score?
+            return (
+                None
+                if select_variants(index.variants(str(gene["gene_id"]), window), maf, indels).empty
+                else True
+            )
+        return gene_values(index, gene, fn, window, rc_minus, maf, indels, gene_exons(gene))
+
+    table = empty_table()
+    if isinstance(readout, EngineReadout) and readout.candidates != ("fp32",):
+        table, _, floor, cache = _audit(index, readout, values, audit_cfg, model)
+    else:
+        p = str(spec.get("precision", "fp32"))
+        floor = STATIC_FLOOR.get(p if p in STATIC_FLOOR else "fp32")
+    frames = []
+    for _, gene in index.genes.iterrows():
+        gid = str(gene["gene_id"])
+        raw = cache[gid] if gid in cache else values(gene, readout)
+        n = 0
+        if raw is not None:
+            frames.append(scores_frame(gene, *raw, log2_ratio, floor))
+            n = len(frames[-1])
+        log.info("ISM %s: %d variants", gid, n)
+    if isinstance(readout, EngineReadout) and readout.predictor._reuse is not None:
+        st = readout.predictor._reuse.stats
+        log.info("reference reuse: %d variant forwards windowed, %d full (indels)", st["reused"], st["full"])
+    frames = [f for f in frames if len(f)]
+    df = pd.concat(frames, ignore_index=True)[ISM_COLUMNS] if frames else empty_ism()
+    return (df, table) if return_audit else df
+
+
+def empty_ism() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "gene_id": pd.Series(dtype=str),
+            "variant_id": pd.Series(dtype=str),
+            "chrom": pd.Series(dtype=str),
+            "pos": pd.Series(dtype=np.int64),
+            "ref": pd.Series(dtype=str),
+            "alt": pd.Series(dtype=str),
+            "af": pd.Series(dtype=float),
+            "tss_distance": pd.Series(dtype=np.int64),
+            "score": pd.Series(dtype=float),
+        }
+    )
+
+
+def gather(paths) -> pd.DataFrame:
+    """Concatenate per-chunk ISM tables (chunk order = file order)."""
+    frames = [pd.read_parquet(p) for p in paths]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return empty_ism()
+    return pd.concat(frames, ignore_index=True)[ISM_COLUMNS]
+
+
+def run(index_path, spec: dict, ism_cfg: dict, out_path, readout=None, precision_out=None,
+        audit_cfg: dict | None = None, model: str = "model", exons_path=None) -> pd.DataFrame:  # fmt: skip
+    """Rule `ism`: score one chunk and write its parquet (and its precision budget)."""
+    from hapexp.inputs.genes import read_exons
+    from hapexp.io import write_parquet, write_tsv
+    from hapexp.sequences.haplotypes import HaplotypeIndex
+
+    index = HaplotypeIndex.load(index_path)
+    if ism_cfg.get("precision"):
+        spec = {**spec, "precision": ism_cfg["precision"]}
+    readout = readout or make_readout(spec, reuse=bool(ism_cfg.get("reuse_reference", True)))
+    exons = read_exons(exons_path) if (exons_path and getattr(readout, "uses_exons", False)) else None
+    df, table = score_chunk(
+        index, readout, spec, ism_cfg, audit_cfg, model=model, return_audit=True, exons=exons
+    )
+    if precision_out is not None:
+        write_tsv(table, precision_out)
+    write_parquet(df, out_path)
+    return df

@@ -1,0 +1,190 @@
+"""Expression preparation shared by every predictor: transform, covariates + PCs, residualize.
+
+One prepared matrix (genes × samples) is what every model, deep or linear, is
+compared on. The steps follow GTEx/tensorQTL practice:
+
+1. restrict to the analysed individuals (in expression, VCF, covariates and the
+   optional sample list), in the expression file's column order;
+2. transform each gene: rank-based inverse normal (`Φ⁻¹(rank / (n + 1))`, ties
+   averaged, as GTEx's `inverse_normal_transform`), z-score, or none;
+3. covariates = user covariates + the first `n_pcs` principal components of the
+   transformed expression (samples' PC scores, sign fixed so that the largest
+   loading is positive: deterministic across BLAS builds);
+4. residualize every gene on intercept + covariates by least squares.
+
+The residuals are *not* rescaled: regressing genotype on them with the same
+covariates reproduces tensorQTL's statistics exactly (projection is idempotent),
+see `hapexp.linear.eqtl`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from hapexp.errors import InputError
+
+log = logging.getLogger(__name__)
+
+TRANSFORMS = ("inverse_normal", "zscore", "none")
+
+
+def inverse_normal_transform(values: np.ndarray) -> np.ndarray:
+    """Rank-based inverse normal transform of each row (genes × samples)."""
+    values = np.asarray(values, dtype=float)
+    n = values.shape[1]
+    ranks = stats.rankdata(values, axis=1, method="average")
+    return stats.norm.ppf(ranks / (n + 1))
+
+
+def zscore(values: np.ndarray) -> np.ndarray:
+    """Center each row and scale it to unit standard deviation (ddof=1); constant rows → 0."""
+    values = np.asarray(values, dtype=float)
+    centered = values - values.mean(axis=1, keepdims=True)
+    sd = values.std(axis=1, ddof=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(sd > 0, centered / np.where(sd > 0, sd, 1.0), 0.0)
+    return out
+
+
+def transform_expression(df: pd.DataFrame, transform: str) -> pd.DataFrame:
+    """Apply `transform` (one of TRANSFORMS) per gene; returns a new frame."""
+    if transform == "inverse_normal":
+        vals = inverse_normal_transform(df.to_numpy())
+    elif transform == "zscore":
+        vals = zscore(df.to_numpy())
+    elif transform == "none":
+        vals = df.to_numpy(dtype=float).copy()
+    else:
+        raise ValueError(f"unknown expression transform {transform!r}; use one of {TRANSFORMS}")
+    return pd.DataFrame(vals, index=df.index, columns=df.columns)
+
+
+def expression_pcs(df: pd.DataFrame, k: int) -> pd.DataFrame:
+    """First `k` principal components of genes × samples `df` as a covariates × samples frame."""
+    if k == 0:
+        return pd.DataFrame(columns=df.columns, index=pd.Index([], name="id"), dtype=float)
+    x = df.to_numpy(dtype=float).T  # samples × genes
+    x = x - x.mean(axis=0)
+    k_max = min(x.shape) - 1
+    if k > k_max:
+        raise ValueError(
+            f"expression.n_pcs={k} but at most {k_max} PCs exist for {x.shape[0]} samples × {x.shape[1]} genes"
+        )
+    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    u, vt = u[:, :k], vt[:k]
+    # Deterministic sign: largest absolute loading positive.
+    signs = np.sign(vt[np.arange(k), np.abs(vt).argmax(axis=1)])
+    signs[signs == 0] = 1.0
+    scores = u * s[:k] * signs
+    return pd.DataFrame(
+        scores.T, index=pd.Index([f"PC{i + 1}" for i in range(k)], name="id"), columns=df.columns
+    )
+
+
+def covariate_design(cov: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (samples × k) of the centered covariates (tensorQTL's Residualizer.Q).
+
+    Raises ValueError when the covariates are collinear (the degrees of freedom
+    `n - 2 - k` would then be wrong).
+    """
+    cov = np.asarray(cov, dtype=float)
+    if cov.shape[1] == 0:
+        return np.zeros((cov.shape[0], 0))
+    c0 = cov - cov.mean(axis=0)
+    q, r = np.linalg.qr(c0)
+    d = np.abs(np.diag(r))
+    if d.size and (d.min() <= 1e-10 * max(d.max(), 1.0)):
+        raise ValueError("covariates are collinear (or one is constant) after centering")
+    return q
+
+
+def residualize(values: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Residuals of each row of `values` (features × samples) on intercept + covariates."""
+    v0 = values - values.mean(axis=1, keepdims=True)
+    return v0 - (v0 @ q) @ q.T
+
+
+def select_samples(
+    expr: pd.DataFrame,
+    vcf_samples: list[str] | None = None,
+    covariates: pd.DataFrame | None = None,
+    sample_list: list[str] | None = None,
+) -> list[str]:
+    """Samples analysed: expression columns also in the VCF, covariates and sample list (expression order)."""
+    keep = list(expr.columns)
+    for other in (vcf_samples, None if covariates is None else list(covariates.columns), sample_list):
+        if other is not None:
+            s = set(other)
+            keep = [x for x in keep if x in s]
+    return keep
+
+
+def prepare_expression(
+    expr: pd.DataFrame,
+    covariates: pd.DataFrame | None,
+    transform: str = "inverse_normal",
+    n_pcs: int = 0,
+    samples: list[str] | None = None,
+    expression_path="expression",
+    covariates_path="covariates",
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Return (prepared residuals, covariates used, transformed expression), all on `samples`.
+
+    `samples` (default: all expression columns) fixes the individuals and their order.
+    Genes with no variance across the samples are dropped (logged): they cannot be
+    transformed or predicted.
+    """
+    samples = list(expr.columns) if samples is None else list(samples)
+    if len(samples) < 3:
+        raise InputError(
+            expression_path,
+            f"only {len(samples)} samples are shared by expression, VCF, covariates and sample list",
+            "Check that sample ids match between the files.",
+        )
+    x = expr.loc[:, samples]
+    if x.isna().any().any():
+        bad = x.index[x.isna().any(axis=1)][0]
+        raise InputError(
+            expression_path, "missing expression value", "Impute or drop the gene.", where=f"gene {bad}"
+        )
+    sd = x.to_numpy(dtype=float).std(axis=1)
+    if (sd == 0).any():
+        log.warning("dropping %d genes constant across the %d samples", int((sd == 0).sum()), len(samples))
+        x = x.loc[sd > 0]
+    transformed = transform_expression(x, transform)
+    parts = []
+    if covariates is not None and covariates.shape[0] > 0:
+        missing = [s for s in samples if s not in covariates.columns]
+        if missing:
+            raise InputError(
+                covariates_path,
+                f"{len(missing)} analysed samples have no covariates (e.g. {missing[0]!r})",
+                "Add the samples' covariates or restrict the cohort with a sample list.",
+            )
+        parts.append(covariates.loc[:, samples].astype(float))
+    try:
+        pcs = expression_pcs(transformed, n_pcs)
+    except ValueError as e:
+        raise InputError(expression_path, str(e), "Lower expression.n_pcs.") from None
+    if n_pcs:
+        parts.append(pcs)
+    cov = pd.concat(parts) if parts else pd.DataFrame(columns=samples, dtype=float)
+    cov.index.name = "id"
+    if cov.shape[0] >= len(samples) - 2:
+        raise InputError(
+            covariates_path,
+            f"{cov.shape[0]} covariates for {len(samples)} samples leave no degrees of freedom",
+            "Use fewer covariates / expression PCs.",
+        )
+    try:
+        q = covariate_design(cov.to_numpy().T)
+    except ValueError as e:
+        raise InputError(covariates_path, str(e), "Drop the redundant covariate (or fewer PCs).") from None
+    resid = residualize(transformed.to_numpy(), q)
+    prepared = pd.DataFrame(resid, index=transformed.index, columns=samples)
+    prepared.index.name = "gene_id"
+    return prepared, cov, transformed

@@ -1,0 +1,508 @@
+"""cis-eQTL nominal scan and permutation pass, vectorized as tensorQTL's core.
+
+Statistics (tensorQTL `calculate_cis_nominal`): with Q an orthonormal basis of
+the centered covariates, genotypes and phenotype are centered and residualized
+(`M0 - M0 Q Qᵀ`), `r` is their Pearson correlation (a matrix product of
+normalized rows), `dof = n - 2 - k` (k covariates), `t = r·sqrt(dof / (1 - r²))`,
+`slope = r · sd(p_res) / sd(g_res)`, `slope_se = slope / t`,
+`pval_nominal = 2·T_dof(-|t|)`. These equal OLS `y ~ 1 + g + covariates` exactly.
+
+Input choice: the workflow passes the *prepared* (already residualized) expression
+together with the covariates actually used. Residualizing again is a no-op for the
+phenotype (projection is idempotent) while the genotypes get residualized, and
+`dof` counts the covariates, so every statistic is identical to tensorQTL run on
+the transformed expression with the same covariates.
+
+`tss_distance = (POS - tss)` on `+` genes and `(tss - POS)` on `-` genes (both
+1-based), i.e. positive downstream of the TSS in transcription direction
+(tensorQTL's `start_distance` is `POS - tss` regardless of strand).
+
+Permutations (tensorQTL `map_cis`): the phenotype is permuted `nperm` times and the
+maximal r² over the gene's variants recorded per permutation; `pval_perm = (1 +
+#{r²_perm >= r²_top}) / (nperm + 1)`; `pval_beta` from a Beta distribution fitted to the
+permutation minimum p-values after estimating the effective degrees of freedom
+(tensorQTL's `fit_beta_parameters`, same optimizers and tolerances, then Newton steps
+from Nelder-Mead's stopping point to the exact Beta MLE: where Nelder-Mead stops moves with
+1e-14 noise in its input, e.g. another BLAS thread count, and the polished fit does not;
+it differs from tensorQTL's by ≤ 2e-5 in the shapes and ≤ 2e-4 in pval_beta). The permuted
+phenotype is the one scanned — the prepared (residualized) expression — so each
+permutation is residualized on the covariates once, as tensorQTL does with the
+phenotype it is given (shuffling residuals of the covariate model: Freedman & Lane);
+the genotypes are residualized once per chunk and reused (`prepare_genotypes`).
+Permutation indices are drawn per gene from (seed, gene id), or passed in
+(`permutation_ix`, e.g. tensorQTL's own for a parity check).
+
+eGenes and significant pairs (GTEx / tensorQTL `calculate_qvalues`, `egenes`): Storey
+q-values of `pval_beta` exactly as R's qvalue package (`hapexp.linear.qvalue`); eGenes have
+`qval <= fdr`; the genome-wide min-p threshold is the midpoint between the largest
+`pval_beta` of an eGene and the smallest of a non-eGene, and each gene's
+`pval_nominal_threshold` = Beta⁻¹(threshold; beta_shape1, beta_shape2). A pair is
+significant when its gene is an eGene and `pval_nominal < pval_nominal_threshold`
+(`significant_pairs`, as tensorQTL's `get_significant_pairs`).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+import scipy.optimize
+from scipy import special, stats
+from scipy.special import loggamma
+
+from hapexp.inputs.expression import covariate_design
+from hapexp.linear.qvalue import qvalue
+
+log = logging.getLogger(__name__)
+
+NOMINAL_COLUMNS = [
+    "phenotype_id",
+    "variant_id",
+    "tss_distance",
+    "af",
+    "ma_samples",
+    "ma_count",
+    "pval_nominal",
+    "slope",
+    "slope_se",
+    "r",
+    "t",
+]
+
+
+class Residualizer:
+    """Projects rows onto the orthogonal complement of intercept + covariates (samples × k)."""
+
+    def __init__(self, covariates: np.ndarray | None, n_samples: int | None = None):
+        if covariates is None:
+            covariates = np.zeros((n_samples, 0))
+        covariates = np.asarray(covariates, dtype=float)
+        self.q = covariate_design(covariates)
+        self.dof = covariates.shape[0] - 2 - covariates.shape[1]
+
+    def transform(self, m: np.ndarray) -> np.ndarray:
+        m = np.atleast_2d(np.asarray(m, dtype=float))
+        m0 = m - m.mean(axis=1, keepdims=True)
+        if self.q.shape[1]:
+            m0 = m0 - (m0 @ self.q) @ self.q.T
+        return m0
+
+
+def _normalize_rows(m: np.ndarray) -> np.ndarray:
+    m = m - m.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return m / np.sqrt((m * m).sum(axis=1, keepdims=True))
+
+
+def allele_stats(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Allele frequency, minor-allele samples and counts per variant (tensorQTL `get_allele_stats`)."""
+    n2 = 2 * g.shape[1]
+    af = g.sum(axis=1) / n2
+    alt_minor = af <= 0.5
+    m = g > 0.5
+    ma_samples = np.where(alt_minor, m.sum(axis=1), (g < 1.5).sum(axis=1)).astype(np.int32)
+    a = (g * m).sum(axis=1).astype(np.int64)  # truncation, as tensorQTL's .int()
+    ma_count = np.where(alt_minor, a, n2 - a).astype(np.int32)
+    return af, ma_samples, ma_count
+
+
+def slope_from_r(r: np.ndarray, p_ss, g_var: np.ndarray, n: int, dof: float):
+    """slope, slope_se and t of the OLS of phenotype on genotype from their residual
+    correlation `r` (tensorQTL's identities; `p_ss`: the phenotype's residual sum of
+    squares, `g_var`: the genotype's residual variance, `n` samples)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = r * np.sqrt(p_ss / (n - 1) / g_var)
+        t = r * np.sqrt(dof / (1.0 - r * r))
+        slope_se = slope / t
+    return slope, slope_se, t
+
+
+def pval_from_t(t: np.ndarray, dof: float) -> np.ndarray:
+    """Two-sided p-value, 2·T_dof(-|t|) (scipy's t.cdf kernel without its wrapper overhead)."""
+    return 2.0 * special.stdtr(dof, -np.abs(t))
+
+
+def pval_from_r2(r2: np.ndarray, dof: float) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.sqrt(dof * r2 / (1.0 - r2))
+    return pval_from_t(t, dof)
+
+
+def prepare_genotypes(g: np.ndarray, residualizer: Residualizer) -> dict[str, np.ndarray]:
+    """Per-variant quantities shared by every gene whose window holds the variant:
+    normalized residual genotypes, residual variance and allele statistics. Computed
+    once per chunk, so that each gene costs one matrix-vector product."""
+    g_res = residualizer.transform(g)
+    ss = np.einsum("ij,ij->i", g_res, g_res)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g_norm = g_res / np.sqrt(ss)[:, None]
+    af, ma_samples, ma_count = allele_stats(g)
+    return {
+        "norm": g_norm,
+        "var": ss / (g.shape[1] - 1),
+        "af": af,
+        "ma_samples": ma_samples,
+        "ma_count": ma_count,
+    }
+
+
+def associate(
+    pre: dict[str, np.ndarray], ix, p: np.ndarray, residualizer: Residualizer, r: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Statistics of variants `ix` (rows of `prepare_genotypes`' output) with phenotype `p`
+    (`r`: their correlations when already computed in a batch)."""
+    p_res = residualizer.transform(p)[0]
+    p_ss = float(p_res @ p_res)
+    if r is None:
+        r = pre["norm"][ix] @ (p_res / np.sqrt(p_ss))
+    dof = residualizer.dof
+    slope, slope_se, t = slope_from_r(r, p_ss, pre["var"][ix], p.shape[0], dof)
+    return {
+        "af": pre["af"][ix],
+        "ma_samples": pre["ma_samples"][ix],
+        "ma_count": pre["ma_count"][ix],
+        "pval_nominal": pval_from_t(t, dof),
+        "slope": slope,
+        "slope_se": slope_se,
+        "r": r,
+        "t": t,
+    }
+
+
+def nominal_association(g: np.ndarray, p: np.ndarray, residualizer: Residualizer) -> dict[str, np.ndarray]:
+    """Association of every variant (rows of `g`, variants × samples) with one phenotype `p`."""
+    return associate(prepare_genotypes(g, residualizer), slice(None), p, residualizer)
+
+
+def tss_distance(pos: np.ndarray, tss: int, strand: str) -> np.ndarray:
+    """Strand-aware distance of 1-based positions to the 1-based TSS."""
+    d = np.asarray(pos, dtype=np.int64) - int(tss)
+    return -d if strand == "-" else d
+
+
+def permutation_indices(n: int, nperm: int, rng) -> np.ndarray:
+    """`nperm` permutations of range(n), one per row."""
+    return np.vstack([rng.permutation(n) for _ in range(nperm)])
+
+
+def permutation_r2(
+    g_norm: np.ndarray, p: np.ndarray, residualizer: Residualizer, perm_ix: np.ndarray
+) -> np.ndarray:
+    """Maximum r² over variants for each permutation (rows of `perm_ix`) of phenotype `p`.
+
+    `g_norm`: the variants' residualized, normalized genotypes (`prepare_genotypes`'
+    "norm" rows) — residualized once per chunk, not again per gene."""
+    pn = _normalize_rows(residualizer.transform(p[perm_ix]))
+    r2 = (g_norm @ pn.T) ** 2  # variants × permutations
+    return np.nanmax(r2, axis=0)
+
+
+def _beta_shape1_from_dof(r2, dof):
+    pval = pval_from_r2(r2, dof)
+    mean, var = pval.mean(), pval.var()
+    return mean * (mean * (1.0 - mean) / var - 1.0)
+
+
+def _beta_nll(params, x):
+    a, b = params
+    if a <= 0 or b <= 0:
+        return np.inf
+    logbeta = loggamma(a) + loggamma(b) - loggamma(a + b)
+    return (1.0 - a) * np.sum(np.log(x)) + (1.0 - b) * np.sum(np.log(1.0 - x)) + len(x) * logbeta
+
+
+def _beta_mle_polish(start, x, steps: int = 30) -> tuple[float, float]:
+    """Newton's method on the Beta negative log-likelihood from `start` (a, b).
+
+    The nll is convex in (a, b) (an exponential family in its natural parameters), with
+    gradient n·(ψ(a) − ψ(a+b)) − Σ ln x, n·(ψ(b) − ψ(a+b)) − Σ ln(1 − x) and Hessian
+    n·[[ψ′(a) − ψ′(a+b), −ψ′(a+b)], [−ψ′(a+b), ψ′(b) − ψ′(a+b)]]. A step is halved while it
+    leaves the positive quadrant or does not shrink the gradient; iteration stops when
+    the step is at rounding level. Returns `start` unchanged if it is not finite and
+    positive."""
+    a, b = (float(v) for v in start)
+    if not (np.isfinite(a) and np.isfinite(b) and a > 0 and b > 0):
+        return a, b
+    n, s1, s2 = len(x), np.sum(np.log(x)), np.sum(np.log1p(-x))
+
+    def gradient(a, b):
+        dab = special.digamma(a + b)
+        return np.array([n * (special.digamma(a) - dab) - s1, n * (special.digamma(b) - dab) - s2])
+
+    g = gradient(a, b)
+    for _ in range(steps):
+        tab = special.polygamma(1, a + b)
+        hess = n * np.array([[special.polygamma(1, a) - tab, -tab], [-tab, special.polygamma(1, b) - tab]])
+        step = np.linalg.solve(hess, g)
+        if abs(step[0]) <= 4e-16 * a and abs(step[1]) <= 4e-16 * b:
+            break
+        t = 1.0
+        while t > 1e-9:
+            na, nb = a - t * step[0], b - t * step[1]
+            if na > 0 and nb > 0:
+                ng = gradient(na, nb)
+                if np.all(np.isfinite(ng)) and np.linalg.norm(ng) < np.linalg.norm(g):
+                    break
+            t /= 2
+        else:
+            break
+        a, b, g = na, nb, ng
+    return a, b
+
+
+def beta_approx_pval(r2_perm: np.ndarray, r2_nominal: float, dof: float) -> dict[str, float]:
+    """tensorQTL's beta approximation: effective dof, Beta(a, b) MLE, pval_beta."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            log_dof = scipy.optimize.newton(
+                lambda x: np.log(_beta_shape1_from_dof(r2_perm, np.exp(x))), np.log(dof), tol=1e-4, maxiter=50
+            )
+            true_dof = float(np.exp(log_dof))
+        except (RuntimeError, FloatingPointError, ValueError):
+            res = scipy.optimize.minimize(
+                lambda x: np.abs(_beta_shape1_from_dof(r2_perm, x[0]) - 1),
+                [dof],
+                method="Nelder-Mead",
+                tol=1e-4,
+            )
+            true_dof = float(res.x[0])
+        pval = pval_from_r2(r2_perm, true_dof)
+        mean, var = pval.mean(), pval.var()
+        a0 = mean * (mean * (1 - mean) / var - 1)
+        b0 = a0 * (1 / mean - 1)
+        # tol 1e-4 as tensorQTL's fit_beta_parameters, then Newton steps to the exact MLE:
+        # where Nelder-Mead stops depends on 1e-14 noise in its input (BLAS thread counts
+        # moved pval_beta by 8e-6 between a 1-thread and a 2-thread job); the polished
+        # optimum is a smooth function of the data, so runs agree to rounding
+        res = scipy.optimize.minimize(lambda x: _beta_nll(x, pval), [a0, b0], method="Nelder-Mead", tol=1e-4)
+        a, b = _beta_mle_polish(res.x, pval)
+        pval_true_dof = float(pval_from_r2(np.array([r2_nominal]), true_dof)[0])
+        pval_beta = float(stats.beta.cdf(pval_true_dof, a, b))
+    return {
+        "beta_shape1": a,
+        "beta_shape2": b,
+        "true_df": true_dof,
+        "pval_true_df": pval_true_dof,
+        "pval_beta": pval_beta,
+    }
+
+
+def qvalues(p: np.ndarray) -> tuple[np.ndarray, float]:
+    """Storey q-values as R's qvalue::qvalue (`hapexp.linear.qvalue`). Returns (q, pi0)."""
+    q, pi0, method = qvalue(p)
+    if method != "smoother":
+        log.warning("q-values: pi0 = 1 (Benjamini-Hochberg): %s", method)
+    return q, pi0
+
+
+def scan_genes(
+    dosages,
+    genes: pd.DataFrame,
+    expression: pd.DataFrame,
+    covariates: pd.DataFrame | None,
+    permutations: int = 0,
+    seed: int = 1,
+    permutation_ix: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Nominal pairs and per-gene top variants for `genes` (with start0/end0 window columns).
+
+    `dosages` is a `hapexp.variants.genotypes.Dosages` on the same samples, in the same
+    order, as the columns of `expression` and `covariates`.
+
+    Vectorized over the chunk: genotypes and phenotypes are residualized and
+    normalized once; correlations come from one matrix product per block of genes
+    with overlapping windows (`_gene_blocks`: the block's variant range × its genes,
+    so nearly only the cis pairs are computed, at GEMM speed); the statistics of all
+    pairs are then computed in one pass over flat arrays.
+
+    `permutations` > 0 adds the permutation pass per gene (indices from (seed, gene
+    id)); `permutation_ix` (nperm × samples) uses those permutations for every gene
+    instead, as tensorQTL's map_cis does.
+    """
+    samples = list(expression.columns)
+    if list(dosages.samples) != samples:
+        raise ValueError("dosages and expression must have the same samples in the same order")
+    cov = None if covariates is None or covariates.shape[0] == 0 else covariates.loc[:, samples].to_numpy().T
+    res = Residualizer(cov, n_samples=len(samples))
+    n = len(samples)
+    top_columns = ["phenotype_id", "num_var", *NOMINAL_COLUMNS[1:]]
+    sel = genes[genes["gene_id"].isin(expression.index)].reset_index(drop=True)
+    windows = []
+    for row in sel.itertuples(index=False):
+        ix = dosages.window_index(str(row.chrom), int(row.start0), int(row.end0))
+        if ix.size == 0:
+            log.info("%s: no variants in the cis window", row.gene_id)
+        windows.append(ix)
+    keep = [i for i, ix in enumerate(windows) if ix.size]
+    if not keep:
+        return pd.DataFrame(columns=NOMINAL_COLUMNS), pd.DataFrame(columns=top_columns)
+    sel = sel.iloc[keep].reset_index(drop=True)
+    windows = [windows[i] for i in keep]
+    pre = prepare_genotypes(dosages.dosage, res)
+    p_raw = expression.loc[sel["gene_id"]].to_numpy(dtype=float)
+    p_res = res.transform(p_raw)
+    p_ss = np.einsum("ij,ij->i", p_res, p_res)
+    pn = p_res / np.sqrt(p_ss)[:, None]
+    # correlations of every pair, gene after gene, variants in window order
+    sizes = np.array([ix.size for ix in windows])
+    rows = np.concatenate(windows)
+    r = np.empty(rows.size)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    for block in _gene_blocks(windows):
+        lo, hi = int(windows[block[0]][0]), max(int(windows[j][-1]) for j in block) + 1
+        if len(block) > 1 or hi - lo == sizes[block[0]]:
+            rb = pre["norm"][lo:hi] @ pn[block].T  # the block's variant range × its genes
+            for c, j in enumerate(block):
+                r[offsets[j] : offsets[j + 1]] = rb[windows[j] - lo, c]
+        else:  # a window that is not a run of rows (variants of several chromosomes interleaved)
+            j = block[0]
+            r[offsets[j] : offsets[j + 1]] = pre["norm"][windows[j]] @ pn[j]
+    gi = np.repeat(np.arange(len(sel)), sizes)
+    dof = res.dof
+    slope, slope_se, t = slope_from_r(r, p_ss[gi], pre["var"][rows], n, dof)
+    tss = sel["tss"].to_numpy(dtype=np.int64)
+    sign = np.where(sel["strand"].to_numpy() == "-", -1, 1)
+    dist = ((dosages.pos[rows].astype(np.int64) - tss[gi]) * sign[gi]).astype(np.int32)
+    gene_ids = sel["gene_id"].astype(str).to_numpy(dtype=object)
+    vid = dosages.variant_id.astype(str)
+    cols = {
+        "phenotype_id": _str_column(gi, gene_ids),
+        "variant_id": _str_column(rows, vid),
+        "tss_distance": dist,
+        "af": pre["af"][rows],
+        "ma_samples": pre["ma_samples"][rows],
+        "ma_count": pre["ma_count"][rows],
+        "pval_nominal": pval_from_t(t, dof),
+        "slope": slope,
+        "slope_se": slope_se,
+        "r": r,
+        "t": t,
+    }
+    nominal = pd.DataFrame(cols, columns=NOMINAL_COLUMNS, copy=False)
+    r2 = r * r
+    tops = []
+    for j, gid in enumerate(gene_ids):
+        a, b = offsets[j], offsets[j + 1]
+        # first variant (window order) within rounding of the largest r²: variants in
+        # perfect LD tie, and the pick must not depend on the last bit of a BLAS kernel
+        seg = r2[a:b]
+        best = a + int(np.argmax(seg >= np.nanmax(seg) * (1 - 1e-12)))
+        top = {"phenotype_id": gid, "num_var": int(sizes[j])}
+        top.update(
+            {k: (vid[rows[best]] if k == "variant_id" else cols[k][best]) for k in NOMINAL_COLUMNS[1:]}
+        )
+        if permutations > 0 or permutation_ix is not None:
+            if permutation_ix is None:
+                perm_ix = permutation_indices(
+                    n, permutations, np.random.default_rng([seed, _stable_hash(gid)])
+                )
+            else:
+                perm_ix = np.asarray(permutation_ix)
+            r2_perm = permutation_r2(pre["norm"][windows[j]], p_raw[j], res, perm_ix)
+            top["pval_perm"] = (np.sum(r2_perm >= r2[best]) + 1) / (len(perm_ix) + 1)
+            top.update(beta_approx_pval(r2_perm, r2[best], res.dof))
+        tops.append(top)
+    return nominal, pd.DataFrame(tops)
+
+
+def _gene_blocks(windows: list[np.ndarray], max_genes: int = 64, slack: float = 0.25) -> list[list[int]]:
+    """Consecutive genes grouped while their windows are runs of rows and the union of
+    the block's windows is at most (1 + slack)× its largest window (genes sorted by TSS,
+    as in a chunk, share most of their cis variants)."""
+    blocks, cur, lo, hi, big = [], [], 0, 0, 0
+    for j, ix in enumerate(windows):
+        a, b = int(ix[0]), int(ix[-1]) + 1
+        run = b - a == ix.size
+        if cur and run and len(cur) < max_genes:
+            nlo, nhi, nbig = min(lo, a), max(hi, b), max(big, b - a)
+            if nhi - nlo <= (1 + slack) * nbig:
+                cur.append(j)
+                lo, hi, big = nlo, nhi, nbig
+                continue
+        if cur:
+            blocks.append(cur)
+        cur, lo, hi, big = [j], a, b, b - a
+        if not run:  # a scattered window is a block of its own
+            blocks.append(cur)
+            cur = []
+    if cur:
+        blocks.append(cur)
+    return blocks
+
+
+_STR_DTYPE = pd.Series(["x"]).dtype  # pandas' default string dtype ("str" in pandas >= 3)
+
+
+def _str_column(codes: np.ndarray, labels: np.ndarray):
+    """labels[codes] as pandas' default string column, built in Arrow (a dictionary
+    decode) instead of element by element from Python objects."""
+    if not isinstance(_STR_DTYPE, pd.StringDtype):  # pandas < 3: object columns
+        return labels[codes]
+    import pyarrow as pa
+
+    arr = pa.DictionaryArray.from_arrays(
+        pa.array(codes, type=pa.int64()), pa.array(list(labels), pa.string())
+    )
+    return pd.array(arr.cast(pa.large_string()), dtype=_STR_DTYPE)
+
+
+def _stable_hash(s: str) -> int:
+    import zlib
+
+    return zlib.crc32(s.encode())
+
+
+EGENE_COLUMNS = ["qval", "pval_nominal_threshold", "is_egene"]
+
+
+def egenes(top: pd.DataFrame, fdr: float = 0.05) -> tuple[pd.DataFrame, dict]:
+    """tensorQTL's `calculate_qvalues` on the per-gene permutation table: adds `qval`
+    (Storey, R qvalue), `pval_nominal_threshold` and `is_egene` (qval <= fdr).
+
+    Returns (table, summary) with summary = pi0, the q-value method, the genome-wide
+    min-p threshold and the number of eGenes. Without `pval_beta` (no permutations) the
+    table is returned unchanged and summary is empty."""
+    top = top.copy()
+    if "pval_beta" not in top or not len(top):
+        return top, {}
+    pb = top["pval_beta"].to_numpy(dtype=float)
+    q, pi0, method = qvalue(pb)
+    if method != "smoother":
+        log.warning("q-values: pi0 = 1 (Benjamini-Hochberg): %s", method)
+    top["qval"] = q
+    sig = q <= fdr
+    lb = np.sort(pb[sig])
+    ub = np.sort(pb[~sig & ~np.isnan(q)])
+    threshold = np.nan
+    if lb.size:
+        threshold = (lb[-1] + ub[0]) / 2 if ub.size else lb[-1]
+        top["pval_nominal_threshold"] = stats.beta.ppf(
+            threshold, top["beta_shape1"].to_numpy(dtype=float), top["beta_shape2"].to_numpy(dtype=float)
+        )
+    else:
+        top["pval_nominal_threshold"] = np.nan
+    top["is_egene"] = sig
+    summary = {
+        "genes": int(len(top)),
+        "egenes": int(sig.sum()),
+        "fdr": float(fdr),
+        "pi0": float(pi0),
+        "qvalue_method": method,
+        "min_p_threshold": None if np.isnan(threshold) else float(threshold),
+    }
+    log.info("eGenes: %s", summary)
+    return top, summary
+
+
+def significant_pairs(nominal: pd.DataFrame, genes: pd.DataFrame) -> np.ndarray:
+    """Pairs of eGenes with `pval_nominal < pval_nominal_threshold` of their gene (GTEx;
+    tensorQTL's get_significant_pairs, strict inequality as there). `genes`: eqtl/genes.tsv (phenotype_id, is_egene,
+    pval_nominal_threshold). Returns a boolean mask over the rows of `nominal`."""
+    g = genes.set_index("phenotype_id")
+    thr = g["pval_nominal_threshold"].where(g["is_egene"].astype(bool))
+    t = nominal["phenotype_id"].map(thr).to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(nominal["pval_nominal"].to_numpy(dtype=float) < t)

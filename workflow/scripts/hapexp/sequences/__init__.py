@@ -1,0 +1,1 @@
+"""Sequences: the compact haplotype index, bcftools' replay of records, coordinate maps and rendering of personal windows."""

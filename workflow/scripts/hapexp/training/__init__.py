@@ -1,0 +1,1 @@
+"""Training on the cohort: splits of people and genes, track-combination heads, fine-tuning."""

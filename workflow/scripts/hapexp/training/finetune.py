@@ -1,0 +1,543 @@
+"""Fine-tuning a registry model on personal genomes (rule `finetune`).
+
+The model is trained on the training people's haplotype windows, rendered on the
+fly from the haplotype indexes (`HaplotypeIndex.gene_haplotypes` with the step's
+people: no sequence is written to disk), against their prepared expression of the
+training genes (hapexp.training.splits). The value trained is the value `predict` reports:
+the same `Predictor` gathers the same central bins of the same tracks (antisense
+pair tracks, RC averaging), then bin aggregation, the optional log, the mean over
+tracks and the haplotype aggregation (`sequence_values` / `person_values`) — so the
+weights written are a model like any other, loaded by kind + `weights`.
+
+One step = one training gene × `people_per_step` training people (both haplotypes of
+each), so that the cross-individual loss sees people of the same gene. Losses
+(weights in `loss`):
+
+- `pairwise` (default 1): mean over pairs (i, j) of people of the step's gene of
+  ((a p_i - a p_j) - (z_i - z_j))², z the expression standardized per gene over the
+  training people. It only sees differences between people of one gene, which is
+  what the cross-individual verdict measures (Rastogi et al. 2026 train on pairs of
+  people), and it needs no per-gene level: a Softplus output (≥ 0) cannot reach
+  the negative z of a standardized gene, and the gene's mean is not what we judge.
+  (Over all pairs it equals 2n × the within-gene centred MSE.)
+- `mse` (default 0): MSE of a p + b against z: the literature's per-gene-standardized
+  MSE, made reachable by the calibration.
+  a = exp(·) > 0 and b are one scalar pair learned alongside the model, not part of it
+  (`predict` does not need them: r is invariant to them); a starts at 1 / the median
+  spread of the untrained predictions across people (`Trainer.init_scale`).
+
+What is trained (`trainable`): all weights, the last transformer blocks, LoRA adapters
+(peft, merged into the weights written) or the output head; the head is trained in all.
+
+Deterministic: the order of genes and people of epoch e comes from
+numpy's generator seeded with (seed, e); dropout from torch's generator, saved in
+every checkpoint with the model, the optimizer and the position (epoch, step): a
+job killed at any point resumes from its last checkpoint and ends with the same
+weights, bit for bit on CPU, as a run that was never killed.
+BatchNorm layers keep their running statistics (eval mode) during training: a step
+holds one gene's haplotypes, whose batch statistics differ from the whole cohort's,
+and frozen statistics keep the trained read-out the function `predict` runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hapexp.errors import InputError
+from hapexp.torch_files import write_torch
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict = {
+    "cohort": None,  # None: the first cohort
+    "init": None,  # registry model whose weights start the training; None: this model's own spec
+    "trainable": "all",  # all | last_blocks | lora | head
+    "last_blocks": 1,  # last_blocks: this many transformer blocks (+ final pointwise + heads)
+    # lora: low-rank adapters (peft) on these Linear layers of every transformer block, + heads
+    "lora": {"rank": 8, "alpha": 16, "dropout": 0.0, "targets": ["to_q", "to_k", "to_v", "to_out"]},
+    "loss": {"pairwise": 1.0, "mse": 0.0},
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "epochs": 10,
+    "people_per_step": 16,
+    "precision": "fp32",  # fp32 | bf16 (autocast)
+    "gradient_checkpointing": False,  # recompute the transformer blocks in the backward pass
+    "dropout": True,  # the model's dropout during training (BatchNorm statistics stay frozen)
+    "checkpoint_every": 50,  # steps between checkpoints (also at every epoch end)
+    "patience": 3,  # epochs without a better validation r before stopping
+    "seed": 0,
+    "device": "auto",
+    "progress": True,
+}
+TRAINABLE = ("all", "last_blocks", "lora", "head")
+FAMILY = ("enformer", "enformer_tiny")
+
+
+def resolve(cfg: dict | None, name: str = "model") -> dict:
+    """The finetune block of a model with every default filled in, validated."""
+    cfg = dict(cfg or {})
+    out = {
+        **DEFAULTS,
+        **cfg,
+        "loss": {**DEFAULTS["loss"], **cfg.get("loss", {})},
+        "lora": {**DEFAULTS["lora"], **cfg.get("lora", {})},
+    }
+
+    def bad(problem, fix):
+        return InputError("config", problem, fix, where=f"models.{name}.finetune")
+
+    if out["trainable"] not in TRAINABLE:
+        raise bad(f"trainable={out['trainable']!r}", f"use one of {TRAINABLE}")
+    lora = out["lora"]
+    if set(lora) - set(DEFAULTS["lora"]):
+        raise bad(f"lora keys {sorted(set(lora) - set(DEFAULTS['lora']))}", f"use {sorted(DEFAULTS['lora'])}")
+    if int(lora["rank"]) < 1 or float(lora["alpha"]) <= 0 or not 0 <= float(lora["dropout"]) < 1:
+        raise bad(f"lora={lora}", "rank >= 1, alpha > 0, 0 <= dropout < 1")
+    if not lora["targets"] or not all(isinstance(t, str) for t in lora["targets"]):
+        raise bad(
+            f"lora.targets={lora['targets']!r}",
+            "name Linear layers of the transformer blocks, e.g. [to_q, to_v]",
+        )
+    if out["precision"] not in ("fp32", "bf16"):
+        raise bad(f"precision={out['precision']!r}", "use fp32 or bf16")
+    unknown = set(out["loss"]) - {"pairwise", "mse"}
+    if unknown or all(float(v) == 0 for v in out["loss"].values()) or min(out["loss"].values()) < 0:
+        raise bad(f"loss={out['loss']}", "give non-negative weights for pairwise and/or mse, not all 0")
+    if int(out["people_per_step"]) < 2:
+        raise bad("people_per_step < 2", "the pairwise loss needs at least 2 people per step")
+    return out
+
+
+# -- the read-out, differentiable ------------------------------------------------------------
+def sequence_values(predictor, codes: torch.Tensor, tss, antisense: bool) -> torch.Tensor:
+    """(B, L) uint8 codes → (B,) per-haplotype values as predict computes them, with gradients:
+    the predictor's central bins of the selected tracks, bin aggregation, optional
+    log(1 + x), mean over tracks (hapexp.engine.inference.aggregate_predictions)."""
+    s = predictor.spec
+    n = codes.shape[0]
+    start = torch.from_numpy(
+        np.broadcast_to(
+            central_bin_start_of(predictor, tss),
+            (n,),
+        ).astype(np.int64)
+    ).to(predictor.device)
+    anti = torch.full((n,), bool(antisense), device=predictor.device)
+    sel, _, _ = predictor._central(codes, start, False, anti, None)
+    sel = sel.float()
+    v = sel.sum(1) if s["bin_aggregation"] == "sum" else sel.mean(1)
+    if s["log"]:
+        v = torch.log1p(v)
+    return v.mean(-1)
+
+
+def central_bin_start_of(predictor, tss):
+    from hapexp.engine.readout import central_bin_start
+
+    m = predictor.model
+    return central_bin_start(tss, m.crop, m.bin_size, predictor.n_bins, m.n_bins)
+
+
+def person_values(predictor, gh, strand: str) -> torch.Tensor:
+    """(people,) values of one gene's rendered haplotypes (GeneHaplotypes of those people)."""
+    codes = torch.from_numpy(np.ascontiguousarray(gh.sequences)).to(predictor.device)
+    antisense = (not bool(gh.flipped)) and strand == "-"
+    per_seq = sequence_values(predictor, codes, int(gh.tss_index), antisense)
+    hap = per_seq[torch.from_numpy(np.asarray(gh.hap_map, np.int64)).to(predictor.device)]  # (people, 2)
+    return hap.mean(-1) if predictor.spec["haplotype_aggregation"] == "mean" else hap.sum(-1)
+
+
+def pairwise_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mean over ordered pairs (i ≠ j) of ((p_i - p_j) - (z_i - z_j))² / 2."""
+    d = (p - z)[:, None] - (p - z)[None, :]
+    n = p.shape[0]
+    return (d**2).sum() / (2 * n * (n - 1))
+
+
+# -- data -----------------------------------------------------------------------------------
+class GeneSource:
+    """Training genes of one or more haplotype indexes: renders a gene for chosen people."""
+
+    def __init__(self, indexes, window: int, rc_minus: bool):
+        self.window, self.rc_minus = int(window), bool(rc_minus)
+        self.index_of, self.strand = {}, {}
+        for idx in indexes:
+            for gid, strand in zip(idx.genes["gene_id"].astype(str), idx.genes["strand"], strict=True):
+                self.index_of[gid], self.strand[gid] = idx, strand
+        self.samples = set().union(*(set(map(str, i.samples)) for i in indexes)) if indexes else set()
+
+    def render(self, gid: str, people: list[str]):
+        return self.index_of[gid].gene_haplotypes(gid, self.window, rc_minus=self.rc_minus, samples=people)
+
+
+def standardize(expr: pd.DataFrame, people: list[str]) -> pd.DataFrame:
+    """Per-gene z-scores over `people` (ddof 0); genes constant over them are dropped."""
+    x = expr.loc[:, people]
+    sd = x.std(axis=1, ddof=0)
+    keep = sd > 0
+    if (~keep).any():
+        log.warning(
+            "%d training genes are constant over the training people: not trained on", int((~keep).sum())
+        )
+    return x.loc[keep].sub(x.loc[keep].mean(axis=1), axis=0).div(sd[keep], axis=0)
+
+
+def epoch_steps(genes: list[str], people: list[str], per_step: int, seed: int, epoch: int):
+    """The (gene, people) steps of one epoch: every gene × every training person once, in a
+    seeded order that depends only on (seed, epoch) — a resumed job replays it exactly."""
+    rng = np.random.default_rng([int(seed), int(epoch)])
+    steps = []
+    for g in rng.permutation(len(genes)):
+        order = rng.permutation(len(people))
+        n_chunks = max(1, len(order) // per_step)
+        for part in np.array_split(order, n_chunks):
+            steps.append((genes[g], [people[i] for i in sorted(part)]))
+    return [steps[i] for i in rng.permutation(len(steps))]
+
+
+# -- the model ------------------------------------------------------------------------------
+def set_trainable(module, how: str, last_blocks: int = 1, lora: dict | None = None) -> int:
+    """Freeze all but the trained parameters (Enformer family); returns how many are trained.
+    `lora`: adapters are added to the module in place (`add_lora`) and trained with the heads."""
+    if how == "lora":
+        add_lora(module, lora or DEFAULTS["lora"])
+    for p in module.parameters():
+        p.requires_grad_(how == "all")
+    if how != "all":
+        parts = [module._heads]
+        if how == "last_blocks":
+            parts += [module.final_pointwise, *list(module.transformer)[-int(last_blocks) :]]
+        for part in parts:
+            for p in part.parameters():
+                p.requires_grad_(True)
+        if how == "lora":
+            for name, p in module.named_parameters():
+                if ".lora_" in name:
+                    p.requires_grad_(True)
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def add_lora(module, lora: dict) -> None:
+    """LoRA adapters (Hu et al. 2021) from peft, the field's implementation, on the named
+    Linear layers of the transformer blocks: W x + (alpha / rank) B A x with B = 0 at the
+    start, so the adapted model starts as the model it adapts. A starts from torch's
+    generator (seeded by the trainer): deterministic."""
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ImportError as e:
+        raise InputError("config", f"trainable: lora needs the package peft ({e})",
+                         "install requirements.txt (pip) or use envs/torch.yaml (conda)") from e  # fmt: skip
+    targets = [rf"transformer\..*\.{t}" for t in lora["targets"]]
+    names = [n for n, m in module.named_modules() if isinstance(m, torch.nn.Linear)]
+    if not any(re.fullmatch(t, n) for t in targets for n in names):
+        raise InputError("config", f"lora.targets {lora['targets']} match no Linear layer of the transformer",
+                         f"use names of Linear layers, e.g. {sorted({n.rsplit('.', 1)[-1] for n in names})}")  # fmt: skip
+    config = LoraConfig(
+        r=int(lora["rank"]),
+        lora_alpha=float(lora["alpha"]),
+        lora_dropout=float(lora["dropout"]),
+        target_modules="|".join(f"(?:{t})" for t in targets),
+        bias="none",
+    )
+    inject_adapter_in_model(config, module)
+
+
+def plain_state_dict(module) -> dict:
+    """The module's weights under the model's own keys: LoRA adapters merged into the
+    layers they adapt (W + ΔW), so `predict` loads them like any state dict."""
+    sd = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    if not any(".lora_" in k for k in sd):
+        return sd
+    from peft.tuners.lora import LoraLayer
+
+    # every name of a layer: Enformer's `_trunk` holds the same blocks as `transformer`
+    layers = [(n, m) for n, m in module.named_modules(remove_duplicate=False) if isinstance(m, LoraLayer)]
+    delta = {id(m): m.get_delta_weight(m.active_adapters[0]).detach() for _, m in layers}
+    deltas = {f"{name}.base_layer.weight": delta[id(m)] for name, m in layers}
+    out = {}
+    for k, v in sd.items():
+        if ".lora_" in k:
+            continue
+        out[k.replace(".base_layer.", ".")] = v + deltas[k].to(v.dtype) if k in deltas else v
+    return out
+
+
+def checkpoint_blocks(module) -> None:
+    """Recompute each transformer block in the backward pass (activations of long windows
+    are not kept). Non-reentrant checkpointing: enformer-pytorch's own (`use_checkpointing`,
+    reentrant) gives no gradients to blocks whose input needs none (trainable: last_blocks).
+    An instance-level forward: the module tree and the state dict are unchanged."""
+    from torch.utils.checkpoint import checkpoint
+
+    for block in module.transformer:
+        if getattr(block, "_hapexp_checkpointed", False):
+            continue
+        inner = block.forward
+        block.forward = lambda *a, _f=inner: checkpoint(_f, *a, use_reentrant=False)
+        block._hapexp_checkpointed = True
+
+
+def train_mode(module, dropout: bool) -> None:
+    """Dropout on (when asked), BatchNorm statistics frozen (see the module docstring)."""
+    module.eval()
+    if dropout:
+        for m in module.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.train()
+
+
+def config_digest(spec: dict, cfg: dict, people: dict, genes: dict) -> str:
+    """What a checkpoint must agree with to be resumed (not the bookkeeping keys)."""
+    keep = {k: v for k, v in cfg.items() if k not in ("progress", "checkpoint_every", "device")}
+    blob = json.dumps(
+        [{k: v for k, v in spec.items() if not k.startswith("_")}, keep, people, genes],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def validation_r(
+    predictor, source: GeneSource, expr: pd.DataFrame, genes: list[str], people: list[str]
+) -> float:
+    """Mean over genes of Pearson r between predicted and prepared expression of `people`."""
+    rs = []
+    with torch.no_grad():
+        for g in genes:
+            p = person_values(predictor, source.render(g, people), source.strand[g]).double().cpu().numpy()
+            y = expr.loc[g, people].to_numpy(float)
+            if p.std() > 0 and y.std() > 0:
+                rs.append(float(np.corrcoef(p, y)[0, 1]))
+            else:
+                rs.append(0.0)  # a constant prediction explains nothing
+    return float(np.mean(rs)) if rs else float("nan")
+
+
+class Trainer:
+    """The training loop of one model: checkpoints, exact resume, early stopping."""
+
+    def __init__(self, spec: dict, cfg: dict, model):
+        from hapexp.engine.inference import Predictor, resolve_device
+
+        self.cfg = cfg
+        device = resolve_device(cfg["device"])
+        spec = {**spec, "device": device.type, "precision": "fp32", "compile": False, "prefetch": 0}
+        if spec["kind"] not in FAMILY:
+            raise InputError(
+                "config",
+                f"fine-tuning supports the Enformer family ({', '.join(FAMILY)}), not kind {spec['kind']}",
+                "fine-tune an enformer or enformer_tiny model",
+                where=f"models.{spec.get('name')}.finetune",
+            )
+        if spec.get("readout") == "exons" or spec.get("rc_average"):
+            raise InputError(
+                "config",
+                "fine-tuning reads the TSS bins without RC averaging",
+                "set readout: tss and rc_average: false on the fine-tuned model",
+                where=f"models.{spec.get('name')}",
+            )
+        self.predictor = Predictor(spec, model=model)
+        self.module = self.predictor.model.module
+        if cfg["precision"] == "bf16":
+            self.predictor.set_precision("bf16")
+        if cfg["gradient_checkpointing"]:
+            checkpoint_blocks(self.module)
+        torch.manual_seed(int(cfg["seed"]))
+        self.n_trained = set_trainable(self.module, cfg["trainable"], cfg["last_blocks"], cfg["lora"])
+        # The mse loss's calibration (a = softplus(raw_a) > 0, b): not part of the model.
+        self.calib = torch.zeros(2, device=device, requires_grad=True)
+        params = [p for p in self.module.parameters() if p.requires_grad] + [self.calib]
+        self.opt = torch.optim.AdamW(params, lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
+
+    def loss(self, p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        w = self.cfg["loss"]
+        total = p.new_zeros(())
+        scale = torch.exp(self.calib[0])
+        if float(w["pairwise"]):
+            total = total + float(w["pairwise"]) * pairwise_loss(scale * p, z)
+        if float(w["mse"]):
+            total = total + float(w["mse"]) * ((scale * p + self.calib[1] - z) ** 2).mean()
+        return total
+
+    def init_scale(self, source, z: pd.DataFrame, steps: list) -> float:
+        """Start the calibration scale at 1 / (median spread of the predictions across people)
+        over the first steps: a random model's differences between people are a few percent
+        of its output, z's are 1; without it the model would have to grow its output
+        (or the scale to creep up) before any loss term sees the people's differences."""
+        sds = []
+        self.module.eval()
+        with torch.no_grad():
+            for gid, ppl in steps[:8]:
+                sds.append(
+                    float(person_values(self.predictor, source.render(gid, ppl), source.strand[gid]).std())
+                )
+        sd = float(np.median(sds)) if sds else 0.0
+        a = 1.0 / sd if np.isfinite(sd) and sd > 0 else 1.0
+        with torch.no_grad():
+            self.calib[0] = float(np.log(a))
+        return a
+
+    def state(self, pos: dict) -> dict:
+        return {
+            "model": self.module.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "calib": self.calib.detach().clone(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.predictor.device.type == "cuda" else None,
+            **pos,
+        }
+
+    def fit(self, source, expr, people: dict, genes: dict, checkpoint, digest: str, stop_after=None) -> dict:
+        """Train; returns the best state dict and the history. `stop_after` (tests): return
+        after that many steps of this call, as if the job had been killed there."""
+        cfg = self.cfg
+        z = standardize(expr, people["train"])
+        train_genes = [g for g in genes["train"] if g in z.index]
+        if not train_genes:
+            raise InputError("splits", "no training gene has expression and varies", "check the gene split")
+        pos = {"epoch": 0, "step": 0, "best_r": -np.inf, "best_model": None, "bad_epochs": 0, "history": []}
+        ck = Path(checkpoint)
+        resumed = False
+        if ck.exists():
+            st = torch.load(ck, map_location=self.predictor.device, weights_only=False)
+            if st.get("digest") != digest:
+                log.warning("checkpoint %s is from another config or split: starting over", ck)
+            else:
+                self.module.load_state_dict(st["model"])
+                self.opt.load_state_dict(st["optimizer"])
+                with torch.no_grad():
+                    self.calib.copy_(st["calib"])
+                torch.set_rng_state(st["torch_rng"])
+                if st.get("cuda_rng") is not None and self.predictor.device.type == "cuda":
+                    torch.cuda.set_rng_state_all(st["cuda_rng"])  # dropout on the GPU
+                pos = {k: st[k] for k in pos}
+                resumed = True
+                log.info("resuming from %s: epoch %d, step %d", ck, pos["epoch"], pos["step"])
+        if not resumed:
+            first = epoch_steps(train_genes, people["train"], int(cfg["people_per_step"]), cfg["seed"], 0)
+            log.info("calibration scale starts at %.4g", self.init_scale(source, z, first))
+        if not people["validation"]:
+            log.warning(
+                "no validation people (splits.validation_fraction 0): early stopping watches the training people"
+            )
+        bar = None
+        done_here = 0
+        while pos["epoch"] < int(cfg["epochs"]) and pos["bad_epochs"] < int(cfg["patience"]):
+            steps = epoch_steps(
+                train_genes, people["train"], int(cfg["people_per_step"]), cfg["seed"], pos["epoch"]
+            )
+            if cfg["progress"] and bar is None:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=len(steps) * int(cfg["epochs"]), initial=pos["epoch"] * len(steps) + pos["step"],
+                           desc="finetune", unit="step", file=sys.stderr, mininterval=1 if sys.stderr.isatty() else 30)  # fmt: skip
+            t0, n_ex = time.perf_counter(), 0
+            while pos["step"] < len(steps):
+                gid, ppl = steps[pos["step"]]
+                train_mode(self.module, bool(cfg["dropout"]))
+                self.opt.zero_grad(set_to_none=True)
+                p = person_values(self.predictor, source.render(gid, ppl), source.strand[gid])
+                target = torch.as_tensor(z.loc[gid, ppl].to_numpy(np.float32), device=p.device)
+                loss = self.loss(p.float(), target)
+                loss.backward()
+                self.opt.step()
+                pos["step"] += 1
+                n_ex += 2 * len(ppl)
+                done_here += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(
+                        loss=f"{loss.item():.4f}",
+                        ex_per_s=f"{n_ex / (time.perf_counter() - t0):.1f}",
+                        refresh=False,
+                    )
+                if pos["step"] % int(cfg["checkpoint_every"]) == 0 and pos["step"] < len(steps):
+                    write_torch({**self.state(pos), "digest": digest}, ck)
+                if stop_after is not None and done_here >= stop_after:
+                    return {"stopped": True, **pos}
+            self.module.eval()
+            r = validation_r(
+                self.predictor, source, expr, train_genes, people["validation"] or people["train"]
+            )
+            pos["history"].append({"epoch": pos["epoch"], "validation_r": r, "loss": float(loss.item())})
+            log.info("epoch %d: last loss %.4f, validation mean r %.4f", pos["epoch"], loss.item(), r)
+            if r > pos["best_r"]:
+                pos["best_r"], pos["bad_epochs"] = r, 0
+                pos["best_model"] = plain_state_dict(self.module)
+            else:
+                pos["bad_epochs"] += 1
+            pos["epoch"] += 1
+            pos["step"] = 0
+            write_torch({**self.state(pos), "digest": digest}, ck)
+        if bar is not None:
+            bar.close()
+        self.module.eval()
+        return {"stopped": False, **pos}
+
+
+def start_model(spec: dict, init_spec: dict | None):
+    """The registry model that starts the training: `finetune.init`'s, or for enformer_tiny
+    without one this block's own seeded random initialisation."""
+    from hapexp.models.registry import load_model
+
+    if init_spec is None:
+        if spec["kind"] != "enformer_tiny":
+            raise InputError(
+                "config",
+                "a fine-tuned enformer needs the model it starts from",
+                "set finetune.init to a registry model, e.g. enformer (the published weights)",
+                where=f"models.{spec.get('name')}.finetune.init",
+            )
+        return load_model({**spec, "weights": None}, "cpu")
+    for key in ("kind", "hparams", "window"):
+        if init_spec.get(key) != spec.get(key):
+            raise InputError(
+                "config",
+                f"finetune.init model {init_spec.get('name')!r} has {key} {init_spec.get(key)!r}, "
+                f"the fine-tuned model {spec.get(key)!r}",
+                "start from a model of the same architecture and window",
+                where=f"models.{spec.get('name')}.finetune.init",
+            )
+    return load_model(init_spec, "cpu")
+
+
+def run_finetune(
+    index_paths, expression_path, individuals_path, genes_path, spec: dict, cfg: dict,
+    init_spec: dict | None, weights_out, history_out, checkpoint, stop_after=None,
+):  # fmt: skip
+    """Rule `finetune`: train, then write the best weights (a state dict) and the history."""
+    from hapexp.io import read_matrix, write_tsv
+    from hapexp.sequences.haplotypes import HaplotypeIndex
+    from hapexp.training.splits import read_splits
+
+    cfg = resolve(cfg, spec.get("name", "model"))
+    people, genes = read_splits(individuals_path, genes_path)
+    expr = read_matrix(expression_path)
+    source = GeneSource([HaplotypeIndex.load(p) for p in index_paths], spec["window"], spec["rc_minus"])
+    missing = [s for s in people["train"] + people["validation"] if s not in source.samples]
+    if missing:
+        raise InputError(individuals_path, f"{len(missing)} people are not in the haplotype indexes (e.g. {missing[0]!r})",
+                         "rerun rule splits for this cohort")  # fmt: skip
+    genes = {k: [g for g in v if g in source.index_of and g in expr.index] for k, v in genes.items()}
+    trainer = Trainer(spec, cfg, start_model(spec, init_spec))
+    log.info("fine-tuning %s: %d trained parameters (%s), %d training genes, %d/%d training/validation people",
+             spec.get("name"), trainer.n_trained, cfg["trainable"], len(genes["train"]), len(people["train"]),
+             len(people["validation"]))  # fmt: skip
+    digest = config_digest(spec, cfg, people, genes)
+    out = trainer.fit(source, expr, people, genes, checkpoint, digest, stop_after=stop_after)
+    if out["stopped"]:
+        return out
+    best = out["best_model"] if out["best_model"] is not None else plain_state_dict(trainer.module)
+    write_torch(best, weights_out)
+    write_tsv(pd.DataFrame(out["history"], columns=["epoch", "validation_r", "loss"]), history_out)
+    log.info("best validation r %.4f; weights in %s", out["best_r"], weights_out)
+    return out

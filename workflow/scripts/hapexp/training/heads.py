@@ -1,0 +1,132 @@
+"""Track-combination heads (Sasse et al. 2023): linear read-outs of *all* of a model's tracks.
+
+From a model's every track at the TSS bins (predict with `store_all_tracks: true`:
+`predict/{model}/{chunk}.tracks.npz`, one row per unique haplotype, each track
+aggregated over the read-out's central bins and log-transformed as the model's read-out
+is), a person's feature vector for a gene is the haplotype aggregation (mean or sum) of
+their two haplotypes' rows. Two heads, both fitted on the **training people only**
+(hapexp.training.splits), then applied to everyone:
+
+- per gene (`gene`): an elastic net across people (the PredictDB fit of
+  hapexp.linear.elasticnet: glmnet path, λ by cv.glmnet over seeded folds of the training
+  people) of the gene's prepared expression on its track features;
+- across genes (`crossgene`): one ridge regression for all training genes — features
+  centred per gene over the training people and scaled by their pooled SD, the target
+  the expression standardized per gene — whose weights apply to any gene, held-out
+  genes included.
+
+Their predictions enter the verdict on the splits beside the models they read.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from hapexp.linear.elasticnet import cv_glmnet, fold_ids, gene_rng, scale_expression
+
+log = logging.getLogger(__name__)
+
+
+def person_features(
+    npz_paths, samples: list[str], haplotype_aggregation: str = "mean"
+) -> dict[str, np.ndarray]:
+    """gene → (people, tracks) features from the all-tracks files, people in `samples` order."""
+    out = {}
+    for path in npz_paths:
+        z = np.load(path, allow_pickle=False)
+        if not bool(z["enabled"]):
+            raise ValueError(f"{path}: no tracks stored; set store_all_tracks: true on the model")
+        col = {s: i for i, s in enumerate(z["samples"].astype(str))}
+        missing = [s for s in samples if s not in col]
+        if missing:
+            raise ValueError(f"{path}: {len(missing)} people missing (e.g. {missing[0]!r})")
+        order = np.array([col[s] for s in samples])
+        values, offsets = z["values"].astype(np.float64), z["offsets"]
+        for k, gid in enumerate(z["gene_ids"].astype(str)):
+            rows = values[offsets[k] : offsets[k + 1]][z["hap_rows"][k][order]]  # (people, 2, T)
+            out[gid] = rows.mean(1) if haplotype_aggregation == "mean" else rows.sum(1)
+    return out
+
+
+def per_gene_head(features: dict, expression: pd.DataFrame, train: list[str], *, alpha, inner_folds, seed):
+    """genes × people predictions of an elastic net per gene fitted on the training people."""
+    samples = list(expression.columns)
+    tr = np.isin(samples, train)
+    out = {}
+    for gid, x in features.items():
+        if gid not in expression.index:
+            continue
+        y = scale_expression(expression.loc[gid].to_numpy(float)[tr])
+        keep = x[tr].std(0) > 0
+        if keep.sum() < 2:
+            out[gid] = np.full(len(samples), np.nan)
+            continue
+        xk = x[:, keep]
+        try:
+            fit = cv_glmnet(xk[tr], y, fold_ids(int(tr.sum()), inner_folds, gene_rng(seed, gid)), alpha)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
+            log.warning("gene %s: head elastic net failed (%s)", gid, e)
+            out[gid] = np.full(len(samples), np.nan)
+            continue
+        out[gid] = xk @ fit["beta"] + fit["intercept"]
+    return _frame(out, samples)
+
+
+def crossgene_head(
+    features: dict, expression: pd.DataFrame, train: list[str], train_genes: list[str], ridge=1.0
+):
+    """(genes × people predictions, weights) of one ridge across the training genes."""
+    samples = list(expression.columns)
+    tr = np.isin(samples, train)
+
+    def centred(x):
+        return x - x[tr].mean(0)
+
+    genes = [g for g in train_genes if g in features and g in expression.index]
+    if not genes:
+        raise ValueError("no training gene has track features and expression")
+    xs = np.concatenate([centred(features[g])[tr] for g in genes])
+    sd = xs.std(0)
+    sd[sd == 0] = 1.0
+    ys = np.concatenate([scale_expression(expression.loc[g].to_numpy(float)[tr]) for g in genes])
+    xs = xs / sd
+    # penalty per row (glmnet-style 1/n scaling): the same ridge means the same shrinkage for any cohort size
+    w = np.linalg.solve(xs.T @ xs + float(ridge) * len(ys) * np.eye(xs.shape[1]), xs.T @ ys)
+    out = {g: (centred(x) / sd) @ w for g, x in features.items() if g in expression.index}
+    return _frame(out, samples), w
+
+
+def _frame(rows: dict, samples: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame.from_dict(rows, orient="index", columns=samples)
+    df.index.name = "gene_id"
+    return df
+
+
+DEFAULTS = {"alpha": 0.5, "inner_folds": 10, "seed": 42, "ridge": 1.0}
+
+
+def run_head(npz_paths, prepared_path, individuals_path, genes_path, spec: dict, cfg: dict, out: dict):
+    """Rule `head`: both heads of one model; writes their genes × people matrices and the
+    cross-gene weights per track."""
+    from hapexp.io import read_matrix, write_matrix, write_tsv
+    from hapexp.training.splits import read_splits
+
+    cfg = {**DEFAULTS, **(cfg or {})}
+    expr = read_matrix(prepared_path)
+    people, genes = read_splits(individuals_path, genes_path)
+    samples = list(expr.columns)
+    feats = person_features(npz_paths, samples, spec.get("haplotype_aggregation", "mean"))
+    names = np.load(npz_paths[0], allow_pickle=False)["track_names"].astype(str)
+    per_gene = per_gene_head(
+        feats, expr, people["train"], alpha=cfg["alpha"], inner_folds=cfg["inner_folds"], seed=cfg["seed"]
+    )
+    cross, w = crossgene_head(feats, expr, people["train"], genes["train"], cfg["ridge"])
+    write_matrix(per_gene, out["gene"])
+    write_matrix(cross, out["crossgene"])
+    write_tsv(
+        pd.DataFrame({"track": np.arange(len(w)), "track_name": names[: len(w)], "weight": w}), out["weights"]
+    )
+    log.info("heads on %d tracks: %d genes, %d training people", len(w), len(feats), len(people["train"]))

@@ -1,0 +1,343 @@
+"""Per-gene concordance of a model's ISM scores with eQTL effects, drivers, additivity.
+
+Conventions: ISM score = read-out(alt) − read-out(ref); the eQTL slope is the effect
+of one ALT allele (tensorQTL, ALT dosage). Both are therefore signed for the ALT
+allele and directly comparable.
+
+eQTL significance (`concordance.eqtl_significance`): `permutation` (default, GTEx /
+tensorQTL) — a pair is significant when its gene is an eGene (Storey q of the
+beta-approximated permutation p-value <= `eqtl.fdr`) and its nominal p-value is below
+the gene's `pval_nominal_threshold` (`hapexp.linear.eqtl.significant_pairs`);
+`bh_all_pairs` (legacy) — Benjamini-Hochberg FDR over every nominal pair of the cohort
+(`concordance.fdr`).
+
+Unresolved ISM scores (NaN: |alt − ref| within the model's numerical resolution, see
+`hapexp.engine.ism`) are unknown, not 0: they are counted (`n_ism_unresolved`) and left out of
+every statistic below — correlations, sign agreement, top k, support, additivity,
+drivers and the model-agreement table.
+
+Definitions (config/README.md, `concordance`):
+- `ism_eqtl_r`: Pearson r of ISM vs eQTL slope over the gene's variants in both tables;
+  `ism_eqtl_r_sig`: the same over FDR-significant eQTLs only.
+- `sign_agree_topk`: among the `top_k` variants with largest |ISM| (non-zero, tested
+  for eQTL), the fraction whose ISM sign equals the slope sign.
+- `sign_agree_sig`: the same among FDR-significant eQTLs.
+- `supported_fraction`: among the top-k |ISM| variants, the fraction that are
+  FDR-significant eQTLs with the same sign (the model's main variants are backed by
+  the population data).
+- `additive_r`: r over individuals between Σ_v ISM_v × dosage_v and the model's full
+  personal prediction (is the model additive over single variants here?).
+- drivers (Sasse et al. 2023): forward selection of variants whose ISM × dosage best
+  explains the model's personal predictions, until r ≥ `driver_target_r` or
+  `max_drivers`; their strand-corrected distance to the TSS is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from hapexp.verdict.performance import bh_fdr, r_pvalue, rowwise_pearson
+
+log = logging.getLogger(__name__)
+
+CONCORDANCE_COLUMNS = [
+    "gene_id",
+    "n_ism",
+    "n_ism_unresolved",
+    "n_shared",
+    "ism_eqtl_r",
+    "ism_eqtl_p",
+    "n_sig_eqtl",
+    "ism_eqtl_r_sig",
+    "n_topk",
+    "sign_agree_topk",
+    "sign_agree_sig",
+    "supported_fraction",
+    "additive_r",
+    "n_drivers",
+    "driver_r",
+    "drivers",
+    "driver_tss_distance",
+]
+DRIVER_COLUMNS = ["gene_id", "rank", "variant_id", "tss_distance", "score", "cumulative_r"]
+
+DosageFn = Callable[[str, list[str]], pd.DataFrame]
+
+
+def _pearson(x, y) -> float:
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if len(x) < 3:
+        return np.nan
+    r, _ = rowwise_pearson(x[None, :], y[None, :])
+    return float(r[0])
+
+
+def _sign_agreement(a, b) -> float:
+    a = np.sign(np.asarray(a, dtype=float))
+    b = np.sign(np.asarray(b, dtype=float))
+    ok = (a != 0) & (b != 0)
+    return float(np.mean(a[ok] == b[ok])) if ok.any() else np.nan
+
+
+SIGNIFICANCE_METHODS = ("permutation", "bh_all_pairs")
+
+
+def mark_significant(
+    eqtl: pd.DataFrame, fdr: float = 0.05, method: str = "permutation", egenes: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Add the `significant` column to nominal pairs (see the module doc for `method`);
+    `bh_all_pairs` also adds `eqtl_fdr`. `egenes`: eqtl/genes.tsv (permutation method)."""
+    out = eqtl.copy()
+    if method == "bh_all_pairs":
+        out["eqtl_fdr"] = bh_fdr(out["pval_nominal"].to_numpy(dtype=float))
+        out["significant"] = out["eqtl_fdr"] < fdr
+    elif method == "permutation":
+        from hapexp.linear.eqtl import significant_pairs
+
+        if egenes is None or "is_egene" not in egenes.columns:
+            raise ValueError(
+                "eqtl_significance 'permutation' needs eGenes from the permutation pass (eqtl.permutations > 0)"
+            )
+        out["significant"] = significant_pairs(out, egenes)
+    else:
+        raise ValueError(f"unknown eQTL significance method {method!r}; use one of {SIGNIFICANCE_METHODS}")
+    return out
+
+
+def forward_select_drivers(
+    features: np.ndarray,
+    target: np.ndarray,
+    target_r: float = 0.9,
+    max_drivers: int = 10,
+    min_gain: float = 0.01,
+) -> tuple[list[int], list[float]]:
+    """Greedy forward selection of rows of `features` (variants × samples) whose sum best
+    correlates with `target`; returns the chosen row indices and the r after each step."""
+    features = np.asarray(features, dtype=float)
+    target = np.asarray(target, dtype=float)
+    chosen: list[int] = []
+    rs: list[float] = []
+    current = np.zeros(features.shape[1])
+    best_r = -np.inf
+    available = np.ones(features.shape[0], dtype=bool)
+    while len(chosen) < max_drivers and available.any():
+        cand = current[None, :] + features
+        r, _ = rowwise_pearson(cand, np.broadcast_to(target, cand.shape))
+        r = np.where(available & np.isfinite(r), r, -np.inf)
+        i = int(np.argmax(r))
+        if not np.isfinite(r[i]) or (chosen and r[i] - best_r < min_gain):
+            break
+        chosen.append(i)
+        rs.append(float(r[i]))
+        best_r = r[i]
+        current = cand[i]
+        available[i] = False
+        if best_r >= target_r:
+            break
+    return chosen, rs
+
+
+def gene_concordance(
+    gene_id: str,
+    ism: pd.DataFrame,
+    eqtl: pd.DataFrame,
+    top_k: int = 5,
+    dosages: pd.DataFrame | None = None,
+    prediction: pd.Series | None = None,
+    driver_target_r: float = 0.9,
+    max_drivers: int = 10,
+) -> tuple[dict, pd.DataFrame]:
+    """Concordance metrics for one gene. `eqtl` must carry `significant` (mark_significant)."""
+    row = dict.fromkeys(CONCORDANCE_COLUMNS, np.nan)
+    resolved = np.isfinite(ism["score"].to_numpy(dtype=float))
+    row.update(
+        gene_id=gene_id,
+        n_ism=len(ism),
+        n_ism_unresolved=int((~resolved).sum()),
+        drivers="",
+        driver_tss_distance="",
+        n_drivers=0,
+    )
+    drivers = pd.DataFrame(columns=DRIVER_COLUMNS)
+    ism = ism[resolved]  # unresolved scores are unknown: out of every statistic
+    merged = ism.merge(eqtl[["variant_id", "slope", "significant"]], on="variant_id", how="inner")
+    row["n_shared"] = len(merged)
+    if len(merged):
+        row["ism_eqtl_r"] = _pearson(merged["score"], merged["slope"])
+        row["ism_eqtl_p"] = float(r_pvalue(np.array([row["ism_eqtl_r"]]), np.array([len(merged)]))[0])
+        sig = merged[merged["significant"]]
+        row["n_sig_eqtl"] = len(sig)
+        row["ism_eqtl_r_sig"] = _pearson(sig["score"], sig["slope"])
+        row["sign_agree_sig"] = _sign_agreement(sig["score"], sig["slope"])
+        # A resolved score of exactly 0 claims no direction, so it never enters the top k.
+        nonzero = merged[merged["score"] != 0]
+        top = nonzero.reindex(nonzero["score"].abs().sort_values(ascending=False, kind="mergesort").index)
+        top = top.head(top_k)
+        row["n_topk"] = len(top)
+        row["sign_agree_topk"] = _sign_agreement(top["score"], top["slope"])
+        supported = (
+            top["significant"] & (np.sign(top["score"]) == np.sign(top["slope"])) & (top["score"] != 0)
+        )
+        row["supported_fraction"] = float(supported.mean())
+    if dosages is not None and prediction is not None and len(ism):
+        vids = [v for v in ism["variant_id"] if v in dosages.index]
+        if vids:
+            sub = ism.set_index("variant_id").loc[vids]
+            d = dosages.loc[vids, prediction.index].to_numpy(dtype=float)
+            # Mean-impute missing dosages per variant.
+            mu = np.nanmean(np.where(np.isfinite(d), d, np.nan), axis=1, keepdims=True)
+            d = np.where(np.isfinite(d), d, np.nan_to_num(mu))
+            feats = sub["score"].to_numpy(dtype=float)[:, None] * d
+            y = prediction.to_numpy(dtype=float)
+            row["additive_r"] = _pearson(feats.sum(axis=0), y)
+            chosen, rs = forward_select_drivers(feats, y, driver_target_r, max_drivers)
+            if chosen:
+                dv = sub.iloc[chosen]
+                drivers = pd.DataFrame(
+                    {
+                        "gene_id": gene_id,
+                        "rank": np.arange(1, len(chosen) + 1),
+                        "variant_id": dv.index.astype(str),
+                        "tss_distance": dv["tss_distance"].astype(np.int64).to_numpy(),
+                        "score": dv["score"].to_numpy(dtype=float),
+                        "cumulative_r": rs,
+                    }
+                )
+                row["n_drivers"] = len(chosen)
+                row["driver_r"] = rs[-1]
+                row["drivers"] = ";".join(drivers["variant_id"])
+                row["driver_tss_distance"] = ";".join(str(x) for x in drivers["tss_distance"])
+    return row, drivers
+
+
+def concordance(
+    ism: pd.DataFrame,
+    eqtl: pd.DataFrame,
+    cfg: dict,
+    dosage_fn: DosageFn | None = None,
+    predictions: pd.DataFrame | None = None,
+    egenes: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-gene concordance table and the long drivers table for one model. `egenes`:
+    eqtl/genes.tsv, for `cfg["eqtl_significance"] == "permutation"` (the default)."""
+    fdr = float(cfg.get("fdr", 0.05))
+    top_k = int(cfg.get("top_k", 5))
+    eq = mark_significant(eqtl, fdr, cfg.get("eqtl_significance", "permutation"), egenes)
+    eq_by_gene = dict(tuple(eq.groupby("phenotype_id", sort=False)))
+    empty_eq = eq.iloc[0:0]
+    rows, drivers = [], []
+    for gene_id, g in ism.groupby("gene_id", sort=True):
+        gene_id = str(gene_id)
+        dos = pred = None
+        if dosage_fn is not None and predictions is not None and gene_id in predictions.index:
+            pred = predictions.loc[gene_id].astype(float)
+            dos = dosage_fn(gene_id, list(g["variant_id"]))
+        row, drv = gene_concordance(
+            gene_id,
+            g,
+            eq_by_gene.get(gene_id, empty_eq),
+            top_k=top_k,
+            dosages=dos,
+            prediction=pred,
+            driver_target_r=float(cfg.get("driver_target_r", 0.9)),
+            max_drivers=int(cfg.get("max_drivers", 10)),
+        )
+        rows.append(row)
+        if len(drv):
+            drivers.append(drv)
+    table = pd.DataFrame(rows, columns=CONCORDANCE_COLUMNS)
+    drv = pd.concat(drivers, ignore_index=True) if drivers else pd.DataFrame(columns=DRIVER_COLUMNS)
+    return table, drv
+
+
+def model_agreement(ism_by_model: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per gene and model pair: r of ISM (signed), r of |ISM| (magnitude), sign agreement.
+
+    Separates "the models find the same variants important" (magnitude) from "they
+    agree on the direction" (sign), the distinction Huang et al. and Sasse et al. draw.
+    Only variants resolved by both models count (`n`); `n_unresolved` = variants scored
+    by both where either score is unresolved.
+    """
+    names = list(ism_by_model)
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            m = ism_by_model[a][["gene_id", "variant_id", "score"]].merge(
+                ism_by_model[b][["gene_id", "variant_id", "score"]],
+                on=["gene_id", "variant_id"],
+                suffixes=("_a", "_b"),
+            )  # unresolved scores (NaN) carry no sign or size: counted, left out below
+            for gene_id, g in m.groupby("gene_id", sort=True):
+                sa, sb = g["score_a"].to_numpy(dtype=float), g["score_b"].to_numpy(dtype=float)
+                ok = np.isfinite(sa) & np.isfinite(sb)
+                sa, sb = sa[ok], sb[ok]
+                rows.append(
+                    {
+                        "gene_id": gene_id,
+                        "model_a": a,
+                        "model_b": b,
+                        "n": int(ok.sum()),
+                        "n_unresolved": int((~ok).sum()),
+                        "r_score": _pearson(sa, sb),
+                        "r_magnitude": _pearson(np.abs(sa), np.abs(sb)),
+                        "sign_agreement": _sign_agreement(sa, sb),
+                    }
+                )
+    cols = ["gene_id", "model_a", "model_b", "n", "n_unresolved", "r_score", "r_magnitude", "sign_agreement"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def vcf_dosage_fn(vcf_path, samples: list[str], ism: pd.DataFrame) -> DosageFn:
+    """Dosage look-up per gene from the cohort's normalized BCF (window = the ISM variants' span)."""
+    from hapexp.verdict.performance import read_dosages
+
+    spans = ism.groupby("gene_id").agg(chrom=("chrom", "first"), lo=("pos", "min"), hi=("pos", "max"))
+
+    def fn(gene_id: str, variant_ids: list[str]) -> pd.DataFrame:
+        s = spans.loc[gene_id]
+        # 1-based inclusive [lo, hi] → 0-based half-open [lo - 1, hi).
+        return read_dosages(vcf_path, str(s["chrom"]), int(s["lo"]) - 1, int(s["hi"]), samples)
+
+    return fn
+
+
+def read_egenes(path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype={"phenotype_id": str})
+
+
+def run(
+    ism_path, eqtl_path, predictions_path, vcf_path, cfg: dict, out_path, out_drivers, egenes_path=None
+) -> pd.DataFrame:
+    """Rule `concordance` (one model): per-gene table and drivers table."""
+    from hapexp.io import read_matrix, write_tsv
+
+    ism = pd.read_parquet(ism_path)
+    eqtl = pd.read_parquet(eqtl_path, columns=["phenotype_id", "variant_id", "slope", "pval_nominal"])
+    predictions = read_matrix(predictions_path)
+    egenes = read_egenes(egenes_path) if egenes_path else None
+    unresolved = int(ism["score"].isna().sum())
+    log.info(
+        "ISM: %d scores, %d unresolved (within numerical resolution; excluded); eQTL significance: %s",
+        len(ism),
+        unresolved,
+        cfg.get("eqtl_significance", "permutation"),
+    )
+    dosage_fn = vcf_dosage_fn(vcf_path, list(predictions.columns), ism) if len(ism) else None
+    table, drivers = concordance(ism, eqtl, cfg, dosage_fn, predictions, egenes)
+    write_tsv(table, out_path)
+    write_tsv(drivers, out_drivers)
+    return table
+
+
+def run_agreement(ism_paths: dict, out_path) -> pd.DataFrame:
+    """Rule `ism_agreement`: ISM magnitude/direction agreement between every pair of models."""
+    from hapexp.io import write_tsv
+
+    table = model_agreement({name: pd.read_parquet(p) for name, p in ism_paths.items()})
+    write_tsv(table, out_path)
+    return table

@@ -1,0 +1,71 @@
+"""Cross-gene performance: each model's reference-genome prediction against the mean
+expression level across genes (what the models were trained to do; Huang et al. 2023
+Fig. 1b), from the optional expression-level matrix (un-residualized) or else the
+expression input."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+log = logging.getLogger(__name__)
+
+
+def mean_expression(raw: pd.DataFrame) -> tuple[pd.Series, str]:
+    """Mean expression per gene across samples; log2(x + 1) first when all values are >= 0.
+
+    Counts/TPM are heavy-tailed across genes, so Pearson on the raw scale would be
+    driven by a few genes; the scale used is returned and written to cross_gene.tsv.
+    """
+    values = raw.to_numpy(dtype=float)
+    if np.nanmin(values) >= 0:
+        return pd.Series(np.nanmean(np.log2(values + 1), axis=1), index=raw.index), "log2(x+1)"
+    return pd.Series(np.nanmean(values, axis=1), index=raw.index), "as given"
+
+
+def level_columns(level: pd.DataFrame, samples: list[str]) -> pd.DataFrame:
+    """The analysed individuals' columns of an expression-level matrix: matched exactly or
+    by the id before the first "." (Geuvadis GD660 libraries: HG00096.1.M_111124_6); all
+    columns when none match."""
+    want = set(samples)
+    keep = [c for c in level.columns if c in want or str(c).split(".")[0] in want]
+    if not keep:
+        log.warning("expression level: no column matches an analysed sample; using all %d", level.shape[1])
+        return level
+    return level.loc[:, keep]
+
+
+def cross_gene(
+    raw_expression: pd.DataFrame, references: dict[str, pd.Series], source: str = "expression"
+) -> pd.DataFrame:
+    """Per model: reference-genome prediction vs mean expression level across genes.
+    `source` names the matrix the levels come from (written to cross_gene.tsv)."""
+    mean, scale = mean_expression(raw_expression)
+    rows = []
+    for name, ref in references.items():
+        genes = [g for g in ref.index if g in mean.index]
+        x = ref.loc[genes].to_numpy(dtype=float)
+        y = mean.loc[genes].to_numpy(dtype=float)
+        ok = np.isfinite(x) & np.isfinite(y)
+        x, y = x[ok], y[ok]
+        if len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+            pr, pp = stats.pearsonr(x, y)
+            sr, sp = stats.spearmanr(x, y)
+        else:
+            pr = pp = sr = sp = np.nan
+        rows.append(
+            {
+                "model": name,
+                "n_genes": int(len(x)),
+                "spearman_r": float(sr),
+                "spearman_p": float(sp),
+                "pearson_r": float(pr),
+                "pearson_p": float(pp),
+                "expression_scale": scale,
+                "expression_source": source,
+            }
+        )
+    return pd.DataFrame(rows)

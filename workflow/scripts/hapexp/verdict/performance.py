@@ -1,0 +1,510 @@
+"""Cross-individual and cross-gene performance of expression predictors.
+
+Cross-individual (`gene_table`, `cross_individual`): per gene, a predictor's per-person
+prediction against the prepared expression over the same individuals — the samples
+shared by the expression and *every* predictor, so that all are judged on the same
+people. The prediction is first residualized on exactly the covariates (+ expression
+PCs) the expression was residualized on (intercept included; least squares), then
+Pearson and Spearman r of the two residual vectors with t-test p-values on
+dof = n − 2 − k (k covariates): the partial correlation, i.e. the t-test of the
+prediction's coefficient in OLS `expression ~ 1 + covariates + prediction`.
+`residualize=False` (config `performance.residualize_predictions: false`) gives the
+anchors' raw correlation with dof = n − 2. Spearman r is the Pearson r of the ranks of
+the two residual vectors (its p-value from the same t approximation).
+
+Constant predictions: a prediction whose spread across the individuals is within its
+model's numerical resolution (`hapexp.engine.precision`: 1e-6 relative in fp32, 1e-2 in bf16,
+or a measured noise floor passed as `floors`, per predictor or per gene) is rounding,
+not signal: r is NaN, the gene is counted as constant, not tested.
+
+Gene sets: `fdr` is Benjamini-Hochberg across the genes each predictor tested (its own
+set); `shared_genes` are the genes tested by every predictor (that tested any), and
+`fdr_shared` is BH across that shared set — what the headline numbers and the
+linear-vs-deep comparison use (`add_shared_set`).
+
+Rule `performance` also writes the cross-gene table (`hapexp.verdict.cross_gene`) and,
+as an option, Sasse et al.'s random-weights null (`hapexp.verdict.legacy_null`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from hapexp.engine.precision import RELATIVE_RESOLUTION
+from hapexp.inputs.expression import covariate_design
+
+log = logging.getLogger(__name__)
+
+PERFORMANCE_COLUMNS = [
+    "gene_id",
+    "predictor",
+    "n",
+    "dof",
+    "pearson_r",
+    "pearson_p",
+    "spearman_r",
+    "spearman_p",
+    "constant",
+    "fdr",
+    "in_shared_set",
+    "fdr_shared",
+]
+GENE_TABLE_COLUMNS = PERFORMANCE_COLUMNS[2:9]
+
+# Default floor of predictors without a model precision (the linear ones, float64).
+LINEAR_FLOOR = RELATIVE_RESOLUTION["fp64"]
+# The prepared expression is float64 residuals.
+EXPRESSION_FLOOR = RELATIVE_RESOLUTION["fp64"]
+
+
+def bh_fdr(pvalues) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values); NaN stays NaN and is not counted."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    pv = p[ok]
+    order = np.argsort(pv, kind="mergesort")
+    ranked = pv[order] * m / np.arange(1, m + 1)
+    # Step-up: q_(i) = min_{j >= i} p_(j) m / j, capped at 1.
+    q = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
+    res = np.empty(m)
+    res[order] = q
+    out[ok] = res
+    return out
+
+
+def below_floor(x: np.ndarray, floor) -> np.ndarray:
+    """Rows of `x` (NaN = missing) whose spread is within `floor` × their RMS magnitude:
+    sqrt(Σ(x − x̄)²) <= floor · sqrt(Σx²). `floor`: scalar or one per row."""
+    x = np.asarray(x, dtype=float)
+    mask = np.isfinite(x)
+    n = mask.sum(axis=1)
+    xm = np.where(mask, x, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = xm.sum(axis=1) / n
+    dev = np.where(mask, x - mean[:, None], 0.0)
+    floor = np.broadcast_to(np.asarray(floor, dtype=float), (x.shape[0],))
+    return (dev * dev).sum(axis=1) <= floor**2 * (xm * xm).sum(axis=1) + 1e-300
+
+
+def rowwise_pearson(
+    x: np.ndarray, y: np.ndarray, floor=RELATIVE_RESOLUTION["fp32"]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson r between matching rows of x and y (n_rows × n_samples), NaN-aware.
+
+    Returns (r, n) where n counts the samples finite in both. r is NaN when a row has
+    fewer than 3 usable samples or no variation beyond `floor` (relative) on either side.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    mask = np.isfinite(x) & np.isfinite(y)
+    n = mask.sum(axis=1)
+    xm = np.where(mask, x, np.nan)
+    ym = np.where(mask, y, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dx = np.where(mask, x - np.nanmean(xm, axis=1, keepdims=True), 0.0)
+        dy = np.where(mask, y - np.nanmean(ym, axis=1, keepdims=True), 0.0)
+        sxy = (dx * dy).sum(axis=1)
+        r = sxy / np.sqrt((dx * dx).sum(axis=1) * (dy * dy).sum(axis=1))
+    flat = below_floor(xm, floor) | below_floor(ym, floor)
+    r = np.where(flat | (n < 3), np.nan, np.clip(r, -1.0, 1.0))
+    return r, n
+
+
+def r_pvalue(r: np.ndarray, n: np.ndarray, k: int | np.ndarray = 0) -> np.ndarray:
+    """Two-sided p-value of a (partial) correlation r from n pairs after k covariates:
+    t = r·sqrt(dof / (1 − r²)), dof = n − 2 − k (k = 0: scipy.stats.pearsonr)."""
+    r = np.asarray(r, dtype=float)
+    df = np.asarray(n, dtype=float) - 2 - np.asarray(k, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = r * np.sqrt(df / np.maximum(1.0 - r * r, 1e-300))
+        p = 2 * stats.t.sf(np.abs(t), df)
+    return np.where(np.isfinite(r) & (df > 0), p, np.nan)
+
+
+def _rank_rows(a: np.ndarray) -> np.ndarray:
+    """Average ranks per row, NaN kept as NaN (ties averaged, like scipy.stats.spearmanr)."""
+    return stats.rankdata(a, axis=1, method="average", nan_policy="omit")
+
+
+def rowwise_spearman(
+    x: np.ndarray, y: np.ndarray, floor=RELATIVE_RESOLUTION["fp32"]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spearman rho between matching rows (Pearson on ranks of the jointly finite samples).
+    Constancy is judged on the values (ranks of rounding noise vary)."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    mask = np.isfinite(x) & np.isfinite(y)
+    xr = _rank_rows(np.where(mask, x, np.nan))
+    yr = _rank_rows(np.where(mask, y, np.nan))
+    rho, n = rowwise_pearson(xr, yr, floor=0.0)
+    r_values, _ = rowwise_pearson(x, y, floor)
+    return np.where(np.isnan(r_values), np.nan, rho), n
+
+
+def _residualize(x: np.ndarray, cov: np.ndarray | None) -> np.ndarray:
+    """Rows of x (features × samples) centred and projected off the covariates
+    (samples × k; intercept implied)."""
+    x0 = x - x.mean(axis=1, keepdims=True)
+    if cov is None or cov.shape[1] == 0:
+        return x0
+    q = covariate_design(cov)
+    return x0 - (x0 @ q) @ q.T
+
+
+def gene_table(
+    expression: pd.DataFrame,
+    prediction: pd.DataFrame,
+    covariates: pd.DataFrame | None = None,
+    floor=RELATIVE_RESOLUTION["fp32"],
+    residualize: bool = True,
+) -> pd.DataFrame:
+    """Per gene: n, dof, Pearson/Spearman r and p, constant — for aligned genes × samples
+    matrices (same index, same columns) and covariates (covariates × samples, the
+    expression's; None = intercept only). `floor`: the prediction's relative resolution,
+    scalar or per gene (Series on the genes or array). See the module doc."""
+    if list(expression.index) != list(prediction.index) or list(expression.columns) != list(
+        prediction.columns
+    ):
+        raise ValueError("expression and prediction must be aligned (use align_all)")
+    e = expression.to_numpy(dtype=float)
+    p = prediction.to_numpy(dtype=float)
+    if isinstance(floor, pd.Series):
+        floor = floor.reindex(prediction.index).fillna(RELATIVE_RESOLUTION["fp32"]).to_numpy(float)
+    floor = np.broadcast_to(np.asarray(floor, dtype=float), (len(p),))
+    cov = None
+    k = 0
+    if residualize and covariates is not None and covariates.shape[0]:
+        cov = covariates.loc[:, list(expression.columns)].to_numpy(dtype=float).T
+        k = cov.shape[1]
+    ok = np.isfinite(p) & np.isfinite(e)
+    n = ok.sum(axis=1)
+    constant = below_floor(np.where(ok, p, np.nan), floor) & (n >= 3)
+    flat_e = below_floor(np.where(ok, e, np.nan), EXPRESSION_FLOOR)
+    r = np.full(len(p), np.nan)
+    rho = np.full(len(p), np.nan)
+    testable = ~constant & ~flat_e & (n - 2 - k > 0)
+    complete = ok.all(axis=1)
+    for rows, cols in _row_groups(testable, complete, ok):
+        pr, er = p[np.ix_(rows, cols)], e[np.ix_(rows, cols)]
+        if residualize:
+            c = None if cov is None else cov[cols]
+            pr, er = _residualize(pr, c), _residualize(er, c)
+            # a prediction explained by the covariates leaves nothing to test
+            raw = p[np.ix_(rows, cols)]
+            raw_ss = ((raw - raw.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+            gone = (pr * pr).sum(axis=1) <= 1e-20 * raw_ss
+        else:
+            gone = np.zeros(len(rows), bool)
+        rr, _ = rowwise_pearson(pr, er, floor=0.0)
+        rs, _ = rowwise_spearman(pr, er, floor=0.0)
+        r[rows] = np.where(gone, np.nan, rr)
+        rho[rows] = np.where(gone, np.nan, rs)
+        constant[rows] |= gone
+    dof = np.where(n >= 3, n - 2 - k, 0)
+    return pd.DataFrame(
+        {
+            "n": n.astype(int),
+            "dof": dof.astype(int),
+            "pearson_r": r,
+            "pearson_p": r_pvalue(r, n, k),
+            "spearman_r": rho,
+            "spearman_p": r_pvalue(rho, n, k),
+            "constant": constant,
+        },
+        index=pd.Index(expression.index.astype(str), name="gene_id"),
+    )[GENE_TABLE_COLUMNS]
+
+
+def _row_groups(testable, complete, ok):
+    """Rows to correlate, grouped by their usable samples: all complete rows at once
+    (vectorized), each row with missing samples on its own samples."""
+    rows = np.flatnonzero(testable & complete)
+    if rows.size:
+        yield rows, np.arange(ok.shape[1])
+    for i in np.flatnonzero(testable & ~complete):
+        yield np.array([i]), np.flatnonzero(ok[i])
+
+
+def align_all(
+    expression: pd.DataFrame, predictions: dict[str, pd.DataFrame], covariates: pd.DataFrame | None = None
+):
+    """The samples shared by the expression, every predictor and the covariates (expression
+    order), and each predictor's genes in the expression (prediction order). Returns
+    (expression, {name: (expression rows, prediction rows)}, covariates) restricted so."""
+    samples = [s for s in expression.columns]
+    for name, pred in predictions.items():
+        have = set(pred.columns)
+        missing = [s for s in samples if s not in have]
+        if missing:
+            log.warning(
+                "predictor %s lacks %d of the samples (e.g. %s): compared on the shared ones",
+                name,
+                len(missing),
+                missing[0],
+            )
+        samples = [s for s in samples if s in have]
+    if covariates is not None:
+        samples = [s for s in samples if s in set(covariates.columns)]
+    out = {}
+    for name, pred in predictions.items():
+        genes = [g for g in pred.index if g in expression.index]
+        out[name] = (expression.loc[genes, samples], pred.loc[genes, samples])
+    cov = None if covariates is None else covariates.loc[:, samples]
+    return expression.loc[:, samples], out, cov
+
+
+def cross_individual(
+    expression: pd.DataFrame,
+    predictions: dict[str, pd.DataFrame],
+    covariates: pd.DataFrame | None = None,
+    floors: dict | None = None,
+    residualize: bool = True,
+) -> pd.DataFrame:
+    """Per gene × predictor (columns PERFORMANCE_COLUMNS): `gene_table` on the samples shared
+    by all predictors, BH FDR per predictor over its own tested genes (`fdr`), and the
+    shared gene set (`in_shared_set`, `fdr_shared`). `floors`: predictor → relative
+    resolution (scalar, or per gene as a Series); default fp32's 1e-6."""
+    floors = floors or {}
+    _, aligned, cov = align_all(expression, predictions, covariates)
+    frames = []
+    for name, (e, p) in aligned.items():
+        if e.shape[1] < 3:
+            log.warning("predictor %s shares only %d samples with the expression; skipped", name, e.shape[1])
+            continue
+        t = gene_table(
+            e, p, cov, floor=floors.get(name, RELATIVE_RESOLUTION["fp32"]), residualize=residualize
+        )
+        t = t.reset_index()
+        t.insert(1, "predictor", name)
+        t["fdr"] = bh_fdr(t["pearson_p"])
+        frames.append(t)
+    if not frames:
+        return pd.DataFrame(columns=PERFORMANCE_COLUMNS)
+    return add_shared_set(pd.concat(frames, ignore_index=True))
+
+
+def shared_genes(perf: pd.DataFrame) -> list[str]:
+    """Genes with a finite r for every predictor that tested at least one gene (a predictor
+    whose predictions are all constant does not empty the set; it is reported as such)."""
+    tested = perf[np.isfinite(perf["pearson_r"].astype(float))]
+    preds = list(dict.fromkeys(tested["predictor"]))
+    if not preds:
+        return []
+    sets = [set(tested.loc[tested["predictor"] == name, "gene_id"]) for name in preds]
+    common = set.intersection(*sets)
+    return [g for g in dict.fromkeys(perf["gene_id"]) if g in common]
+
+
+def add_shared_set(perf: pd.DataFrame) -> pd.DataFrame:
+    """`in_shared_set` and `fdr_shared` (BH per predictor across the shared genes)."""
+    perf = perf.copy()
+    shared = set(shared_genes(perf))
+    perf["in_shared_set"] = perf["gene_id"].isin(shared) & np.isfinite(perf["pearson_r"].astype(float))
+    perf["fdr_shared"] = np.nan
+    for idx in perf.groupby("predictor", sort=False).groups.values():
+        sub = perf.loc[idx]
+        m = sub["in_shared_set"].to_numpy(bool)
+        q = np.full(len(sub), np.nan)
+        q[m] = bh_fdr(sub["pearson_p"].to_numpy(float)[m])
+        perf.loc[idx, "fdr_shared"] = q
+    return perf[PERFORMANCE_COLUMNS]
+
+
+def summarize_performance(perf: pd.DataFrame, fdr: float = 0.05, gene_set: str = "own") -> pd.DataFrame:
+    """Per predictor: genes tested, constant genes, mean/median r, significant positive /
+    negative genes at `fdr`. `gene_set`: "own" (each predictor's tested genes, `fdr`
+    column) or "shared" (the shared gene set, `fdr_shared`)."""
+    rows = []
+    fcol = "fdr" if gene_set == "own" else "fdr_shared"
+    for name, d in perf.groupby("predictor", sort=False):
+        r_all = d["pearson_r"].astype(float)
+        t = d[np.isfinite(r_all)]
+        if gene_set == "shared":
+            t = t[t["in_shared_set"].astype(bool)]
+        sig = t[fcol].astype(float) < fdr
+        rows.append(
+            {
+                "predictor": name,
+                "gene_set": gene_set,
+                "genes_tested": len(t),
+                # Predictions constant across individuals (within resolution): not testable.
+                "genes_constant": int(d["constant"].astype(bool).sum()) if "constant" in d else 0,
+                "mean_r": t["pearson_r"].mean() if len(t) else np.nan,
+                "median_r": t["pearson_r"].median() if len(t) else np.nan,
+                "mean_spearman_r": t["spearman_r"].mean() if len(t) else np.nan,
+                # Is the average r different from 0 across genes? (one-sample t-test)
+                "mean_r_p": float(stats.ttest_1samp(t["pearson_r"], 0.0).pvalue) if len(t) > 2 else np.nan,
+                "n_sig_positive": int((sig & (t["pearson_r"] > 0)).sum()),
+                "n_sig_negative": int((sig & (t["pearson_r"] < 0)).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def run(
+    prepared_path,
+    raw_expression_path,
+    raw_format: str,
+    matrices: dict,
+    references: dict,
+    out_performance,
+    out_cross_gene,
+    oof_path=None,
+    predictdb_path=None,
+    vcf_path=None,
+    legacy: dict | None = None,
+    genes_path=None,
+    covariates_path=None,
+    residualize: bool = True,
+    floors: dict | None = None,
+    level_path=None,
+    level_format: str = "auto",
+    policies: dict | None = None,
+    precision_paths=(),
+) -> pd.DataFrame:
+    """Rule `performance`: every predictor against the same prepared expression, on the
+    same individuals, residualized on the same covariates (module doc).
+
+    `floors`: predictor → relative resolution (deep models: from their precision, None
+    for `auto`, resolved from the predict jobs' precision tables `precision_paths`; linear
+    predictors default to float64's). `level_path`: optional un-residualized expression
+    matrix for the cross-gene correlation (else the expression input)."""
+    from hapexp.inputs.formats import read_expression, strip_version
+    from hapexp.io import read_matrix, write_tsv
+    from hapexp.linear.predictdb import predictdb_predict, read_predictdb_weights
+    from hapexp.verdict.cross_gene import cross_gene, level_columns
+    from hapexp.verdict.legacy_null import legacy_columns
+
+    floors = resolve_floors(floors, precision_paths)
+
+    expression = read_matrix(prepared_path)
+    covariates = read_matrix(covariates_path, index_col="id") if covariates_path else None
+    predictions = {name: read_matrix(p) for name, p in matrices.items()}
+    floors = dict(floors or {})
+    if oof_path:
+        predictions["elasticnet"] = read_matrix(oof_path)
+        floors.setdefault("elasticnet", LINEAR_FLOOR)
+    if predictdb_path:
+        weights = read_predictdb_weights(predictdb_path)
+        predictions["predictdb"] = predictdb_predict(
+            weights, vcf_path, list(expression.columns), list(expression.index)
+        )
+        floors.setdefault("predictdb", LINEAR_FLOOR)
+        log.info("predictdb: predictions for %d genes", len(predictions["predictdb"]))
+    perf = cross_individual(expression, predictions, covariates, floors=floors, residualize=residualize)
+    log.info(
+        "predictions %s on %d covariates; %d genes in the shared gene set",
+        "residualized" if residualize else "NOT residualized (raw correlation, dof n - 2)",
+        0 if covariates is None else covariates.shape[0],
+        len(shared_genes(perf)),
+    )
+    if legacy and legacy.get("enabled"):
+        genes = pd.read_csv(genes_path, sep="\t", dtype={"gene_id": str, "chrom": str})
+        perf = legacy_columns(
+            perf,
+            expression,
+            genes,
+            legacy["windows"],
+            vcf_path,
+            int(legacy["draws"]),
+            int(legacy["seed"]),
+            covariates=covariates if residualize else None,
+            policies=policies,
+        )
+    write_tsv(perf, out_performance)
+
+    if level_path:
+        raw = level_columns(read_expression(level_path, level_format), list(expression.columns))
+        source = f"expression_level ({level_path})"
+    else:
+        raw, source = read_expression(raw_expression_path, raw_format), f"expression ({raw_expression_path})"
+    raw.index = strip_version(raw.index)
+    refs = {}
+    for name, p in references.items():
+        ref = pd.read_csv(p, sep="\t", dtype={"gene_id": str}).set_index("gene_id")["value"]
+        ref.index = strip_version(ref.index)
+        refs[name] = ref
+    write_tsv(cross_gene(raw, refs, source), out_cross_gene)
+    return perf
+
+
+# --------------------------------------------------------------------------- Snakemake input functions
+def rule_inputs(config: dict, cohort: str) -> dict:
+    """Inputs of rule `performance` for one cohort (used via unpack() in rules/concordance.smk)."""
+
+    cfg = config["cohorts"][cohort]
+    models = list(config["models"])
+    inputs = {
+        "prepared": f"results/{cohort}/expression/prepared.tsv",
+        "covariates": f"results/{cohort}/expression/covariates.tsv",
+        "raw": cfg["expression"],
+        "genes": f"results/{cohort}/genes.tsv",
+        "matrices": [f"results/{cohort}/predict/{m}.matrix.tsv" for m in models],
+        "references": [f"results/{cohort}/predict/{m}.reference.tsv" for m in models],
+        "oof": f"results/{cohort}/elasticnet/oof.tsv",
+    }
+    if precision := precision_inputs(config, cohort):  # the precision auto chose
+        inputs["precision"] = precision
+    if cfg.get("expression_level"):
+        inputs["level"] = cfg["expression_level"]
+    if cfg.get("predictdb"):
+        inputs["predictdb"] = cfg["predictdb"]
+    if cfg.get("predictdb") or config.get("concordance", {}).get("legacy_null", False):
+        inputs["bcf"] = f"results/{cohort}/variants/normalized.bcf"
+    return inputs
+
+
+def resolve_floors(floors: dict | None, precision_paths=()) -> dict:
+    """`floors` with each None (a `precision: auto` model) replaced by the resolution of
+    the precision its predict jobs used, read from their precision tables."""
+    from hapexp.engine.precision import read as read_precision
+    from hapexp.engine.precision import relative_resolution, used_precision
+
+    floors = dict(floors or {})
+    if any(v is None for v in floors.values()):
+        table = read_precision(list(precision_paths))
+        for name, v in floors.items():
+            if v is None:
+                used = used_precision(table, name)
+                floors[name] = relative_resolution(used)
+                log.info("%s: precision auto ran in %s: constancy floor %g", name, used, floors[name])
+    return floors
+
+
+def precision_inputs(config: dict, cohort: str) -> list[str]:
+    """The predict jobs' precision tables of the `precision: auto` models (their floors)."""
+    from hapexp.config import model_spec
+    from hapexp.inputs.genes import chunk_ids
+
+    auto = [m for m, spec in config["models"].items() if model_spec(spec, m).get("precision") == "auto"]
+    chunks = chunk_ids(config["genes"]["chunks"])
+    return [f"results/{cohort}/predict/{m}/{c}.precision.tsv" for m in auto for c in chunks]
+
+
+def model_floors(config: dict) -> dict[str, float]:
+    """Each deep model's constancy floor, from its precision (`hapexp.engine.precision`)."""
+    from hapexp.config import model_spec
+    from hapexp.engine.precision import model_floor
+
+    return {m: model_floor(model_spec(spec, m)) for m, spec in config["models"].items()}
+
+
+def legacy_params(config: dict) -> dict:
+    """Params of the legacy null: on/off, draws, seed and each model's input window (bp)."""
+    from hapexp.config import model_spec
+
+    c = config.get("concordance", {})
+    return {
+        "enabled": bool(c.get("legacy_null", False)),
+        "draws": int(c.get("legacy_draws", 1000)),
+        "seed": int(c.get("seed", 0)),
+        "windows": {m: int(model_spec(spec)["window"]) for m, spec in config["models"].items()},
+    }

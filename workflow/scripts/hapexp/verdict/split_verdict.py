@@ -1,0 +1,246 @@
+"""The verdict on the splits (rule `split_verdict`): held-out people × training / held-out genes.
+
+Every predictor — each model of the registry (fine-tuned or not) and an elastic net
+fitted on the *training people only* (`elasticnet_on_training_people`, the same
+variants, window, α and glmnet fit as rule elasticnet, λ by cv.glmnet on the training
+people) — is judged by `hapexp.verdict.performance.cross_individual` on the **test people**
+only: the same residualization on the expression's covariates, the same floors, the
+same shared gene set. Genes are labelled by the gene split: a fine-tuned model saw
+the training genes (of other people), never the held-out ones; the per-gene elastic
+net is fitted for every gene on the training people, so for it the gene split only
+says which genes are compared.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from hapexp.linear.elasticnet import cv_glmnet, fold_ids, gene_rng, scale_expression
+from hapexp.verdict.performance import cross_individual, resolve_floors
+
+log = logging.getLogger(__name__)
+
+ELASTICNET = "elasticnet_train_people"
+SUMMARY_COLUMNS = ["predictor", "gene_split", "n_people", "n_genes", "mean_r", "median_r", "n_significant"]
+
+
+def elasticnet_on_training_people(
+    dosages, genes: pd.DataFrame, expression: pd.DataFrame, train: list[str], *, alpha, inner_folds, seed,
+    thresh=1e-7,
+):  # fmt: skip
+    """genes × all people predictions of a per-gene elastic net fitted on `train` people.
+
+    y = the prepared expression of the training people scaled as PredictDB does
+    (`scale_expression`); λ by cv.glmnet over `inner_folds` seeded folds of those people
+    (`gene_rng(seed, gene)`); genes with fewer than 2 variants in the window, or whose
+    fit fails, are NaN rows (not tested)."""
+    samples = list(expression.columns)
+    if list(dosages.samples) != samples:
+        raise ValueError("dosages and expression must have the same samples in the same order")
+    tr = np.isin(samples, train)
+    out = {}
+    for row in genes.itertuples(index=False):
+        if row.gene_id not in expression.index:
+            continue
+        ix = dosages.window_index(str(row.chrom), int(row.start0), int(row.end0))
+        x = np.ascontiguousarray(dosages.dosage[ix].T)  # people × variants
+        if x.shape[1] < 2:
+            out[row.gene_id] = np.full(len(samples), np.nan)
+            continue
+        y = scale_expression(expression.loc[row.gene_id].to_numpy(float)[tr])
+        folds = fold_ids(int(tr.sum()), inner_folds, gene_rng(seed, row.gene_id))
+        try:
+            fit = cv_glmnet(x[tr], y, folds, alpha, thresh=thresh)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
+            log.warning("gene %s: elastic net failed (%s); not tested", row.gene_id, e)
+            out[row.gene_id] = np.full(len(samples), np.nan)
+            continue
+        out[row.gene_id] = x @ fit["beta"] + fit["intercept"]
+    pred = pd.DataFrame.from_dict(out, orient="index", columns=samples)
+    pred.index.name = "gene_id"
+    return pred
+
+
+def split_performance(
+    expression: pd.DataFrame,
+    predictions: dict[str, pd.DataFrame],
+    people: dict[str, list[str]],
+    gene_split: pd.DataFrame,
+    covariates: pd.DataFrame | None = None,
+    floors: dict | None = None,
+    residualize: bool = True,
+) -> pd.DataFrame:
+    """cross_individual on the test people and the split's genes, with a `gene_split` column."""
+    test = [s for s in expression.columns if s in set(people["test"])]
+    genes = gene_split.set_index("gene_id")["split"]
+    keep = [g for g in expression.index if g in genes.index]
+    expr = expression.loc[keep, test]
+    cov = None if covariates is None else covariates.loc[:, test]
+    preds = {k: v.loc[[g for g in v.index if g in genes.index]] for k, v in predictions.items()}
+    perf = cross_individual(expr, preds, cov, floors=floors, residualize=residualize)
+    perf.insert(2, "gene_split", perf["gene_id"].map(genes).to_numpy())
+    return perf
+
+
+def summarize_splits(perf: pd.DataFrame, fdr: float = 0.05) -> pd.DataFrame:
+    """Per predictor × gene split, on the shared gene set: genes, mean/median r, BH-significant."""
+    rows = []
+    shared = perf[perf["in_shared_set"].astype(bool)]
+    for (name, split), t in shared.groupby(["predictor", "gene_split"], sort=False):
+        r = t["pearson_r"].astype(float)
+        rows.append({
+            "predictor": name, "gene_split": split, "n_people": int(t["n"].max()) if len(t) else 0,
+            "n_genes": int(r.notna().sum()), "mean_r": float(r.mean()), "median_r": float(r.median()),
+            "n_significant": int((t["fdr_shared"].astype(float) < fdr).sum()),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def markdown(
+    summary: pd.DataFrame, people: dict[str, list[str]], trained: list[str] | None = None
+) -> list[str]:
+    """The summary.md section: one row per predictor, training and held-out genes side by side.
+    `trained`: predictors fitted on this cohort's training people (fine-tuned models), whose
+    rows in the tables above include the people they were trained on."""
+    lines = [
+        "## Verdict on the splits (held-out people)",
+        "",
+        f"{len(people['test'])} test people (fine-tuning and the elastic net below used "
+        f"{len(people['train'])} training + {len(people['validation'])} validation people); "
+        "mean Pearson r over the shared gene set, residualized as above.",
+        "",
+        "| predictor | training genes: n | mean r | held-out genes: n | mean r |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    if trained:
+        lines[4:4] = [
+            f"Fine-tuned on this cohort's training people: {', '.join(trained)}. The tables above "
+            "judge them on every person, their training people included; judge them here.",
+            "",
+        ]
+    if summary.empty:
+        lines.append(
+            "| (no gene testable: too few test people for the covariates, or no shared gene) | | | | |"
+        )
+    for name, t in summary.groupby("predictor", sort=False):
+        by = t.set_index("gene_split")
+        cell = [
+            (str(int(by.loc[s, "n_genes"])), f"{by.loc[s, 'mean_r']:.3f}") if s in by.index else ("0", "–")
+            for s in ("train", "test")
+        ]
+        lines.append(f"| {name} | {cell[0][0]} | {cell[0][1]} | {cell[1][0]} | {cell[1][1]} |")
+    return lines + [""]
+
+
+CONCORDANCE_BEFORE_AFTER = [
+    "model",
+    "before",
+    "gene_split",
+    "n_genes",
+    "ism_eqtl_r_before",
+    "ism_eqtl_r_after",
+    "sign_agree_topk_before",
+    "sign_agree_topk_after",
+    "supported_fraction_before",
+    "supported_fraction_after",
+]
+
+
+def concordance_before_after(
+    concordance: dict[str, pd.DataFrame], starts: dict[str, str | None], gene_split: dict[str, list[str]]
+) -> pd.DataFrame:
+    """ISM/eQTL concordance of each fine-tuned model beside the model it started from
+    (`starts`: fine-tuned model → its finetune.init), per gene split (`read_splits`' genes:
+    train/test → gene ids), as medians over the genes where both have an ISM–eQTL r (the
+    same genes before and after)."""
+    rows = []
+    split_of = {g: part for part, ids in gene_split.items() for g in ids}
+    for model, before in starts.items():
+        if before is None or model not in concordance or before not in concordance:
+            continue
+        a = concordance[before].set_index("gene_id")
+        b = concordance[model].set_index("gene_id")
+        genes = a.index[a["ism_eqtl_r"].notna()].intersection(b.index[b["ism_eqtl_r"].notna()])
+        for part in ("train", "test"):
+            g = [x for x in genes if split_of.get(x) == part]
+            row = {"model": model, "before": before, "gene_split": part, "n_genes": len(g)}
+            for col in ("ism_eqtl_r", "sign_agree_topk", "supported_fraction"):
+                row[f"{col}_before"] = float(a.loc[g, col].median()) if g else np.nan
+                row[f"{col}_after"] = float(b.loc[g, col].median()) if g else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows, columns=CONCORDANCE_BEFORE_AFTER)
+
+
+def concordance_markdown(table: pd.DataFrame, starts: dict[str, str | None]) -> list[str]:
+    """The summary.md table of `concordance_before_after` (fine-tuned models only)."""
+    if not starts:
+        return []
+    lines = [
+        "### ISM/eQTL concordance before and after fine-tuning",
+        "",
+        "Medians over the genes where both models have an ISM–eQTL r (all people's eQTLs; "
+        "concordance/{model}.tsv): r of ISM with eQTL slopes, sign agreement of the top-k "
+        "ISM variants, fraction of them backed by significant eQTLs.",
+        "",
+        "| model | started from | genes | n | ISM–eQTL r before → after | top-k sign agreement | supported fraction |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    names = {"train": "training", "test": "held-out"}
+
+    def pair(r, col):
+        return f"{r[col + '_before']:.3f} → {r[col + '_after']:.3f}" if r["n_genes"] else "–"
+
+    for r in table.to_dict("records"):
+        lines.append(
+            f"| {r['model']} | {r['before']} | {names[r['gene_split']]} | {r['n_genes']} | "
+            f"{pair(r, 'ism_eqtl_r')} | {pair(r, 'sign_agree_topk')} | {pair(r, 'supported_fraction')} |"
+        )
+    for model, before in starts.items():
+        if before is None:
+            lines.append(
+                f"| {model} | (its own random initialisation: set finetune.init to compare) | | | | | |"
+            )
+    return lines + [""]
+
+
+def run(inputs: dict, models: list[str], params: dict, out: dict):
+    """Rule `split_verdict`: the elastic net on the training people, then every predictor on
+    the test people; writes the per-gene table, the summary and the elastic net's predictions."""
+    from hapexp.io import read_matrix, write_matrix, write_tsv
+    from hapexp.training.splits import read_splits
+    from hapexp.variants.genotypes import chunk_dosages, resolve_window
+    from hapexp.variants.policy import filter_dosages, format_counts, predictdb_exclusions
+
+    expr = read_matrix(inputs["prepared"])
+    cov = read_matrix(inputs["covariates"], index_col="id")
+    people, _ = read_splits(inputs["individuals"], inputs["genes_split"])
+    gene_split = pd.read_csv(inputs["genes_split"], sep="\t", dtype={"gene_id": str, "chrom": str})
+    genes = pd.read_csv(inputs["genes"], sep="\t", dtype={"gene_id": str, "chrom": str})
+    genes = genes[genes["gene_id"].isin(gene_split["gene_id"])]
+    en = params["elasticnet"]
+    window = resolve_window(en.get("window", 1000000), params["models"])
+    dosages, genes = chunk_dosages(inputs["vcf"], genes, window, list(expr.columns), en.get("maf", 0.01))
+    dosages, counts = filter_dosages(dosages, params["policies"])
+    log.info("variant policy: %s", format_counts(counts))
+    if en.get("predictdb_exclusions", True):
+        dosages, excluded = predictdb_exclusions(dosages)
+        log.info("PredictDB exclusions: %s", format_counts(excluded))
+    linear = elasticnet_on_training_people(
+        dosages, genes, expr, people["train"], alpha=en.get("alpha", 0.5), inner_folds=en.get("inner_folds", 10),
+        seed=en.get("seed", 42), thresh=en.get("thresh", 1e-7),
+    )  # fmt: skip
+    preds = {m: read_matrix(p) for m, p in zip(models, inputs["matrices"], strict=True)}
+    preds.update({name: read_matrix(p) for name, p in inputs.get("heads", {}).items()})
+    preds[ELASTICNET] = linear
+    # precision auto: its floor is the precision its predict jobs used (their tables)
+    floors = resolve_floors(params.get("floors"), inputs.get("precision", []))
+    perf = split_performance(expr, preds, people, gene_split, cov, floors, params.get("residualize", True))
+    summary = summarize_splits(perf)
+    write_matrix(linear, out["elasticnet"])
+    write_tsv(perf, out["performance"])
+    write_tsv(summary, out["verdict"])
+    log.info("verdict on the splits:\n%s", summary.to_string())
+    return perf, summary

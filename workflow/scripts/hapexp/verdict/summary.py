@@ -1,0 +1,528 @@
+"""Headline numbers per cohort (summary.tsv / summary.md) and the demo-truth checks.
+
+The headline numbers follow the papers' form (Huang et al. 2023, Sasse et al. 2023):
+genes tested, mean r, significant positive / negative genes at FDR 0.05, linear vs
+deep counts, median supported fraction, cross-gene r. They are computed on the
+*shared gene set* — the genes every predictor tested, on the same individuals, with
+BH across that set (`hapexp.verdict.performance.add_shared_set`) — so that linear and deep
+predictors face the same genes and the same multiple-testing burden (Huang et al.
+compare on shared genes). The same numbers on each predictor's own tested genes
+(BH within them) are the secondary rows (`gene_set = own`). summary.md says which
+set each number is on.
+
+The `check_*` functions validate workflow outputs against the demo's planted truth
+(resources/demo/truth.tsv, truth_genes.tsv). Each returns a list of failure messages
+(empty = pass) so that tests and the end-to-end check can assert on it and print why.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hapexp.verdict.performance import shared_genes, summarize_performance
+
+# "Mean r near 0": a one-sample t-test of the per-gene r against 0 is not significant
+# at this level, or |mean r| is below NULL_MEAN_R. Significant genes are not part of
+# the rule: an untrained network still reacts to variants, in random directions, so
+# it can reach significance in both directions while averaging to 0.
+NULL_TEST_ALPHA = 0.05
+NULL_MEAN_R = 0.05
+
+SUMMARY_COLUMNS = [
+    "predictor",
+    "kind",
+    "gene_set",
+    "genes_tested",
+    "genes_constant",
+    "mean_r",
+    "median_r",
+    "mean_spearman_r",
+    "mean_r_p",
+    "n_sig_positive",
+    "n_sig_negative",
+    "median_supported_fraction",
+    "median_ism_eqtl_r",
+    "mean_additive_r",
+    "ism_scores",
+    "ism_unresolved",
+    "cross_gene_spearman_r",
+    "cross_gene_pearson_r",
+]
+
+
+def build_summary(
+    performance: pd.DataFrame,
+    cross_gene: pd.DataFrame,
+    concordance: dict[str, pd.DataFrame],
+    deep_models: list[str],
+    fdr: float = 0.05,
+) -> pd.DataFrame:
+    """Per predictor two rows: `gene_set = shared` (headline) and `own` (secondary)."""
+    rows = []
+    cg = cross_gene.set_index("model") if len(cross_gene) else pd.DataFrame()
+    for gene_set in ("shared", "own"):
+        s = summarize_performance(performance, fdr=fdr, gene_set=gene_set)
+        for _, r in s.iterrows():
+            name = r["predictor"]
+            row = dict(r)
+            row["kind"] = "deep" if name in deep_models else "linear"
+            c = concordance.get(name)
+            if c is not None and gene_set == "shared":  # ISM numbers: on the genes tested jointly
+                shared = set(shared_genes(performance))
+                c = c[c["gene_id"].isin(shared)] if shared else c.iloc[0:0]
+            row["median_supported_fraction"] = c["supported_fraction"].median() if c is not None else np.nan
+            row["median_ism_eqtl_r"] = c["ism_eqtl_r"].median() if c is not None else np.nan
+            row["mean_additive_r"] = c["additive_r"].mean() if c is not None else np.nan
+            full = concordance.get(name)
+            has_counts = full is not None and "n_ism_unresolved" in full
+            row["ism_scores"] = int(full["n_ism"].sum()) if has_counts else np.nan
+            row["ism_unresolved"] = int(full["n_ism_unresolved"].sum()) if has_counts else np.nan
+            row["cross_gene_spearman_r"] = cg.loc[name, "spearman_r"] if name in cg.index else np.nan
+            row["cross_gene_pearson_r"] = cg.loc[name, "pearson_r"] if name in cg.index else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def is_null_like(row: pd.Series | dict) -> bool:
+    """Mean r near 0 across genes (see NULL_TEST_ALPHA / NULL_MEAN_R), or nothing testable
+    because the predictions do not vary between individuals."""
+    if row["genes_tested"] == 0:
+        return row.get("genes_constant", 0) > 0
+    if not np.isfinite(row["mean_r"]):
+        return False
+    p = row.get("mean_r_p", np.nan)
+    return bool(abs(row["mean_r"]) < NULL_MEAN_R or (np.isfinite(p) and p >= NULL_TEST_ALPHA))
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "–"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    return f"{x:.{digits}f}"
+
+
+def _fmt_p(p) -> str:
+    return "–" if p is None or not np.isfinite(p) else f"{p:.2g}"
+
+
+def _table(rows: pd.DataFrame, fdr: float, ism: bool) -> list[str]:
+    header = ["predictor", "kind", "genes tested", "constant", "mean r", "median r"]
+    header += [f"sig. + (FDR<{fdr})", f"sig. − (FDR<{fdr})"]
+    if ism:
+        header += ["median supported fraction", "cross-gene Spearman r"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, r in rows.iterrows():
+        vals = [
+            r["predictor"],
+            r["kind"],
+            _fmt(int(r["genes_tested"])),
+            _fmt(int(r["genes_constant"])),
+            _fmt(r["mean_r"]),
+            _fmt(r["median_r"]),
+            _fmt(int(r["n_sig_positive"])),
+            _fmt(int(r["n_sig_negative"])),
+        ]
+        if ism:
+            vals += [_fmt(r["median_supported_fraction"]), _fmt(r["cross_gene_spearman_r"])]
+        lines.append("| " + " | ".join(str(v) for v in vals) + " |")
+    return lines
+
+
+def render_markdown(
+    summary: pd.DataFrame, cohort: str, fdr: float = 0.05, context: dict | None = None
+) -> str:
+    """summary.md: the shared-gene-set table and sentences in the papers' form, the
+    per-predictor (own gene set) table, and how eQTLs, ISM and variants were handled.
+
+    `context` (optional): n_samples, n_covariates, residualized, egenes (eqtl.egenes'
+    summary + permutations), variant_policy (validation.json facts) — each stated when given."""
+    ctx = context or {}
+    shared = summary[summary["gene_set"] == "shared"]
+    own = summary[summary["gene_set"] == "own"]
+    n_shared = int(shared["genes_tested"].max()) if len(shared) else 0
+    lines = [f"# hapexp summary: cohort `{cohort}`", ""]
+    people = f"the same {ctx['n_samples']} individuals" if ctx.get("n_samples") else "the same individuals"
+    if ctx.get("residualized", True):
+        k = ctx.get("n_covariates", "k")
+        resid = (
+            f"each predictor's predictions residualized on the same k = {k} covariates as the expression "
+            "(user covariates + expression PCs), t-test on n − 2 − k degrees of freedom"
+        )
+    else:
+        resid = "raw predictions against the residualized expression (n − 2 degrees of freedom; the anchors' form)"
+    lines.append(
+        "Cross-individual performance: Pearson r per gene between each predictor and the prepared "
+        f"(residualized) expression, on {people}; {resid}."
+    )
+    lines.append("")
+    own_counts = ", ".join(f"{r['predictor']} {int(r['genes_tested'])}" for _, r in own.iterrows())
+    lines.append(
+        f"**Shared gene set: {n_shared} genes** — the genes tested by every predictor (genes tested "
+        f"per predictor on its own: {own_counts}). Every number in this table, the sentences below and "
+        f"the linear-vs-deep line are on this set, with Benjamini-Hochberg FDR < {fdr} across its "
+        f"{n_shared} genes. A predictor whose predictions do not vary between individuals at all is "
+        "reported as constant and does not shrink the set."
+    )
+    lines.append("")
+    lines += _table(shared, fdr, ism=True)
+    lines.append("")
+    for _, r in shared.iterrows():
+        n_const = int(r.get("genes_constant", 0))
+        if r["genes_tested"] == 0:
+            lines.append(
+                f"- **{r['predictor']}** ({r['kind']}): no gene could be tested: the predictions of all "
+                f"{n_const} genes do not vary between individuals beyond the model's numerical resolution "
+                "(float rounding at its precision). The model is insensitive to the cohort's variants here: "
+                "no better than chance."
+            )
+            continue
+        n_sig = int(r["n_sig_positive"] + r["n_sig_negative"])
+        sentence = (
+            f"- **{r['predictor']}** ({r['kind']}): of the {int(r['genes_tested'])} shared genes, "
+            f"{n_sig} are significant at FDR {fdr}: {int(r['n_sig_positive'])} with r > 0 and "
+            f"{int(r['n_sig_negative'])} with r < 0 (predicted in the wrong direction); mean r = {_fmt(r['mean_r'])}"
+            f" (t-test of mean r against 0: p = {_fmt_p(r['mean_r_p'])})."
+        )
+        if n_const:
+            sentence += (
+                f" On {n_const} genes its predictions do not vary between individuals beyond numerical resolution"
+                " (no variant the model responds to) and are not tested."
+            )
+        if is_null_like(r):
+            sentence += (
+                " Mean r is near 0: no better than chance on average; the predictor does not explain"
+                " expression differences between people here"
+            )
+            if r["n_sig_positive"] and r["n_sig_negative"]:
+                sentence += " (its significant genes go both ways: it reacts to variants but not in the right direction)"
+            sentence += "."
+        lines.append(sentence)
+    deep = shared[shared["kind"] == "deep"]
+    linear = shared[shared["kind"] == "linear"]
+    if len(deep) and len(linear):
+        lines.append("")
+        lines.append(
+            f"Linear vs deep on the shared gene set ({n_shared} genes, same individuals; significant genes, "
+            "positive/negative): "
+            + "; ".join(
+                f"{r['predictor']} {int(r['n_sig_positive'])}/{int(r['n_sig_negative'])}"
+                for _, r in linear.iterrows()
+            )
+            + " vs "
+            + "; ".join(
+                f"{r['predictor']} {int(r['n_sig_positive'])}/{int(r['n_sig_negative'])}"
+                for _, r in deep.iterrows()
+            )
+            + "."
+        )
+    lines += ["", "## Each predictor on its own genes (secondary)", ""]
+    lines.append(
+        "The genes each predictor could test (non-constant predictions), BH FDR across those genes per "
+        "predictor: not comparable between predictors (different genes, different multiple-testing burden)."
+    )
+    lines.append("")
+    lines += _table(own, fdr, ism=False)
+    lines += ["", "## eQTLs, ISM and variants", ""]
+    eg = ctx.get("egenes")
+    if eg:
+        lines.append(
+            f"- eGenes: {eg['egenes']} of {eg['genes']} genes at Storey q ≤ {eg['fdr']} of the beta-approximated "
+            f"permutation p-value ({eg.get('permutations', '?')} permutations per gene; π0 = {eg['pi0']:.3f}, "
+            f"{eg['qvalue_method']}). Significant eQTL pairs (ISM concordance, figures): "
+            + (
+                "each eGene's variants with a nominal p-value below its `pval_nominal_threshold` (GTEx/tensorQTL)."
+                if ctx.get("eqtl_significance", "permutation") == "permutation"
+                else "Benjamini-Hochberg over all nominal pairs (legacy option `bh_all_pairs`)."
+            )
+        )
+    elif ctx.get("eqtl_significance") == "bh_all_pairs":
+        lines.append(
+            "- Significant eQTL pairs: Benjamini-Hochberg over all nominal pairs (legacy `bh_all_pairs`)."
+        )
+    ism_rows = own[own["ism_scores"].notna()] if "ism_scores" in own else own.iloc[0:0]
+    for _, r in ism_rows.iterrows():
+        lines.append(
+            f"- ISM {r['predictor']}: {int(r['ism_scores'])} variant scores, {int(r['ism_unresolved'])} unresolved "
+            "(alt − ref within the model's numerical resolution: unknown, excluded from every ISM statistic, "
+            "not counted as 0). ISM numbers in the shared table are over the shared genes."
+        )
+    vp = ctx.get("variant_policy")
+    if vp:
+        lines.append(
+            "- Variants: one policy for every predictor (haplotypes, eQTL, elastic net, ISM): "
+            + ", ".join(f"{k} = {v}" for k, v in vp.get("policy", {}).items())
+            + (
+                f"; in the models' windows {vp['records']} variant records (one per ALT allele), {vp['kept']} kept"
+                + (
+                    " (" + ", ".join(f"{k} {v}" for k, v in vp["skipped"].items()) + ")."
+                    if vp.get("skipped")
+                    else "."
+                )
+                if "records" in vp
+                else "."
+            )
+        )
+    if ctx.get("predictdb_exclusions") is not None:
+        lines.append(
+            "- The elastic net (PredictDB's recipe) additionally excludes indels and strand-ambiguous SNPs "
+            "(A/T, C/G) before fitting."
+            if ctx["predictdb_exclusions"]
+            else "- The elastic net uses exactly the policy's variants (elasticnet.predictdb_exclusions: false)."
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- demo-truth checks
+def check_oracle_performance(
+    performance: pd.DataFrame,
+    truth_genes: pd.DataFrame,
+    predictor: str = "oracle",
+    min_h2: float = 0.3,
+    factor: float = 0.8,
+) -> list[str]:
+    """Mean per-gene r over genes with h2 >= min_h2 must be >= factor × mean √h2."""
+    perf = performance[performance["predictor"] == predictor].set_index("gene_id")
+    tg = truth_genes[truth_genes["h2"] >= min_h2].set_index("gene_id")
+    genes = [g for g in tg.index if g in perf.index]
+    if not genes:
+        return [f"no genes with h2 >= {min_h2} found in the performance table of {predictor}"]
+    r = perf.loc[genes, "pearson_r"].astype(float).fillna(0.0)
+    bound = factor * np.sqrt(tg.loc[genes, "h2"].astype(float))
+    if r.mean() < bound.mean():
+        return [
+            f"{predictor}: mean r {r.mean():.3f} over {len(genes)} genes with h2 >= {min_h2} "
+            f"is below {factor} × mean √h2 = {bound.mean():.3f}"
+        ]
+    return []
+
+
+def check_ism_signs(ism: pd.DataFrame, truth: pd.DataFrame) -> list[str]:
+    """Every causal SNV scored by ISM must carry the sign of its planted effect."""
+    snv = truth[(truth["ref"].str.len() == 1) & (truth["alt"].str.len() == 1) & (truth["effect"] != 0)]
+    m = snv.merge(ism[["gene_id", "variant_id", "score"]], on=["gene_id", "variant_id"], how="left")
+    fails = []
+    missing = m[m["score"].isna()]
+    if len(missing):
+        fails.append(
+            f"{len(missing)} causal SNVs have no resolved ISM score: {', '.join(missing['variant_id'].head(5))}"
+        )
+    bad = m[m["score"].notna() & (np.sign(m["score"]) != np.sign(m["effect"]))]
+    for _, b in bad.iterrows():
+        fails.append(
+            f"{b['gene_id']} {b['variant_id']}: ISM {b['score']:.4g} vs true effect {b['effect']:.4g}"
+        )
+    return fails
+
+
+def check_causal_concordance(
+    concordance: pd.DataFrame,
+    truth_genes: pd.DataFrame,
+    min_h2: float = 0.3,
+    min_sign_agreement: float = 0.8,
+    min_positive_fraction: float = 0.8,
+) -> list[str]:
+    """On causal genes (n_causal > 0, h2 >= min_h2) the oracle's ISM must agree with the eQTL scan.
+
+    Agreement = the top-|ISM| variants carry the sign of their eQTL slope (median of
+    `sign_agree_topk` >= min_sign_agreement) and ISM correlates positively with the
+    slope (`ism_eqtl_r` > 0 on >= min_positive_fraction of the genes). The all-variant r
+    itself stays moderate even for a perfect model: variants in LD with a causal one
+    have eQTL slopes but an ISM of 0.
+    """
+    causal = truth_genes[(truth_genes["n_causal"] > 0) & (truth_genes["h2"] >= min_h2)]["gene_id"]
+    c = concordance[concordance["gene_id"].isin(causal)]
+    fails = []
+    sign = c["sign_agree_topk"].dropna()
+    r = c["ism_eqtl_r"].dropna()
+    if sign.empty or r.empty:
+        return [f"no ISM–eQTL concordance on the {len(causal)} causal genes with h2 >= {min_h2}"]
+    if sign.median() < min_sign_agreement:
+        fails.append(
+            f"median top-k sign agreement on {len(sign)} causal genes is {sign.median():.2f} < {min_sign_agreement}"
+        )
+    if (r > 0).mean() < min_positive_fraction:
+        fails.append(f"ISM–eQTL slope r > 0 on only {(r > 0).mean():.0%} of {len(r)} causal genes")
+    return fails
+
+
+def check_null_model(
+    summary: pd.DataFrame, summary_md: str, predictor: str = "enformer_tiny", fdr: float = 0.05
+) -> list[str]:
+    """An untrained model: mean r near 0 (shared gene set) and summary.md says it is no
+    better than chance."""
+    if "gene_set" in summary:
+        summary = summary[summary["gene_set"] == "shared"]
+    row = summary[summary["predictor"] == predictor]
+    if row.empty:
+        return [f"{predictor} missing from the summary"]
+    row = row.iloc[0]
+    fails = []
+    if row["genes_tested"] == 0:
+        if not is_null_like(row):
+            fails.append(f"{predictor}: no gene tested and no constant predictions either")
+    elif abs(row["mean_r"]) >= 0.2 or not is_null_like(row):
+        fails.append(
+            f"{predictor}: mean r {row['mean_r']:.3f} (t-test p {row['mean_r_p']:.2g}) is not near 0"
+        )
+    line = next((ln for ln in summary_md.splitlines() if f"**{predictor}**" in ln), "")
+    if "no better than chance" not in line:
+        fails.append(f"summary.md does not say {predictor} is no better than chance")
+    return fails
+
+
+def check_null_genes(performance: pd.DataFrame, truth_genes: pd.DataFrame, fdr: float = 0.05) -> list[str]:
+    """On the genes with h2 = 0 every predictor's r must be centred on 0: |mean r| within
+    3 standard errors of a null mean (1/sqrt(n·k) for k genes of n people) and at most
+    one of them BH-significant on the shared set (k of a few genes: no more is chance)."""
+    null = set(truth_genes.loc[truth_genes["h2"] == 0, "gene_id"])
+    fails = []
+    for name, d in performance.groupby("predictor", sort=False):
+        t = d[d["gene_id"].isin(null) & np.isfinite(d["pearson_r"].astype(float))]
+        if t.empty:
+            continue
+        bound = 3.0 / np.sqrt(float(t["n"].median()) * len(t))
+        if abs(t["pearson_r"].mean()) > bound:
+            fails.append(
+                f"{name}: mean r {t['pearson_r'].mean():.3f} over {len(t)} genes with h2 = 0 is outside ±{bound:.3f}"
+            )
+        col = "fdr_shared" if "fdr_shared" in t else "fdr"
+        if (t[col].astype(float) < fdr).sum() > 1:
+            fails.append(
+                f"{name}: {(t[col].astype(float) < fdr).sum()} of {len(t)} genes with h2 = 0 significant"
+            )
+    return fails
+
+
+def check_shared_comparison(performance: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """The headline rows are on one gene set and one set of individuals for every predictor."""
+    fails = []
+    shared = summary[summary["gene_set"] == "shared"]
+    tested = shared.loc[shared["genes_tested"] > 0, "genes_tested"]
+    if tested.nunique() > 1:
+        fails.append(
+            f"shared rows cover different numbers of genes: {dict(zip(shared.predictor, shared.genes_tested, strict=True))}"
+        )
+    if len(tested) and int(tested.iloc[0]) != len(shared_genes(performance)):
+        fails.append("shared rows do not cover the shared gene set")
+    tested_rows = performance[np.isfinite(performance["pearson_r"].astype(float))]
+    if tested_rows["n"].nunique() > 1:
+        fails.append(
+            f"predictors compared on different numbers of individuals: {sorted(tested_rows['n'].unique())}"
+        )
+    return fails
+
+
+def run_context(
+    validation_path=None,
+    egenes_path=None,
+    covariates_path=None,
+    prepared_path=None,
+    params: dict | None = None,
+) -> dict:
+    """What summary.md states besides the numbers (see render_markdown). `egenes_path`:
+    eqtl/egenes.json (rule gather_eqtl)."""
+    import json
+    from pathlib import Path
+
+    params = params or {}
+    ctx = {
+        "residualized": bool(params.get("residualize", True)),
+        "eqtl_significance": params.get("eqtl_significance", "permutation"),
+        "predictdb_exclusions": params.get("predictdb_exclusions"),
+    }
+    if prepared_path:
+        with open(prepared_path) as fh:
+            ctx["n_samples"] = len(fh.readline().rstrip("\n").split("\t")) - 1
+    if covariates_path:
+        with open(covariates_path) as fh:
+            ctx["n_covariates"] = max(sum(1 for _ in fh) - 1, 0)
+    if egenes_path:
+        eg = json.loads(Path(egenes_path).read_text())
+        if eg:
+            eg["permutations"] = params.get("permutations")
+            ctx["egenes"] = eg
+    if validation_path:
+        facts = json.loads(Path(validation_path).read_text()).get("facts", {})
+        if "variant_policy" in facts:
+            ctx["variant_policy"] = facts["variant_policy"]
+    return ctx
+
+
+def run(
+    perf_path,
+    cross_gene_path,
+    concordance_paths: dict,
+    deep_models: list[str],
+    cohort: str,
+    fdr: float,
+    out_tsv,
+    out_md,
+    context: dict | None = None,
+    precision_path=None,
+    split_paths=None,
+    trained=None,
+    finetune_starts: dict | None = None,
+):
+    """Rule `summary`: summary.tsv and summary.md for one cohort (with the precision
+    budget's section when `precision_path`, results/{cohort}/precision.tsv, is given, and
+    the verdict on the splits with `split_paths` = (splits/verdict.tsv, splits/individuals.tsv,
+    splits/genes.tsv); `finetune_starts`: this cohort's fine-tuned models → their finetune.init,
+    for the ISM/eQTL concordance before and after fine-tuning)."""
+    from hapexp.io import atomic_output, write_tsv
+
+    perf = pd.read_csv(perf_path, sep="\t", dtype={"gene_id": str})
+    cg = pd.read_csv(cross_gene_path, sep="\t")
+    conc = {m: pd.read_csv(p, sep="\t", dtype={"gene_id": str}) for m, p in concordance_paths.items()}
+    summary = build_summary(perf, cg, conc, deep_models, fdr)
+    write_tsv(summary, out_tsv)
+    md = render_markdown(summary, cohort, fdr, context)
+    if precision_path is not None:
+        from hapexp.engine.precision import read, summary_lines
+
+        lines = summary_lines(read([precision_path]))
+        md = md.rstrip("\n") + "\n\n## Precision budget (precision.tsv)\n\n" + "\n".join(lines) + "\n"
+    if split_paths is not None:
+        from hapexp.training.splits import read_splits
+        from hapexp.verdict.split_verdict import concordance_before_after, concordance_markdown, markdown
+
+        verdict = pd.read_csv(split_paths[0], sep="\t")
+        people, gene_split = read_splits(split_paths[1], split_paths[2])
+        md = md.rstrip("\n") + "\n\n" + "\n".join(markdown(verdict, people, trained))
+        if finetune_starts:
+            table = concordance_before_after(conc, finetune_starts, gene_split)
+            md = md.rstrip("\n") + "\n\n" + "\n".join(concordance_markdown(table, finetune_starts))
+    with atomic_output(out_md) as tmp:
+        tmp.write_text(md)
+    return summary
+
+
+def validate_demo(
+    results_dir, truth_dir, oracle: str = "oracle", null_model: str | None = "enformer_tiny"
+) -> dict[str, list[str]]:
+    """Run every demo-truth check on a finished run's outputs.
+
+    `results_dir` = results/{cohort} of the demo; `truth_dir` = resources/demo. Returns
+    {check name: failure messages}; all lists empty = the workflow recovered the truth.
+    """
+    from pathlib import Path
+
+    r, t = Path(results_dir), Path(truth_dir)
+    truth = pd.read_csv(t / "truth.tsv", sep="\t", dtype={"gene_id": str})
+    truth_genes = pd.read_csv(t / "truth_genes.tsv", sep="\t", dtype={"gene_id": str})
+    perf = pd.read_csv(r / "performance.tsv", sep="\t", dtype={"gene_id": str})
+    out = {
+        "oracle_performance": check_oracle_performance(perf, truth_genes, predictor=oracle),
+        "oracle_ism_signs": check_ism_signs(pd.read_parquet(r / "ism" / f"{oracle}.parquet"), truth),
+        "oracle_concordance": check_causal_concordance(
+            pd.read_csv(r / "concordance" / f"{oracle}.tsv", sep="\t", dtype={"gene_id": str}), truth_genes
+        ),
+    }
+    summary = pd.read_csv(r / "summary.tsv", sep="\t")
+    out["null_genes"] = check_null_genes(perf, truth_genes)
+    out["shared_comparison"] = check_shared_comparison(perf, summary)
+    if null_model:
+        out["null_model"] = check_null_model(summary, (r / "summary.md").read_text(), predictor=null_model)
+    return out
