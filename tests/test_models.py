@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from hapexp.config import ENFORMER_TARGETS, model_input_files, model_spec
-from hapexp.engine.inference import Predictor
+from hapexp.engine.predictor import Predictor
 from hapexp.errors import InputError
-from hapexp.models.enformer import build_enformer_tiny
-from hapexp.models.enformer import set_tf_gamma as _set_tf_gamma
+from hapexp.models.enformer import TARGETS as ENFORMER_TARGETS
+from hapexp.models.enformer.load import build_enformer_tiny
+from hapexp.models.enformer.load import set_tf_gamma as _set_tf_gamma
 from hapexp.models.registry import load_model
+from hapexp.models.spec import model_input_files, model_spec
 
 TINY = {"kind": "enformer_tiny", "window": 2048, "tracks": [0, 5], "bins": 2, "device": "cpu"}
 
