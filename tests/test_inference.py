@@ -330,7 +330,7 @@ def test_compile_cache_dir(monkeypatch, tmp_path):
 def test_compiled_path_pads_batches_and_matches(index, monkeypatch, tmp_path):
     """compile: true runs through torch.compile with static shapes (the last batch padded)
     and gives the uncompiled numbers; dynamo's eager backend keeps it fast on CPU (inductor
-    itself is exercised by bench/gpu_issue14.sh). The ISM reuse tail compiles too."""
+    itself is exercised by bench/gpu_engine.sh). The ISM reuse tail compiles too."""
     from hapexp.engine import ism
 
     compiled_shapes = []
