@@ -94,6 +94,13 @@ def test_bad_options_are_named():
         resolve({"loss": {"pairwise": 0, "mse": 0}}, "m")
     with pytest.raises(InputError, match="finetune.init"):
         start_model(model_spec({"kind": "enformer", "weights": "random"}, "e"), None)
+    # a model that does not declare its trainable parts (LoadedModel.training_parts) is refused
+    from hapexp.models.oracle import Oracle
+    from hapexp.models.registry import LoadedModel
+
+    oracle = LoadedModel(Oracle(), 2048, 128, 0, 2, ["t0", "t1"], kind="oracle")
+    with pytest.raises(InputError, match=r"models\.o\.finetune.*kind oracle.*trainable parts"):
+        Trainer(model_spec({"kind": "oracle", "window": 2048, "weights": "o.pt"}, "o"), resolve({}), oracle)
 
 
 def _run(d, out, stop_after=None, **kw):

@@ -1,10 +1,11 @@
 """The device side of the engine: which device, the precision switches, compiling, host copies.
 
-Everything here is torch and model-agnostic: the device (`resolve_device`), the
-autocast/TF32 switches of a precision (`precision_mode`; the precisions and their
-budget: hapexp.engine.precision), one-hot encoding on the device (`onehot_lut`),
-torch.compile with a shared cache (`compile_fn`), asynchronous device→host copies
-(`to_host`), out-of-memory errors (`is_oom`) and the host allocator (`release_large_buffers`).
+Everything here is torch and model-agnostic: the device (`resolve_device`,
+`configure_cuda`), the autocast/TF32 switches of a precision (`precision_mode`; the
+precisions and their budget: hapexp.engine.precision), one-hot encoding on the device
+(`onehot_lut`), torch.compile with a shared cache (`compile_fn`), asynchronous
+device→host copies (`to_host`), out-of-memory errors (`is_oom`) and the host allocator
+(`release_large_buffers`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ def resolve_device(device: str) -> torch.device:
             "(e.g. snakemake --resources gpu=1 on a GPU machine) or set device: cpu/auto"
         )
     return torch.device(device)
+
+
+def configure_cuda(deterministic: bool) -> None:
+    """cuDNN and TF32 for a job: deterministic = fixed kernels, same config + same data → same
+    numbers (False lets cuDNN benchmark its convolution algorithms); TF32 off (strict fp32
+    unless `precision_mode` turns it on)."""
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 
 def release_large_buffers(threshold: int = 4 << 20) -> None:

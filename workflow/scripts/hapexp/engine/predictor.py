@@ -27,6 +27,7 @@ import torch
 
 from hapexp.engine.device import (
     compile_fn,
+    configure_cuda,
     is_oom,
     onehot_lut,
     precision_mode,
@@ -66,13 +67,7 @@ class Predictor:
         self.device = resolve_device(s["device"])
         torch.manual_seed(int(s["seed"]))
         if self.device.type == "cuda":
-            # deterministic: fixed kernels, same config + same data → same numbers;
-            # false lets cuDNN benchmark its convolution algorithms.
-            det = bool(s["deterministic"])
-            torch.backends.cudnn.benchmark = not det
-            torch.backends.cudnn.deterministic = det
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
+            configure_cuda(bool(s["deterministic"]))
         self.model = model if model is not None else load_model(s, self.device)
         if self.model.window != int(s["window"]):
             raise ValueError(f"model window {self.model.window} != spec window {s['window']}")
