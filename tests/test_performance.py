@@ -17,42 +17,6 @@ from hapexp.verdict.cross_gene import cross_gene, level_columns
 from hapexp.verdict.legacy_null import legacy_random_weights_null
 
 
-def test_bh_fdr_matches_statsmodels_and_keeps_nan():
-    rng = np.random.default_rng(0)
-    p = np.concatenate([rng.uniform(size=200), rng.uniform(0, 1e-4, size=20)])
-    p[[3, 50]] = np.nan
-    q = perf.bh_fdr(p)
-    ok = np.isfinite(p)
-    expected = multipletests(p[ok], method="fdr_bh")[1]
-    np.testing.assert_allclose(q[ok], expected, rtol=1e-12)
-    assert np.isnan(q[[3, 50]]).all()
-    assert perf.bh_fdr([np.nan]).shape == (1,)
-
-
-def test_rowwise_correlations_match_scipy():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(6, 40))
-    y = x * np.linspace(-1, 1, 6)[:, None] + rng.normal(size=(6, 40))
-    x[2, 5] = np.nan  # missing sample in one row only
-    y[4, :] = 3.0  # constant: r undefined
-    r, n = perf.rowwise_pearson(x, y)
-    rho, _ = perf.rowwise_spearman(x, y)
-    p = perf.r_pvalue(r, n)
-    sp = perf.r_pvalue(rho, n)
-    for i in range(6):
-        ok = np.isfinite(x[i]) & np.isfinite(y[i])
-        assert n[i] == ok.sum()
-        if i == 4:
-            assert np.isnan(r[i]) and np.isnan(rho[i]) and np.isnan(p[i])
-            continue
-        er, ep = stats.pearsonr(x[i, ok], y[i, ok])
-        es, esp = stats.spearmanr(x[i, ok], y[i, ok])
-        assert r[i] == pytest.approx(er, abs=1e-12)
-        assert p[i] == pytest.approx(ep, rel=1e-8)
-        assert rho[i] == pytest.approx(es, abs=1e-12)
-        assert sp[i] == pytest.approx(esp, rel=1e-6)
-
-
 def _planted(n_genes=40, n_samples=120, seed=2):
     rng = np.random.default_rng(seed)
     samples = [f"S{i:03d}" for i in range(n_samples)]
@@ -211,7 +175,7 @@ def test_residualized_correlation_is_the_ols_test_of_the_prediction():
     given is the prepared one (already residualized), as in the workflow."""
     import statsmodels.api as sm
 
-    from hapexp.inputs.expression import covariate_design, residualize
+    from hapexp.stats import covariate_design, residualize
 
     raw, pred, cov = _cohort_with_covariates()
     prepared = pd.DataFrame(
@@ -239,7 +203,7 @@ def test_rows_with_missing_samples_residualized_on_their_own_samples():
     and the expression restricted to them: OLS on that subset."""
     import statsmodels.api as sm
 
-    from hapexp.inputs.expression import covariate_design, residualize
+    from hapexp.stats import covariate_design, residualize
 
     raw, pred, cov = _cohort_with_covariates(seed=12)
     prepared = pd.DataFrame(
