@@ -233,7 +233,7 @@ def test_egene_thresholds_and_significant_pairs_match_tensorqtl(monkeypatch, tmp
     pytest.importorskip("tensorqtl", reason="tensorqtl not installed")
     from tensorqtl import post
 
-    from hapexp.linear.eqtl import egenes, significant_pairs
+    from hapexp.linear.egenes import egenes, significant_pairs
     from hapexp.linear.qvalue import qvalue
 
     d, genes, expr, cov, _ = _mixed_cohort(seed=8, n_genes=30)

@@ -7,7 +7,7 @@ allele and directly comparable.
 eQTL significance (`concordance.eqtl_significance`): `permutation` (default, GTEx /
 tensorQTL) — a pair is significant when its gene is an eGene (Storey q of the
 beta-approximated permutation p-value <= `eqtl.fdr`) and its nominal p-value is below
-the gene's `pval_nominal_threshold` (`hapexp.linear.eqtl.significant_pairs`);
+the gene's `pval_nominal_threshold` (`hapexp.linear.egenes.significant_pairs`);
 `bh_all_pairs` (legacy) — Benjamini-Hochberg FDR over every nominal pair of the cohort
 (`concordance.fdr`).
 
@@ -94,7 +94,7 @@ def mark_significant(
         out["eqtl_fdr"] = stats.bh_fdr(out["pval_nominal"].to_numpy(dtype=float))
         out["significant"] = out["eqtl_fdr"] < fdr
     elif method == "permutation":
-        from hapexp.linear.eqtl import significant_pairs
+        from hapexp.linear.egenes import significant_pairs
 
         if egenes is None or "is_egene" not in egenes.columns:
             raise ValueError(

@@ -136,8 +136,8 @@ def render_markdown(
     """summary.md: the shared-gene-set table and sentences in the papers' form, the
     per-predictor (own gene set) table, and how eQTLs, ISM and variants were handled.
 
-    `context` (optional): n_samples, n_covariates, residualized, egenes (eqtl.egenes'
-    summary + permutations), variant_policy (validation.json facts) — each stated when given."""
+    `context` (optional): n_samples, n_covariates, residualized, egenes (the summary of
+    `hapexp.linear.egenes.egenes` + permutations), variant_policy (validation.json facts) — each stated when given."""
     ctx = context or {}
     shared = summary[summary["gene_set"] == "shared"]
     own = summary[summary["gene_set"] == "own"]
