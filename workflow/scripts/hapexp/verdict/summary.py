@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import ttest_1samp
 
-from hapexp.verdict.performance import shared_genes, summarize_performance
+from hapexp.verdict.performance import shared_genes
 
 # "Mean r near 0": a one-sample t-test of the per-gene r against 0 is not significant
 # at this level, or |mean r| is below NULL_MEAN_R. Significant genes are not part of
@@ -47,6 +48,37 @@ SUMMARY_COLUMNS = [
     "cross_gene_spearman_r",
     "cross_gene_pearson_r",
 ]
+
+
+def summarize_performance(perf: pd.DataFrame, fdr: float = 0.05, gene_set: str = "own") -> pd.DataFrame:
+    """Per predictor: genes tested, constant genes, mean/median r, significant positive /
+    negative genes at `fdr`. `gene_set`: "own" (each predictor's tested genes, `fdr`
+    column) or "shared" (the shared gene set, `fdr_shared`)."""
+    rows = []
+    fcol = "fdr" if gene_set == "own" else "fdr_shared"
+    for name, d in perf.groupby("predictor", sort=False):
+        r_all = d["pearson_r"].astype(float)
+        t = d[np.isfinite(r_all)]
+        if gene_set == "shared":
+            t = t[t["in_shared_set"].astype(bool)]
+        sig = t[fcol].astype(float) < fdr
+        rows.append(
+            {
+                "predictor": name,
+                "gene_set": gene_set,
+                "genes_tested": len(t),
+                # Predictions constant across individuals (within resolution): not testable.
+                "genes_constant": int(d["constant"].astype(bool).sum()) if "constant" in d else 0,
+                "mean_r": t["pearson_r"].mean() if len(t) else np.nan,
+                "median_r": t["pearson_r"].median() if len(t) else np.nan,
+                "mean_spearman_r": t["spearman_r"].mean() if len(t) else np.nan,
+                # Is the average r different from 0 across genes? (one-sample t-test)
+                "mean_r_p": float(ttest_1samp(t["pearson_r"], 0.0).pvalue) if len(t) > 2 else np.nan,
+                "n_sig_positive": int((sig & (t["pearson_r"] > 0)).sum()),
+                "n_sig_negative": int((sig & (t["pearson_r"] < 0)).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def build_summary(
