@@ -5,6 +5,7 @@ tests/test_truth.py)."""
 import numpy as np
 import pandas as pd
 
+from hapexp.linear.eqtl import scan_genes
 from hapexp.variants.genotypes import Dosages
 from hapexp.verdict import concordance as cc
 
@@ -73,6 +74,13 @@ def simulated_cohort(seed=0, n_genes=25, n_samples=200):
         "dosages": d,
         "genes": genes,
     }
+
+
+def scanned_cohort():
+    """`simulated_cohort()` with its nominal eQTL scan (`nominal`)."""
+    c = simulated_cohort()
+    c["nominal"], _ = scan_genes(c["dosages"], c["genes"], c["expr"], None)
+    return c
 
 
 def concordance_table(c, ism=None):

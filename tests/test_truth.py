@@ -11,17 +11,14 @@ import pandas as pd
 import pytest
 
 from hapexp.demo import truth
-from hapexp.linear.eqtl import scan_genes
 from hapexp.verdict import performance as perf
 from hapexp.verdict import summary as sm
-from tests.simulated_cohort import concordance_table, simulated_cohort
+from tests.simulated_cohort import concordance_table, scanned_cohort
 
 
 @pytest.fixture(scope="module")
 def cohort():
-    c = simulated_cohort()
-    c["nominal"], _ = scan_genes(c["dosages"], c["genes"], c["expr"], None)
-    return c
+    return scanned_cohort()
 
 
 def test_oracle_check_passes_on_truth_and_fails_on_noise(cohort):

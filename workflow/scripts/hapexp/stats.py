@@ -128,22 +128,22 @@ def rowwise_spearman(x: np.ndarray, y: np.ndarray, floor=0.0) -> tuple[np.ndarra
     return np.where(np.isnan(r_values), np.nan, rho), n
 
 
-def pearson(x, y, floor=0.0) -> float:
-    """Pearson r of two vectors: `rowwise_pearson` on one row (NaN below 3 values)."""
+def _one_row(rowwise, x, y, floor) -> float:
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < 3:
         return np.nan
-    r, _ = rowwise_pearson(x[None, :], y[None, :], floor)
+    r, _ = rowwise(x[None, :], y[None, :], floor)
     return float(r[0])
+
+
+def pearson(x, y, floor=0.0) -> float:
+    """Pearson r of two vectors: `rowwise_pearson` on one row (NaN below 3 values)."""
+    return _one_row(rowwise_pearson, x, y, floor)
 
 
 def spearman(x, y, floor=0.0) -> float:
     """Spearman rho of two vectors: `rowwise_spearman` on one row (NaN below 3 values)."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(x) < 3:
-        return np.nan
-    rho, _ = rowwise_spearman(x[None, :], y[None, :], floor)
-    return float(rho[0])
+    return _one_row(rowwise_spearman, x, y, floor)
 
 
 # --------------------------------------------------------------------------- p-values
