@@ -1,5 +1,5 @@
 # cis-eQTL nominal scan and permutation pass (eGenes, nominal thresholds), tensorQTL
-# statistics (hapexp.linear.eqtl).
+# statistics (hapexp.linear.eqtl; eGenes: hapexp.linear.egenes).
 
 
 rule eqtl:

@@ -1,4 +1,5 @@
-"""Elastic net: glmnet's objective/path, PredictDB's folds and nested-CV metrics, chunk outputs."""
+"""Elastic net: glmnet's objective/path (hapexp.linear.glmnet), PredictDB's folds and nested-CV
+metrics, chunk outputs, the fit on some people applied to everyone (hapexp.linear.elasticnet)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,15 @@ from sklearn.linear_model import ElasticNetCV
 from sklearn.model_selection import PredefinedSplit
 
 from hapexp.linear.elasticnet import (
-    cv_glmnet,
     fit_chunk,
     fit_gene,
+    fit_predict_on,
     fold_ids,
     gene_folds,
     gene_rng,
-    glmnet_path,
     scale_expression,
-    standardize,
 )
+from hapexp.linear.glmnet import cv_glmnet, glmnet_path, standardize
 from hapexp.variants.genotypes import Dosages
 
 ALPHA = 0.5
@@ -246,3 +246,36 @@ def test_glmnet_path_kkt_wide_correlated_design():
         nz = b != 0
         np.testing.assert_allclose(g[nz], a * ALPHA * np.sign(b[nz]) + a * (1 - ALPHA) * b[nz], atol=1e-6)
         assert np.all(np.abs(g[~nz]) <= a * ALPHA + 1e-6)
+
+
+def test_fit_predict_on_fits_the_training_rows_only():
+    """Fitted on the training rows only: the other rows' y moves no prediction; the
+    predictions are linear in x with coefficients that satisfy the KKT conditions of
+    glmnet's objective on the training rows (y scaled as R's scale()); fewer than 2
+    features: NaN for everyone."""
+    rng = np.random.default_rng(2)
+    x, y = _data(n=150, p=25, seed=7)
+    train = np.zeros(150, bool)
+    train[rng.permutation(150)[:100]] = True
+    kw = dict(alpha=ALPHA, inner_folds=5, seed=3, thresh=1e-14)
+    pred = fit_predict_on(x, y, train, "g1", **kw)
+    other = y.copy()
+    other[~train] = rng.normal(size=(~train).sum())
+    np.testing.assert_array_equal(pred, fit_predict_on(x, other, train, "g1", **kw))
+    coef = np.linalg.lstsq(np.column_stack([np.ones(150), x]), pred, rcond=None)[0]
+    b0, beta = coef[0], coef[1:]
+    xt, yt = x[train], y[train]
+    ys = (yt - yt.mean()) / np.std(yt, ddof=1)
+    assert abs(np.mean(ys - xt @ beta - b0)) < 1e-8  # unpenalized intercept
+    xsd = xt.std(axis=0)
+    xs = (xt - xt.mean(axis=0)) / xsd
+    sy = ys.std()
+    b = beta * xsd / sy  # glmnet's standardized-scale coefficients
+    g = xs.T @ ((ys - ys.mean()) / sy - xs @ b) / len(ys)
+    nz = np.abs(b) > 1e-9
+    assert nz.sum() >= 2
+    # active set: g_j = a·(α·sign(b_j) + (1 − α)·b_j) with one a = λ/sd(y); inactive: |g_j| <= a·α
+    a = g[nz] / (ALPHA * np.sign(b[nz]) + (1 - ALPHA) * b[nz])
+    np.testing.assert_allclose(a, a[0], rtol=1e-5)
+    assert np.all(np.abs(g[~nz]) <= a[0] * ALPHA * (1 + 1e-6))
+    assert np.isnan(fit_predict_on(x[:, :1], y, train, "g1", **kw)).all()

@@ -15,42 +15,7 @@ from hapexp.variants.genotypes import pysam_dosages
 from hapexp.verdict import performance as perf
 from hapexp.verdict.cross_gene import cross_gene, level_columns
 from hapexp.verdict.legacy_null import legacy_random_weights_null
-
-
-def test_bh_fdr_matches_statsmodels_and_keeps_nan():
-    rng = np.random.default_rng(0)
-    p = np.concatenate([rng.uniform(size=200), rng.uniform(0, 1e-4, size=20)])
-    p[[3, 50]] = np.nan
-    q = perf.bh_fdr(p)
-    ok = np.isfinite(p)
-    expected = multipletests(p[ok], method="fdr_bh")[1]
-    np.testing.assert_allclose(q[ok], expected, rtol=1e-12)
-    assert np.isnan(q[[3, 50]]).all()
-    assert perf.bh_fdr([np.nan]).shape == (1,)
-
-
-def test_rowwise_correlations_match_scipy():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(6, 40))
-    y = x * np.linspace(-1, 1, 6)[:, None] + rng.normal(size=(6, 40))
-    x[2, 5] = np.nan  # missing sample in one row only
-    y[4, :] = 3.0  # constant: r undefined
-    r, n = perf.rowwise_pearson(x, y)
-    rho, _ = perf.rowwise_spearman(x, y)
-    p = perf.r_pvalue(r, n)
-    sp = perf.r_pvalue(rho, n)
-    for i in range(6):
-        ok = np.isfinite(x[i]) & np.isfinite(y[i])
-        assert n[i] == ok.sum()
-        if i == 4:
-            assert np.isnan(r[i]) and np.isnan(rho[i]) and np.isnan(p[i])
-            continue
-        er, ep = stats.pearsonr(x[i, ok], y[i, ok])
-        es, esp = stats.spearmanr(x[i, ok], y[i, ok])
-        assert r[i] == pytest.approx(er, abs=1e-12)
-        assert p[i] == pytest.approx(ep, rel=1e-8)
-        assert rho[i] == pytest.approx(es, abs=1e-12)
-        assert sp[i] == pytest.approx(esp, rel=1e-6)
+from hapexp.verdict.summary import summarize_performance
 
 
 def _planted(n_genes=40, n_samples=120, seed=2):
@@ -81,7 +46,7 @@ def test_cross_individual_recovers_planted_genes_and_aligns_samples():
     assert np.isnan(a.loc["G15", "pearson_r"]) and np.isnan(a.loc["G15", "fdr"])
     null = a.loc[expr.index[16:]]
     assert (null["fdr"] < 0.05).sum() <= 2
-    s = perf.summarize_performance(res[res.predictor == "deep"]).iloc[0]
+    s = summarize_performance(res[res.predictor == "deep"]).iloc[0]
     assert s["genes_tested"] == 39
     assert s["n_sig_positive"] >= 10 and s["n_sig_negative"] >= 5
     assert s["n_sig_positive"] + s["n_sig_negative"] <= 17
@@ -180,7 +145,7 @@ def test_float_rounding_variation_is_constant():
     pred = pd.DataFrame(rounding, index=expr.index, columns=expr.columns)
     res = perf.cross_individual(expr, {"tiny": pred})
     assert res["pearson_r"].isna().all() and res["spearman_r"].isna().all() and res["fdr"].isna().all()
-    s = perf.summarize_performance(res).iloc[0]
+    s = summarize_performance(res).iloc[0]
     assert s["genes_tested"] == 0 and s["genes_constant"] == 5
     # Real variation on the same scale is kept.
     real = pd.DataFrame(1.46 + 1e-3 * expr.to_numpy(), index=expr.index, columns=expr.columns)
@@ -211,7 +176,7 @@ def test_residualized_correlation_is_the_ols_test_of_the_prediction():
     given is the prepared one (already residualized), as in the workflow."""
     import statsmodels.api as sm
 
-    from hapexp.inputs.expression import covariate_design, residualize
+    from hapexp.stats import covariate_design, residualize
 
     raw, pred, cov = _cohort_with_covariates()
     prepared = pd.DataFrame(
@@ -239,7 +204,7 @@ def test_rows_with_missing_samples_residualized_on_their_own_samples():
     and the expression restricted to them: OLS on that subset."""
     import statsmodels.api as sm
 
-    from hapexp.inputs.expression import covariate_design, residualize
+    from hapexp.stats import covariate_design, residualize
 
     raw, pred, cov = _cohort_with_covariates(seed=12)
     prepared = pd.DataFrame(
@@ -280,9 +245,9 @@ def test_all_predictors_on_the_same_samples_and_a_shared_gene_set():
     assert lin["pearson_r"] == pytest.approx(
         stats.pearsonr(linear.loc["G00", samples], expr.loc["G00", samples])[0], abs=1e-12
     )
-    s = perf.summarize_performance(res, gene_set="shared").set_index("predictor")
+    s = summarize_performance(res, gene_set="shared").set_index("predictor")
     assert (s["genes_tested"] == len(shared)).all()
-    own = perf.summarize_performance(res).set_index("predictor")
+    own = summarize_performance(res).set_index("predictor")
     assert own.loc["deep", "genes_tested"] == 34 and own.loc["linear", "genes_tested"] == 38
     assert own.loc["deep", "genes_constant"] == 6
 
@@ -322,7 +287,7 @@ def test_pure_bf16_rounding_noise_is_constant_not_tested():
     assert (old["fdr"] < 0.05).sum() >= 10  # the failure the issue describes
     new = perf.cross_individual(expr, {"m": noise}, floors={"m": relative_resolution("bf16")})
     assert new["pearson_r"].isna().all() and new["constant"].all()
-    s = perf.summarize_performance(new).iloc[0]
+    s = summarize_performance(new).iloc[0]
     assert s["genes_tested"] == 0 and s["genes_constant"] == n_genes
     # a measured floor per gene can be passed as well
     floor = pd.Series(1e-6, index=expr.index)

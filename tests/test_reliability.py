@@ -1,8 +1,8 @@
 """Reruns are byte-identical; a run killed mid-job resumes to the same results.
 
 The kill lands at the worst moment for a non-atomic writer: the stalled output
-is complete in its temporary file but not yet renamed (HAPEXP_TEST_STALL hook in
-hapexp.io.atomic_output).
+is complete in its temporary file but not yet renamed: tests/stall/sitecustomize.py,
+put on every job's PYTHONPATH by the test, pauses that rename (`os.replace`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def test_two_runs_from_scratch_are_byte_identical(small_demo, tmp_path_factory):
 
 def _run_until_killed(workdir: Path, stall_glob: str, tmp_glob: str, timeout: float = 600) -> None:
     """Start the workflow, SIGKILL it (and its jobs) once a stalled temp file exists."""
-    env = {**os.environ, "PYTHONHASHSEED": "0", "HAPEXP_TEST_STALL": f"{stall_glob}:120"}
+    stall = str(Path(__file__).with_name("stall"))
+    path = os.pathsep.join(p for p in (stall, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": path, "HAPEXP_TEST_STALL": f"{stall_glob}:120"}
     proc = subprocess.Popen(
         snakemake_cmd(workdir, "--configfile", "config.yaml"),
         env=env,

@@ -122,7 +122,7 @@ def test_demo_verdict_is_fair_and_recovers_the_truth(demo):
     """The demo's own truth checks on the real run (oracle, ISM signs, concordance, null
     genes centred on 0, one shared gene set and set of individuals for the headline rows,
     untrained model at chance), eGenes from permutations, no ISM zero counted."""
-    from hapexp.verdict.summary import validate_demo
+    from hapexp.demo.truth import validate_demo
 
     res = demo / "results/demo"
     out = validate_demo(res, demo / "resources/demo")

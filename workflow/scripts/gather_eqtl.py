@@ -9,7 +9,8 @@ import json
 import pandas as pd
 
 from hapexp.io import atomic_output, concat_parquet, write_tsv
-from hapexp.linear.eqtl import NOMINAL_COLUMNS, egenes
+from hapexp.linear.egenes import egenes
+from hapexp.linear.eqtl import NOMINAL_COLUMNS
 from hapexp.log import setup_rule_logging
 
 log = setup_rule_logging(snakemake)

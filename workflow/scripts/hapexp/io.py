@@ -8,10 +8,8 @@ that a rerun would mistake for a finished one.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -41,7 +39,6 @@ def atomic_output(path, suffix: str | None = None):
     os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
-        _stall_for_fault_injection(path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -110,17 +107,3 @@ def write_matrix(df: pd.DataFrame, path, index_col: str = "gene_id") -> None:
     out = df.copy()
     out.index.name = index_col
     write_tsv(out, path, index=True)
-
-
-def _stall_for_fault_injection(path: Path) -> None:
-    """Test hook: `HAPEXP_TEST_STALL="<glob>:<seconds>"` pauses before the rename.
-
-    The resume test kills the workflow while a matching output sits complete in
-    its temporary file but not yet at its final name — the worst moment for a
-    non-atomic writer. Unset in normal runs.
-    """
-    spec = os.environ.get("HAPEXP_TEST_STALL")
-    if spec:
-        pattern, _, seconds = spec.rpartition(":")
-        if fnmatch.fnmatch(str(path), pattern):
-            time.sleep(float(seconds))

@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from hapexp.engine.readout import REFERENCE_SAMPLE
+from hapexp.stats import pearson
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +141,6 @@ def _ratio(noise: float, signal: float) -> float:
     return noise / signal if signal > 0 else np.inf
 
 
-def _pearson(a, b) -> float:
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) < 3 or a.std() == 0 or b.std() == 0:
-        return np.nan
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 def predict_budget(
     reduced: pd.DataFrame, strict: pd.DataFrame, haplotype_aggregation: str, bound: float
 ) -> pd.DataFrame:
@@ -167,7 +161,7 @@ def predict_budget(
         ratio = _ratio(noise, signal)
         rows.append({
             "gene_id": gid, "n": len(haps), "noise_sd": noise, "signal_sd": signal, "noise_ratio": ratio,
-            "r_fp32": _pearson(m_red.loc[gid].reindex(m_ref.loc[gid].index).to_numpy(dtype=float), people_ref),
+            "r_fp32": pearson(m_red.loc[gid].reindex(m_ref.loc[gid].index).to_numpy(dtype=float), people_ref),
             "max_rel_diff": float(rel.max()), "rel_noise": noise / scale if scale > 0 else np.nan,
             "flagged": bool(ratio > bound),
         })  # fmt: skip
@@ -214,7 +208,7 @@ def ism_budget(genes: list[tuple], floor: float, bound: float) -> pd.DataFrame:
         ratio = _ratio(noise, signal)
         rows.append({
             "gene_id": gid, "n": len(s_red), "noise_sd": noise, "signal_sd": signal, "noise_ratio": ratio,
-            "r_fp32": _pearson(s_red, s_ref),
+            "r_fp32": pearson(s_red, s_ref),
             "sign_agreement": float(np.mean(np.sign(s_red[both]) == np.sign(s_ref[both]))) if both.any() else np.nan,
             "frac_unresolved": float(np.mean(~kept)) if len(kept) else np.nan,
             "noise_floor": floor,

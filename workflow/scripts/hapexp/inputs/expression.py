@@ -10,7 +10,8 @@ compared on. The steps follow GTEx/tensorQTL practice:
 3. covariates = user covariates + the first `n_pcs` principal components of the
    transformed expression (samples' PC scores, sign fixed so that the largest
    loading is positive: deterministic across BLAS builds);
-4. residualize every gene on intercept + covariates by least squares.
+4. residualize every gene on intercept + covariates by least squares
+   (`hapexp.stats.residualize`).
 
 The residuals are *not* rescaled: regressing genotype on them with the same
 covariates reproduces tensorQTL's statistics exactly (projection is idempotent),
@@ -26,6 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from hapexp.errors import InputError
+from hapexp.stats import covariate_design, residualize
 
 log = logging.getLogger(__name__)
 
@@ -83,29 +85,6 @@ def expression_pcs(df: pd.DataFrame, k: int) -> pd.DataFrame:
     return pd.DataFrame(
         scores.T, index=pd.Index([f"PC{i + 1}" for i in range(k)], name="id"), columns=df.columns
     )
-
-
-def covariate_design(cov: np.ndarray) -> np.ndarray:
-    """Orthonormal basis (samples × k) of the centered covariates (tensorQTL's Residualizer.Q).
-
-    Raises ValueError when the covariates are collinear (the degrees of freedom
-    `n - 2 - k` would then be wrong).
-    """
-    cov = np.asarray(cov, dtype=float)
-    if cov.shape[1] == 0:
-        return np.zeros((cov.shape[0], 0))
-    c0 = cov - cov.mean(axis=0)
-    q, r = np.linalg.qr(c0)
-    d = np.abs(np.diag(r))
-    if d.size and (d.min() <= 1e-10 * max(d.max(), 1.0)):
-        raise ValueError("covariates are collinear (or one is constant) after centering")
-    return q
-
-
-def residualize(values: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Residuals of each row of `values` (features × samples) on intercept + covariates."""
-    v0 = values - values.mean(axis=1, keepdims=True)
-    return v0 - (v0 @ q) @ q.T
 
 
 def select_samples(

@@ -1,1 +1,2 @@
-"""Linear baselines: the cis-eQTL scan (tensorQTL statistics), the PredictDB elastic net, PredictDB files, q-values."""
+"""Linear baselines: the cis-eQTL scan (tensorQTL statistics) and its eGenes, glmnet's elastic
+net and PredictDB's recipe around it, PredictDB files, q-values."""

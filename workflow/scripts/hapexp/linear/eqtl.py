@@ -2,8 +2,8 @@
 
 Statistics (tensorQTL `calculate_cis_nominal`): with Q an orthonormal basis of
 the centered covariates, genotypes and phenotype are centered and residualized
-(`M0 - M0 Q Qᵀ`), `r` is their Pearson correlation (a matrix product of
-normalized rows), `dof = n - 2 - k` (k covariates), `t = r·sqrt(dof / (1 - r²))`,
+(`M0 - M0 Q Qᵀ`, `hapexp.stats.Residualizer`), `r` is their Pearson correlation (a
+matrix product of normalized rows), `dof = n - 2 - k` (k covariates), `t = r·sqrt(dof / (1 - r²))`,
 `slope = r · sd(p_res) / sd(g_res)`, `slope_se = slope / t`,
 `pval_nominal = 2·T_dof(-|t|)`. These equal OLS `y ~ 1 + g + covariates` exactly.
 
@@ -21,8 +21,8 @@ Permutations (tensorQTL `map_cis`): the phenotype is permuted `nperm` times and 
 maximal r² over the gene's variants recorded per permutation; `pval_perm = (1 +
 #{r²_perm >= r²_top}) / (nperm + 1)`; `pval_beta` from a Beta distribution fitted to the
 permutation minimum p-values after estimating the effective degrees of freedom
-(tensorQTL's `fit_beta_parameters`, same optimizers and tolerances, then Newton steps
-from Nelder-Mead's stopping point to the exact Beta MLE: where Nelder-Mead stops moves with
+(`hapexp.stats.beta_approx_pval`: tensorQTL's `fit_beta_parameters`, same optimizers and
+tolerances, then Newton steps from Nelder-Mead's stopping point to the exact Beta MLE: where Nelder-Mead stops moves with
 1e-14 noise in its input, e.g. another BLAS thread count, and the polished fit does not;
 it differs from tensorQTL's by ≤ 2e-5 in the shapes and ≤ 2e-4 in pval_beta). The permuted
 phenotype is the one scanned — the prepared (residualized) expression — so each
@@ -32,28 +32,17 @@ the genotypes are residualized once per chunk and reused (`prepare_genotypes`).
 Permutation indices are drawn per gene from (seed, gene id), or passed in
 (`permutation_ix`, e.g. tensorQTL's own for a parity check).
 
-eGenes and significant pairs (GTEx / tensorQTL `calculate_qvalues`, `egenes`): Storey
-q-values of `pval_beta` exactly as R's qvalue package (`hapexp.linear.qvalue`); eGenes have
-`qval <= fdr`; the genome-wide min-p threshold is the midpoint between the largest
-`pval_beta` of an eGene and the smallest of a non-eGene, and each gene's
-`pval_nominal_threshold` = Beta⁻¹(threshold; beta_shape1, beta_shape2). A pair is
-significant when its gene is an eGene and `pval_nominal < pval_nominal_threshold`
-(`significant_pairs`, as tensorQTL's `get_significant_pairs`).
+eGenes and significant pairs from the permutation table: `hapexp.linear.egenes`.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 
 import numpy as np
 import pandas as pd
-import scipy.optimize
-from scipy import special, stats
-from scipy.special import loggamma
 
-from hapexp.inputs.expression import covariate_design
-from hapexp.linear.qvalue import qvalue
+from hapexp.stats import Residualizer, beta_approx_pval, pval_from_t
 
 log = logging.getLogger(__name__)
 
@@ -70,24 +59,6 @@ NOMINAL_COLUMNS = [
     "r",
     "t",
 ]
-
-
-class Residualizer:
-    """Projects rows onto the orthogonal complement of intercept + covariates (samples × k)."""
-
-    def __init__(self, covariates: np.ndarray | None, n_samples: int | None = None):
-        if covariates is None:
-            covariates = np.zeros((n_samples, 0))
-        covariates = np.asarray(covariates, dtype=float)
-        self.q = covariate_design(covariates)
-        self.dof = covariates.shape[0] - 2 - covariates.shape[1]
-
-    def transform(self, m: np.ndarray) -> np.ndarray:
-        m = np.atleast_2d(np.asarray(m, dtype=float))
-        m0 = m - m.mean(axis=1, keepdims=True)
-        if self.q.shape[1]:
-            m0 = m0 - (m0 @ self.q) @ self.q.T
-        return m0
 
 
 def _normalize_rows(m: np.ndarray) -> np.ndarray:
@@ -119,17 +90,6 @@ def slope_from_r(r: np.ndarray, p_ss, g_var: np.ndarray, n: int, dof: float):
     return slope, slope_se, t
 
 
-def pval_from_t(t: np.ndarray, dof: float) -> np.ndarray:
-    """Two-sided p-value, 2·T_dof(-|t|) (scipy's t.cdf kernel without its wrapper overhead)."""
-    return 2.0 * special.stdtr(dof, -np.abs(t))
-
-
-def pval_from_r2(r2: np.ndarray, dof: float) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.sqrt(dof * r2 / (1.0 - r2))
-    return pval_from_t(t, dof)
-
-
 def prepare_genotypes(g: np.ndarray, residualizer: Residualizer) -> dict[str, np.ndarray]:
     """Per-variant quantities shared by every gene whose window holds the variant:
     normalized residual genotypes, residual variance and allele statistics. Computed
@@ -148,17 +108,10 @@ def prepare_genotypes(g: np.ndarray, residualizer: Residualizer) -> dict[str, np
     }
 
 
-def associate(
-    pre: dict[str, np.ndarray], ix, p: np.ndarray, residualizer: Residualizer, r: np.ndarray | None = None
-) -> dict[str, np.ndarray]:
-    """Statistics of variants `ix` (rows of `prepare_genotypes`' output) with phenotype `p`
-    (`r`: their correlations when already computed in a batch)."""
-    p_res = residualizer.transform(p)[0]
-    p_ss = float(p_res @ p_res)
-    if r is None:
-        r = pre["norm"][ix] @ (p_res / np.sqrt(p_ss))
-    dof = residualizer.dof
-    slope, slope_se, t = slope_from_r(r, p_ss, pre["var"][ix], p.shape[0], dof)
+def pair_statistics(pre: dict[str, np.ndarray], ix, r: np.ndarray, p_ss, n: int, dof: float) -> dict:
+    """The NOMINAL_COLUMNS statistics of variants `ix` (rows of `prepare_genotypes`' output)
+    from their residual correlations `r` with a phenotype of residual sum of squares `p_ss`."""
+    slope, slope_se, t = slope_from_r(r, p_ss, pre["var"][ix], n, dof)
     return {
         "af": pre["af"][ix],
         "ma_samples": pre["ma_samples"][ix],
@@ -171,15 +124,21 @@ def associate(
     }
 
 
+def associate(
+    pre: dict[str, np.ndarray], ix, p: np.ndarray, residualizer: Residualizer, r: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Statistics of variants `ix` (rows of `prepare_genotypes`' output) with phenotype `p`
+    (`r`: their correlations when already computed in a batch)."""
+    p_res = residualizer.transform(p)[0]
+    p_ss = float(p_res @ p_res)
+    if r is None:
+        r = pre["norm"][ix] @ (p_res / np.sqrt(p_ss))
+    return pair_statistics(pre, ix, r, p_ss, p.shape[0], residualizer.dof)
+
+
 def nominal_association(g: np.ndarray, p: np.ndarray, residualizer: Residualizer) -> dict[str, np.ndarray]:
     """Association of every variant (rows of `g`, variants × samples) with one phenotype `p`."""
     return associate(prepare_genotypes(g, residualizer), slice(None), p, residualizer)
-
-
-def tss_distance(pos: np.ndarray, tss: int, strand: str) -> np.ndarray:
-    """Strand-aware distance of 1-based positions to the 1-based TSS."""
-    d = np.asarray(pos, dtype=np.int64) - int(tss)
-    return -d if strand == "-" else d
 
 
 def permutation_indices(n: int, nperm: int, rng) -> np.ndarray:
@@ -197,105 +156,6 @@ def permutation_r2(
     pn = _normalize_rows(residualizer.transform(p[perm_ix]))
     r2 = (g_norm @ pn.T) ** 2  # variants × permutations
     return np.nanmax(r2, axis=0)
-
-
-def _beta_shape1_from_dof(r2, dof):
-    pval = pval_from_r2(r2, dof)
-    mean, var = pval.mean(), pval.var()
-    return mean * (mean * (1.0 - mean) / var - 1.0)
-
-
-def _beta_nll(params, x):
-    a, b = params
-    if a <= 0 or b <= 0:
-        return np.inf
-    logbeta = loggamma(a) + loggamma(b) - loggamma(a + b)
-    return (1.0 - a) * np.sum(np.log(x)) + (1.0 - b) * np.sum(np.log(1.0 - x)) + len(x) * logbeta
-
-
-def _beta_mle_polish(start, x, steps: int = 30) -> tuple[float, float]:
-    """Newton's method on the Beta negative log-likelihood from `start` (a, b).
-
-    The nll is convex in (a, b) (an exponential family in its natural parameters), with
-    gradient n·(ψ(a) − ψ(a+b)) − Σ ln x, n·(ψ(b) − ψ(a+b)) − Σ ln(1 − x) and Hessian
-    n·[[ψ′(a) − ψ′(a+b), −ψ′(a+b)], [−ψ′(a+b), ψ′(b) − ψ′(a+b)]]. A step is halved while it
-    leaves the positive quadrant or does not shrink the gradient; iteration stops when
-    the step is at rounding level. Returns `start` unchanged if it is not finite and
-    positive."""
-    a, b = (float(v) for v in start)
-    if not (np.isfinite(a) and np.isfinite(b) and a > 0 and b > 0):
-        return a, b
-    n, s1, s2 = len(x), np.sum(np.log(x)), np.sum(np.log1p(-x))
-
-    def gradient(a, b):
-        dab = special.digamma(a + b)
-        return np.array([n * (special.digamma(a) - dab) - s1, n * (special.digamma(b) - dab) - s2])
-
-    g = gradient(a, b)
-    for _ in range(steps):
-        tab = special.polygamma(1, a + b)
-        hess = n * np.array([[special.polygamma(1, a) - tab, -tab], [-tab, special.polygamma(1, b) - tab]])
-        step = np.linalg.solve(hess, g)
-        if abs(step[0]) <= 4e-16 * a and abs(step[1]) <= 4e-16 * b:
-            break
-        t = 1.0
-        while t > 1e-9:
-            na, nb = a - t * step[0], b - t * step[1]
-            if na > 0 and nb > 0:
-                ng = gradient(na, nb)
-                if np.all(np.isfinite(ng)) and np.linalg.norm(ng) < np.linalg.norm(g):
-                    break
-            t /= 2
-        else:
-            break
-        a, b, g = na, nb, ng
-    return a, b
-
-
-def beta_approx_pval(r2_perm: np.ndarray, r2_nominal: float, dof: float) -> dict[str, float]:
-    """tensorQTL's beta approximation: effective dof, Beta(a, b) MLE, pval_beta."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            log_dof = scipy.optimize.newton(
-                lambda x: np.log(_beta_shape1_from_dof(r2_perm, np.exp(x))), np.log(dof), tol=1e-4, maxiter=50
-            )
-            true_dof = float(np.exp(log_dof))
-        except (RuntimeError, FloatingPointError, ValueError):
-            res = scipy.optimize.minimize(
-                lambda x: np.abs(_beta_shape1_from_dof(r2_perm, x[0]) - 1),
-                [dof],
-                method="Nelder-Mead",
-                tol=1e-4,
-            )
-            true_dof = float(res.x[0])
-        pval = pval_from_r2(r2_perm, true_dof)
-        mean, var = pval.mean(), pval.var()
-        a0 = mean * (mean * (1 - mean) / var - 1)
-        b0 = a0 * (1 / mean - 1)
-        # tol 1e-4 as tensorQTL's fit_beta_parameters, then Newton steps to the exact MLE:
-        # where Nelder-Mead stops depends on 1e-14 noise in its input (BLAS thread counts
-        # moved pval_beta by 8e-6 between a 1-thread and a 2-thread job); the polished
-        # optimum is a smooth function of the data, so runs agree to rounding
-        res = scipy.optimize.minimize(lambda x: _beta_nll(x, pval), [a0, b0], method="Nelder-Mead", tol=1e-4)
-        a, b = _beta_mle_polish(res.x, pval)
-        pval_true_dof = float(pval_from_r2(np.array([r2_nominal]), true_dof)[0])
-        pval_beta = float(stats.beta.cdf(pval_true_dof, a, b))
-    return {
-        "beta_shape1": a,
-        "beta_shape2": b,
-        "true_df": true_dof,
-        "pval_true_df": pval_true_dof,
-        "pval_beta": pval_beta,
-    }
-
-
-def qvalues(p: np.ndarray) -> tuple[np.ndarray, float]:
-    """Storey q-values as R's qvalue::qvalue (`hapexp.linear.qvalue`). Returns (q, pi0)."""
-    q, pi0, method = qvalue(p)
-    if method != "smoother":
-        log.warning("q-values: pi0 = 1 (Benjamini-Hochberg): %s", method)
-    return q, pi0
 
 
 def scan_genes(
@@ -361,8 +221,6 @@ def scan_genes(
             j = block[0]
             r[offsets[j] : offsets[j + 1]] = pre["norm"][windows[j]] @ pn[j]
     gi = np.repeat(np.arange(len(sel)), sizes)
-    dof = res.dof
-    slope, slope_se, t = slope_from_r(r, p_ss[gi], pre["var"][rows], n, dof)
     tss = sel["tss"].to_numpy(dtype=np.int64)
     sign = np.where(sel["strand"].to_numpy() == "-", -1, 1)
     dist = ((dosages.pos[rows].astype(np.int64) - tss[gi]) * sign[gi]).astype(np.int32)
@@ -372,14 +230,7 @@ def scan_genes(
         "phenotype_id": _str_column(gi, gene_ids),
         "variant_id": _str_column(rows, vid),
         "tss_distance": dist,
-        "af": pre["af"][rows],
-        "ma_samples": pre["ma_samples"][rows],
-        "ma_count": pre["ma_count"][rows],
-        "pval_nominal": pval_from_t(t, dof),
-        "slope": slope,
-        "slope_se": slope_se,
-        "r": r,
-        "t": t,
+        **pair_statistics(pre, rows, r, p_ss[gi], n, res.dof),
     }
     nominal = pd.DataFrame(cols, columns=NOMINAL_COLUMNS, copy=False)
     r2 = r * r
@@ -453,56 +304,3 @@ def _stable_hash(s: str) -> int:
     import zlib
 
     return zlib.crc32(s.encode())
-
-
-EGENE_COLUMNS = ["qval", "pval_nominal_threshold", "is_egene"]
-
-
-def egenes(top: pd.DataFrame, fdr: float = 0.05) -> tuple[pd.DataFrame, dict]:
-    """tensorQTL's `calculate_qvalues` on the per-gene permutation table: adds `qval`
-    (Storey, R qvalue), `pval_nominal_threshold` and `is_egene` (qval <= fdr).
-
-    Returns (table, summary) with summary = pi0, the q-value method, the genome-wide
-    min-p threshold and the number of eGenes. Without `pval_beta` (no permutations) the
-    table is returned unchanged and summary is empty."""
-    top = top.copy()
-    if "pval_beta" not in top or not len(top):
-        return top, {}
-    pb = top["pval_beta"].to_numpy(dtype=float)
-    q, pi0, method = qvalue(pb)
-    if method != "smoother":
-        log.warning("q-values: pi0 = 1 (Benjamini-Hochberg): %s", method)
-    top["qval"] = q
-    sig = q <= fdr
-    lb = np.sort(pb[sig])
-    ub = np.sort(pb[~sig & ~np.isnan(q)])
-    threshold = np.nan
-    if lb.size:
-        threshold = (lb[-1] + ub[0]) / 2 if ub.size else lb[-1]
-        top["pval_nominal_threshold"] = stats.beta.ppf(
-            threshold, top["beta_shape1"].to_numpy(dtype=float), top["beta_shape2"].to_numpy(dtype=float)
-        )
-    else:
-        top["pval_nominal_threshold"] = np.nan
-    top["is_egene"] = sig
-    summary = {
-        "genes": int(len(top)),
-        "egenes": int(sig.sum()),
-        "fdr": float(fdr),
-        "pi0": float(pi0),
-        "qvalue_method": method,
-        "min_p_threshold": None if np.isnan(threshold) else float(threshold),
-    }
-    log.info("eGenes: %s", summary)
-    return top, summary
-
-
-def significant_pairs(nominal: pd.DataFrame, genes: pd.DataFrame) -> np.ndarray:
-    """Pairs of eGenes with `pval_nominal < pval_nominal_threshold` of their gene (GTEx;
-    tensorQTL's get_significant_pairs, strict inequality as there). `genes`: eqtl/genes.tsv (phenotype_id, is_egene,
-    pval_nominal_threshold). Returns a boolean mask over the rows of `nominal`."""
-    g = genes.set_index("phenotype_id")
-    thr = g["pval_nominal_threshold"].where(g["is_egene"].astype(bool))
-    t = nominal["phenotype_id"].map(thr).to_numpy(dtype=float)
-    with np.errstate(invalid="ignore"):
-        return np.asarray(nominal["pval_nominal"].to_numpy(dtype=float) < t)

@@ -55,6 +55,7 @@ import pandas as pd
 import torch
 
 from hapexp.errors import InputError
+from hapexp.stats import pearson
 from hapexp.torch_files import write_torch
 from hapexp.training.data import GeneSource, epoch_steps, standardize
 from hapexp.training.readout import person_values
@@ -149,7 +150,7 @@ def validation_r(
             p = person_values(predictor, source.render(g, people), source.strand[g]).double().cpu().numpy()
             y = expr.loc[g, people].to_numpy(float)
             if p.std() > 0 and y.std() > 0:
-                rs.append(float(np.corrcoef(p, y)[0, 1]))
+                rs.append(pearson(p, y))
             else:
                 rs.append(0.0)  # a constant prediction explains nothing
     return float(np.mean(rs)) if rs else float("nan")

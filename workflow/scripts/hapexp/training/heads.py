@@ -7,9 +7,9 @@ is), a person's feature vector for a gene is the haplotype aggregation (mean or 
 their two haplotypes' rows. Two heads, both fitted on the **training people only**
 (hapexp.training.splits), then applied to everyone:
 
-- per gene (`gene`): an elastic net across people (the PredictDB fit of
-  hapexp.linear.elasticnet: glmnet path, λ by cv.glmnet over seeded folds of the training
-  people) of the gene's prepared expression on its track features;
+- per gene (`gene`): an elastic net across people (`hapexp.linear.elasticnet.fit_predict_on`:
+  glmnet path, λ by cv.glmnet over seeded folds of the training people) of the gene's
+  prepared expression on its track features;
 - across genes (`crossgene`): one ridge regression for all training genes — features
   centred per gene over the training people and scaled by their pooled SD, the target
   the expression standardized per gene — whose weights apply to any gene, held-out
@@ -25,7 +25,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from hapexp.linear.elasticnet import cv_glmnet, fold_ids, gene_rng, scale_expression
+from hapexp.linear.elasticnet import fit_predict_on, scale_expression
 
 log = logging.getLogger(__name__)
 
@@ -52,26 +52,24 @@ def person_features(
 
 
 def per_gene_head(features: dict, expression: pd.DataFrame, train: list[str], *, alpha, inner_folds, seed):
-    """genes × people predictions of an elastic net per gene fitted on the training people."""
+    """genes × people predictions of an elastic net per gene fitted on the training people
+    (`fit_predict_on`), on the tracks that vary across them."""
     samples = list(expression.columns)
     tr = np.isin(samples, train)
     out = {}
     for gid, x in features.items():
         if gid not in expression.index:
             continue
-        y = scale_expression(expression.loc[gid].to_numpy(float)[tr])
         keep = x[tr].std(0) > 0
-        if keep.sum() < 2:
-            out[gid] = np.full(len(samples), np.nan)
-            continue
-        xk = x[:, keep]
-        try:
-            fit = cv_glmnet(xk[tr], y, fold_ids(int(tr.sum()), inner_folds, gene_rng(seed, gid)), alpha)
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
-            log.warning("gene %s: head elastic net failed (%s)", gid, e)
-            out[gid] = np.full(len(samples), np.nan)
-            continue
-        out[gid] = xk @ fit["beta"] + fit["intercept"]
+        out[gid] = fit_predict_on(
+            x[:, keep],
+            expression.loc[gid].to_numpy(float),
+            tr,
+            gid,
+            alpha=alpha,
+            inner_folds=inner_folds,
+            seed=seed,
+        )
     return _frame(out, samples)
 
 

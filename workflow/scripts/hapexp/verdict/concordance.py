@@ -7,7 +7,7 @@ allele and directly comparable.
 eQTL significance (`concordance.eqtl_significance`): `permutation` (default, GTEx /
 tensorQTL) — a pair is significant when its gene is an eGene (Storey q of the
 beta-approximated permutation p-value <= `eqtl.fdr`) and its nominal p-value is below
-the gene's `pval_nominal_threshold` (`hapexp.linear.eqtl.significant_pairs`);
+the gene's `pval_nominal_threshold` (`hapexp.linear.egenes.significant_pairs`);
 `bh_all_pairs` (legacy) — Benjamini-Hochberg FDR over every nominal pair of the cohort
 (`concordance.fdr`).
 
@@ -40,7 +40,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from hapexp.verdict.performance import bh_fdr, r_pvalue, rowwise_pearson
+from hapexp import stats
+from hapexp.engine.precision import RELATIVE_RESOLUTION
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +69,9 @@ DRIVER_COLUMNS = ["gene_id", "rank", "variant_id", "tss_distance", "score", "cum
 DosageFn = Callable[[str, list[str]], pd.DataFrame]
 
 
-def _pearson(x, y) -> float:
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if len(x) < 3:
-        return np.nan
-    r, _ = rowwise_pearson(x[None, :], y[None, :])
-    return float(r[0])
+# Correlations over variants or people are NaN when either side is constant within float32
+# rounding (ISM scores and predictions are float32 read-outs).
+FLOOR = RELATIVE_RESOLUTION["fp32"]
 
 
 def _sign_agreement(a, b) -> float:
@@ -94,10 +91,10 @@ def mark_significant(
     `bh_all_pairs` also adds `eqtl_fdr`. `egenes`: eqtl/genes.tsv (permutation method)."""
     out = eqtl.copy()
     if method == "bh_all_pairs":
-        out["eqtl_fdr"] = bh_fdr(out["pval_nominal"].to_numpy(dtype=float))
+        out["eqtl_fdr"] = stats.bh_fdr(out["pval_nominal"].to_numpy(dtype=float))
         out["significant"] = out["eqtl_fdr"] < fdr
     elif method == "permutation":
-        from hapexp.linear.eqtl import significant_pairs
+        from hapexp.linear.egenes import significant_pairs
 
         if egenes is None or "is_egene" not in egenes.columns:
             raise ValueError(
@@ -127,7 +124,7 @@ def forward_select_drivers(
     available = np.ones(features.shape[0], dtype=bool)
     while len(chosen) < max_drivers and available.any():
         cand = current[None, :] + features
-        r, _ = rowwise_pearson(cand, np.broadcast_to(target, cand.shape))
+        r, _ = stats.rowwise_pearson(cand, np.broadcast_to(target, cand.shape), floor=FLOOR)
         r = np.where(available & np.isfinite(r), r, -np.inf)
         i = int(np.argmax(r))
         if not np.isfinite(r[i]) or (chosen and r[i] - best_r < min_gain):
@@ -168,11 +165,11 @@ def gene_concordance(
     merged = ism.merge(eqtl[["variant_id", "slope", "significant"]], on="variant_id", how="inner")
     row["n_shared"] = len(merged)
     if len(merged):
-        row["ism_eqtl_r"] = _pearson(merged["score"], merged["slope"])
-        row["ism_eqtl_p"] = float(r_pvalue(np.array([row["ism_eqtl_r"]]), np.array([len(merged)]))[0])
+        row["ism_eqtl_r"] = stats.pearson(merged["score"], merged["slope"], floor=FLOOR)
+        row["ism_eqtl_p"] = float(stats.r_pvalue(np.array([row["ism_eqtl_r"]]), np.array([len(merged)]))[0])
         sig = merged[merged["significant"]]
         row["n_sig_eqtl"] = len(sig)
-        row["ism_eqtl_r_sig"] = _pearson(sig["score"], sig["slope"])
+        row["ism_eqtl_r_sig"] = stats.pearson(sig["score"], sig["slope"], floor=FLOOR)
         row["sign_agree_sig"] = _sign_agreement(sig["score"], sig["slope"])
         # A resolved score of exactly 0 claims no direction, so it never enters the top k.
         nonzero = merged[merged["score"] != 0]
@@ -194,7 +191,7 @@ def gene_concordance(
             d = np.where(np.isfinite(d), d, np.nan_to_num(mu))
             feats = sub["score"].to_numpy(dtype=float)[:, None] * d
             y = prediction.to_numpy(dtype=float)
-            row["additive_r"] = _pearson(feats.sum(axis=0), y)
+            row["additive_r"] = stats.pearson(feats.sum(axis=0), y, floor=FLOOR)
             chosen, rs = forward_select_drivers(feats, y, driver_target_r, max_drivers)
             if chosen:
                 dv = sub.iloc[chosen]
@@ -283,8 +280,8 @@ def model_agreement(ism_by_model: dict[str, pd.DataFrame]) -> pd.DataFrame:
                         "model_b": b,
                         "n": int(ok.sum()),
                         "n_unresolved": int((~ok).sum()),
-                        "r_score": _pearson(sa, sb),
-                        "r_magnitude": _pearson(np.abs(sa), np.abs(sb)),
+                        "r_score": stats.pearson(sa, sb, floor=FLOOR),
+                        "r_magnitude": stats.pearson(np.abs(sa), np.abs(sb), floor=FLOOR),
                         "sign_agreement": _sign_agreement(sa, sb),
                     }
                 )
@@ -294,7 +291,7 @@ def model_agreement(ism_by_model: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def vcf_dosage_fn(vcf_path, samples: list[str], ism: pd.DataFrame) -> DosageFn:
     """Dosage look-up per gene from the cohort's normalized BCF (window = the ISM variants' span)."""
-    from hapexp.verdict.performance import read_dosages
+    from hapexp.variants.genotypes import pysam_dosages as read_dosages
 
     spans = ism.groupby("gene_id").agg(chrom=("chrom", "first"), lo=("pos", "min"), hi=("pos", "max"))
 

@@ -9,7 +9,8 @@ import logging
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from hapexp import stats
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,8 @@ def cross_gene(
         ok = np.isfinite(x) & np.isfinite(y)
         x, y = x[ok], y[ok]
         if len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
-            pr, pp = stats.pearsonr(x, y)
-            sr, sp = stats.spearmanr(x, y)
+            pr, sr = stats.pearson(x, y), stats.spearman(x, y)
+            pp, sp = stats.r_pvalue([pr, sr], len(x))
         else:
             pr = pp = sr = sp = np.nan
         rows.append(

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hapexp.io import atomic_output  # noqa: E402
+from hapexp.stats import pearson, spearman  # noqa: E402
 
 STYLE = {
     "font.size": 11,
@@ -160,7 +161,7 @@ def _ism_eqtl_panel(ax, m: pd.DataFrame, title: str) -> None:
     ax.scatter(m.loc[sig, "slope"], m.loc[sig, "score"], s=16, color=POS, label="significant eQTL")
     ax.axhline(0, color="black", lw=0.5)
     ax.axvline(0, color="black", lw=0.5)
-    r = np.corrcoef(m["slope"], m["score"])[0, 1] if len(m) > 2 and m["score"].std() > 0 else np.nan
+    r = pearson(m["slope"], m["score"])
     extra = f", {unresolved} unresolved excluded" if unresolved else ""
     ax.set_title(
         f"{title}  (n={len(m)}, r={r:.2f}{extra})" if np.isfinite(r) else f"{title}  (n={len(m)}{extra})"
@@ -244,7 +245,7 @@ def cross_gene(reference: dict[str, pd.Series], mean_expression: pd.Series, scal
                 _no_data(ax, name)
                 continue
             ax.scatter(x[ok], y[ok], s=16, color=NEG)
-            rho = pd.Series(x[ok]).rank().corr(pd.Series(y[ok]).rank())
+            rho = spearman(x[ok], y[ok])
             ax.set_title(f"{name}  (Spearman r={rho:.2f}, n={int(ok.sum())})")
             ax.set_xlabel("reference-genome prediction")
             ax.set_ylabel(f"mean expression ({scale})")

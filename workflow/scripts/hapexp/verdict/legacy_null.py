@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hapexp.stats import covariate_design, residualize, rowwise_pearson
 from hapexp.variants.genotypes import pysam_dosages as read_dosages
-from hapexp.verdict.performance import _residualize, rowwise_pearson
 
 
 def legacy_random_weights_null(
@@ -38,8 +38,9 @@ def legacy_random_weights_null(
     w = rng.standard_normal((n_draws, g.shape[0]))
     null_pred = w @ g  # draws × samples
     if covariates is not None:
-        null_pred = _residualize(null_pred, covariates)
-        y = _residualize(y[None, :], covariates)[0]
+        q = covariate_design(covariates)
+        null_pred = residualize(null_pred, q)
+        y = residualize(y[None, :], q)[0]
     r_null, _ = rowwise_pearson(null_pred, np.broadcast_to(y, null_pred.shape), floor=0.0)
     r_null = r_null[np.isfinite(r_null)]
     if len(r_null) < 2:

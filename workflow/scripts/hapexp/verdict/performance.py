@@ -10,7 +10,8 @@ dof = n − 2 − k (k covariates): the partial correlation, i.e. the t-test of 
 prediction's coefficient in OLS `expression ~ 1 + covariates + prediction`.
 `residualize=False` (config `performance.residualize_predictions: false`) gives the
 anchors' raw correlation with dof = n − 2. Spearman r is the Pearson r of the ranks of
-the two residual vectors (its p-value from the same t approximation).
+the two residual vectors (its p-value from the same t approximation). The arithmetic
+(residualization, correlations, p-values, BH) is `hapexp.stats`.
 
 Constant predictions: a prediction whose spread across the individuals is within its
 model's numerical resolution (`hapexp.engine.precision`: 1e-6 relative in fp32, 1e-2 in bf16,
@@ -32,10 +33,9 @@ import logging
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from hapexp import stats
 from hapexp.engine.precision import RELATIVE_RESOLUTION
-from hapexp.inputs.expression import covariate_design
 
 log = logging.getLogger(__name__)
 
@@ -59,104 +59,6 @@ GENE_TABLE_COLUMNS = PERFORMANCE_COLUMNS[2:9]
 LINEAR_FLOOR = RELATIVE_RESOLUTION["fp64"]
 # The prepared expression is float64 residuals.
 EXPRESSION_FLOOR = RELATIVE_RESOLUTION["fp64"]
-
-
-def bh_fdr(pvalues) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values); NaN stays NaN and is not counted."""
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    pv = p[ok]
-    order = np.argsort(pv, kind="mergesort")
-    ranked = pv[order] * m / np.arange(1, m + 1)
-    # Step-up: q_(i) = min_{j >= i} p_(j) m / j, capped at 1.
-    q = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
-    res = np.empty(m)
-    res[order] = q
-    out[ok] = res
-    return out
-
-
-def below_floor(x: np.ndarray, floor) -> np.ndarray:
-    """Rows of `x` (NaN = missing) whose spread is within `floor` × their RMS magnitude:
-    sqrt(Σ(x − x̄)²) <= floor · sqrt(Σx²). `floor`: scalar or one per row."""
-    x = np.asarray(x, dtype=float)
-    mask = np.isfinite(x)
-    n = mask.sum(axis=1)
-    xm = np.where(mask, x, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = xm.sum(axis=1) / n
-    dev = np.where(mask, x - mean[:, None], 0.0)
-    floor = np.broadcast_to(np.asarray(floor, dtype=float), (x.shape[0],))
-    return (dev * dev).sum(axis=1) <= floor**2 * (xm * xm).sum(axis=1) + 1e-300
-
-
-def rowwise_pearson(
-    x: np.ndarray, y: np.ndarray, floor=RELATIVE_RESOLUTION["fp32"]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pearson r between matching rows of x and y (n_rows × n_samples), NaN-aware.
-
-    Returns (r, n) where n counts the samples finite in both. r is NaN when a row has
-    fewer than 3 usable samples or no variation beyond `floor` (relative) on either side.
-    """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    mask = np.isfinite(x) & np.isfinite(y)
-    n = mask.sum(axis=1)
-    xm = np.where(mask, x, np.nan)
-    ym = np.where(mask, y, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dx = np.where(mask, x - np.nanmean(xm, axis=1, keepdims=True), 0.0)
-        dy = np.where(mask, y - np.nanmean(ym, axis=1, keepdims=True), 0.0)
-        sxy = (dx * dy).sum(axis=1)
-        r = sxy / np.sqrt((dx * dx).sum(axis=1) * (dy * dy).sum(axis=1))
-    flat = below_floor(xm, floor) | below_floor(ym, floor)
-    r = np.where(flat | (n < 3), np.nan, np.clip(r, -1.0, 1.0))
-    return r, n
-
-
-def r_pvalue(r: np.ndarray, n: np.ndarray, k: int | np.ndarray = 0) -> np.ndarray:
-    """Two-sided p-value of a (partial) correlation r from n pairs after k covariates:
-    t = r·sqrt(dof / (1 − r²)), dof = n − 2 − k (k = 0: scipy.stats.pearsonr)."""
-    r = np.asarray(r, dtype=float)
-    df = np.asarray(n, dtype=float) - 2 - np.asarray(k, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = r * np.sqrt(df / np.maximum(1.0 - r * r, 1e-300))
-        p = 2 * stats.t.sf(np.abs(t), df)
-    return np.where(np.isfinite(r) & (df > 0), p, np.nan)
-
-
-def _rank_rows(a: np.ndarray) -> np.ndarray:
-    """Average ranks per row, NaN kept as NaN (ties averaged, like scipy.stats.spearmanr)."""
-    return stats.rankdata(a, axis=1, method="average", nan_policy="omit")
-
-
-def rowwise_spearman(
-    x: np.ndarray, y: np.ndarray, floor=RELATIVE_RESOLUTION["fp32"]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Spearman rho between matching rows (Pearson on ranks of the jointly finite samples).
-    Constancy is judged on the values (ranks of rounding noise vary)."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    mask = np.isfinite(x) & np.isfinite(y)
-    xr = _rank_rows(np.where(mask, x, np.nan))
-    yr = _rank_rows(np.where(mask, y, np.nan))
-    rho, n = rowwise_pearson(xr, yr, floor=0.0)
-    r_values, _ = rowwise_pearson(x, y, floor)
-    return np.where(np.isnan(r_values), np.nan, rho), n
-
-
-def _residualize(x: np.ndarray, cov: np.ndarray | None) -> np.ndarray:
-    """Rows of x (features × samples) centred and projected off the covariates
-    (samples × k; intercept implied)."""
-    x0 = x - x.mean(axis=1, keepdims=True)
-    if cov is None or cov.shape[1] == 0:
-        return x0
-    q = covariate_design(cov)
-    return x0 - (x0 @ q) @ q.T
 
 
 def gene_table(
@@ -186,8 +88,8 @@ def gene_table(
         k = cov.shape[1]
     ok = np.isfinite(p) & np.isfinite(e)
     n = ok.sum(axis=1)
-    constant = below_floor(np.where(ok, p, np.nan), floor) & (n >= 3)
-    flat_e = below_floor(np.where(ok, e, np.nan), EXPRESSION_FLOOR)
+    constant = stats.below_floor(np.where(ok, p, np.nan), floor) & (n >= 3)
+    flat_e = stats.below_floor(np.where(ok, e, np.nan), EXPRESSION_FLOOR)
     r = np.full(len(p), np.nan)
     rho = np.full(len(p), np.nan)
     testable = ~constant & ~flat_e & (n - 2 - k > 0)
@@ -195,16 +97,16 @@ def gene_table(
     for rows, cols in _row_groups(testable, complete, ok):
         pr, er = p[np.ix_(rows, cols)], e[np.ix_(rows, cols)]
         if residualize:
-            c = None if cov is None else cov[cols]
-            pr, er = _residualize(pr, c), _residualize(er, c)
+            q = None if cov is None else stats.covariate_design(cov[cols])
+            pr, er = stats.residualize(pr, q), stats.residualize(er, q)
             # a prediction explained by the covariates leaves nothing to test
             raw = p[np.ix_(rows, cols)]
             raw_ss = ((raw - raw.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
             gone = (pr * pr).sum(axis=1) <= 1e-20 * raw_ss
         else:
             gone = np.zeros(len(rows), bool)
-        rr, _ = rowwise_pearson(pr, er, floor=0.0)
-        rs, _ = rowwise_spearman(pr, er, floor=0.0)
+        rr, _ = stats.rowwise_pearson(pr, er, floor=0.0)
+        rs, _ = stats.rowwise_spearman(pr, er, floor=0.0)
         r[rows] = np.where(gone, np.nan, rr)
         rho[rows] = np.where(gone, np.nan, rs)
         constant[rows] |= gone
@@ -214,9 +116,9 @@ def gene_table(
             "n": n.astype(int),
             "dof": dof.astype(int),
             "pearson_r": r,
-            "pearson_p": r_pvalue(r, n, k),
+            "pearson_p": stats.r_pvalue(r, n, k),
             "spearman_r": rho,
-            "spearman_p": r_pvalue(rho, n, k),
+            "spearman_p": stats.r_pvalue(rho, n, k),
             "constant": constant,
         },
         index=pd.Index(expression.index.astype(str), name="gene_id"),
@@ -284,7 +186,7 @@ def cross_individual(
         )
         t = t.reset_index()
         t.insert(1, "predictor", name)
-        t["fdr"] = bh_fdr(t["pearson_p"])
+        t["fdr"] = stats.bh_fdr(t["pearson_p"])
         frames.append(t)
     if not frames:
         return pd.DataFrame(columns=PERFORMANCE_COLUMNS)
@@ -313,40 +215,9 @@ def add_shared_set(perf: pd.DataFrame) -> pd.DataFrame:
         sub = perf.loc[idx]
         m = sub["in_shared_set"].to_numpy(bool)
         q = np.full(len(sub), np.nan)
-        q[m] = bh_fdr(sub["pearson_p"].to_numpy(float)[m])
+        q[m] = stats.bh_fdr(sub["pearson_p"].to_numpy(float)[m])
         perf.loc[idx, "fdr_shared"] = q
     return perf[PERFORMANCE_COLUMNS]
-
-
-def summarize_performance(perf: pd.DataFrame, fdr: float = 0.05, gene_set: str = "own") -> pd.DataFrame:
-    """Per predictor: genes tested, constant genes, mean/median r, significant positive /
-    negative genes at `fdr`. `gene_set`: "own" (each predictor's tested genes, `fdr`
-    column) or "shared" (the shared gene set, `fdr_shared`)."""
-    rows = []
-    fcol = "fdr" if gene_set == "own" else "fdr_shared"
-    for name, d in perf.groupby("predictor", sort=False):
-        r_all = d["pearson_r"].astype(float)
-        t = d[np.isfinite(r_all)]
-        if gene_set == "shared":
-            t = t[t["in_shared_set"].astype(bool)]
-        sig = t[fcol].astype(float) < fdr
-        rows.append(
-            {
-                "predictor": name,
-                "gene_set": gene_set,
-                "genes_tested": len(t),
-                # Predictions constant across individuals (within resolution): not testable.
-                "genes_constant": int(d["constant"].astype(bool).sum()) if "constant" in d else 0,
-                "mean_r": t["pearson_r"].mean() if len(t) else np.nan,
-                "median_r": t["pearson_r"].median() if len(t) else np.nan,
-                "mean_spearman_r": t["spearman_r"].mean() if len(t) else np.nan,
-                # Is the average r different from 0 across genes? (one-sample t-test)
-                "mean_r_p": float(stats.ttest_1samp(t["pearson_r"], 0.0).pvalue) if len(t) > 2 else np.nan,
-                "n_sig_positive": int((sig & (t["pearson_r"] > 0)).sum()),
-                "n_sig_negative": int((sig & (t["pearson_r"] < 0)).sum()),
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 def run(

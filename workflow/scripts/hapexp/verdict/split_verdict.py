@@ -18,7 +18,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from hapexp.linear.elasticnet import cv_glmnet, fold_ids, gene_rng, scale_expression
+from hapexp.linear.elasticnet import fit_predict_on
 from hapexp.verdict.performance import cross_individual, resolve_floors
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,10 @@ def elasticnet_on_training_people(
 ):  # fmt: skip
     """genes × all people predictions of a per-gene elastic net fitted on `train` people.
 
-    y = the prepared expression of the training people scaled as PredictDB does
-    (`scale_expression`); λ by cv.glmnet over `inner_folds` seeded folds of those people
-    (`gene_rng(seed, gene)`); genes with fewer than 2 variants in the window, or whose
-    fit fails, are NaN rows (not tested)."""
+    `hapexp.linear.elasticnet.fit_predict_on` on the gene's window: y = the prepared
+    expression of the training people scaled as PredictDB does; λ by cv.glmnet over
+    `inner_folds` seeded folds of those people; genes with fewer than 2 variants in the
+    window, or whose fit fails, are NaN rows (not tested)."""
     samples = list(expression.columns)
     if list(dosages.samples) != samples:
         raise ValueError("dosages and expression must have the same samples in the same order")
@@ -47,18 +47,16 @@ def elasticnet_on_training_people(
             continue
         ix = dosages.window_index(str(row.chrom), int(row.start0), int(row.end0))
         x = np.ascontiguousarray(dosages.dosage[ix].T)  # people × variants
-        if x.shape[1] < 2:
-            out[row.gene_id] = np.full(len(samples), np.nan)
-            continue
-        y = scale_expression(expression.loc[row.gene_id].to_numpy(float)[tr])
-        folds = fold_ids(int(tr.sum()), inner_folds, gene_rng(seed, row.gene_id))
-        try:
-            fit = cv_glmnet(x[tr], y, folds, alpha, thresh=thresh)
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
-            log.warning("gene %s: elastic net failed (%s); not tested", row.gene_id, e)
-            out[row.gene_id] = np.full(len(samples), np.nan)
-            continue
-        out[row.gene_id] = x @ fit["beta"] + fit["intercept"]
+        out[row.gene_id] = fit_predict_on(
+            x,
+            expression.loc[row.gene_id].to_numpy(float),
+            tr,
+            row.gene_id,
+            alpha=alpha,
+            inner_folds=inner_folds,
+            seed=seed,
+            thresh=thresh,
+        )
     pred = pd.DataFrame.from_dict(out, orient="index", columns=samples)
     pred.index.name = "gene_id"
     return pred
