@@ -352,10 +352,11 @@ def resolve_floors(floors: dict | None, precision_paths=()) -> dict:
 
 def precision_inputs(config: dict, cohort: str) -> list[str]:
     """The predict jobs' precision tables of the `precision: auto` models (their floors)."""
+    from hapexp.engine.precision import requested
     from hapexp.inputs.genes import chunk_ids
     from hapexp.models.spec import model_spec
 
-    auto = [m for m, spec in config["models"].items() if model_spec(spec, m).get("precision") == "auto"]
+    auto = [m for m, spec in config["models"].items() if requested(model_spec(spec, m)) == "auto"]
     chunks = chunk_ids(config["genes"]["chunks"])
     return [f"results/{cohort}/predict/{m}/{c}.precision.tsv" for m in auto for c in chunks]
 
