@@ -1,16 +1,17 @@
 """Read-out: from a model's (batch, bins, tracks) output to one value per track.
 
-Pure numpy (the engine does the on-device part: RC averaging, gathering the central
-bins, weighting the exon bins). Conventions (docs/architecture.md): the TSS sits at
-0-based input index `tss_index`; its output bin is `c = (tss_index - crop) // bin_size`;
-the `n` central bins are `c - n//2 … c - n//2 + n - 1`.
+Pure numpy (the on-device part — RC averaging, gathering the central bins, weighting
+the exon bins — is hapexp.engine.predictor.Predictor.central_bins). Conventions
+(docs/architecture.md): the TSS sits at 0-based input index `tss_index`; its output bin
+is `c = (tss_index - crop) // bin_size`; the `n` central bins are
+`c - n//2 … c - n//2 + n - 1`.
 
 `readout: exons` (RNA-seq coverage models): the value of a track is the sum (or mean)
 of its output over the bins that overlap any of the gene's exons, as placed on each
 haplotype's window (`hapexp.sequences.haplotypes.map_intervals`), each bin counted once
 (the gene read-out of coverage models: bins floor(start/bin) … ceil(end/bin) - 1 of
-the output span, any overlap); CAGE/PRO-cap tracks keep the TSS bins. A gene without any exon bin in
-the output span reads NaN.
+the output span, any overlap); CAGE/PRO-cap tracks keep the TSS bins. A gene without
+any exon bin in the output span reads NaN.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ COMMON_DEFAULTS: dict = {
     "deterministic": True,
     "store_all_tracks": False,
     "seed": 0,
+    # read by some kinds only; in every spec (None), as they always were
     "use_tf_gamma": None,
     "targets": None,
     "weights": None,
