@@ -294,7 +294,7 @@ def model_agreement(ism_by_model: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def vcf_dosage_fn(vcf_path, samples: list[str], ism: pd.DataFrame) -> DosageFn:
     """Dosage look-up per gene from the cohort's normalized BCF (window = the ISM variants' span)."""
-    from hapexp.verdict.performance import read_dosages
+    from hapexp.variants.genotypes import pysam_dosages as read_dosages
 
     spans = ism.groupby("gene_id").agg(chrom=("chrom", "first"), lo=("pos", "min"), hi=("pos", "max"))
 
