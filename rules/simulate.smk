@@ -1,5 +1,5 @@
 # Demo cohort: msprime haplotypes + expression drawn from the oracle model (see
-# workflow/scripts/hapexp/simulate.py). Deterministic from config["simulate"]["seed"].
+# workflow/scripts/hapexp/demo/). Deterministic from config["simulate"]["seed"].
 
 
 SIM = config.get("simulate", {})

@@ -1,6 +1,6 @@
 """Demo cohort simulator: determinism, VCF validity, gene layout, truth and expression.
 
-The checks that recompute readouts use their own window code (not hapexp.demo.simulate's),
+The checks that recompute readouts use their own window code (not hapexp.demo.readout's),
 straight from the written files, so a shared bug cannot cancel out.
 """
 
@@ -15,7 +15,8 @@ import pysam
 import pytest
 import torch
 
-from hapexp.demo.simulate import OUTPUT_FILES, personal_window, simulate_demo
+from hapexp.demo.readout import personal_window
+from hapexp.demo.simulate import OUTPUT_FILES, simulate_demo
 from hapexp.models.oracle import DEFAULT_MOTIFS, Oracle, one_hot
 
 WINDOW = 2048

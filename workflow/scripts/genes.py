@@ -8,6 +8,7 @@ from hapexp.log import setup_rule_logging
 
 log = setup_rule_logging(snakemake)
 
+from hapexp.inputs import exons as E
 from hapexp.inputs import genes as G
 from hapexp.inputs.formats import read_expression, read_sample_list
 from hapexp.io import atomic_output, write_tsv
@@ -54,7 +55,7 @@ if genes.empty:
     raise InputError(
         gcfg.get("gtf") or gcfg["table"], "no gene left after matching", "See the counts in the log."
     )
-exons = G.exon_table(G.load_exons(gcfg), genes)
+exons = E.exon_table(E.load_exons(gcfg), genes)
 n_with = exons["gene_id"].nunique()
 log.info("exons: %d merged exons for %d of %d genes", len(exons), n_with, len(genes))
 write_tsv(genes, snakemake.output.genes)

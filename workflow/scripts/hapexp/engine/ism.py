@@ -295,7 +295,7 @@ def gather(paths) -> pd.DataFrame:
 def run(index_path, spec: dict, ism_cfg: dict, out_path, readout=None, precision_out=None,
         audit_cfg: dict | None = None, model: str = "model", exons_path=None) -> pd.DataFrame:  # fmt: skip
     """Rule `ism`: score one chunk and write its parquet (and its precision budget)."""
-    from hapexp.inputs.genes import read_exons
+    from hapexp.inputs.exons import read_exons
     from hapexp.io import write_parquet, write_tsv
     from hapexp.sequences.haplotypes import HaplotypeIndex
 

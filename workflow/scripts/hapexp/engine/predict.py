@@ -221,7 +221,7 @@ def run_predict(
 ):
     """Rule `predict`: budget, then one chunk of genes; writes the tidy table, the all-tracks
     file, the precision budget and (readout: exons) the per-gene exon counts."""
-    from hapexp.inputs.genes import read_exons
+    from hapexp.inputs.exons import read_exons
     from hapexp.io import write_parquet, write_tsv
     from hapexp.sequences.haplotypes import HaplotypeIndex
 

@@ -20,7 +20,6 @@ the ``.N`` version suffix.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import re
 import warnings
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from hapexp.errors import InputError
+from hapexp.inputs.tables import open_text
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +85,6 @@ def match_gene_ids(query: Iterable[str], reference: Iterable[str]) -> pd.Series:
 
 
 # ----------------------------------------------------------------------- helpers
-def _open_text(path):
-    path = Path(path)
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", newline="")
-    return open(path, newline="")  # noqa: SIM115 - caller closes
-
-
 def _check_exists(path) -> Path:
     path = Path(path)
     if not path.is_file():
@@ -105,7 +96,7 @@ def _check_exists(path) -> Path:
 
 def _first_lines(path, n: int = 3) -> list[str]:
     lines = []
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         for line in fh:
             lines.append(line.rstrip("\r\n"))
             if len(lines) >= n:
@@ -146,10 +137,29 @@ def _check_unique(path, values: list[str], what: str, where_of) -> None:
 
 def _rows_complete(path, header_line: int, n_fields: int) -> bool:
     """Whether every non-blank line below the header has exactly `n_fields` fields."""
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         for _ in range(header_line):
             fh.readline()
         return all(line.count("\t") == n_fields - 1 for line in fh if line.strip())
+
+
+def _read_rows(path, header_line: int, n_fields: int, **read_csv_args) -> pd.DataFrame:
+    """The tab-separated rows below 1-based line `header_line` (the header, parsed by the
+    caller to catch duplicates), columns numbered 0 … n_fields - 1."""
+    with open_text(path) as fh, warnings.catch_warnings():
+        # pandas only warns (and drops data) when the first row is longer than
+        # the header; make that an error like any other ragged row.
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        return pd.read_csv(
+            fh,
+            sep="\t",
+            header=None,
+            names=list(range(n_fields)),
+            index_col=False,
+            skiprows=header_line,
+            quoting=3,  # QUOTE_NONE: quotes are data, never field delimiters
+            **read_csv_args,
+        )
 
 
 def _fast_numeric_table(path, header: list[str], header_line: int, n_meta: int, id_col: int):
@@ -158,20 +168,14 @@ def _fast_numeric_table(path, header: list[str], header_line: int, n_meta: int, 
     short row), which then names the exact line."""
     numeric = {i: np.float64 for i in range(n_meta, len(header))}
     try:
-        with _open_text(path) as fh, warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(
-                fh,
-                sep="\t",
-                header=None,
-                names=list(range(len(header))),
-                index_col=False,
-                skiprows=header_line,
-                dtype={**{i: str for i in range(n_meta)}, **numeric},
-                keep_default_na=False,
-                na_values={i: [] for i in range(n_meta)} | {i: ["NA"] for i in numeric},
-                quoting=3,
-            )
+        df = _read_rows(
+            path,
+            header_line,
+            len(header),
+            dtype={**{i: str for i in range(n_meta)}, **numeric},
+            keep_default_na=False,
+            na_values={i: [] for i in range(n_meta)} | {i: ["NA"] for i in numeric},
+        )
     except (ValueError, pd.errors.ParserWarning):  # ParserError and EmptyDataError are ValueErrors
         return None
     if df.shape[0] == 0:
@@ -192,7 +196,7 @@ def _read_numeric_table(
     """Read a TSV whose header is on 1-based line `header_line`; columns
     `n_meta` onwards are samples holding numbers, column `id_col` the row id."""
     path = Path(path)
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         for _ in range(header_line):
             header = fh.readline()
     header = [h.strip() for h in header.rstrip("\r\n").split("\t")]
@@ -210,22 +214,9 @@ def _read_numeric_table(
         return fast
     # Slow path: every cell as text, to name the exact line and column of a problem.
     try:
-        with _open_text(path) as fh, warnings.catch_warnings():
-            # pandas only warns (and drops data) when the first row is longer than
-            # the header; make that an error like any other ragged row.
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            raw = pd.read_csv(
-                fh,
-                sep="\t",
-                header=None,
-                names=list(range(len(header))),
-                index_col=False,
-                skiprows=header_line,  # header parsed above to catch duplicates
-                dtype=object,
-                na_filter=False,
-                skip_blank_lines=False,
-                quoting=3,  # QUOTE_NONE: quotes are data, never field delimiters
-            )
+        raw = _read_rows(
+            path, header_line, len(header), dtype=object, na_filter=False, skip_blank_lines=False
+        )
     except pd.errors.EmptyDataError:
         raw = pd.DataFrame(columns=list(range(len(header))))
     except pd.errors.ParserWarning:
@@ -360,7 +351,7 @@ def read_sample_list(path) -> list[str]:
     lines starting with ``#`` are ignored. Duplicates raise `InputError`."""
     path = _check_exists(path)
     ids, lines = [], []
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         for n, line in enumerate(fh, start=1):
             s = line.strip()
             if not s or s.startswith("#"):

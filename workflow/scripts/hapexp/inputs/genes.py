@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from hapexp.errors import InputError
+from hapexp.inputs.formats import match_gene_ids
+from hapexp.inputs.tables import raise_first_bad, read_config_table
 from hapexp.io import write_tsv
 
 log = logging.getLogger(__name__)
@@ -30,69 +32,50 @@ def read_gene_table(path) -> pd.DataFrame:
     """Read and check a gene table TSV (gene_id, chrom, tss [1-based], strand; name, start,
     end, gene_type optional; see the module doc)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "gene table not found", "Check `genes.table` in the config.")
-    df = pd.read_csv(
-        path, sep="\t", dtype={"gene_id": str, "chrom": str, "name": str, "strand": str, "gene_type": str}
+    df = read_config_table(
+        path,
+        "gene table",
+        "genes.table",
+        ["gene_id", "chrom", "tss", "strand"],
+        "The gene table needs gene_id, chrom, tss (1-based), strand (name optional).",
+        dtype={"gene_id": str, "chrom": str, "name": str, "strand": str, "gene_type": str},
     )
-    missing = [c for c in ("gene_id", "chrom", "tss", "strand") if c not in df.columns]
-    if missing:
-        raise InputError(
-            path,
-            f"missing column(s) {', '.join(missing)} (found {', '.join(map(str, df.columns))})",
-            "The gene table needs gene_id, chrom, tss (1-based), strand (name optional).",
-            where="line 1",
-        )
     if "name" not in df.columns:
         df["name"] = df["gene_id"]
     df["name"] = df["name"].fillna(df["gene_id"])
-    bad = ~df["strand"].isin(["+", "-"])
-    if bad.any():
-        i = int(bad.to_numpy().nonzero()[0][0])
-        raise InputError(
-            path,
-            f"gene {df['gene_id'].iloc[i]}: strand {df['strand'].iloc[i]!r} is not + or -",
-            "Fix the strand column.",
-            where=f"line {i + 2}",
-        )
+    gene = df["gene_id"]
+    raise_first_bad(
+        path,
+        ~df["strand"].isin(["+", "-"]),
+        lambda i: f"gene {gene.iloc[i]}: strand {df['strand'].iloc[i]!r} is not + or -",
+        "Fix the strand column.",
+    )
     tss = pd.to_numeric(df["tss"], errors="coerce")
-    bad = tss.isna() | (tss < 1)
-    if bad.any():
-        i = int(bad.to_numpy().nonzero()[0][0])
-        raise InputError(
-            path,
-            f"gene {df['gene_id'].iloc[i]}: tss {df['tss'].iloc[i]!r} is not a 1-based position",
-            "Fix the tss column.",
-            where=f"line {i + 2}",
-        )
+    raise_first_bad(
+        path,
+        tss.isna() | (tss < 1),
+        lambda i: f"gene {gene.iloc[i]}: tss {df['tss'].iloc[i]!r} is not a 1-based position",
+        "Fix the tss column.",
+    )
     df["tss"] = tss.astype("int64")
     ends = [df["tss"]]
     for col in ("start", "end"):
         if col not in df.columns:
             continue
         v = pd.to_numeric(df[col], errors="coerce")
-        bad = (v.isna() & df[col].notna()) | (v < 1)
-        if bad.any():
-            i = int(bad.to_numpy().nonzero()[0][0])
-            raise InputError(
-                path,
-                f"gene {df['gene_id'].iloc[i]}: {col} {df[col].iloc[i]!r} is not a 1-based position",
-                f"Fix the {col} column (or leave it empty).",
-                where=f"line {i + 2}",
-            )
+        raise_first_bad(
+            path,
+            (v.isna() & df[col].notna()) | (v < 1),
+            lambda i, col=col: f"gene {gene.iloc[i]}: {col} {df[col].iloc[i]!r} is not a 1-based position",
+            f"Fix the {col} column (or leave it empty).",
+        )
         ends.append(v.fillna(df["tss"]).astype("int64"))
     body = pd.concat(ends, axis=1)
     df["start"], df["end"] = body.min(axis=1), body.max(axis=1)
     df["gene_type"] = df["gene_type"].fillna("NA") if "gene_type" in df.columns else "NA"
-    dup = df["gene_id"].duplicated()
-    if dup.any():
-        i = int(dup.to_numpy().nonzero()[0][0])
-        raise InputError(
-            path,
-            f"gene_id {df['gene_id'].iloc[i]} appears twice",
-            "Keep one TSS per gene.",
-            where=f"line {i + 2}",
-        )
+    raise_first_bad(
+        path, gene.duplicated(), lambda i: f"gene_id {gene.iloc[i]} appears twice", "Keep one TSS per gene."
+    )
     return df[GENE_COLUMNS].copy()
 
 
@@ -129,7 +112,6 @@ def build_gene_table(
     id is kept (downstream joins on it). Chromosome names are mapped onto the FASTA's
     (``chr22`` ↔ ``22``) when `harmonize`. Returns (table sorted by chrom, tss; counts).
     """
-    from hapexp.inputs.formats import match_gene_ids
     from hapexp.inputs.gtf import match_contigs
 
     counts = {"input": len(genes)}
@@ -237,67 +219,3 @@ def gene_body_regions(genes: pd.DataFrame, flank: int) -> pd.DataFrame:
             "end0": (end.astype("int64") + flank).to_numpy(),
         }
     )
-
-
-# ------------------------------------------------------------------------- exons
-def load_exons(cfg: dict) -> pd.DataFrame | None:
-    """The genes' exons (`hapexp.inputs.gtf.EXON_COLUMNS`, 1-based inclusive), merged per gene:
-    from `genes.gtf`, or from the `genes.exons` table; None when neither is configured."""
-    from hapexp.inputs.gtf import EXON_COLUMNS, merge_exons, read_gtf_exons
-
-    if cfg.get("gtf"):
-        return read_gtf_exons(cfg["gtf"])
-    if not cfg.get("exons"):
-        return None
-    path = Path(cfg["exons"])
-    if not path.is_file():
-        raise InputError(path, "exon table not found", "Check `genes.exons` in the config.")
-    df = pd.read_csv(path, sep="\t", dtype={"gene_id": str, "chrom": str})
-    missing = [c for c in ("gene_id", "chrom", "start", "end") if c not in df.columns]
-    if missing:
-        raise InputError(
-            path,
-            f"missing column(s) {', '.join(missing)}",
-            "Columns: gene_id, chrom, start, end (1-based).",
-            "line 1",
-        )
-    for c in ("start", "end"):
-        v = pd.to_numeric(df[c], errors="coerce")
-        bad = v.isna() | (v < 1)
-        if bad.any() or (df["end"] < df["start"]).any():
-            i = int(np.flatnonzero(bad.to_numpy() | (df["end"] < df["start"]).to_numpy())[0])
-            raise InputError(
-                path, f"exon {df.iloc[i].to_dict()} is not a 1-based [start, end]", "Fix it.", f"line {i + 2}"
-            )
-        df[c] = v.astype("int64")
-    if "strand" not in df:
-        df["strand"] = "."
-    return merge_exons(df[EXON_COLUMNS])
-
-
-def exon_table(exons: pd.DataFrame | None, genes: pd.DataFrame) -> pd.DataFrame:
-    """Exons of the cohort's genes under their final ids and chromosome names (`genes.tsv`)."""
-    from hapexp.inputs.formats import match_gene_ids
-    from hapexp.inputs.gtf import EXON_COLUMNS
-
-    if exons is None or exons.empty:
-        return pd.DataFrame(columns=EXON_COLUMNS)
-    m = match_gene_ids(exons["gene_id"], genes["gene_id"])
-    keep = m.notna().to_numpy()
-    out = exons[keep].copy()
-    out["gene_id"] = m[keep].to_numpy()
-    g = genes.set_index("gene_id")
-    out["chrom"] = out["gene_id"].map(g["chrom"])
-    out["strand"] = out["gene_id"].map(g["strand"])
-    order = {gid: i for i, gid in enumerate(genes["gene_id"])}
-    out = out.assign(_o=out["gene_id"].map(order)).sort_values(["_o", "start"], kind="mergesort")
-    return out[EXON_COLUMNS].reset_index(drop=True)
-
-
-def read_exons(path) -> dict[str, np.ndarray]:
-    """`exons.tsv` → gene_id → int64 [k, 2] reference intervals [start0, end0) (0-based half-open)."""
-    df = pd.read_csv(path, sep="\t", dtype={"gene_id": str, "chrom": str})
-    out = {}
-    for gid, g in df.groupby("gene_id", sort=False):
-        out[gid] = np.stack([g["start"].to_numpy(np.int64) - 1, g["end"].to_numpy(np.int64)], axis=1)
-    return out

@@ -21,11 +21,13 @@ one-TSS-per-gene analysis). Downstream stages that need one TSS per gene call
 annotation tags it (GENCODE ≥ v40 / Ensembl ≥ 104), otherwise the ``basic``-tagged
 transcript with the best (lowest) GENCODE ``level``, then the highest
 ``transcript_support_level``, then the longest, then the first in the file.
+
+The attribute parsers and `detect_gff3` also serve the exon reader
+(`hapexp.inputs.exons.read_gtf_exons`).
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
 import re
 from pathlib import Path
@@ -34,6 +36,7 @@ from urllib.parse import unquote
 import pandas as pd
 
 from hapexp.errors import InputError
+from hapexp.inputs.tables import open_text
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +68,8 @@ CANONICAL_TAGS = frozenset({"Ensembl_canonical", "MANE_Select", "canonical"})
 _GTF_ATTR = re.compile(r'\s*([^\s";]+)\s+(?:"([^"]*)"|([^\s;]+))\s*;?')
 
 
-def _open_text(path):
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt")
-    return open(path)  # noqa: SIM115 - caller closes
-
-
-def _parse_gtf_attrs(s: str) -> dict[str, list[str]]:
+def parse_gtf_attrs(s: str) -> dict[str, list[str]]:
+    """GTF attributes (``key "value";``) → key → values in file order."""
     out: dict[str, list[str]] = {}
     for m in _GTF_ATTR.finditer(s):
         val = m.group(2) if m.group(2) is not None else m.group(3)
@@ -81,7 +77,8 @@ def _parse_gtf_attrs(s: str) -> dict[str, list[str]]:
     return out
 
 
-def _parse_gff3_attrs(s: str) -> dict[str, list[str]]:
+def parse_gff3_attrs(s: str) -> dict[str, list[str]]:
+    """GFF3 attributes (``key=v1,v2;``, URL-escaped) → key → values in file order."""
     out: dict[str, list[str]] = {}
     for part in s.strip().strip(";").split(";"):
         if not part:
@@ -91,23 +88,26 @@ def _parse_gff3_attrs(s: str) -> dict[str, list[str]]:
     return out
 
 
-def _first(attrs: dict[str, list[str]], *keys: str, default: str = "") -> str:
+def first_attr(attrs: dict[str, list[str]], *keys: str, default: str = "") -> str:
+    """The first value of the first of `keys` that the attributes hold."""
     for k in keys:
         if k in attrs and attrs[k]:
             return attrs[k][0]
     return default
 
 
-def _strip_prefix(x: str) -> str:
+def strip_id_prefix(x: str) -> str:
     # Ensembl GFF3 ids are "gene:ENSG…" / "transcript:ENST…".
     return x.split(":", 1)[1] if ":" in x and x.split(":", 1)[0] in ("gene", "transcript") else x
 
 
-def _detect_gff3(path) -> bool:
+def detect_gff3(path) -> bool:
+    """Whether `path` is GFF3 (by its name, a ``##gff-version 3`` line or its first
+    attribute column) rather than GTF."""
     name = Path(path).name.lower()
     if ".gff3" in name or ".gff" in name:
         return True
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         for line in fh:
             if line.startswith("##gff-version 3"):
                 return True
@@ -135,15 +135,15 @@ def read_gtf_tss(path, level: str = "gene", gene_types=None) -> pd.DataFrame:
         raise InputError(path, "annotation file not found", "Check genes.gtf in the config.")
     if level not in ("gene", "transcript"):
         raise InputError(path, f"unknown TSS level {level!r}", "Use genes.tss_level: gene or transcript.")
-    gff3 = _detect_gff3(path)
-    parse = _parse_gff3_attrs if gff3 else _parse_gtf_attrs
+    gff3 = detect_gff3(path)
+    parse = parse_gff3_attrs if gff3 else parse_gtf_attrs
 
     genes: dict[str, dict] = {}  # gene_id -> record (first occurrence)
     gff3_gene_ids: dict[str, str] = {}  # GFF3 ID (e.g. "gene:ENSG…") -> gene_id
     transcripts: list[dict] = []
     n_dup = 0
     n_lines = 0
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         for n, line in enumerate(fh, start=1):
             if line.startswith("#") or not line.strip():
                 continue
@@ -184,9 +184,9 @@ def read_gtf_tss(path, level: str = "gene", gene_types=None) -> pd.DataFrame:
                     where=f"line {n}",
                 ) from None
             tss = start if strand == "+" else end
-            gtype = _first(attrs, "gene_type", "gene_biotype", "biotype")
+            gtype = first_attr(attrs, "gene_type", "gene_biotype", "biotype")
             if is_gene:
-                gid = _first(attrs, "gene_id") or _strip_prefix(_first(attrs, "ID"))
+                gid = first_attr(attrs, "gene_id") or strip_id_prefix(first_attr(attrs, "ID"))
                 if not gid:
                     raise InputError(
                         path, "gene feature without gene_id/ID", "Fix the annotation.", where=f"line {n}"
@@ -198,7 +198,7 @@ def read_gtf_tss(path, level: str = "gene", gene_types=None) -> pd.DataFrame:
                     continue
                 genes[gid] = {
                     "gene_id": gid,
-                    "name": _first(attrs, "gene_name", "Name", "gene", default=gid),
+                    "name": first_attr(attrs, "gene_name", "Name", "gene", default=gid),
                     "chrom": f[0],
                     "tss": tss,
                     "strand": strand,
@@ -211,14 +211,17 @@ def read_gtf_tss(path, level: str = "gene", gene_types=None) -> pd.DataFrame:
                 for k in ("tag", "tags"):
                     for t in attrs.get(k, []):
                         tags.update(x.strip() for x in t.split(","))
-                level_attr = _first(attrs, "level")
-                tsl = _first(attrs, "transcript_support_level").split(" ")[0]
+                level_attr = first_attr(attrs, "level")
+                tsl = first_attr(attrs, "transcript_support_level").split(" ")[0]
                 transcripts.append(
                     {
-                        "gene_ref": _first(attrs, "gene_id") if not gff3 else _first(attrs, "Parent"),
-                        "gene_ref_alt": _first(attrs, "gene_id"),
-                        "transcript_id": _first(attrs, "transcript_id") or _strip_prefix(_first(attrs, "ID")),
-                        "transcript_type": _first(attrs, "transcript_type", "transcript_biotype", "biotype"),
+                        "gene_ref": first_attr(attrs, "gene_id") if not gff3 else first_attr(attrs, "Parent"),
+                        "gene_ref_alt": first_attr(attrs, "gene_id"),
+                        "transcript_id": first_attr(attrs, "transcript_id")
+                        or strip_id_prefix(first_attr(attrs, "ID")),
+                        "transcript_type": first_attr(
+                            attrs, "transcript_type", "transcript_biotype", "biotype"
+                        ),
                         "chrom": f[0],
                         "tss": tss,
                         "strand": strand,
@@ -336,82 +339,3 @@ def match_contigs(names, available) -> dict[str, str | None]:
             candidates += ["MT", "chrM", "chrMT", "M"]
         out[name] = next((c for c in candidates if c in avail), None)
     return out
-
-
-EXON_COLUMNS = ["gene_id", "chrom", "start", "end", "strand"]
-
-
-def merge_exons(df: pd.DataFrame) -> pd.DataFrame:
-    """Union of each gene's exons over its transcripts (overlapping exons merged), sorted.
-
-    Coordinates stay as given (1-based inclusive for GTF rows): [s, e] and [s2, e2]
-    merge when s2 <= e. This is the isoform-agnostic gene model of Borzoi's gene
-    read-out (baskerville's `Gene.get_exons`).
-    """
-    rows = []
-    df = df.sort_values(["gene_id", "start", "end"], kind="mergesort")
-    for gid, g in df.groupby("gene_id", sort=False):
-        chrom, strand = g["chrom"].iloc[0], g["strand"].iloc[0]
-        cur_s = cur_e = None
-        for s, e in zip(g["start"].to_numpy(), g["end"].to_numpy(), strict=True):
-            if cur_e is not None and s <= cur_e:
-                cur_e = max(cur_e, e)
-                continue
-            if cur_e is not None:
-                rows.append((gid, chrom, cur_s, cur_e, strand))
-            cur_s, cur_e = s, e
-        if cur_e is not None:
-            rows.append((gid, chrom, cur_s, cur_e, strand))
-    out = pd.DataFrame(rows, columns=EXON_COLUMNS)
-    out[["start", "end"]] = out[["start", "end"]].astype("int64")
-    return out
-
-
-def read_gtf_exons(path, gene_ids=None) -> pd.DataFrame:
-    """Exons of every gene (`EXON_COLUMNS`, 1-based inclusive as in the file), merged per gene.
-
-    GTF exon lines carry `gene_id`; GFF3 exons point at their transcript (`Parent`),
-    whose `Parent` is the gene. `gene_ids` (ids as in the file) restricts the genes.
-    """
-    path = Path(path)
-    gff3 = _detect_gff3(path)
-    parse = _parse_gff3_attrs if gff3 else _parse_gtf_attrs
-    want = None if gene_ids is None else set(map(str, gene_ids))
-    rows, tx_gene, gene_of_id, exon_parents = [], {}, {}, []
-    with _open_text(path) as fh:
-        for n, line in enumerate(fh, start=1):
-            if line.startswith("#") or not line.strip():
-                continue
-            f = line.rstrip("\r\n").split("\t")
-            if len(f) != 9:
-                raise InputError(
-                    path, f"{len(f)} tab-separated fields, need 9", "Is this a GTF/GFF3?", f"line {n}"
-                )
-            if gff3 and f[2] != "exon":
-                attrs = parse(f[8])
-                if f[2] in GFF3_GENE_TYPES and "ID" in attrs:
-                    gene_of_id[attrs["ID"][0]] = _first(attrs, "gene_id") or _strip_prefix(attrs["ID"][0])
-                elif "ID" in attrs and "Parent" in attrs:
-                    tx_gene[attrs["ID"][0]] = attrs["Parent"][0]
-                continue
-            if f[2] != "exon":
-                continue
-            try:
-                start, end = int(f[3]), int(f[4])
-            except ValueError:
-                raise InputError(
-                    path, f"non-integer start/end {f[3]!r}/{f[4]!r}", "Fix it.", f"line {n}"
-                ) from None
-            attrs = parse(f[8])
-            if gff3:
-                exon_parents.append((attrs.get("Parent", [""])[0], f[0], start, end, f[6]))
-            else:
-                rows.append((_first(attrs, "gene_id"), f[0], start, end, f[6]))
-    for parent, chrom, start, end, strand in exon_parents:
-        gid = gene_of_id.get(tx_gene.get(parent, ""))
-        if gid:
-            rows.append((gid, chrom, start, end, strand))
-    df = pd.DataFrame(rows, columns=EXON_COLUMNS)
-    if want is not None:
-        df = df[df["gene_id"].isin(want)]
-    return merge_exons(df)
