@@ -97,7 +97,7 @@ install-profile:
 test-slurm: setup
 	bash tests/slurm/run.sh
 
-# Wheels for bench/gpu_issue14.sh on a GPU machine that has torch/numpy/pandas but not
+# Wheels for bench/gpu_engine.sh on a GPU machine that has torch/numpy/pandas but not
 # enformer-pytorch (and no PyPI): the same versions as requirements.txt, for Python
 # 3.11-3.13 on x86-64 Linux, into the ignored bench/wheels/ (carry it to the GPU machine).
 GPU_WHEELS := enformer-pytorch==0.8.12 transformers==4.56.2 huggingface_hub==0.36.2 tokenizers==0.22.2 \

@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from hapexp.engine.inference import Predictor  # noqa: E402
+from hapexp.engine.predictor import Predictor  # noqa: E402
 
 # Published padded output widths of the AlphaGenome heads used here (alphagenome-pt README).
 AG_TRACKS = {"rna_seq": 768, "cage": 640}
@@ -41,8 +41,8 @@ def build(name: str, precision: str):
     if name == "enformer":
         from enformer_pytorch import Enformer
 
-        from hapexp.config import ENFORMER_TARGETS
-        from hapexp.models.enformer import wrap_enformer
+        from hapexp.models.enformer import TARGETS as ENFORMER_TARGETS
+        from hapexp.models.enformer.load import wrap_enformer
 
         spec.update(kind="enformer", window=196_608, targets=ENFORMER_TARGETS)
         return wrap_enformer(Enformer.from_hparams(use_tf_gamma=False).to(dev), spec, "enformer"), spec
@@ -50,7 +50,8 @@ def build(name: str, precision: str):
         from borzoi_pytorch import Borzoi
         from borzoi_pytorch.config_borzoi import BorzoiConfig
 
-        from hapexp.models.borzoi import flash_attn_available, torch_flash_attention, wrap_borzoi
+        from hapexp.models.borzoi.flash_attention import flash_attn_available, torch_flash_attention
+        from hapexp.models.borzoi.load import wrap_borzoi
 
         spec.update(kind="borzoi", window=524_288, unsquash=True)
         flashed = name == "flashzoi"
@@ -65,7 +66,7 @@ def build(name: str, precision: str):
     if name.startswith("alphagenome"):
         from alphagenome_pt import AlphaGenome, deepmind_config
 
-        from hapexp.models.alphagenome import wrap_alphagenome
+        from hapexp.models.alphagenome.load import wrap_alphagenome
 
         res = 1 if name.endswith("1bp") else 128
         heads = {
@@ -79,7 +80,7 @@ def build(name: str, precision: str):
 
 
 def run(name: str, precision: str, batches, exons: bool, compile_: bool, n_batches: int):
-    from hapexp.config import model_spec
+    from hapexp.models.spec import model_spec
 
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
@@ -129,7 +130,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         sys.exit("needs a CUDA GPU")
-    from hapexp.models.borzoi import flash_attn_available
+    from hapexp.models.borzoi.flash_attention import flash_attn_available
 
     print(f"\n### Architectures on {torch.cuda.get_device_name()} ({time.strftime('%Y-%m-%d')})\n")
     print(f"torch {torch.__version__}, flash-attn {'yes' if flash_attn_available() else 'no (torch attention)'}; "

@@ -22,8 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from hapexp.config import model_spec  # noqa: E402
-from hapexp.training.finetune import Trainer, person_values, resolve, start_model  # noqa: E402
+from hapexp.models.spec import model_spec  # noqa: E402
+from hapexp.training.finetune import Trainer, resolve, start_model  # noqa: E402
+from hapexp.training.readout import person_values  # noqa: E402
 
 OPTIONS = [
     ("all, fp32", {}),

@@ -12,7 +12,7 @@ on synthetic haplotypes, with model FLOP utilization, GPU busy fraction and peak
 (engine defaults on CUDA: compiled, sdpa attention, prefetch, batch from free memory):
     python bench/inference.py --device cuda --full --founders 1000
     python bench/inference.py --device cuda --full --compile off --attention reference --prefetch 0 --batch-size 16
-bench/gpu_issue14.sh runs every GPU measurement of issue 14 side by side.
+bench/gpu_engine.sh runs every GPU measurement of the engine (issue 14) side by side.
 
 Prints a markdown block for bench/RESULTS.md.
 """
@@ -34,7 +34,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from hapexp.engine.inference import Predictor, predict_chunk  # noqa: E402
+from hapexp.engine.predict import predict_chunk  # noqa: E402
+from hapexp.engine.predictor import Predictor  # noqa: E402
 
 # Dense peak TFLOPS (no sparsity) by GPU name: (bf16 tensor core, TF32 tensor core, fp32).
 PEAK_TFLOPS = {

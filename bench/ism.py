@@ -1,4 +1,4 @@
-"""Benchmark: ISM variants/s with and without reference reuse (hapexp.models.enformer_ism), one run.
+"""Benchmark: ISM variants/s with and without reference reuse (hapexp.models.enformer.ism_reuse), one run.
 
 (a) full forwards: every single-variant sequence through the whole model (reuse off);
 (b) reuse: the reference's stem + conv tower once per gene, per variant only the bins
@@ -130,7 +130,7 @@ def run(args) -> dict:
     else:
         index = demo_index(spec["window"])
     cfg = {"maf": 0.01, "indels": args.indels}
-    from hapexp.engine.inference import Predictor
+    from hapexp.engine.predictor import Predictor
 
     predictor = Predictor(spec)  # one model in memory for both ways
     readers = {
@@ -146,12 +146,12 @@ def run(args) -> dict:
     prep = []
     for _ in range(args.repeats):
         for way in ("full", "reuse"):
-            p0 = predictor._reuse.stats["prepare_s"] if predictor._reuse else 0.0
+            p0 = predictor.reuse.stats["prepare_s"] if predictor.reuse else 0.0
             df, t = timed(lambda way=way: raw_scores(index, readers[way], spec, cfg))
             times[way].append(t)
             out[way] = df
-            if way == "reuse" and predictor._reuse:
-                prep.append(predictor._reuse.stats["prepare_s"] - p0)
+            if way == "reuse" and predictor.reuse:
+                prep.append(predictor.reuse.stats["prepare_s"] - p0)
     n = len(out["full"])
     a, b = out["full"], out["reuse"]
     return {
@@ -163,7 +163,7 @@ def run(args) -> dict:
         "t_prepare": prep[int(np.argmin(times["reuse"]))] if prep else 0.0,
         "max_rel_readout_diff": float((np.abs(a["alt"] - b["alt"]) / np.abs(a["alt"])).max()),
         "max_score_diff_rel_ref": float((np.abs(a["score"] - b["score"]) / np.abs(a["ref"])).max()),
-        "stats": dict(predictor._reuse.stats) if predictor._reuse else {},
+        "stats": dict(predictor.reuse.stats) if predictor.reuse else {},
     }
 
 

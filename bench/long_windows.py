@@ -40,7 +40,8 @@ WINDOWS = (524_288, 1_048_576)
 def child(mode: str, window: int, index_path: str, batch: int) -> dict:
     import torch
 
-    from hapexp.engine.inference import Predictor, predict_chunk
+    from hapexp.engine.predict import predict_chunk
+    from hapexp.engine.predictor import Predictor
     from hapexp.models.registry import LoadedModel
     from hapexp.sequences.haplotypes import HaplotypeIndex
 

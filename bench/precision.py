@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from hapexp.engine import ism, precision  # noqa: E402
-from hapexp.engine.inference import Predictor, audit_predict  # noqa: E402
+from hapexp.engine.audit import audit_predict  # noqa: E402
+from hapexp.engine.predictor import Predictor  # noqa: E402
 
 
 def _bench_ism():

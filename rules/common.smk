@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 import yaml  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
-from hapexp.config import model_input_files, model_spec  # noqa: E402
+from hapexp.models.spec import model_input_files, model_spec  # noqa: E402
 from hapexp.errors import InputError  # noqa: E402
 from hapexp.inputs.genes import chunk_ids  # noqa: E402
 from hapexp.variants.genotypes import resolve_window, window_flank  # noqa: E402

@@ -1,7 +1,8 @@
 # In-silico mutagenesis: every variant of a gene's window (MAF filter; SNVs unless
 # ism.indels) inserted alone into the reference; score = read-out(alt) - read-out(ref)
-# with predict's read-out; the Enformer family recomputes only each variant's receptive
-# field of the conv tower (hapexp.models.enformer_ism). GPU like predict. Scores below the
+# with predict's read-out; models that support reference reuse (Enformer: each variant's
+# receptive field of the conv tower, hapexp.models.enformer.ism_reuse) recompute only what
+# the variant changes. GPU like predict. Scores below the
 # measured noise floor are NaN (hapexp.engine.precision).
 
 

@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from hapexp.config import model_spec
-from hapexp.engine.inference import Predictor
-from hapexp.engine.readout import resolve_tracks
+from hapexp.engine.predictor import Predictor
 from hapexp.errors import InputError
 from hapexp.models.registry import LoadedModel, load_model
-from hapexp.models.tracks import track_table
+from hapexp.models.spec import model_spec
+from hapexp.models.tracks import resolve_tracks, track_table
 from tests.tiny_models import onehot, random_seqs, save_alphagenome, save_borzoi
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -58,7 +57,7 @@ def borzoi_dir(request, tmp_path_factory):
 def _package_borzoi(path, flashed):
     from borzoi_pytorch import Borzoi
 
-    from hapexp.models.borzoi import torch_flash_attention
+    from hapexp.models.borzoi.flash_attention import torch_flash_attention
 
     if flashed:
         with torch_flash_attention():
@@ -124,7 +123,7 @@ def test_flashzoi_attention_equals_naive_rotary_gqa():
     """hapexp's torch attention for Flashzoi (flash-attn is CUDA-only) against a naive
     implementation of flash_attn's MHA as Flashzoi configures it: GQA (kv heads = heads / 2),
     non-interleaved rotary on the first 128 dims (base 20,000), scale head_dim^-0.5."""
-    from hapexp.models.borzoi import TorchFlashAttention
+    from hapexp.models.borzoi.flash_attention import TorchFlashAttention
 
     torch.manual_seed(3)
     dim, heads, s = 512, 4, 24

@@ -1,4 +1,4 @@
-"""Enformer attention kernels (hapexp.models.enformer_attention) against enformer-pytorch's own
+"""Enformer attention kernels (hapexp.models.enformer.attention) against enformer-pytorch's own
 Attention.forward, in fp32 on CPU, at rtol 1e-5 (+ atol 1e-6 × the output scale)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from hapexp.models import enformer_attention as ea
+from hapexp.models.enformer import attention as ea
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -74,8 +74,8 @@ def test_relative_bias_is_the_relative_shift():
 
 def test_whole_model_and_kernel_switch():
     """A whole tiny Enformer: sdpa and reference agree; switching back restores the bytes."""
-    from hapexp.config import model_spec
-    from hapexp.models.enformer import build_enformer_tiny
+    from hapexp.models.enformer.load import build_enformer_tiny
+    from hapexp.models.spec import model_spec
 
     m = build_enformer_tiny(
         model_spec({"kind": "enformer_tiny", "window": 2048, "hparams": {"depth": 2}}, "t")
@@ -96,8 +96,8 @@ def test_whole_model_and_kernel_switch():
 def test_sdpa_kernel_compiles_without_graph_breaks():
     """torch.compile must see one graph (a break per layer would split the fused model);
     dynamo's tracing alone, no inductor compilation (fast on CPU)."""
-    from hapexp.config import model_spec
     from hapexp.models.registry import load_model
+    from hapexp.models.spec import model_spec
 
     loaded = load_model(model_spec({"kind": "enformer_tiny", "window": 2048, "hparams": {"depth": 2}}, "t"))
     ea.install(loaded.module, "sdpa")

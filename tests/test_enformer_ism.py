@@ -1,4 +1,4 @@
-"""ISM with reference reuse (hapexp.models.enformer_ism) equals full forward passes of
+"""ISM with reference reuse (hapexp.models.enformer.ism_reuse) equals full forward passes of
 enformer-pytorch, for every variant (SNVs, MNPs and indels) of several genes, on two
 Enformer architectures (the demo's enformer_tiny, and one with a deeper transformer
 and 5 pooling levels: 32-bp bins), in fp32.
@@ -20,11 +20,11 @@ import pandas as pd
 import pytest
 import torch
 
-from hapexp.config import model_spec
 from hapexp.engine import ism
-from hapexp.models.enformer import build_enformer_tiny
-from hapexp.models.enformer_ism import EnformerReuse, NotLocal, _steps
+from hapexp.models.enformer.ism_reuse import EnformerReuse, NotLocal, _steps
+from hapexp.models.enformer.load import build_enformer_tiny
 from hapexp.models.registry import load_model
+from hapexp.models.spec import model_spec
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -98,7 +98,7 @@ def test_every_variant_equals_full_forward(cohort, name):
         n_variants += len(variants)
         n_indels += int((~variants["is_snv"].astype(bool)).sum())
         assert np.ptp(want[1:] - want[0]) > 1e-4 * scale  # variants do move the read-out
-    stats = readout.predictor._reuse.stats
+    stats = readout.predictor.reuse.stats
     assert n_variants >= 40 and n_indels >= 2, (n_variants, n_indels)
     # Both paths ran: windowed recomputation (SNVs) and full forwards (indels far from the edges).
     assert stats["reused"] >= n_variants - n_indels and stats["full"] >= 1, stats
@@ -186,4 +186,4 @@ def test_reverse_complement_averaging_reuses_both_strands(cohort):
     scale = np.abs(b[1]).max()
     np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-6 * scale)
     np.testing.assert_allclose(a[2], b[2], rtol=1e-5)
-    assert with_reuse.predictor._reuse.stats["reused"] >= 2 * len(a[0])  # both strands windowed
+    assert with_reuse.predictor.reuse.stats["reused"] >= 2 * len(a[0])  # both strands windowed

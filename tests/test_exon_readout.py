@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from hapexp.engine.inference import Predictor, predict_chunk
+from hapexp.engine.predict import predict_chunk
+from hapexp.engine.predictor import Predictor
 from hapexp.engine.readout import exon_bins, exon_counts
 from hapexp.models.registry import LoadedModel
 from hapexp.models.tracks import track_table

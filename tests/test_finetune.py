@@ -9,19 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from hapexp.config import model_spec
-from hapexp.engine.inference import Predictor, aggregate_predictions, predict_chunk
+from hapexp.engine.predict import aggregate_predictions, predict_chunk
+from hapexp.engine.predictor import Predictor
 from hapexp.errors import InputError
-from hapexp.training.finetune import (
-    GeneSource,
-    Trainer,
-    epoch_steps,
-    pairwise_loss,
-    person_values,
-    resolve,
-    run_finetune,
-    start_model,
-)
+from hapexp.models.spec import model_spec
+from hapexp.training.data import GeneSource, epoch_steps
+from hapexp.training.finetune import Trainer, pairwise_loss, resolve, run_finetune, start_model
+from hapexp.training.readout import person_values
 
 TINY = {"kind": "enformer_tiny", "seed": 0, "window": 2048, "tracks": [0, 3], "bins": 2, "log": True,
         "batch_size": 16, "device": "cpu", "precision": "fp32"}  # fmt: skip
@@ -100,6 +94,13 @@ def test_bad_options_are_named():
         resolve({"loss": {"pairwise": 0, "mse": 0}}, "m")
     with pytest.raises(InputError, match="finetune.init"):
         start_model(model_spec({"kind": "enformer", "weights": "random"}, "e"), None)
+    # a model that does not declare its trainable parts (LoadedModel.training_parts) is refused
+    from hapexp.models.oracle import Oracle
+    from hapexp.models.registry import LoadedModel
+
+    oracle = LoadedModel(Oracle(), 2048, 128, 0, 2, ["t0", "t1"], kind="oracle")
+    with pytest.raises(InputError, match=r"models\.o\.finetune.*kind oracle.*trainable parts"):
+        Trainer(model_spec({"kind": "oracle", "window": 2048, "weights": "o.pt"}, "o"), resolve({}), oracle)
 
 
 def _run(d, out, stop_after=None, **kw):
@@ -205,7 +206,7 @@ def test_lora_adapters_are_low_rank_merged_and_resume_exactly(cohort, tmp_path, 
     tr = Trainer(
         spec, resolve({"trainable": "lora", "lora": lora, "progress": False}), start_model(spec, None)
     )
-    from hapexp.training.finetune import plain_state_dict
+    from hapexp.training.weights import plain_state_dict
 
     start = plain_state_dict(tr.module)
     assert start.keys() == init.keys() and all(torch.equal(start[k], init[k]) for k in init)

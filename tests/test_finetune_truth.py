@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hapexp.config import model_spec
-from hapexp.training.finetune import GeneSource, Trainer, resolve, start_model, validation_r
+from hapexp.models.spec import model_spec
+from hapexp.training.data import GeneSource
+from hapexp.training.finetune import Trainer, resolve, start_model, validation_r
 
 W = 1024
 SPEC = {"kind": "enformer_tiny", "hparams": {"dim": 24, "heads": 2, "attn_dim_key": 12}, "seed": 0, "window": W,

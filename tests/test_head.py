@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hapexp.engine.inference import save_all_tracks
+from hapexp.engine.predict import save_all_tracks
 from hapexp.training.heads import crossgene_head, per_gene_head, person_features
 from hapexp.verdict.split_verdict import split_performance
 

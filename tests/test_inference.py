@@ -10,13 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from hapexp.engine.inference import (
-    REFERENCE_SAMPLE,
-    Predictor,
-    aggregate_predictions,
-    predict_chunk,
-    resolve_device,
-)
+from hapexp.engine.device import resolve_device
+from hapexp.engine.predict import aggregate_predictions, predict_chunk
+from hapexp.engine.predictor import Predictor
+from hapexp.engine.readout import REFERENCE_SAMPLE
 from hapexp.models.registry import LoadedModel
 
 TINY = {
@@ -162,7 +159,7 @@ def test_oom_halves_batch_and_retries(index, caplog):
     fake = _OomModel(max_batch=5)
     loaded = LoadedModel(fake, 2048, 128, 0, 4, ["A", "C", "G", "T"], kind="fake")
     p = Predictor(spec, model=loaded)
-    with caplog.at_level(logging.WARNING, logger="hapexp.engine.inference"):
+    with caplog.at_level(logging.WARNING, logger="hapexp.engine.predictor"):
         tidy, _ = predict_chunk(index, p, progress=False)
     assert p.batch_size == 4
     assert "halving to 8" in caplog.text and "halving to 4" in caplog.text
@@ -226,7 +223,7 @@ def test_oracle_reproduces_simulator_noiseless_expression(tmp_path):
 
 
 def test_gather_predictions_files(index, tmp_path):
-    from hapexp.engine.inference import gather_predictions
+    from hapexp.engine.predict import gather_predictions
     from hapexp.io import read_matrix, write_parquet
 
     tidy, _ = predict_chunk(index, Predictor(TINY), progress=False)
@@ -321,7 +318,7 @@ def test_cpu_defaults_and_strict_mode(index):
 
 
 def test_compile_cache_dir(monkeypatch, tmp_path):
-    from hapexp.engine.inference import compile_cache_dir
+    from hapexp.engine.device import compile_cache_dir
 
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     assert compile_cache_dir({}) == ".snakemake/hapexp/torchinductor"
@@ -333,7 +330,7 @@ def test_compile_cache_dir(monkeypatch, tmp_path):
 def test_compiled_path_pads_batches_and_matches(index, monkeypatch, tmp_path):
     """compile: true runs through torch.compile with static shapes (the last batch padded)
     and gives the uncompiled numbers; dynamo's eager backend keeps it fast on CPU (inductor
-    itself is exercised by bench/gpu_issue14.sh). The ISM reuse tail compiles too."""
+    itself is exercised by bench/gpu_engine.sh). The ISM reuse tail compiles too."""
     from hapexp.engine import ism
 
     compiled_shapes = []

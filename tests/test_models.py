@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from hapexp.config import ENFORMER_TARGETS, model_input_files, model_spec
-from hapexp.engine.inference import Predictor
+from hapexp.engine.predictor import Predictor
 from hapexp.errors import InputError
-from hapexp.models.enformer import build_enformer_tiny
-from hapexp.models.enformer import set_tf_gamma as _set_tf_gamma
+from hapexp.models.enformer import TARGETS as ENFORMER_TARGETS
+from hapexp.models.enformer.load import build_enformer_tiny
+from hapexp.models.enformer.load import set_tf_gamma as _set_tf_gamma
 from hapexp.models.registry import load_model
+from hapexp.models.spec import model_input_files, model_spec
 
 TINY = {"kind": "enformer_tiny", "window": 2048, "tracks": [0, 5], "bins": 2, "device": "cpu"}
 
@@ -45,6 +47,24 @@ def test_spec_defaults_and_validation():
     assert model_input_files(model_spec({"kind": "oracle", "window": 2048, "weights": "a/b.pt"})) == [
         "a/b.pt"
     ]
+
+
+def test_spec_resolution_imports_neither_torch_nor_numpy():
+    """rules/common.smk resolves every model's spec at parse time, and rules in environments
+    without torch read specs: the kind declarations must not pull in the load code."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from hapexp.models.spec import KINDS, model_spec\n"
+        "for k in KINDS: model_spec({'kind': k, 'window': 2048, 'weights': 'w.pt', 'path': 'p.pt',"
+        " 'class': 'm:C', 'adapter': {'bin_size': 128}}, k)\n"
+        "print(sorted(m for m in ('torch', 'numpy', 'pandas') if m in sys.modules))"
+    )
+    scripts = str(Path(__file__).resolve().parents[1] / "workflow" / "scripts")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": scripts})  # fmt: skip
+    assert out.stdout.strip() == "[]"
 
 
 def test_enformer_tiny_shape_and_seed():

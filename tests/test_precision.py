@@ -1,4 +1,4 @@
-"""Precision budget (hapexp.engine.precision, inference.audit_predict, ism audit).
+"""Precision budget (hapexp.engine.precision) and its audit (hapexp.engine.audit: predict and ism).
 
 Independent answers: (1) a model with *planted* reduced-precision noise — its output
 is a known function of the sequence, plus, only under bf16 autocast, a deterministic
@@ -15,7 +15,9 @@ import pytest
 import torch
 
 from hapexp.engine import ism, precision
-from hapexp.engine.inference import Predictor, audit_predict, predict_chunk
+from hapexp.engine.audit import audit_predict
+from hapexp.engine.predict import predict_chunk
+from hapexp.engine.predictor import Predictor
 from hapexp.models.registry import LoadedModel
 from tests.test_inference import FakeIndex
 from tests.test_ism import FakeIndex as IsmIndex

@@ -6,18 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from hapexp.engine.inference import Predictor
+from hapexp.engine.predictor import Predictor
 from hapexp.engine.readout import (
     aggregate_haplotypes,
     central_bin_start,
-    load_targets,
     readout_values,
-    resolve_tracks,
     reverse_complement_average,
     tss_bin,
 )
 from hapexp.errors import InputError
 from hapexp.models.registry import LoadedModel
+from hapexp.models.tracks import load_targets, resolve_tracks
 
 L, BIN = 2048, 128
 

@@ -71,7 +71,8 @@ def test_every_model_reaches_the_verdict(run):
 def test_workflow_exon_readout_equals_direct_readout(run, model):
     """Reference rows of predict = the engine on the reference window, exons taken straight
     from results/{cohort}/exons.tsv (1-based inclusive) and placed by window_bounds."""
-    from hapexp.engine.inference import REFERENCE_SAMPLE, Predictor
+    from hapexp.engine.predictor import Predictor
+    from hapexp.engine.readout import REFERENCE_SAMPLE
     from hapexp.sequences.haplotypes import HaplotypeIndex, window_bounds
 
     cfg = yaml.safe_load((run / "config.yaml").read_text())["models"][model]

@@ -52,7 +52,7 @@ def save_borzoi(path, flashed: bool = False, bins_to_return: int = 32, seed: int
     from borzoi_pytorch import Borzoi
     from borzoi_pytorch.config_borzoi import BorzoiConfig
 
-    from hapexp.models.borzoi import torch_flash_attention
+    from hapexp.models.borzoi.flash_attention import torch_flash_attention
 
     torch.manual_seed(seed)
     if flashed:  # head dim 128 = Flashzoi's rotary dim; flash-attn is CUDA-only, hence the shim

@@ -8,7 +8,7 @@ from hapexp.log import setup_rule_logging
 
 log = setup_rule_logging(snakemake)
 
-from hapexp.engine.inference import gather_predictions
+from hapexp.engine.predict import gather_predictions
 
 gather_predictions(
     list(snakemake.input),

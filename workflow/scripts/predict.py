@@ -12,7 +12,7 @@ log = setup_rule_logging(snakemake)
 
 import torch
 
-from hapexp.engine.inference import run_predict
+from hapexp.engine.predict import run_predict
 
 torch.set_num_threads(snakemake.threads)
 spec = {**snakemake.params.spec, "name": snakemake.wildcards.model}

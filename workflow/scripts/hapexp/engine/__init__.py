@@ -1,1 +1,4 @@
-"""Inference engine: model-agnostic batching, prefetch, GPU memory, precision modes and audit, predict and ISM."""
+"""Inference engine, model-agnostic: device and precision switches (`device`), the Predictor
+(`predictor`), batches rendered ahead (`batches`, `prefetch`), batch size from GPU memory
+(`gpu_memory`), predict (`predict`), ISM (`ism`), the read-out conventions (`readout`) and
+the precision budget and its audit (`precision`, `audit`)."""

@@ -6,12 +6,13 @@ workspaces, cached positional tables) and `per_sequence` the activations. Both a
 measured on the device with two small batches (`measure`), then
 `choose_batch_size` takes the largest batch that fits the free memory with a safety
 margin (the allocator fragments; other processes may grow). A CUDA out-of-memory error
-later still halves the batch (hapexp.engine.inference), as a safety net.
+later still halves the batch (hapexp.engine.predictor.Predictor.run_batches), as a
+safety net.
 
-Full-size Enformer in bf16 needs about 2 GiB per 196,608-bp sequence uncompiled
-(profile of 2026-11-30: 16.8 GiB at batch 8, 95.7 GiB at batch 48), so a 24-GiB card
-gets 8, a 40-GiB A100 16, an 80-GiB H100 32 and a 141-GiB H200 56
-(tests/test_gpu_memory.py).
+The Geuvadis preset's full-size model (196,608 bp in) in bf16 needs about 2 GiB per
+sequence uncompiled (profile of 2026-11-30: 16.8 GiB at batch 8, 95.7 GiB at batch
+48), so a 24-GiB card gets 8, a 40-GiB A100 16, an 80-GiB H100 32 and a 141-GiB H200
+56 (tests/test_gpu_memory.py).
 """
 
 from __future__ import annotations

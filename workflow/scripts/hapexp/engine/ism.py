@@ -4,15 +4,15 @@ For each gene, every variant passing the MAF filter (SNVs; indels optionally) is
 inserted *alone* into the reference window; its score is read-out(alt) − read-out(ref)
 with exactly predict's tracks/bins/aggregation (or log2(alt / ref) as an option).
 The reference is predicted once per gene and batched with the variants through the
-same engine as `predict`; for the Enformer family the engine reuses the reference's
-stem and conv-tower activations and recomputes only each variant's receptive field
-(hapexp.models.enformer_ism; exact up to float rounding).
+same engine as `predict`; for models that support reference reuse the engine reuses
+the reference's activations and recomputes only what each variant changes
+(`LoadedModel.reference_reuse`; exact up to float rounding).
 
 Resolution: a score whose |alt − ref| is at most a noise floor × |ref| is NaN
 (unresolved: its sign is rounding, not biology). In strict fp32 the floor is fp32's
 (1e-6); in reduced precision it is measured in every job against strict fp32 on a
 deterministic sample of genes, which also yields the job's precision budget
-(hapexp.engine.precision; `precision.tsv`).
+(hapexp.engine.audit, hapexp.engine.precision; `precision.tsv`).
 
 Distances: `tss_distance` = variant pos − TSS on `+` genes and TSS − pos on `−`
 genes (both 1-based), i.e. positive = downstream in the gene's orientation.
@@ -27,26 +27,16 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from hapexp.engine.precision import (
-    AUDIT_DEFAULTS,
-    STATIC_FLOOR,
-    audit_genes,
-    budget_holds,
-    choose,
-    empty_table,
-    finish,
-    ism_budget,
-    measure_floor,
-    unresolved,
-)
+from hapexp.engine.audit import audit_ism
+from hapexp.engine.precision import empty_table, relative_resolution, requested, unresolved
 
 log = logging.getLogger(__name__)
 
 ISM_COLUMNS = ["gene_id", "variant_id", "chrom", "pos", "ref", "alt", "af", "tss_distance", "score"]
 
-# Sequences sent to the engine per call: bounds host memory (an Enformer window is
+# Sequences sent to the engine per call: bounds host memory (a 196,608-bp window is
 # 196,608 bytes per sequence) while letting the engine batch inside; long windows
-# (Borzoi 524,288, AlphaGenome 1,048,576 bp) send fewer, at most BLOCK_BYTES of sequence.
+# (524,288 or 1,048,576 bp) send fewer, at most BLOCK_BYTES of sequence.
 BLOCK = 256
 BLOCK_BYTES = 64 << 20
 
@@ -57,16 +47,16 @@ ReadoutFn = Callable[..., np.ndarray]
 
 
 class EngineReadout:
-    """ISM's view of the inference engine (hapexp.engine.inference.Predictor): one value per
+    """ISM's view of the inference engine (hapexp.engine.predictor.Predictor): one value per
     sequence (several tracks averaged, as in predict's genes × samples matrix), the
-    reference reuse of the Enformer family, and the precision switches of the audit."""
+    model's reference reuse, and the precision switches of the audit."""
 
     def __init__(self, spec: dict, reuse: bool = True, predictor=None):
-        from hapexp.engine.inference import Predictor
+        from hapexp.engine.predictor import Predictor  # torch: only where the engine runs
 
         self.predictor = predictor if predictor is not None else Predictor(spec)
         self.reuse = bool(reuse)
-        self.requested = self.predictor.spec["precision"]
+        self.requested = self.predictor.requested
         self.candidates = self.predictor.candidates
 
     def __call__(self, seqs: np.ndarray, tss_index: int, exons=None, antisense: bool = False) -> np.ndarray:
@@ -97,7 +87,8 @@ class EngineReadout:
 
 def make_readout(spec: dict, reuse: bool = True) -> EngineReadout:
     """The read-out function of a model spec via predict's engine (the one place that
-    knows the engine's API); `reuse`: recompute only what a variant changes (Enformer)."""
+    knows the engine's API); `reuse`: recompute only what a variant changes (models that
+    support reference reuse)."""
     return EngineReadout(spec, reuse=reuse)
 
 
@@ -225,45 +216,6 @@ def score_gene(
     return scores_frame(gene, raw[0], raw[1], raw[2], log2_ratio, floor)
 
 
-def _audit(index, readout: EngineReadout, values, audit_cfg: dict, model: str):
-    """Precision budget of ISM (hapexp.engine.precision): the audited genes' variants in strict
-    fp32 and in each candidate precision; returns (table, precision used, floor,
-    {gene: raw values in the precision used})."""
-    cfg = {**AUDIT_DEFAULTS, **(audit_cfg or {})}
-    genes = index.genes.set_index("gene_id", drop=False)
-    with_variants = [g for g in genes["gene_id"] if values(genes.loc[g], None) is not None]
-    sample = audit_genes(with_variants, cfg["fraction"], cfg["min_genes"])
-    if not sample:
-        log.warning("ISM precision audit: no gene of this job has variants to score; static floor")
-    with readout.strict():
-        strict = {g: values(genes.loc[g], readout) for g in sample}
-    trials, floors, kept = [], {}, {}
-    for p in readout.candidates:
-        if p == "fp32":
-            trials.append((p, None))
-            break
-        readout.set_precision(p)
-        red = {g: values(genes.loc[g], readout) for g in sample}
-        if sample:
-            cat = [np.concatenate([red[g][1] for g in sample]), np.concatenate([np.full(len(red[g][1]), red[g][2]) for g in sample]),
-                   np.concatenate([strict[g][1] for g in sample]), np.concatenate([np.full(len(strict[g][1]), strict[g][2]) for g in sample])]  # fmt: skip
-            floors[p] = measure_floor(*cat, z=cfg["noise_floor_z"])
-            rows = [(g, red[g][1], red[g][2], strict[g][1], strict[g][2]) for g in sample]
-            table = ism_budget(rows, floors[p], cfg["max_noise_ratio"])
-        else:
-            floors[p], table = STATIC_FLOOR[p], None
-        trials.append((p, table))
-        kept[p] = red
-        if readout.requested != "auto" or (table is not None and budget_holds(table)):
-            break
-    used = choose(trials, readout.requested)
-    readout.set_precision(used)
-    floor = floors.get(used, STATIC_FLOOR["fp32"])
-    log.info("ISM precision: %s (tried %s), noise floor %.3g × |reference read-out|",
-             used, "/".join(p for p, _ in trials), floor)  # fmt: skip
-    return finish(trials, used, model), used, floor, (kept.get(used) or (strict if used == "fp32" else {}))
-
-
 def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict, audit_cfg: dict | None = None,
                 model: str = "model", return_audit: bool = False, exons: dict | None = None):  # fmt: skip
     """ISM for every gene of a haplotype index chunk (one rule job).
@@ -295,10 +247,9 @@ def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict, audit_cfg:
 
     table = empty_table()
     if isinstance(readout, EngineReadout) and readout.candidates != ("fp32",):
-        table, _, floor, cache = _audit(index, readout, values, audit_cfg, model)
+        table, _, floor, cache = audit_ism(index, readout, values, audit_cfg, model)
     else:
-        p = str(spec.get("precision", "fp32"))
-        floor = STATIC_FLOOR.get(p if p in STATIC_FLOOR else "fp32")
+        floor = relative_resolution(requested(spec))
     frames = []
     for _, gene in index.genes.iterrows():
         gid = str(gene["gene_id"])
@@ -308,8 +259,8 @@ def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict, audit_cfg:
             frames.append(scores_frame(gene, *raw, log2_ratio, floor))
             n = len(frames[-1])
         log.info("ISM %s: %d variants", gid, n)
-    if isinstance(readout, EngineReadout) and readout.predictor._reuse is not None:
-        st = readout.predictor._reuse.stats
+    if isinstance(readout, EngineReadout) and readout.predictor.reuse is not None:
+        st = readout.predictor.reuse.stats
         log.info("reference reuse: %d variant forwards windowed, %d full (indels)", st["reused"], st["full"])
     frames = [f for f in frames if len(f)]
     df = pd.concat(frames, ignore_index=True)[ISM_COLUMNS] if frames else empty_ism()

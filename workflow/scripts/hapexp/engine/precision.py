@@ -1,13 +1,14 @@
 """Inference precision and the precision budget measured in every reduced-precision run.
 
 Pure numpy/pandas (the gather and summary rules use it); the autocast/TF32 switches
-live with the engine (hapexp.engine.inference.precision_mode).
+live with the engine (hapexp.engine.device.precision_mode). What a model's spec asks for is
+read here only (`requested`); the engine, ISM and the verdict ask these functions.
 
 Modes (a model's `precision`):
 - `fp32`: strict float32: no autocast, no TF32; with the reference attention and no
   compilation this is the yardstick every reduced run is compared with.
 - `tf32`: float32 storage, TF32 tensor-core matrix products/convolutions (CUDA only;
-  on CPU identical to fp32). ~1e-4 relative read-out error on full Enformer.
+  on CPU identical to fp32). ~1e-4 relative read-out error on a full-size 196,608-bp model.
 - `bf16`: bfloat16 autocast (8-bit mantissa). ~1e-3 relative read-out error.
 - `auto` (default): fp32 on CPU; on CUDA the fastest of bf16 → tf32 → fp32 whose
   budget holds on the audited genes of the job (`choose`).
@@ -84,6 +85,11 @@ COLUMNS = [
 ]
 
 
+def requested(spec: dict) -> str:
+    """The precision a model's spec asks for: fp32 | tf32 | bf16 | auto (fp32 when unset)."""
+    return str(spec.get("precision", "fp32"))
+
+
 def candidates(precision: str, device_type: str) -> tuple[str, ...]:
     """Precisions to try, in order: the configured one, or auto's list for the device."""
     if precision == "auto":
@@ -101,7 +107,7 @@ def relative_resolution(precision: str | None) -> float:
 def model_floor(spec: dict) -> float | None:
     """The constancy floor of a deep model from its spec (`precision`, default fp32);
     None for `auto`, whose precision is known only after its jobs ran (`used_precision`)."""
-    precision = spec.get("precision", "fp32")
+    precision = requested(spec)
     return None if precision == "auto" else relative_resolution(precision)
 
 
@@ -138,7 +144,7 @@ def _ratio(noise: float, signal: float) -> float:
 def predict_budget(
     reduced: pd.DataFrame, strict: pd.DataFrame, haplotype_aggregation: str, bound: float
 ) -> pd.DataFrame:
-    """Per gene: reduced vs strict-fp32 tidy predictions (hapexp.engine.inference.predict_chunk)."""
+    """Per gene: reduced vs strict-fp32 tidy predictions (hapexp.engine.predict.predict_chunk)."""
     keys = ["gene_id", "sample", "haplotype"]
     red = reduced.groupby(keys, sort=False)["value"].mean()
     ref = strict.groupby(keys, sort=False)["value"].mean()

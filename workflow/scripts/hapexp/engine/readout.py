@@ -1,26 +1,22 @@
 """Read-out: from a model's (batch, bins, tracks) output to one value per track.
 
-Pure numpy (the engine does the on-device part: RC averaging, gathering the central
-bins, weighting the exon bins). Conventions (docs/architecture.md): the TSS sits at
-0-based input index `tss_index`; its output bin is `c = (tss_index - crop) // bin_size`;
-the `n` central bins are `c - n//2 … c - n//2 + n - 1`.
+Pure numpy (the on-device part — RC averaging, gathering the central bins, weighting
+the exon bins — is hapexp.engine.predictor.Predictor.central_bins). Conventions
+(docs/architecture.md): the TSS sits at 0-based input index `tss_index`; its output bin
+is `c = (tss_index - crop) // bin_size`; the `n` central bins are
+`c - n//2 … c - n//2 + n - 1`.
 
 `readout: exons` (RNA-seq coverage models): the value of a track is the sum (or mean)
 of its output over the bins that overlap any of the gene's exons, as placed on each
 haplotype's window (`hapexp.sequences.haplotypes.map_intervals`), each bin counted once
-(Borzoi's gene read-out: bins floor(start/bin) … ceil(end/bin) - 1 of the output span,
-any overlap); CAGE/PRO-cap tracks keep the TSS bins. A gene without any exon bin in
-the output span reads NaN.
+(the gene read-out of coverage models: bins floor(start/bin) … ceil(end/bin) - 1 of
+the output span, any overlap); CAGE/PRO-cap tracks keep the TSS bins. A gene without
+any exon bin in the output span reads NaN.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
-
-from hapexp.errors import InputError
 
 # `sample` of the reference genome's rows in predict's tidy table (haplotype 0).
 REFERENCE_SAMPLE = "__reference__"
@@ -128,94 +124,3 @@ def reverse_complement_average(fwd: np.ndarray, rc: np.ndarray) -> np.ndarray:
     forward bin (n_bins - 1 - i).
     """
     return (fwd + rc[:, ::-1, :]) / 2
-
-
-def load_targets(path) -> pd.DataFrame:
-    """Enformer-style targets table: columns index, identifier, description (tab-separated)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(
-            path, "targets table not found", "copy it from the model's release next to the config"
-        )
-    df = pd.read_csv(path, sep="\t")
-    missing = {"index", "identifier", "description"} - set(df.columns)
-    if missing:
-        raise InputError(
-            path, f"targets table lacks column(s) {sorted(missing)}", "use index/identifier/description"
-        )
-    return df
-
-
-def default_track_names(n_tracks: int) -> list[str]:
-    return [f"track_{i}" for i in range(n_tracks)]
-
-
-def _filter_tracks(flt: dict, table: pd.DataFrame | None, where: str) -> list[int]:
-    """Every track whose metadata columns equal the filter's values (a list = any of them)."""
-    if table is None:
-        raise InputError("config", "this model has no track metadata to filter on", "give indices", where)
-    mask = np.ones(len(table), bool)
-    for key, want in flt.items():
-        col = "description" if key == "name" and "name" not in table else key
-        if col not in table:
-            raise InputError(
-                "config",
-                f"track filter key {key!r} is not a metadata column",
-                f"use some of {[c for c in table.columns if c != 'index']}",
-                where,
-            )
-        wants = {str(w) for w in (want if isinstance(want, list) else [want])}
-        mask &= table[col].astype(str).isin(wants).to_numpy()
-    hits = np.flatnonzero(mask).tolist()
-    if not hits:
-        raise InputError(
-            "config", f"no track matches {flt}", "check the values against the track table", where
-        )
-    return hits
-
-
-def resolve_tracks(
-    tracks,
-    names: list[str],
-    identifiers: list[str] | None = None,
-    where: str = "model",
-    table: pd.DataFrame | None = None,
-) -> list[int]:
-    """Tracks given by 0-based index, by name (description or identifier) or by a
-    metadata filter (a mapping column → value(s), e.g. ``{assay: rna_seq, strand: "+"}``,
-    which selects every matching track) → indices.
-
-    A name must match exactly one track; an ambiguous description asks for the
-    index or identifier instead.
-    """
-    n = len(names)
-    out = []
-    for t in tracks:
-        if isinstance(t, dict):
-            out += _filter_tracks(t, table, where)
-            continue
-        if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
-            if not 0 <= t < n:
-                raise InputError(
-                    "config", f"track index {t} out of range (model has {n})", "use 0 … n-1", where
-                )
-            out.append(int(t))
-            continue
-        hits = [i for i, s in enumerate(names) if s == t]
-        if identifiers is not None:
-            hits += [i for i, s in enumerate(identifiers) if s == t and i not in hits]
-        if not hits:
-            close = [s for s in names if str(t).lower() in s.lower()][:5]
-            raise InputError(
-                "config",
-                f"no track named {t!r}",
-                "give a track index or an exact description/identifier from the targets table"
-                + (f"; similar: {close}" if close else ""),
-                where,
-            )
-        if len(hits) > 1:
-            raise InputError(
-                "config", f"track name {t!r} matches indices {hits}", "give the index instead", where
-            )
-        out.append(hits[0])
-    return out

@@ -20,11 +20,11 @@ from pathlib import Path
 import pandas as pd
 import pysam
 
-from hapexp.config import model_spec
 from hapexp.errors import InputError
 from hapexp.inputs.formats import match_gene_ids, read_covariates, read_expression, read_sample_list
 from hapexp.inputs.genes import build_gene_table, check_chunkable, gene_regions, load_genes, sample_overlap
 from hapexp.inputs.gtf import match_contigs
+from hapexp.models.spec import check_weights_dir, model_spec
 from hapexp.variants.genotypes import resolve_window
 from hapexp.variants.vcf import fasta_lengths, merge_regions, vcf_contigs, vcf_paths
 
@@ -78,19 +78,7 @@ def check_config(config: dict, schema: dict, configfile: str = "config") -> None
             spec = model_spec(cfg, name)
         except InputError as e:  # model_spec knows the model, not the config file's name
             raise InputError(configfile, e.problem, e.fix, where=e.where) from None
-        weights = spec.get("weights")
-        if (
-            spec["kind"] in ("enformer", "borzoi")
-            and weights
-            and Path(weights).is_dir()
-            and not (Path(weights) / "config.json").exists()
-        ):
-            raise InputError(
-                weights,
-                f"model {name!r}: the weights directory has no config.json",
-                "Save the model with `save_pretrained(dir)` (it writes config.json + weights), "
-                "or give a hub id such as EleutherAI/enformer-official-rough.",
-            )
+        check_weights_dir(spec, name)
     for name, c in config["cohorts"].items():
         if "{chrom}" in c["vcf"] and not c.get("chromosomes"):
             raise InputError(

@@ -1,10 +1,15 @@
-"""Model registry: load a model from its spec (hapexp.config.model_spec) with its metadata.
+"""Model registry: load a model from its spec (hapexp.models.spec.model_spec) with its metadata.
 
 Every model is wrapped as a `LoadedModel` whose `forward` takes one-hot
 (batch, L, 4) float (A, C, G, T; N = zeros) and returns (batch, bins, tracks),
 whatever the underlying layout, plus a track table (`hapexp.models.tracks`) that
-names each track, its assay, strand and strand pair. One module per architecture
-(enformer, borzoi, alphagenome, oracle, custom); kinds in config/README.md.
+names each track, its assay, strand and strand pair. One package per architecture
+(enformer, borzoi, alphagenome, custom; the demo's oracle); kinds in config/README.md.
+
+What only some architectures can do, the engine and fine-tuning ask the loaded model
+for (`LoadedModel` capabilities: `set_attention`, `reference_reuse`,
+`training_parts`); the base class has none of them, an architecture's subclass
+implements its own (hapexp.models.enformer.load.EnformerModel).
 """
 
 from __future__ import annotations
@@ -15,15 +20,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from hapexp.config import is_hub_id
 from hapexp.errors import InputError
-from hapexp.models.tracks import default_table
+from hapexp.models.spec import KINDS, is_hub_id
+from hapexp.models.tracks import default_table, load_targets
 
 log = logging.getLogger("hapexp.models")
 
@@ -55,6 +61,13 @@ class LoadedModel:
         if len(self.tracks) != self.n_tracks:
             raise ValueError(f"track table has {len(self.tracks)} rows for {self.n_tracks} tracks")
 
+    @classmethod
+    def from_tracks(cls, module, window: int, bin_size: int, crop: int, tracks: pd.DataFrame, kind: str,
+                    call: Callable | None, **extra):  # fmt: skip
+        """A loaded model whose track table names its tracks (`extra`: a subclass's fields)."""
+        names, ids = tracks["description"].tolist(), tracks["identifier"].tolist()
+        return cls(module, window, bin_size, crop, len(tracks), names, ids, kind, call, tracks, **extra)
+
     @property
     def n_bins(self) -> int:
         return (self.window - 2 * self.crop) // self.bin_size
@@ -66,6 +79,60 @@ class LoadedModel:
 
     def forward(self, onehot: torch.Tensor) -> torch.Tensor:
         return self.call(onehot) if self.call is not None else self.module(onehot)
+
+    # -- capabilities (none here; an architecture's subclass overrides what it has) --------
+    def set_attention(self, setting: str, exact: bool) -> None:
+        """Choose the attention kernel of the following forwards: `setting` is the spec's
+        `attention`; `exact` asks for the model's own computation (the reference numbers
+        of strict fp32). A model with one way to attend ignores it."""
+
+    def reference_reuse(self) -> ReferenceReuse | None:
+        """A `ReferenceReuse` for forwards of sequences that differ a little from one
+        reference (ISM); None: every forward runs in full."""
+        return None
+
+    def training_parts(self) -> TrainingParts | None:
+        """What fine-tuning may train (`TrainingParts`); None: the model cannot be fine-tuned."""
+        return None
+
+
+class ReferenceReuse(Protocol):
+    """Forwards that reuse a reference's activations (hapexp.engine.predictor.Predictor.reusing).
+
+    `prepare(ref_onehot (R, L, 4))` caches what the references compute;
+    `forward(x (B, L, 4), ref_ids (B,))` returns the model output (B, bins, tracks) of each
+    row, compared with reference `ref_ids[b]`, up to float rounding equal to a full forward;
+    `release()` drops the cache. `tail` is the part that runs in full after the reused
+    part, `tail_fn` what `forward` calls for it (the engine sets a compiled `tail`).
+    `stats` counts rows `reused` and run `full`, and `prepare_s` seconds.
+    """
+
+    tail: Callable
+    tail_fn: Callable
+    stats: dict
+
+    def prepare(self, ref_onehot: torch.Tensor) -> None: ...
+
+    def forward(self, x: torch.Tensor, ref_ids: torch.Tensor) -> torch.Tensor: ...
+
+    def release(self) -> None: ...
+
+
+class TrainingParts(Protocol):
+    """What fine-tuning (hapexp.training) may train in a model.
+
+    `blocks()`: the attention blocks in order (gradient checkpointing; `last_blocks`).
+    `trained(how, last_blocks)`: the modules whose parameters train for `trainable:`
+    head | last_blocks | lora (the output head always; `all` trains everything).
+    `lora_targets(names)`: regular expressions (full match) of the module names whose
+    Linear layers named `names` get LoRA adapters.
+    """
+
+    def blocks(self) -> list[nn.Module]: ...
+
+    def trained(self, how: str, last_blocks: int) -> list[nn.Module]: ...
+
+    def lora_targets(self, names: list[str]) -> list[str]: ...
 
 
 def missing_weights(
@@ -114,8 +181,6 @@ def optional_package(module: str, pip_name: str, spec: dict, why: str = ""):
 
 def probe(module: nn.Module, spec: dict, call, kind: str, tracks: pd.DataFrame | None = None) -> LoadedModel:
     """Run one all-N sequence to learn the output shape and check it against window/bin/crop."""
-    from hapexp.engine.readout import load_targets
-
     window, bin_size, crop = int(spec["window"]), int(spec["bin_size"]), int(spec["crop"])
     device = spec.get("_device", torch.device("cpu"))
     module.to(device).eval()
@@ -148,28 +213,17 @@ def probe(module: nn.Module, spec: dict, call, kind: str, tracks: pd.DataFrame |
     return LoadedModel(module, window, bin_size, crop, n_tracks, names, ids, kind, call, tracks)
 
 
-# kind -> "module:function" loading a spec (modules imported lazily: optional packages).
-LOADERS = {
-    "enformer": "enformer:load_enformer",
-    "enformer_tiny": "enformer:load_enformer_tiny",
-    "borzoi": "borzoi:load_borzoi",
-    "alphagenome": "alphagenome:load_alphagenome",
-    "oracle": "oracle:load_oracle",
-    "torchscript": "custom:load_torchscript",
-    "python": "custom:load_python",
-}
-
-
 def load_model(spec: dict, device="cpu") -> LoadedModel:
-    """Load the model of a resolved spec (hapexp.config.model_spec) on `device`, in eval mode.
+    """Load the model of a resolved spec (hapexp.models.spec.model_spec) on `device`, in eval mode,
+    with its kind's loader (imported here: optional packages load only when used).
 
     Models of unknown output shape are probed with one all-N sequence on that device.
     """
-    kind = spec["kind"]
-    if kind not in LOADERS:
-        raise ValueError(f"unknown model kind {kind!r}")
-    mod, _, fn = LOADERS[kind].partition(":")
-    loader = getattr(importlib.import_module(f"hapexp.models.{mod}"), fn)
+    kind = KINDS.get(spec["kind"])
+    if kind is None:
+        raise ValueError(f"unknown model kind {spec['kind']!r}")
+    mod, _, fn = kind.loader.partition(":")
+    loader = getattr(importlib.import_module(mod), fn)
     loaded = loader({**spec, "_device": torch.device(device)})
     loaded.module.eval()
     return loaded

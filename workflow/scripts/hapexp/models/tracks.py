@@ -6,7 +6,8 @@ Columns (every model): ``index`` (0-based output track), ``identifier``, ``descr
 same experiment on the other strand; the track itself when unstranded) and
 ``resolution`` (bases per output bin). Models add their own columns (Borzoi's
 ``scale``/``clip_soft``/``sum_stat``, AlphaGenome's ``output``, ``ontology_curie``, …),
-which `hapexp.engine.readout.resolve_tracks` can filter on.
+which `resolve_tracks` can filter on. Tracks are chosen by index, name or such a filter
+(`resolve_tracks`); targets tables (`load_targets`) name the tracks of a checkpoint.
 
 Why strand pairs: a model reads both DNA strands, so the reverse complement of an
 input predicts the − strand track of the forward input in its + strand track (and
@@ -16,8 +17,12 @@ therefore flip the bins *and* swap each stranded track with its pair.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
+from hapexp.errors import InputError
 
 TRACK_COLUMNS = ["index", "identifier", "description", "assay", "strand", "strand_pair", "resolution"]
 
@@ -98,3 +103,90 @@ def check_strand_pairs(tab: pd.DataFrame) -> None:
 def is_tss_assay(tab: pd.DataFrame, idx) -> np.ndarray:
     """bool per selected track: read at the TSS even under ``readout: exons``."""
     return tab["assay"].iloc[list(idx)].isin(TSS_ASSAYS).to_numpy()
+
+
+def load_targets(path) -> pd.DataFrame:
+    """A Basenji-style targets table: columns index, identifier, description (tab-separated)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(
+            path, "targets table not found", "copy it from the model's release next to the config"
+        )
+    df = pd.read_csv(path, sep="\t")
+    missing = {"index", "identifier", "description"} - set(df.columns)
+    if missing:
+        raise InputError(
+            path, f"targets table lacks column(s) {sorted(missing)}", "use index/identifier/description"
+        )
+    return df
+
+
+def _filter_tracks(flt: dict, table: pd.DataFrame | None, where: str) -> list[int]:
+    """Every track whose metadata columns equal the filter's values (a list = any of them)."""
+    if table is None:
+        raise InputError("config", "this model has no track metadata to filter on", "give indices", where)
+    mask = np.ones(len(table), bool)
+    for key, want in flt.items():
+        col = "description" if key == "name" and "name" not in table else key
+        if col not in table:
+            raise InputError(
+                "config",
+                f"track filter key {key!r} is not a metadata column",
+                f"use some of {[c for c in table.columns if c != 'index']}",
+                where,
+            )
+        wants = {str(w) for w in (want if isinstance(want, list) else [want])}
+        mask &= table[col].astype(str).isin(wants).to_numpy()
+    hits = np.flatnonzero(mask).tolist()
+    if not hits:
+        raise InputError(
+            "config", f"no track matches {flt}", "check the values against the track table", where
+        )
+    return hits
+
+
+def resolve_tracks(
+    tracks,
+    names: list[str],
+    identifiers: list[str] | None = None,
+    where: str = "model",
+    table: pd.DataFrame | None = None,
+) -> list[int]:
+    """Tracks given by 0-based index, by name (description or identifier) or by a
+    metadata filter (a mapping column → value(s), e.g. ``{assay: rna_seq, strand: "+"}``,
+    which selects every matching track) → indices.
+
+    A name must match exactly one track; an ambiguous description asks for the
+    index or identifier instead.
+    """
+    n = len(names)
+    out = []
+    for t in tracks:
+        if isinstance(t, dict):
+            out += _filter_tracks(t, table, where)
+            continue
+        if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
+            if not 0 <= t < n:
+                raise InputError(
+                    "config", f"track index {t} out of range (model has {n})", "use 0 … n-1", where
+                )
+            out.append(int(t))
+            continue
+        hits = [i for i, s in enumerate(names) if s == t]
+        if identifiers is not None:
+            hits += [i for i, s in enumerate(identifiers) if s == t and i not in hits]
+        if not hits:
+            close = [s for s in names if str(t).lower() in s.lower()][:5]
+            raise InputError(
+                "config",
+                f"no track named {t!r}",
+                "give a track index or an exact description/identifier from the targets table"
+                + (f"; similar: {close}" if close else ""),
+                where,
+            )
+        if len(hits) > 1:
+            raise InputError(
+                "config", f"track name {t!r} matches indices {hits}", "give the index instead", where
+            )
+        out.append(hits[0])
+    return out

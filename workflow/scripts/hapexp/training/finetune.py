@@ -3,10 +3,10 @@
 The model is trained on the training people's haplotype windows, rendered on the
 fly from the haplotype indexes (`HaplotypeIndex.gene_haplotypes` with the step's
 people: no sequence is written to disk), against their prepared expression of the
-training genes (hapexp.training.splits). The value trained is the value `predict` reports:
-the same `Predictor` gathers the same central bins of the same tracks (antisense
-pair tracks, RC averaging), then bin aggregation, the optional log, the mean over
-tracks and the haplotype aggregation (`sequence_values` / `person_values`) — so the
+training genes (hapexp.training.splits; `hapexp.training.data`). The value trained is the
+value `predict` reports: the same `Predictor` read-out gathers the same central bins of
+the same tracks (antisense pair tracks), then bin aggregation, the optional log, the
+mean over tracks and the haplotype aggregation (hapexp.training.readout) — so the
 weights written are a model like any other, loaded by kind + `weights`.
 
 One step = one training gene × `people_per_step` training people (both haplotypes of
@@ -28,6 +28,8 @@ each), so that the cross-individual loss sees people of the same gene. Losses
 
 What is trained (`trainable`): all weights, the last transformer blocks, LoRA adapters
 (peft, merged into the weights written) or the output head; the head is trained in all.
+The model says which parameters those are (`LoadedModel.training_parts`; models without
+them cannot be fine-tuned); hapexp.training.weights freezes the rest and writes the weights.
 
 Deterministic: the order of genes and people of epoch e comes from
 numpy's generator seeded with (seed, e); dropout from torch's generator, saved in
@@ -44,7 +46,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,9 @@ import torch
 from hapexp.errors import InputError
 from hapexp.stats import pearson
 from hapexp.torch_files import write_torch
+from hapexp.training.data import GeneSource, epoch_steps, standardize
+from hapexp.training.readout import person_values
+from hapexp.training.weights import checkpoint_blocks, plain_state_dict, set_trainable, train_mode
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +85,6 @@ DEFAULTS: dict = {
     "progress": True,
 }
 TRAINABLE = ("all", "last_blocks", "lora", "head")
-FAMILY = ("enformer", "enformer_tiny")
 
 
 def resolve(cfg: dict | None, name: str = "model") -> dict:
@@ -119,181 +122,11 @@ def resolve(cfg: dict | None, name: str = "model") -> dict:
     return out
 
 
-# -- the read-out, differentiable ------------------------------------------------------------
-def sequence_values(predictor, codes: torch.Tensor, tss, antisense: bool) -> torch.Tensor:
-    """(B, L) uint8 codes → (B,) per-haplotype values as predict computes them, with gradients:
-    the predictor's central bins of the selected tracks, bin aggregation, optional
-    log(1 + x), mean over tracks (hapexp.engine.inference.aggregate_predictions)."""
-    s = predictor.spec
-    n = codes.shape[0]
-    start = torch.from_numpy(
-        np.broadcast_to(
-            central_bin_start_of(predictor, tss),
-            (n,),
-        ).astype(np.int64)
-    ).to(predictor.device)
-    anti = torch.full((n,), bool(antisense), device=predictor.device)
-    sel, _, _ = predictor._central(codes, start, False, anti, None)
-    sel = sel.float()
-    v = sel.sum(1) if s["bin_aggregation"] == "sum" else sel.mean(1)
-    if s["log"]:
-        v = torch.log1p(v)
-    return v.mean(-1)
-
-
-def central_bin_start_of(predictor, tss):
-    from hapexp.engine.readout import central_bin_start
-
-    m = predictor.model
-    return central_bin_start(tss, m.crop, m.bin_size, predictor.n_bins, m.n_bins)
-
-
-def person_values(predictor, gh, strand: str) -> torch.Tensor:
-    """(people,) values of one gene's rendered haplotypes (GeneHaplotypes of those people)."""
-    codes = torch.from_numpy(np.ascontiguousarray(gh.sequences)).to(predictor.device)
-    antisense = (not bool(gh.flipped)) and strand == "-"
-    per_seq = sequence_values(predictor, codes, int(gh.tss_index), antisense)
-    hap = per_seq[torch.from_numpy(np.asarray(gh.hap_map, np.int64)).to(predictor.device)]  # (people, 2)
-    return hap.mean(-1) if predictor.spec["haplotype_aggregation"] == "mean" else hap.sum(-1)
-
-
 def pairwise_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Mean over ordered pairs (i ≠ j) of ((p_i - p_j) - (z_i - z_j))² / 2."""
     d = (p - z)[:, None] - (p - z)[None, :]
     n = p.shape[0]
     return (d**2).sum() / (2 * n * (n - 1))
-
-
-# -- data -----------------------------------------------------------------------------------
-class GeneSource:
-    """Training genes of one or more haplotype indexes: renders a gene for chosen people."""
-
-    def __init__(self, indexes, window: int, rc_minus: bool):
-        self.window, self.rc_minus = int(window), bool(rc_minus)
-        self.index_of, self.strand = {}, {}
-        for idx in indexes:
-            for gid, strand in zip(idx.genes["gene_id"].astype(str), idx.genes["strand"], strict=True):
-                self.index_of[gid], self.strand[gid] = idx, strand
-        self.samples = set().union(*(set(map(str, i.samples)) for i in indexes)) if indexes else set()
-
-    def render(self, gid: str, people: list[str]):
-        return self.index_of[gid].gene_haplotypes(gid, self.window, rc_minus=self.rc_minus, samples=people)
-
-
-def standardize(expr: pd.DataFrame, people: list[str]) -> pd.DataFrame:
-    """Per-gene z-scores over `people` (ddof 0); genes constant over them are dropped."""
-    x = expr.loc[:, people]
-    sd = x.std(axis=1, ddof=0)
-    keep = sd > 0
-    if (~keep).any():
-        log.warning(
-            "%d training genes are constant over the training people: not trained on", int((~keep).sum())
-        )
-    return x.loc[keep].sub(x.loc[keep].mean(axis=1), axis=0).div(sd[keep], axis=0)
-
-
-def epoch_steps(genes: list[str], people: list[str], per_step: int, seed: int, epoch: int):
-    """The (gene, people) steps of one epoch: every gene × every training person once, in a
-    seeded order that depends only on (seed, epoch) — a resumed job replays it exactly."""
-    rng = np.random.default_rng([int(seed), int(epoch)])
-    steps = []
-    for g in rng.permutation(len(genes)):
-        order = rng.permutation(len(people))
-        n_chunks = max(1, len(order) // per_step)
-        for part in np.array_split(order, n_chunks):
-            steps.append((genes[g], [people[i] for i in sorted(part)]))
-    return [steps[i] for i in rng.permutation(len(steps))]
-
-
-# -- the model ------------------------------------------------------------------------------
-def set_trainable(module, how: str, last_blocks: int = 1, lora: dict | None = None) -> int:
-    """Freeze all but the trained parameters (Enformer family); returns how many are trained.
-    `lora`: adapters are added to the module in place (`add_lora`) and trained with the heads."""
-    if how == "lora":
-        add_lora(module, lora or DEFAULTS["lora"])
-    for p in module.parameters():
-        p.requires_grad_(how == "all")
-    if how != "all":
-        parts = [module._heads]
-        if how == "last_blocks":
-            parts += [module.final_pointwise, *list(module.transformer)[-int(last_blocks) :]]
-        for part in parts:
-            for p in part.parameters():
-                p.requires_grad_(True)
-        if how == "lora":
-            for name, p in module.named_parameters():
-                if ".lora_" in name:
-                    p.requires_grad_(True)
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-def add_lora(module, lora: dict) -> None:
-    """LoRA adapters (Hu et al. 2021) from peft, the field's implementation, on the named
-    Linear layers of the transformer blocks: W x + (alpha / rank) B A x with B = 0 at the
-    start, so the adapted model starts as the model it adapts. A starts from torch's
-    generator (seeded by the trainer): deterministic."""
-    try:
-        from peft import LoraConfig, inject_adapter_in_model
-    except ImportError as e:
-        raise InputError("config", f"trainable: lora needs the package peft ({e})",
-                         "install requirements.txt (pip) or use envs/torch.yaml (conda)") from e  # fmt: skip
-    targets = [rf"transformer\..*\.{t}" for t in lora["targets"]]
-    names = [n for n, m in module.named_modules() if isinstance(m, torch.nn.Linear)]
-    if not any(re.fullmatch(t, n) for t in targets for n in names):
-        raise InputError("config", f"lora.targets {lora['targets']} match no Linear layer of the transformer",
-                         f"use names of Linear layers, e.g. {sorted({n.rsplit('.', 1)[-1] for n in names})}")  # fmt: skip
-    config = LoraConfig(
-        r=int(lora["rank"]),
-        lora_alpha=float(lora["alpha"]),
-        lora_dropout=float(lora["dropout"]),
-        target_modules="|".join(f"(?:{t})" for t in targets),
-        bias="none",
-    )
-    inject_adapter_in_model(config, module)
-
-
-def plain_state_dict(module) -> dict:
-    """The module's weights under the model's own keys: LoRA adapters merged into the
-    layers they adapt (W + ΔW), so `predict` loads them like any state dict."""
-    sd = {k: v.detach().clone() for k, v in module.state_dict().items()}
-    if not any(".lora_" in k for k in sd):
-        return sd
-    from peft.tuners.lora import LoraLayer
-
-    # every name of a layer: Enformer's `_trunk` holds the same blocks as `transformer`
-    layers = [(n, m) for n, m in module.named_modules(remove_duplicate=False) if isinstance(m, LoraLayer)]
-    delta = {id(m): m.get_delta_weight(m.active_adapters[0]).detach() for _, m in layers}
-    deltas = {f"{name}.base_layer.weight": delta[id(m)] for name, m in layers}
-    out = {}
-    for k, v in sd.items():
-        if ".lora_" in k:
-            continue
-        out[k.replace(".base_layer.", ".")] = v + deltas[k].to(v.dtype) if k in deltas else v
-    return out
-
-
-def checkpoint_blocks(module) -> None:
-    """Recompute each transformer block in the backward pass (activations of long windows
-    are not kept). Non-reentrant checkpointing: enformer-pytorch's own (`use_checkpointing`,
-    reentrant) gives no gradients to blocks whose input needs none (trainable: last_blocks).
-    An instance-level forward: the module tree and the state dict are unchanged."""
-    from torch.utils.checkpoint import checkpoint
-
-    for block in module.transformer:
-        if getattr(block, "_hapexp_checkpointed", False):
-            continue
-        inner = block.forward
-        block.forward = lambda *a, _f=inner: checkpoint(_f, *a, use_reentrant=False)
-        block._hapexp_checkpointed = True
-
-
-def train_mode(module, dropout: bool) -> None:
-    """Dropout on (when asked), BatchNorm statistics frozen (see the module docstring)."""
-    module.eval()
-    if dropout:
-        for m in module.modules():
-            if isinstance(m, torch.nn.Dropout):
-                m.train()
 
 
 def config_digest(spec: dict, cfg: dict, people: dict, genes: dict) -> str:
@@ -327,16 +160,18 @@ class Trainer:
     """The training loop of one model: checkpoints, exact resume, early stopping."""
 
     def __init__(self, spec: dict, cfg: dict, model):
-        from hapexp.engine.inference import Predictor, resolve_device
+        from hapexp.engine.device import resolve_device
+        from hapexp.engine.predictor import Predictor
 
         self.cfg = cfg
         device = resolve_device(cfg["device"])
         spec = {**spec, "device": device.type, "precision": "fp32", "compile": False, "prefetch": 0}
-        if spec["kind"] not in FAMILY:
+        parts = model.training_parts()
+        if parts is None:
             raise InputError(
                 "config",
-                f"fine-tuning supports the Enformer family ({', '.join(FAMILY)}), not kind {spec['kind']}",
-                "fine-tune an enformer or enformer_tiny model",
+                f"models of kind {spec['kind']} do not say which of their parameters fine-tuning trains",
+                "fine-tune a model whose architecture declares its trainable parts (config/README.md, finetune)",
                 where=f"models.{spec.get('name')}.finetune",
             )
         if spec.get("readout") == "exons" or spec.get("rc_average"):
@@ -351,9 +186,9 @@ class Trainer:
         if cfg["precision"] == "bf16":
             self.predictor.set_precision("bf16")
         if cfg["gradient_checkpointing"]:
-            checkpoint_blocks(self.module)
+            checkpoint_blocks(parts.blocks())
         torch.manual_seed(int(cfg["seed"]))
-        self.n_trained = set_trainable(self.module, cfg["trainable"], cfg["last_blocks"], cfg["lora"])
+        self.n_trained = set_trainable(self.module, parts, cfg["trainable"], cfg["last_blocks"], cfg["lora"])
         # The mse loss's calibration (a = softplus(raw_a) > 0, b): not part of the model.
         self.calib = torch.zeros(2, device=device, requires_grad=True)
         params = [p for p in self.module.parameters() if p.requires_grad] + [self.calib]
@@ -486,16 +321,17 @@ class Trainer:
 
 
 def start_model(spec: dict, init_spec: dict | None):
-    """The registry model that starts the training: `finetune.init`'s, or for enformer_tiny
-    without one this block's own seeded random initialisation."""
+    """The registry model that starts the training: `finetune.init`'s, or without one this
+    block's own seeded random initialisation (kinds that have one: `Kind.self_initialised`)."""
     from hapexp.models.registry import load_model
+    from hapexp.models.spec import KINDS
 
     if init_spec is None:
-        if spec["kind"] != "enformer_tiny":
+        if not KINDS[spec["kind"]].self_initialised:
             raise InputError(
                 "config",
-                "a fine-tuned enformer needs the model it starts from",
-                "set finetune.init to a registry model, e.g. enformer (the published weights)",
+                f"a fine-tuned {spec['kind']} model needs the model it starts from",
+                "set finetune.init to a registry model of the same kind, e.g. one with the published weights",
                 where=f"models.{spec.get('name')}.finetune.init",
             )
         return load_model({**spec, "weights": None}, "cpu")

@@ -66,7 +66,7 @@ def resolve_window(window, models: dict | None = None):
                 f"window {window!r} is neither a number of bp, {', '.join(GENE_BODY_WINDOWS)}, nor a model name "
                 f"(models: {', '.join(models) or 'none'})"
             )
-        from hapexp.config import model_spec
+        from hapexp.models.spec import model_spec
 
         length = int(model_spec(models[window], window)["window"])
         return ("model", length)

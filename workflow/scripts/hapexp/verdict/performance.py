@@ -352,25 +352,26 @@ def resolve_floors(floors: dict | None, precision_paths=()) -> dict:
 
 def precision_inputs(config: dict, cohort: str) -> list[str]:
     """The predict jobs' precision tables of the `precision: auto` models (their floors)."""
-    from hapexp.config import model_spec
+    from hapexp.engine.precision import requested
     from hapexp.inputs.genes import chunk_ids
+    from hapexp.models.spec import model_spec
 
-    auto = [m for m, spec in config["models"].items() if model_spec(spec, m).get("precision") == "auto"]
+    auto = [m for m, spec in config["models"].items() if requested(model_spec(spec, m)) == "auto"]
     chunks = chunk_ids(config["genes"]["chunks"])
     return [f"results/{cohort}/predict/{m}/{c}.precision.tsv" for m in auto for c in chunks]
 
 
 def model_floors(config: dict) -> dict[str, float]:
     """Each deep model's constancy floor, from its precision (`hapexp.engine.precision`)."""
-    from hapexp.config import model_spec
     from hapexp.engine.precision import model_floor
+    from hapexp.models.spec import model_spec
 
     return {m: model_floor(model_spec(spec, m)) for m, spec in config["models"].items()}
 
 
 def legacy_params(config: dict) -> dict:
     """Params of the legacy null: on/off, draws, seed and each model's input window (bp)."""
-    from hapexp.config import model_spec
+    from hapexp.models.spec import model_spec
 
     c = config.get("concordance", {})
     return {

@@ -1,6 +1,7 @@
-"""Every GPU measurement of issue 14, side by side in one run (a few minutes on an H100/H200).
+"""Every GPU measurement of the inference engine (first made for issue 14), side by side in one
+run (a few minutes on an H100/H200).
 
-Run through bench/gpu_issue14.sh (it also saves nvidia-smi). Stages, in priority
+Run through bench/gpu_engine.sh (it also saves nvidia-smi). Stages, in priority
 order; each is skipped when the deadline (--deadline seconds) would be passed, and the
 results so far are written after every stage to OUT/results.md and OUT/results.json:
 
@@ -172,7 +173,7 @@ def main(argv=None):
     binf = _load("bench_inference", ROOT / "bench" / "inference.py")
     bism = _load("bench_ism", ROOT / "bench" / "ism.py")
 
-    from hapexp.engine.inference import Predictor
+    from hapexp.engine.predictor import Predictor
 
     smoke = args.cpu_smoke
     dev = "cpu" if smoke else "cuda"
@@ -186,7 +187,12 @@ def main(argv=None):
         env = (f"{name}, {total / 2**30:.0f} GiB ({free / 2**30:.0f} free); torch {torch.__version__}, CUDA "
                f"{torch.version.cuda}, Python {sys.version.split()[0]}; {boot}")  # fmt: skip
     run.res["env"] = env
-    run.md += [f"# Issue 14 GPU measurements ({time.strftime('%Y-%m-%d %H:%M')})", "", f"Machine: {env}", ""]
+    run.md += [
+        f"# GPU engine measurements (issue 14) ({time.strftime('%Y-%m-%d %H:%M')})",
+        "",
+        f"Machine: {env}",
+        "",
+    ]
     run.flush()
 
     base = {"kind": "enformer", "weights": "random", "window": 196608, "tracks": [5110], "bins": 3,
@@ -207,7 +213,7 @@ def main(argv=None):
     def attention():
         from enformer_pytorch.modeling_enformer import Attention
 
-        from hapexp.models import enformer_attention as ea
+        from hapexp.models.enformer import attention as ea
 
         torch.manual_seed(0)
         d, n = (48, 64) if smoke else (1536, 1536)
@@ -332,7 +338,7 @@ def main(argv=None):
     # ---------------------------------------------------------------- 4. precision
     def budget():
         from hapexp.engine import ism, precision
-        from hapexp.engine.inference import audit_predict
+        from hapexp.engine.audit import audit_predict
 
         small = binf.SyntheticIndex(2, 24, base["window"], 200, args.founders, seed=3)
         var = bism.SyntheticVariants(

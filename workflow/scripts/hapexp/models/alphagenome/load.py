@@ -1,4 +1,4 @@
-"""AlphaGenome through `alphagenome-pt` (a PyTorch port of DeepMind's JAX model).
+"""Loading AlphaGenome through `alphagenome-pt` (a PyTorch port of DeepMind's JAX model).
 
 Weights: the port's converted DeepMind checkpoint, hub id
 `RylieWeaver/alphagenome-pytorch` (files `v<version>/alphagenome_<fold>.safetensors`,
@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
-from hapexp.config import ALPHAGENOME_HUB_ID, is_hub_id
 from hapexp.errors import InputError
+from hapexp.models.alphagenome import HUB_ID
 from hapexp.models.registry import LoadedModel, missing_weights, optional_package
+from hapexp.models.spec import is_hub_id
 from hapexp.models.tracks import pair_by_strand, track_table
 
 log = logging.getLogger("hapexp.models")
@@ -69,16 +70,14 @@ def load_module(spec: dict, ag):
     d = Path(weights)
     try:
         if not is_hub_id(weights) and not d.exists():
-            raise missing_weights(
-                spec, weights, "no such file or directory", how=_how(name, ALPHAGENOME_HUB_ID)
-            )
+            raise missing_weights(spec, weights, "no such file or directory", how=_how(name, HUB_ID))
         if (d / "config.json").exists() and (d / "model.safetensors").exists():
             return ag.AlphaGenome.load(d)
         kw = {"repo_id": weights} if is_hub_id(weights) else {"local_dir": d}
         return ag.deepmind_model(load_state=True, fold=spec.get("fold", "all_folds"), **kw)
     except (OSError, ValueError) as e:  # offline cache miss, hub unreachable, broken files
         raise missing_weights(
-            spec, weights, f"{type(e).__name__}: {str(e).splitlines()[0]}", how=_how(name, ALPHAGENOME_HUB_ID)
+            spec, weights, f"{type(e).__name__}: {str(e).splitlines()[0]}", how=_how(name, HUB_ID)
         ) from e
 
 
@@ -182,15 +181,4 @@ def wrap_alphagenome(model, spec: dict, raw: dict | None) -> LoadedModel:
     device = spec.get("_device", torch.device("cpu"))
     model.to(device).eval()
     log.info("alphagenome: %s at %d bp, %d tracks, organism %s", outputs, resolution, len(tracks), organism)
-    return LoadedModel(
-        module=model,
-        window=window,
-        bin_size=resolution,
-        crop=0,
-        n_tracks=len(tracks),
-        track_names=tracks["description"].tolist(),
-        identifiers=tracks["identifier"].tolist(),
-        kind="alphagenome",
-        call=call,
-        tracks=tracks,
-    )
+    return LoadedModel.from_tracks(model, window, resolution, 0, tracks, "alphagenome", call)

@@ -1,4 +1,4 @@
-"""Your own model: a TorchScript file or a Python nn.Module class, described by `adapter`."""
+"""Loading your own model: a TorchScript file or a Python nn.Module class, described by `adapter`."""
 
 from __future__ import annotations
 

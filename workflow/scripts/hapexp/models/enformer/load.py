@@ -1,22 +1,30 @@
-"""Enformer (enformer-pytorch): the published weights and a small seeded one for tests/demo.
+"""Loading Enformer (enformer-pytorch): the published weights and a small seeded one for tests/demo.
 
 Input 196,608 bp (one-hot (B, L, 4)); output (B, 896, 5,313 human tracks) of 128-bp
 bins after cropping 40,960 bp per side. Track names come from the Enformer targets
 table (resources/enformer_targets_human.tsv): CAGE, DNase, ChIP; all unstranded.
+
+The loaded model (`EnformerModel`) has every capability the engine and fine-tuning
+ask for: switchable attention kernels (`attention`), reference reuse for ISM
+(`ism_reuse`) and its trainable parts (`training`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from hapexp.config import ENFORMER_HUB_ID
 from hapexp.errors import InputError
-from hapexp.models.registry import LoadedModel, from_pretrained
-from hapexp.models.tracks import default_table, track_table
+from hapexp.models.enformer import DOWNSAMPLES, HUB_ID, attention
+from hapexp.models.enformer.ism_reuse import EnformerReuse
+from hapexp.models.enformer.training import EnformerTraining
+from hapexp.models.registry import LoadedModel, from_pretrained, missing_weights
+from hapexp.models.tracks import default_table, load_targets, track_table
 
 log = logging.getLogger("hapexp.models")
 
@@ -47,8 +55,6 @@ def set_tf_gamma(module: nn.Module, spec: dict, n_positions: int) -> bool:
 
 def enformer_tracks(spec: dict, n_tracks: int, head: str, bin_size: int = 128):
     """Track table of an Enformer head: the targets table when it has the head's size."""
-    from hapexp.engine.readout import load_targets
-
     targets = spec.get("targets")
     if targets and n_tracks > 1 and head == "human":
         tab = load_targets(targets)
@@ -58,9 +64,35 @@ def enformer_tracks(spec: dict, n_tracks: int, head: str, bin_size: int = 128):
     return default_table(n_tracks, bin_size)
 
 
-def wrap_enformer(model, spec: dict, kind: str) -> LoadedModel:
+@dataclass
+class EnformerModel(LoadedModel):
+    """A loaded Enformer with its capabilities (hapexp.models.registry.LoadedModel)."""
+
+    head: str = "human"
+    _attention: list = field(default=None, init=False, repr=False)
+
+    def set_attention(self, setting: str, exact: bool) -> None:
+        """`exact` or `attention: reference`: enformer-pytorch's own forward; `auto`: the fused
+        `sdpa` kernel; else the kernel named (hapexp.models.enformer.attention). Installed on
+        first use; set on every call (several predictors may share one model)."""
+        kernel = "reference" if exact else ("sdpa" if setting == "auto" else setting)
+        if self._attention is None:
+            attention.install(self.module, kernel)
+            self._attention = attention.attention_modules(self.module)
+        for m in self._attention:
+            m._hapexp_kernel = kernel
+
+    def reference_reuse(self) -> EnformerReuse | None:
+        """Reuse of the stem and conv tower (hapexp.models.enformer.ism_reuse), when they are local."""
+        return EnformerReuse(self.module, head=self.head) if EnformerReuse.supports(self.module) else None
+
+    def training_parts(self) -> EnformerTraining:
+        return EnformerTraining(self.module)
+
+
+def wrap_enformer(model, spec: dict, kind: str) -> EnformerModel:
     window = int(spec["window"])
-    bin_size = 2 ** int(getattr(model.config, "num_downsamples", 7))  # 128 for Enformer
+    bin_size = 2 ** int(getattr(model.config, "num_downsamples", DOWNSAMPLES))  # 128 for Enformer
     n_positions = window // bin_size
     target = model.crop_final.target_length
     target = n_positions if target == -1 else target
@@ -84,18 +116,8 @@ def wrap_enformer(model, spec: dict, kind: str) -> LoadedModel:
         n_tracks,
         use_gamma,
     )
-    return LoadedModel(
-        module=model,
-        window=window,
-        bin_size=bin_size,
-        crop=crop,
-        n_tracks=n_tracks,
-        track_names=tracks["description"].tolist(),
-        identifiers=tracks["identifier"].tolist(),
-        kind=kind,
-        call=lambda x: model(x, head=head),
-        tracks=tracks,
-    )
+    return EnformerModel.from_tracks(model, window, bin_size, crop, tracks, kind, lambda x: model(x, head=head),
+                                     head=head)  # fmt: skip
 
 
 def build_enformer_tiny(spec: dict):
@@ -107,7 +129,7 @@ def build_enformer_tiny(spec: dict):
     torch.manual_seed(int(spec["seed"]))
     model = Enformer.from_hparams(
         output_heads={"human": n_tracks},
-        target_length=int(spec["window"]) // 2 ** int(hp.get("num_downsamples", 7)),
+        target_length=int(spec["window"]) // 2 ** int(hp.get("num_downsamples", DOWNSAMPLES)),
         use_tf_gamma=False,
         **hp,
     )
@@ -132,10 +154,6 @@ def he_init(model):
 
 def load_state_dict_file(model, spec: dict):
     """Weights saved as a state dict (rule finetune writes these): a local .pt file."""
-    from pathlib import Path
-
-    from hapexp.models.registry import missing_weights
-
     path = Path(spec["weights"])
     if not path.is_file():
         raise missing_weights(
@@ -154,7 +172,7 @@ def load_state_dict_file(model, spec: dict):
     return model
 
 
-def load_enformer_tiny(spec: dict) -> LoadedModel:
+def load_enformer_tiny(spec: dict) -> EnformerModel:
     """Seeded random weights, or (`weights:` a .pt state dict, e.g. from rule finetune) trained ones."""
     model = build_enformer_tiny(spec)
     if spec.get("weights"):
@@ -162,7 +180,7 @@ def load_enformer_tiny(spec: dict) -> LoadedModel:
     return wrap_enformer(model, spec, "enformer_tiny")
 
 
-def load_enformer(spec: dict) -> LoadedModel:
+def load_enformer(spec: dict) -> EnformerModel:
     from enformer_pytorch import Enformer
 
     if spec["weights"] == "random":
@@ -175,5 +193,5 @@ def load_enformer(spec: dict) -> LoadedModel:
         # A state dict of the published architecture (rule finetune's output).
         model = load_state_dict_file(Enformer.from_hparams(use_tf_gamma=False), spec)
     else:
-        model = from_pretrained(Enformer, spec, ENFORMER_HUB_ID)
+        model = from_pretrained(Enformer, spec, HUB_ID)
     return wrap_enformer(model, spec, "enformer")
