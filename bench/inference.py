@@ -86,7 +86,7 @@ def demo_index(window: int):
     """The simulated demo cohort's haplotype index (resources/demo if present, else simulated)."""
     from hapexp.demo.simulate import simulate_demo
     from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
-    from hapexp.variants.vcf import normalize
+    from hapexp.variants.normalize import normalize
 
     demo = Path("resources/demo")
     if not (demo / "cohort.vcf.gz").exists():

@@ -95,7 +95,7 @@ def main(argv=None):
 
     from hapexp.demo.simulate import simulate_demo
     from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
-    from hapexp.variants.vcf import normalize
+    from hapexp.variants.normalize import normalize
 
     tmp = Path(tempfile.mkdtemp(prefix="hapexp-longwin-"))
     chrom_len = WINDOWS[-1] + 2000 + args.genes * 3 * 2048 + 200_000

@@ -14,7 +14,7 @@ from snakemake.exceptions import WorkflowError  # noqa: E402
 from hapexp.models.spec import model_input_files, model_spec  # noqa: E402
 from hapexp.errors import InputError  # noqa: E402
 from hapexp.inputs.genes import chunk_ids  # noqa: E402
-from hapexp.variants.genotypes import resolve_window, window_flank  # noqa: E402
+from hapexp.variants.windows import resolve_window, window_flank  # noqa: E402
 from hapexp.inputs.validate import check_config  # noqa: E402
 
 # Config errors in people's words first (key path, did-you-mean), then

@@ -46,7 +46,7 @@ def cohort(tmp_path_factory):
     """A simulated cohort (msprime, 8 % indels) → normalized BCF → haplotype index."""
     from hapexp.demo.simulate import simulate_demo
     from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
-    from hapexp.variants.vcf import normalize
+    from hapexp.variants.normalize import normalize
 
     d = tmp_path_factory.mktemp("reuse")
     simulate_demo(d, seed=5, n_individuals=20, n_chromosomes=1, chromosome_length=60000, n_genes=4)

@@ -28,7 +28,7 @@ def cohort(tmp_path_factory):
     from hapexp.io import read_matrix
     from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
     from hapexp.training.splits import split_genes, split_individuals
-    from hapexp.variants.vcf import normalize
+    from hapexp.variants.normalize import normalize
 
     d = tmp_path_factory.mktemp("ft")
     simulate_demo(d, seed=5, n_individuals=20, n_chromosomes=2, chromosome_length=60000, n_genes=6)

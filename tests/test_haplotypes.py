@@ -20,8 +20,9 @@ import pandas as pd
 import pytest
 
 from hapexp.errors import InputError
-from hapexp.sequences.haplotypes import HaplotypeIndex, build_index, revcomp, window_bounds
-from hapexp.variants import vcf as V
+from hapexp.sequences.haplotypes import HaplotypeIndex, build_index, revcomp
+from hapexp.variants.normalize import normalize
+from hapexp.variants.windows import window_bounds
 from tests.test_windows_chain import bcftools_haplotype, expected_window, map_tss
 
 ADV = Path(__file__).parent / "data" / "adversarial"
@@ -43,7 +44,7 @@ def adv(tmp_path_factory):
     vcf = _bgzip_vcf(ADV / "cohort.vcf", d / "cohort.vcf.gz")
     genes = pd.read_csv(ADV / "genes.tsv", sep="\t")
     norm = d / "normalized.bcf"
-    stats = V.normalize([str(vcf)], fa, norm)
+    stats = normalize([str(vcf)], fa, norm)
     return {"dir": d, "fa": fa, "vcf": vcf, "bcf": norm, "genes": genes, "stats": stats}
 
 
@@ -217,15 +218,15 @@ def test_bad_inputs(adv, tmp_path):
     (tmp_path / "bad.vcf").write_text(txt)
     bad = _bgzip_vcf(tmp_path / "bad.vcf", tmp_path / "bad.vcf.gz")
     with pytest.raises(InputError, match=r"1 of \d+ records have a REF.*chr2:12 REF=C FASTA=G"):
-        V.normalize([str(bad)], adv["fa"], tmp_path / "n.bcf")
+        normalize([str(bad)], adv["fa"], tmp_path / "n.bcf")
     assert not (tmp_path / "n.bcf").exists()
     # contig naming: '1' vs 'chr1'
     txt = (ADV / "cohort.vcf").read_text().replace("chr1", "1").replace("chr2", "2")
     (tmp_path / "nochr.vcf").write_text(txt)
     nochr = _bgzip_vcf(tmp_path / "nochr.vcf", tmp_path / "nochr.vcf.gz")
     with pytest.raises(InputError, match=r"harmonize_chrom"):
-        V.normalize([str(nochr)], adv["fa"], tmp_path / "n2.bcf", harmonize=False)
-    V.normalize([str(nochr)], adv["fa"], tmp_path / "n3.bcf", harmonize=True)
+        normalize([str(nochr)], adv["fa"], tmp_path / "n2.bcf", harmonize=False)
+    normalize([str(nochr)], adv["fa"], tmp_path / "n3.bcf", harmonize=True)
     q = subprocess.run(
         ["bcftools", "query", "-f", "%CHROM\n", str(tmp_path / "n3.bcf")], capture_output=True, text=True
     )
@@ -265,7 +266,7 @@ def test_demo_cohort_byte_exact(tmp_path):
     pytest.importorskip("torch")
     sim.simulate_demo(tmp_path, seed=5, n_individuals=12, n_chromosomes=1, chromosome_length=60000, n_genes=6)
     genes = pd.read_csv(tmp_path / "genes.tsv", sep="\t")
-    V.normalize([str(tmp_path / "cohort.vcf.gz")], tmp_path / "reference.fa", tmp_path / "norm.bcf")
+    normalize([str(tmp_path / "cohort.vcf.gz")], tmp_path / "reference.fa", tmp_path / "norm.bcf")
     out = tmp_path / "idx.npz"
     counts = build_index(tmp_path / "norm.bcf", tmp_path / "reference.fa", genes, 2048, out)
     idx = HaplotypeIndex.load(out)

@@ -202,7 +202,7 @@ def test_oracle_reproduces_simulator_noiseless_expression(tmp_path):
     from hapexp.demo.simulate import simulate_demo
     from hapexp.io import read_matrix
     from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
-    from hapexp.variants.vcf import normalize
+    from hapexp.variants.normalize import normalize
 
     simulate_demo(tmp_path, seed=3, n_individuals=20, n_chromosomes=1, chromosome_length=60000, n_genes=6)
     genes = pd.read_csv(tmp_path / "genes.tsv", sep="\t")

@@ -174,21 +174,22 @@ def build_index(
     """Build and write the compact haplotype index of `genes` (one chunk) to `out_path` (.npz)."""
     import pysam
 
-    from hapexp.variants import vcf as V
+    from hapexp.variants.files import fasta_lengths, vcf_samples
+    from hapexp.variants.genotypes import read_genotypes
 
     genes = genes.reset_index(drop=True).copy()
     genes["tss"] = genes["tss"].astype(np.int64)
     if "name" not in genes:
         genes["name"] = genes["gene_id"]
-    chrom_len = V.fasta_lengths(fasta)
-    samples = list(V.vcf_samples(bcf) if samples is None else samples)
+    chrom_len = fasta_lengths(fasta)
+    samples = list(vcf_samples(bcf) if samples is None else samples)
     flank = initial_flank if initial_flank is not None else max(2048, window // 16)
     while True:
         pre = index_regions(genes, window + 2 * flank, chrom_len)
         reg = pd.DataFrame(
             {"chrom": genes["chrom"], "start0": [r[0] for r in pre], "end0": [r[1] for r in pre]}
         )
-        variants, alleles, phased, ploidy = V.read_genotypes(bcf, reg, samples)
+        variants, alleles, phased, ploidy = read_genotypes(bcf, reg, samples)
         variants, carried, counts = apply_policies(variants, alleles, phased, ploidy, policies, bcf, samples)
         regions = index_regions(genes, window, chrom_len, variants)
         # The read flank must contain each final region, else read more.
