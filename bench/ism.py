@@ -82,7 +82,8 @@ class SyntheticVariants:
 
 def demo_index(window: int):
     from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+    from hapexp.sequences.build import build_index
+    from hapexp.sequences.index import HaplotypeIndex
     from hapexp.variants.normalize import normalize
 
     d = Path(tempfile.mkdtemp(prefix="hapexp-bench-ism-"))

@@ -1,4 +1,4 @@
-"""Exactness of hapexp.sequences.haplotypes against real `bcftools consensus`, policies, windows.
+"""Exactness of hapexp.sequences (index, plan, render) against real `bcftools consensus`, policies, windows.
 
 The adversarial cohort (tests/data/adversarial/) is hand-made: a deletion spanning
 the window start and one spanning its end, an insertion at the TSS (both strands),
@@ -20,7 +20,9 @@ import pandas as pd
 import pytest
 
 from hapexp.errors import InputError
-from hapexp.sequences.haplotypes import HaplotypeIndex, build_index, revcomp
+from hapexp.sequences.build import build_index
+from hapexp.sequences.index import HaplotypeIndex
+from hapexp.sequences.windows import revcomp
 from hapexp.variants.normalize import normalize
 from hapexp.variants.windows import window_bounds
 from tests.test_windows_chain import bcftools_haplotype, expected_window, map_tss
@@ -80,7 +82,7 @@ def _regions(idx, gid):
     g = idx.genes.set_index("gene_id").loc[gid]
     w0, w1 = window_bounds(g.tss, g.strand, L)
     i = idx._g(gid)
-    s0, e0 = int(idx._a["reg_start0"][i]), int(idx._a["reg_end0"][i])
+    s0, e0 = int(idx.arrays["reg_start0"][i]), int(idx.arrays["reg_end0"][i])
     cands = [(w0, w1), (w0 - 7, w1 + 9), (s0, e0), (w0 + 1, w1 - 1)]
     return [(max(a, s0), min(b, e0)) for a, b in cands]
 
@@ -234,7 +236,7 @@ def test_bad_inputs(adv, tmp_path):
 
 
 def test_iterator_matches_and_export(adv, tmp_path):
-    from hapexp.sequences.haplotypes import export_fasta
+    from hapexp.sequences.fasta import export_fasta
 
     idx, _ = _index(adv, "iter", {"unphased": "first"})
     for gid in idx.genes.gene_id:
@@ -275,7 +277,7 @@ def test_demo_cohort_byte_exact(tmp_path):
     for gid in idx.genes.gene_id:
         g = idx.genes.set_index("gene_id").loc[gid]
         i = idx._g(gid)
-        a, b = int(idx._a["reg_start0"][i]), int(idx._a["reg_end0"][i])
+        a, b = int(idx.arrays["reg_start0"][i]), int(idx.arrays["reg_end0"][i])
         for s in idx.samples[:6]:
             for h in (1, 2):
                 ours = idx.consensus(gid, s, h, a, b)

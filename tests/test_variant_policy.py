@@ -10,7 +10,8 @@ import pandas as pd
 import pysam
 import pytest
 
-from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+from hapexp.sequences.build import build_index
+from hapexp.sequences.index import HaplotypeIndex
 from hapexp.variants.genotypes import Dosages, chunk_dosages
 from hapexp.variants.normalize import normalize
 from hapexp.variants.policy import filter_dosages, record_mask

@@ -26,7 +26,9 @@ import pandas as pd
 import pysam
 import pytest
 
-from hapexp.sequences.haplotypes import HaplotypeIndex, build_index, revcomp
+from hapexp.sequences.build import build_index
+from hapexp.sequences.index import HaplotypeIndex
+from hapexp.sequences.windows import revcomp
 from hapexp.variants.normalize import normalize
 
 pytestmark = pytest.mark.skipif(shutil.which("bcftools") is None, reason="bcftools not installed")

@@ -418,7 +418,8 @@ def _consensus(fasta_piece: Path, sample: str, hap: int, bcf: Path, chain: Path)
 def test_haplotype_windows_over_n_equal_bcftools_chain(run, cfg, tmp_path):
     """Every haplotype window of every gene whose window reaches N (the 100 kb assembly gap,
     or beyond the sequenced piece) equals bcftools consensus + chain, byte for byte."""
-    from hapexp.sequences.haplotypes import HaplotypeIndex, revcomp
+    from hapexp.sequences.index import HaplotypeIndex
+    from hapexp.sequences.windows import revcomp
 
     window = max(int(m["window"]) for m in cfg["models"].values())
     samples = (RESULTS / "samples.txt").read_text().split()
