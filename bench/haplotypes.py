@@ -119,10 +119,10 @@ def simulate(workdir: Path, n_ind: int, n_genes: int, length: int, seed: int) ->
     )
     genes.to_csv(workdir / "genes.tsv", sep="\t", index=False)
     from hapexp.inputs.genes import gene_regions
-    from hapexp.variants import vcf as V
+    from hapexp.variants.normalize import normalize
 
     t1 = time.perf_counter()
-    V.normalize([str(vcf)], fa, workdir / "normalized.bcf", regions=gene_regions(genes, length // 2 + 50_000))
+    normalize([str(vcf)], fa, workdir / "normalized.bcf", regions=gene_regions(genes, length // 2 + 50_000))
     t2 = time.perf_counter()
     in_win = sum(int(((pos >= t - 1 - length // 2) & (pos < t - 1 + length // 2)).sum()) for t in tss)
     return {
@@ -157,8 +157,8 @@ def run_bcftools(workdir: Path, length: int, n_calls: int, seed: int) -> dict:
     import pandas as pd
     import pysam
 
-    from hapexp.sequences.haplotypes import window_bounds
-    from hapexp.variants.vcf import vcf_samples
+    from hapexp.variants.files import vcf_samples
+    from hapexp.variants.windows import window_bounds
 
     genes = pd.read_csv(workdir / "genes.tsv", sep="\t")
     samples = vcf_samples(workdir / "normalized.bcf")
@@ -208,8 +208,9 @@ def run_bcftools(workdir: Path, length: int, n_calls: int, seed: int) -> dict:
 def run_hapexp(workdir: Path, length: int, n_samples: int | None, chunk: int) -> dict:
     import pandas as pd
 
-    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
-    from hapexp.variants.vcf import vcf_samples
+    from hapexp.sequences.build import build_index
+    from hapexp.sequences.index import HaplotypeIndex
+    from hapexp.variants.files import vcf_samples
 
     genes = pd.read_csv(workdir / "genes.tsv", sep="\t")
     samples = vcf_samples(workdir / "normalized.bcf")[:n_samples]

@@ -85,8 +85,9 @@ class SyntheticIndex:
 def demo_index(window: int):
     """The simulated demo cohort's haplotype index (resources/demo if present, else simulated)."""
     from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
-    from hapexp.variants.vcf import normalize
+    from hapexp.sequences.build import build_index
+    from hapexp.sequences.index import HaplotypeIndex
+    from hapexp.variants.normalize import normalize
 
     demo = Path("resources/demo")
     if not (demo / "cohort.vcf.gz").exists():

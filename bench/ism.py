@@ -82,8 +82,9 @@ class SyntheticVariants:
 
 def demo_index(window: int):
     from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
-    from hapexp.variants.vcf import normalize
+    from hapexp.sequences.build import build_index
+    from hapexp.sequences.index import HaplotypeIndex
+    from hapexp.variants.normalize import normalize
 
     d = Path(tempfile.mkdtemp(prefix="hapexp-bench-ism-"))
     simulate_demo(d, seed=7, n_individuals=100, n_chromosomes=1, chromosome_length=200_000, n_genes=12)

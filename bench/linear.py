@@ -44,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scrip
 from hapexp.inputs.expression import inverse_normal_transform  # noqa: E402
 from hapexp.linear.elasticnet import fit_gene, gene_folds, gene_rng, scale_expression  # noqa: E402
 from hapexp.linear.eqtl import scan_genes  # noqa: E402
-from hapexp.variants.genotypes import Dosages, filter_maf, gene_window, resolve_window  # noqa: E402
+from hapexp.variants.genotypes import Dosages, filter_maf  # noqa: E402
+from hapexp.variants.windows import gene_window, resolve_window  # noqa: E402
 
 R_SCRIPT = r"""
 suppressMessages(library(glmnet))

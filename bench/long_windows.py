@@ -43,7 +43,7 @@ def child(mode: str, window: int, index_path: str, batch: int) -> dict:
     from hapexp.engine.predict import predict_chunk
     from hapexp.engine.predictor import Predictor
     from hapexp.models.registry import LoadedModel
-    from hapexp.sequences.haplotypes import HaplotypeIndex
+    from hapexp.sequences.index import HaplotypeIndex
 
     torch.set_num_threads(1)
 
@@ -94,8 +94,9 @@ def main(argv=None):
         return
 
     from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
-    from hapexp.variants.vcf import normalize
+    from hapexp.sequences.build import build_index
+    from hapexp.sequences.index import HaplotypeIndex
+    from hapexp.variants.normalize import normalize
 
     tmp = Path(tempfile.mkdtemp(prefix="hapexp-longwin-"))
     chrom_len = WINDOWS[-1] + 2000 + args.genes * 3 * 2048 + 200_000

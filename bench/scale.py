@@ -8,7 +8,7 @@ most records are rare, as in the real file — and a cohort of `--keep` of them
 child process (wall time and peak RSS from the child's rusage, bcftools children
 included):
 
-  normalize_variants   hapexp.variants.vcf.normalize (cohort's samples only, streaming REF
+  normalize_variants   hapexp.variants.normalize.normalize (cohort's samples only, streaming REF
                        check), with `--genes` and a third of them (peak RSS must not
                        grow with the number of genes), and the code before issue 12
                        (all samples through norm/sort, REF check holding every record
@@ -143,14 +143,14 @@ def step_normalize(d, out, n_genes, half, old):
 
     genes = pd.read_csv(d / "genes.tsv", sep="\t", dtype={"chrom": str}).iloc[:n_genes]
     regions = gene_regions(genes, half)
-    if old:  # the code before issue 12: all samples, REF check holding every record
-        from hapexp.variants import vcf as V
+    if old:  # the code before issue 12 (flat package): all samples, REF check holding every record
+        from hapexp.vcf import normalize
 
-        return V.normalize([str(d / f"chr{CHROM}.vcf.gz")], d / "ref.fa", out, regions=regions)
-    from hapexp.variants import vcf as V
+        return normalize([str(d / f"chr{CHROM}.vcf.gz")], d / "ref.fa", out, regions=regions)
+    from hapexp.variants.normalize import normalize
 
     samples = (d / "samples.txt").read_text().split()
-    return V.normalize(
+    return normalize(
         [str(d / f"chr{CHROM}.vcf.gz")], d / "ref.fa", out, regions=regions, samples=samples, threads=2
     )
 
@@ -163,7 +163,8 @@ def _chunk(d, first, n):
 
 
 def step_haplotypes(d, bcf, first, n, window):
-    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+    from hapexp.sequences.build import build_index
+    from hapexp.sequences.index import HaplotypeIndex
 
     genes = _chunk(d, first, n)
     samples = (d / "samples.txt").read_text().split()
@@ -204,7 +205,11 @@ def step_elasticnet(d, bcf, first, n, window):
 
 
 def step_dosages(d, bcf, first, n, window, old):
-    from hapexp.variants.genotypes import gene_window, read_dosages
+    if old:  # the code before issue 12 (flat package)
+        from hapexp.genotypes import gene_window, read_dosages
+    else:
+        from hapexp.variants.genotypes import read_dosages
+        from hapexp.variants.windows import gene_window
 
     genes = _chunk(d, first, n)
     samples = (d / "samples.txt").read_text().split()

@@ -14,7 +14,8 @@ from snakemake.exceptions import WorkflowError  # noqa: E402
 from hapexp.models.spec import model_input_files, model_spec  # noqa: E402
 from hapexp.errors import InputError  # noqa: E402
 from hapexp.inputs.genes import chunk_ids  # noqa: E402
-from hapexp.variants.genotypes import resolve_window, window_flank  # noqa: E402
+from hapexp.variants.files import vcf_paths  # noqa: E402
+from hapexp.variants.windows import resolve_window, window_flank  # noqa: E402
 from hapexp.inputs.validate import check_config  # noqa: E402
 
 # Config errors in people's words first (key path, did-you-mean), then
@@ -139,6 +140,12 @@ def all_outputs():
     return out
 
 
+def cohort_vcfs(wildcards):
+    """The cohort's VCF, or its per-chromosome files when the path contains {chrom}."""
+    c = config["cohorts"][wildcards.cohort]
+    return vcf_paths(c["vcf"], c.get("chromosomes"))
+
+
 def cohort_input_files(wildcards):
     """The user-supplied files of a cohort (indexes are checked by validate_inputs)."""
     c = config["cohorts"][wildcards.cohort]
@@ -146,7 +153,7 @@ def cohort_input_files(wildcards):
         "fasta": config["reference"]["fasta"],
         "genes": config["genes"].get("table") or config["genes"]["gtf"],
         "expression": c["expression"],
-        "vcf": [c["vcf"].format(chrom=ch) for ch in c.get("chromosomes", [None])],
+        "vcf": cohort_vcfs(wildcards),
     }
     for key in ("covariates", "samples", "predictdb"):
         if c.get(key):

@@ -16,11 +16,6 @@ VARIANT_HALF_WIDTH = max(
     *(window_flank(w) for w in LINEAR_WINDOWS if w[0] != "gene_body"),
 )
 GENE_BODY_FLANK = max([w[1] for w in LINEAR_WINDOWS if w[0] == "gene_body"], default=0)
-# The cohort's VCF, or its per-chromosome files when the path contains {chrom}.
-COHORT_VCFS = lambda wildcards: [
-    config["cohorts"][wildcards.cohort]["vcf"].replace("{chrom}", str(ch))
-    for ch in config["cohorts"][wildcards.cohort].get("chromosomes", [None])
-]
 
 
 rule genes:
@@ -29,7 +24,7 @@ rule genes:
         fasta=config["reference"]["fasta"],
         exons=config["genes"].get("exons") or [],
         expression=lambda wildcards: config["cohorts"][wildcards.cohort]["expression"],
-        vcf=COHORT_VCFS,
+        vcf=cohort_vcfs,
     output:
         genes="results/{cohort}/genes.tsv",
         exons="results/{cohort}/exons.tsv",
@@ -55,7 +50,7 @@ rule normalize_variants:
         genes="results/{cohort}/genes.tsv",
         samples="results/{cohort}/samples.txt",
         fasta=config["reference"]["fasta"],
-        vcf=COHORT_VCFS,
+        vcf=cohort_vcfs,
     output:
         bcf="results/{cohort}/variants/normalized.bcf",
         csi="results/{cohort}/variants/normalized.bcf.csi",

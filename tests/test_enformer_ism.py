@@ -45,8 +45,9 @@ ISM_CFG = {"maf": 0.0, "indels": True}
 def cohort(tmp_path_factory):
     """A simulated cohort (msprime, 8 % indels) → normalized BCF → haplotype index."""
     from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
-    from hapexp.variants.vcf import normalize
+    from hapexp.sequences.build import build_index
+    from hapexp.sequences.index import HaplotypeIndex
+    from hapexp.variants.normalize import normalize
 
     d = tmp_path_factory.mktemp("reuse")
     simulate_demo(d, seed=5, n_individuals=20, n_chromosomes=1, chromosome_length=60000, n_genes=4)

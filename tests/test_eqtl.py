@@ -17,7 +17,8 @@ from hapexp.linear.eqtl import (
     scan_genes,
 )
 from hapexp.stats import Residualizer, residualize
-from hapexp.variants.genotypes import Dosages, gene_window, resolve_window
+from hapexp.variants.genotypes import Dosages
+from hapexp.variants.windows import gene_window, resolve_window
 
 N, K = 80, 3
 

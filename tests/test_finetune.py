@@ -26,9 +26,10 @@ def cohort(tmp_path_factory):
     """A small simulated cohort: haplotype index, noiseless expression, splits on disk."""
     from hapexp.demo.simulate import simulate_demo
     from hapexp.io import read_matrix
-    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+    from hapexp.sequences.build import build_index
+    from hapexp.sequences.index import HaplotypeIndex
     from hapexp.training.splits import split_genes, split_individuals
-    from hapexp.variants.vcf import normalize
+    from hapexp.variants.normalize import normalize
 
     d = tmp_path_factory.mktemp("ft")
     simulate_demo(d, seed=5, n_individuals=20, n_chromosomes=2, chromosome_length=60000, n_genes=6)

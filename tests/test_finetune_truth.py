@@ -32,8 +32,9 @@ TRAIN = {"epochs": 12, "lr": 3e-3, "people_per_step": 56, "dropout": False, "pro
 def cohort(tmp_path_factory):
     """100 people, 60 genes on 6 chromosomes (window 1024); people 56/16/28, genes chr1 / chr2-6."""
     from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
-    from hapexp.variants.vcf import normalize
+    from hapexp.sequences.build import build_index
+    from hapexp.sequences.index import HaplotypeIndex
+    from hapexp.variants.normalize import normalize
 
     d = tmp_path_factory.mktemp("truth")
     simulate_demo(d, seed=5, n_individuals=100, n_chromosomes=6, chromosome_length=60000, n_genes=60,

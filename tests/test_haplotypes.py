@@ -1,4 +1,4 @@
-"""Exactness of hapexp.sequences.haplotypes against real `bcftools consensus`, policies, windows.
+"""Exactness of hapexp.sequences (index, plan, render) against real `bcftools consensus`, policies, windows.
 
 The adversarial cohort (tests/data/adversarial/) is hand-made: a deletion spanning
 the window start and one spanning its end, an insertion at the TSS (both strands),
@@ -20,8 +20,11 @@ import pandas as pd
 import pytest
 
 from hapexp.errors import InputError
-from hapexp.sequences.haplotypes import HaplotypeIndex, build_index, revcomp, window_bounds
-from hapexp.variants import vcf as V
+from hapexp.sequences.build import build_index
+from hapexp.sequences.index import HaplotypeIndex
+from hapexp.sequences.windows import revcomp
+from hapexp.variants.normalize import normalize
+from hapexp.variants.windows import window_bounds
 from tests.test_windows_chain import bcftools_haplotype, expected_window, map_tss
 
 ADV = Path(__file__).parent / "data" / "adversarial"
@@ -43,7 +46,7 @@ def adv(tmp_path_factory):
     vcf = _bgzip_vcf(ADV / "cohort.vcf", d / "cohort.vcf.gz")
     genes = pd.read_csv(ADV / "genes.tsv", sep="\t")
     norm = d / "normalized.bcf"
-    stats = V.normalize([str(vcf)], fa, norm)
+    stats = normalize([str(vcf)], fa, norm)
     return {"dir": d, "fa": fa, "vcf": vcf, "bcf": norm, "genes": genes, "stats": stats}
 
 
@@ -79,7 +82,7 @@ def _regions(idx, gid):
     g = idx.genes.set_index("gene_id").loc[gid]
     w0, w1 = window_bounds(g.tss, g.strand, L)
     i = idx._g(gid)
-    s0, e0 = int(idx._a["reg_start0"][i]), int(idx._a["reg_end0"][i])
+    s0, e0 = int(idx.arrays["reg_start0"][i]), int(idx.arrays["reg_end0"][i])
     cands = [(w0, w1), (w0 - 7, w1 + 9), (s0, e0), (w0 + 1, w1 - 1)]
     return [(max(a, s0), min(b, e0)) for a, b in cands]
 
@@ -217,15 +220,15 @@ def test_bad_inputs(adv, tmp_path):
     (tmp_path / "bad.vcf").write_text(txt)
     bad = _bgzip_vcf(tmp_path / "bad.vcf", tmp_path / "bad.vcf.gz")
     with pytest.raises(InputError, match=r"1 of \d+ records have a REF.*chr2:12 REF=C FASTA=G"):
-        V.normalize([str(bad)], adv["fa"], tmp_path / "n.bcf")
+        normalize([str(bad)], adv["fa"], tmp_path / "n.bcf")
     assert not (tmp_path / "n.bcf").exists()
     # contig naming: '1' vs 'chr1'
     txt = (ADV / "cohort.vcf").read_text().replace("chr1", "1").replace("chr2", "2")
     (tmp_path / "nochr.vcf").write_text(txt)
     nochr = _bgzip_vcf(tmp_path / "nochr.vcf", tmp_path / "nochr.vcf.gz")
     with pytest.raises(InputError, match=r"harmonize_chrom"):
-        V.normalize([str(nochr)], adv["fa"], tmp_path / "n2.bcf", harmonize=False)
-    V.normalize([str(nochr)], adv["fa"], tmp_path / "n3.bcf", harmonize=True)
+        normalize([str(nochr)], adv["fa"], tmp_path / "n2.bcf", harmonize=False)
+    normalize([str(nochr)], adv["fa"], tmp_path / "n3.bcf", harmonize=True)
     q = subprocess.run(
         ["bcftools", "query", "-f", "%CHROM\n", str(tmp_path / "n3.bcf")], capture_output=True, text=True
     )
@@ -233,7 +236,7 @@ def test_bad_inputs(adv, tmp_path):
 
 
 def test_iterator_matches_and_export(adv, tmp_path):
-    from hapexp.sequences.haplotypes import export_fasta
+    from hapexp.sequences.fasta import export_fasta
 
     idx, _ = _index(adv, "iter", {"unphased": "first"})
     for gid in idx.genes.gene_id:
@@ -265,7 +268,7 @@ def test_demo_cohort_byte_exact(tmp_path):
     pytest.importorskip("torch")
     sim.simulate_demo(tmp_path, seed=5, n_individuals=12, n_chromosomes=1, chromosome_length=60000, n_genes=6)
     genes = pd.read_csv(tmp_path / "genes.tsv", sep="\t")
-    V.normalize([str(tmp_path / "cohort.vcf.gz")], tmp_path / "reference.fa", tmp_path / "norm.bcf")
+    normalize([str(tmp_path / "cohort.vcf.gz")], tmp_path / "reference.fa", tmp_path / "norm.bcf")
     out = tmp_path / "idx.npz"
     counts = build_index(tmp_path / "norm.bcf", tmp_path / "reference.fa", genes, 2048, out)
     idx = HaplotypeIndex.load(out)
@@ -274,7 +277,7 @@ def test_demo_cohort_byte_exact(tmp_path):
     for gid in idx.genes.gene_id:
         g = idx.genes.set_index("gene_id").loc[gid]
         i = idx._g(gid)
-        a, b = int(idx._a["reg_start0"][i]), int(idx._a["reg_end0"][i])
+        a, b = int(idx.arrays["reg_start0"][i]), int(idx.arrays["reg_end0"][i])
         for s in idx.samples[:6]:
             for h in (1, 2):
                 ours = idx.consensus(gid, s, h, a, b)

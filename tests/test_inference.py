@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 class FakeIndex:
-    """The hapexp.sequences.haplotypes.HaplotypeIndex interface, built from random SNVs."""
+    """The hapexp.sequences.index.HaplotypeIndex interface, built from random SNVs."""
 
     def __init__(self, n_genes=3, n_samples=12, length=2048, n_snvs=4, seed=0):
         rng = np.random.default_rng(seed)
@@ -201,8 +201,9 @@ def test_oracle_reproduces_simulator_noiseless_expression(tmp_path):
 
     from hapexp.demo.simulate import simulate_demo
     from hapexp.io import read_matrix
-    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
-    from hapexp.variants.vcf import normalize
+    from hapexp.sequences.build import build_index
+    from hapexp.sequences.index import HaplotypeIndex
+    from hapexp.variants.normalize import normalize
 
     simulate_demo(tmp_path, seed=3, n_individuals=20, n_chromosomes=1, chromosome_length=60000, n_genes=6)
     genes = pd.read_csv(tmp_path / "genes.tsv", sep="\t")

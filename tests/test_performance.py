@@ -11,7 +11,7 @@ from statsmodels.stats.multitest import multipletests
 
 from hapexp.engine.precision import relative_resolution
 from hapexp.linear.predictdb import predictdb_predict, read_predictdb_weights
-from hapexp.variants.genotypes import pysam_dosages
+from hapexp.variants.genotypes import read_dosages
 from hapexp.verdict import performance as perf
 from hapexp.verdict.cross_gene import cross_gene, level_columns
 from hapexp.verdict.legacy_null import legacy_random_weights_null
@@ -99,11 +99,16 @@ def _write_vcf(tmp_path):
 
 def test_read_dosages_and_predictdb(tmp_path):
     vcf, samples = _write_vcf(tmp_path)
-    dos = pysam_dosages(vcf, "chr1", 99, 300, samples)  # 0-based [99, 300): 1-based 100..300
+
+    def span(start0, end0):  # the per-gene look-up of predictdb_predict
+        kw = dict(missing="nan", overlap="record", symbolic=True, duplicates="keep")
+        return read_dosages(vcf, [("chr1", start0, end0)], samples, None, **kw).frame()
+
+    dos = span(99, 300)  # 0-based [99, 300): 1-based 100..300
     assert list(dos.index) == ["chr1_100_A_G", "chr1_200_C_T", "chr1_300_G_A"]
     np.testing.assert_array_equal(dos.loc["chr1_100_A_G"], [0, 1, 2, 1])
     assert np.isnan(dos.loc["chr1_200_C_T", "D"])
-    assert list(pysam_dosages(vcf, "chr1", 100, 300, samples).index) == ["chr1_200_C_T", "chr1_300_G_A"]
+    assert list(span(100, 300).index) == ["chr1_200_C_T", "chr1_300_G_A"]
 
     db = tmp_path / "m.db"
     with sqlite3.connect(db) as con:

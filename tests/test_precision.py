@@ -204,8 +204,9 @@ def test_ism_noise_floor_and_nan(monkeypatch):
 @pytest.fixture(scope="module")
 def small_cohort(tmp_path_factory):
     from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
-    from hapexp.variants.vcf import normalize
+    from hapexp.sequences.build import build_index
+    from hapexp.sequences.index import HaplotypeIndex
+    from hapexp.variants.normalize import normalize
 
     d = tmp_path_factory.mktemp("prec")
     simulate_demo(d, seed=11, n_individuals=30, n_chromosomes=1, chromosome_length=60000, n_genes=4)

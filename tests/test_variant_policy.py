@@ -10,10 +10,12 @@ import pandas as pd
 import pysam
 import pytest
 
-from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
-from hapexp.variants import vcf as V
-from hapexp.variants.genotypes import Dosages, chunk_dosages, resolve_window
+from hapexp.sequences.build import build_index
+from hapexp.sequences.index import HaplotypeIndex
+from hapexp.variants.genotypes import Dosages, chunk_dosages
+from hapexp.variants.normalize import normalize
 from hapexp.variants.policy import filter_dosages, record_mask
+from hapexp.variants.windows import resolve_window
 
 pytestmark = pytest.mark.skipif(shutil.which("bcftools") is None, reason="bcftools not installed")
 WINDOW = 2048
@@ -26,7 +28,7 @@ def cohort(tmp_path_factory):
     d = tmp_path_factory.mktemp("policy")
     simulate_demo(d, seed=11, n_individuals=40, n_chromosomes=1, chromosome_length=60_000, n_genes=6)
     bcf = d / "normalized.bcf"
-    V.normalize([str(d / "cohort.vcf.gz")], d / "reference.fa", bcf)
+    normalize([str(d / "cohort.vcf.gz")], d / "reference.fa", bcf)
     genes = pd.read_csv(d / "genes.tsv", sep="\t", dtype={"chrom": str})
     samples = list(pysam.VariantFile(str(bcf)).header.samples)
     return d, bcf, genes, samples

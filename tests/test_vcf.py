@@ -1,4 +1,5 @@
-"""VCF input: GT parsing (fast and slow paths), regions, contig harmonization."""
+"""VCF input: GT parsing (fast and slow paths), regions, contig harmonization, normalization,
+the REF check."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import pysam
 import pytest
 
 from hapexp.errors import InputError
-from hapexp.variants import vcf as V
+from hapexp.variants.files import contig_map, vcf_samples
+from hapexp.variants.genotypes import read_genotypes
+from hapexp.variants.normalize import check_ref, normalize
+from hapexp.variants.scan import MISSING
 
 HDR = """##fileformat=VCFv4.2
 ##contig=<ID=chr1,length=1000>
@@ -34,30 +38,24 @@ def test_read_genotypes_fast_and_slow_paths(tmp_path):
     )
     path = _vcf(tmp_path, body)
     reg = pd.DataFrame({"chrom": ["chr1"], "start0": [0], "end0": [100]})
-    v, al, ph, pl = V.read_genotypes(path, reg)
+    v, al, ph, pl = read_genotypes(path, reg)
     assert v.pos0.tolist() == [9, 19, 29]
     assert al[0].tolist() == [[0, 1], [1, 1], [0, 0]]
-    assert al[1].tolist() == [[1, 0], [V.MISSING, 1], [0, 0]]
+    assert al[1].tolist() == [[1, 0], [MISSING, 1], [0, 0]]
     assert ph[1].tolist() == [False, True, True]
     # haploid "1": second haplotype reads as reference, as bcftools -H 2 does
-    assert al[2].tolist() == [[1, 0], [V.MISSING, V.MISSING], [0, 1]] and pl[2].tolist() == [1, 2, 2]
-    v2, al2, _, _ = V.read_genotypes(path, reg, samples=["C", "A"])
+    assert al[2].tolist() == [[1, 0], [MISSING, MISSING], [0, 1]] and pl[2].tolist() == [1, 2, 2]
+    v2, al2, _, _ = read_genotypes(path, reg, samples=["C", "A"])
     assert al2[0].tolist() == [[0, 0], [0, 1]]
 
 
-def test_merge_regions():
-    r = pd.DataFrame({"chrom": ["a", "a", "a", "b"], "start0": [10, 0, 30, 5], "end0": [20, 12, 40, 6]})
-    m = V.merge_regions(r)
-    assert m.values.tolist() == [["a", 0, 20], ["a", 30, 40], ["b", 5, 6]]
-
-
 def test_contig_map(tmp_path):
-    assert V.contig_map("v", ["chr1"], "f", ["chr1"], harmonize=False) == {}
-    assert V.contig_map("v", ["1", "2"], "f", ["chr1", "chr2"], harmonize=True) == {"1": "chr1", "2": "chr2"}
+    assert contig_map("v", ["chr1"], "f", ["chr1"], harmonize=False) == {}
+    assert contig_map("v", ["1", "2"], "f", ["chr1", "chr2"], harmonize=True) == {"1": "chr1", "2": "chr2"}
     with pytest.raises(InputError, match=r"v: chromosome names differ.*1→chr1.*harmonize_chrom"):
-        V.contig_map("v", ["1"], "f", ["chr1"], harmonize=False)
+        contig_map("v", ["1"], "f", ["chr1"], harmonize=False)
     with pytest.raises(InputError, match="no VCF contig matches"):
-        V.contig_map("v", ["scaffold_9"], "f", ["chr1"], harmonize=True)
+        contig_map("v", ["scaffold_9"], "f", ["chr1"], harmonize=True)
 
 
 def test_unindexed_vcf_fails_clearly(tmp_path):
@@ -67,7 +65,7 @@ def test_unindexed_vcf_fails_clearly(tmp_path):
     fa = tmp_path / "r.fa"
     fa.write_text(">chr1\n" + "A" * 1000 + "\n")
     with pytest.raises(InputError, match="not indexed"):
-        V.normalize([str(p)], fa, tmp_path / "o.bcf")
+        normalize([str(p)], fa, tmp_path / "o.bcf")
 
 
 def _random_cohort_files(tmp_path, rng, n_samples=12):
@@ -127,8 +125,8 @@ def test_normalize_per_chromosome_files_subset_samples(tmp_path):
     fa, paths, samples = _random_cohort_files(tmp_path, rng)
     cohort = [samples[7], samples[2], samples[9], samples[0]]
     out = tmp_path / "norm.bcf"
-    stats = V.normalize(paths, fa, out, threads=2, samples=cohort)
-    assert V.vcf_samples(out) == cohort
+    stats = normalize(paths, fa, out, threads=2, samples=cohort)
+    assert vcf_samples(out) == cohort
     assert (tmp_path / "norm.bcf.csi").exists()
     sfile = tmp_path / "cohort.txt"
     sfile.write_text("\n".join(cohort) + "\n")
@@ -151,7 +149,7 @@ def test_normalize_sample_missing_from_one_file(tmp_path):
 
     fa, paths, samples = _random_cohort_files(tmp_path, np.random.default_rng(4))
     with pytest.raises(InputError, match=r"chr1\.vcf\.gz: 1 of the cohort's 2 samples are not in this file"):
-        V.normalize(paths, fa, tmp_path / "o.bcf", samples=[samples[0], "NOBODY"])
+        normalize(paths, fa, tmp_path / "o.bcf", samples=[samples[0], "NOBODY"])
     assert not (tmp_path / "o.bcf").exists()
 
 
@@ -164,6 +162,6 @@ def test_check_ref_streams_and_reports(tmp_path):
     fa = tmp_path / "r.fa"
     fa.write_text(">chr1\n" + "A" * 1000 + "\n")
     with pytest.raises(InputError, match=r"1 of 333 records have a REF.*chr1:700 REF=C FASTA=A"):
-        V.check_ref(path, fa, block=64)
+        check_ref(path, fa, block=64)
     ok = _vcf(tmp_path, body.replace("\tC\tG", "\tA\tG"))
-    assert V.check_ref(ok, fa, block=64) == {"records": 333, "ref_mismatch": 0}
+    assert check_ref(ok, fa, block=64) == {"records": 333, "ref_mismatch": 0}

@@ -26,8 +26,10 @@ import pandas as pd
 import pysam
 import pytest
 
-from hapexp.sequences.haplotypes import HaplotypeIndex, build_index, revcomp
-from hapexp.variants import vcf as V
+from hapexp.sequences.build import build_index
+from hapexp.sequences.index import HaplotypeIndex
+from hapexp.sequences.windows import revcomp
+from hapexp.variants.normalize import normalize
 
 pytestmark = pytest.mark.skipif(shutil.which("bcftools") is None, reason="bcftools not installed")
 BASES = list("ACGT")
@@ -81,7 +83,7 @@ def random_cohort(d: Path, seed: int, n_samples: int = 8, length: int = 3000, n_
     (d / "raw.vcf").write_text("\n".join(lines) + "\n")
     subprocess.run(["bcftools", "view", "-Oz", "-o", str(d / "raw.vcf.gz"), str(d / "raw.vcf")], check=True)
     subprocess.run(["bcftools", "index", "-t", str(d / "raw.vcf.gz")], check=True)
-    V.normalize([str(d / "raw.vcf.gz")], d / "ref.fa", d / "norm.bcf")
+    normalize([str(d / "raw.vcf.gz")], d / "ref.fa", d / "norm.bcf")
     # TSSs: on every record's first bases, right after them, and random; both strands
     tss = set()
     for pos, ref, _ in sorted(recs):

@@ -73,7 +73,8 @@ def test_workflow_exon_readout_equals_direct_readout(run, model):
     from results/{cohort}/exons.tsv (1-based inclusive) and placed by window_bounds."""
     from hapexp.engine.predictor import Predictor
     from hapexp.engine.readout import REFERENCE_SAMPLE
-    from hapexp.sequences.haplotypes import HaplotypeIndex, window_bounds
+    from hapexp.sequences.index import HaplotypeIndex
+    from hapexp.variants.windows import window_bounds
 
     cfg = yaml.safe_load((run / "config.yaml").read_text())["models"][model]
     p = Predictor(cfg, name=model)

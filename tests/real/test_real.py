@@ -32,6 +32,7 @@ import pysam
 import pytest
 import yaml
 
+from hapexp.variants.files import vcf_paths
 from tests.real.build import CHROM, DEFAULT_OUT, GAP_END, GAP_START, PIECE_END, PIECE_START, build
 from tests.workflow_utils import REPO, run_snakemake, snakemake_cmd
 
@@ -62,7 +63,7 @@ def run(cfg) -> dict:
 
 def _input_vcfs(cfg) -> list[Path]:
     c = cfg["cohorts"][COHORT]
-    return [REPO / c["vcf"].replace("{chrom}", ch) for ch in c["chromosomes"]]
+    return [REPO / p for p in vcf_paths(c["vcf"], c["chromosomes"])]
 
 
 def vcf_dosages(cfg, samples: list[str], tmp_path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -418,7 +419,8 @@ def _consensus(fasta_piece: Path, sample: str, hap: int, bcf: Path, chain: Path)
 def test_haplotype_windows_over_n_equal_bcftools_chain(run, cfg, tmp_path):
     """Every haplotype window of every gene whose window reaches N (the 100 kb assembly gap,
     or beyond the sequenced piece) equals bcftools consensus + chain, byte for byte."""
-    from hapexp.sequences.haplotypes import HaplotypeIndex, revcomp
+    from hapexp.sequences.index import HaplotypeIndex
+    from hapexp.sequences.windows import revcomp
 
     window = max(int(m["window"]) for m in cfg["models"].values())
     samples = (RESULTS / "samples.txt").read_text().split()

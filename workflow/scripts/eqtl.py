@@ -10,8 +10,9 @@ from threadpoolctl import threadpool_limits
 from hapexp.io import read_matrix, write_parquet, write_tsv
 from hapexp.linear.eqtl import scan_genes
 from hapexp.log import setup_rule_logging
-from hapexp.variants.genotypes import chunk_dosages, resolve_window
+from hapexp.variants.genotypes import chunk_dosages
 from hapexp.variants.policy import filter_dosages, format_counts
+from hapexp.variants.windows import resolve_window
 
 log = setup_rule_logging(snakemake)
 p = snakemake.params

@@ -8,7 +8,7 @@ from hapexp.log import setup_rule_logging
 
 log = setup_rule_logging(snakemake)
 
-from hapexp.sequences.haplotypes import export_fasta
+from hapexp.sequences.fasta import export_fasta
 
 n = export_fasta(
     list(snakemake.input.index),

@@ -12,15 +12,15 @@ from hapexp.inputs import exons as E
 from hapexp.inputs import genes as G
 from hapexp.inputs.formats import read_expression, read_sample_list
 from hapexp.io import atomic_output, write_tsv
-from hapexp.variants import vcf as V
+from hapexp.variants.files import fasta_lengths, vcf_contigs, vcf_paths, vcf_samples
 
 gcfg = snakemake.params.genes
 ccfg = snakemake.params.cohort
 table = G.load_genes(gcfg)
 expr = read_expression(ccfg["expression"], ccfg.get("expression_format", "auto"))
-vcfs = V.vcf_paths(ccfg["vcf"], ccfg.get("chromosomes"))
-contigs = [c for v in vcfs for c in V.vcf_contigs(v)]
-fa_len = V.fasta_lengths(snakemake.input.fasta)
+vcfs = vcf_paths(ccfg["vcf"], ccfg.get("chromosomes"))
+contigs = [c for v in vcfs for c in vcf_contigs(v)]
+fa_len = fasta_lengths(snakemake.input.fasta)
 genes, counts = G.build_gene_table(
     table,
     expr.index,
@@ -30,7 +30,7 @@ genes, counts = G.build_gene_table(
     source=gcfg.get("gtf") or gcfg["table"],
 )
 log.info("genes: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
-vs = V.vcf_samples(vcfs[0])
+vs = vcf_samples(vcfs[0])
 es = list(expr.columns)
 if ccfg.get("samples"):
     wanted = set(read_sample_list(ccfg["samples"]))

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from hapexp.io import write_tsv
-from hapexp.sequences.haplotypes import HaplotypeIndex, build_index
+from hapexp.sequences.build import build_index
+from hapexp.sequences.index import HaplotypeIndex
 
 genes = pd.read_csv(snakemake.input.chunk, sep="\t", dtype={"chrom": str, "gene_id": str})
 samples = Path(snakemake.input.samples).read_text().split()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from hapexp.inputs.genes import gene_body_regions, gene_regions
-from hapexp.variants import vcf as V
+from hapexp.variants.normalize import normalize
 
 genes = pd.read_csv(snakemake.input.genes, sep="\t", dtype={"chrom": str, "gene_id": str})
 half = int(snakemake.params.half_width)
@@ -25,7 +25,7 @@ body = int(snakemake.params.gene_body_flank)
 if body:  # gene-body windows (elasticnet/eqtl window: gene_body_1mb): start - flank .. end + flank
     regions = pd.concat([regions, gene_body_regions(genes, body)], ignore_index=True)
     log.info("plus gene bodies ± %d bp", body)
-stats = V.normalize(
+stats = normalize(
     list(snakemake.input.vcf),
     snakemake.input.fasta,
     snakemake.output.bcf,

@@ -8,7 +8,7 @@ from hapexp.inputs.expression import prepare_expression, select_samples
 from hapexp.inputs.formats import read_covariates, read_expression, read_sample_list
 from hapexp.io import write_matrix
 from hapexp.log import setup_rule_logging
-from hapexp.variants.genotypes import vcf_samples
+from hapexp.variants.files import vcf_samples
 
 log = setup_rule_logging(snakemake)
 cohort = snakemake.params.cohort

@@ -142,7 +142,7 @@ def gene_values(index, gene, readout: ReadoutFn, window: int, rc_minus: bool = T
     kw = {"antisense": True} if anti else {}
     ref_ex = None
     if exons is not None:
-        from hapexp.sequences.haplotypes import window_bounds
+        from hapexp.variants.windows import window_bounds
 
         w0, _ = window_bounds(int(gene["tss"]), strand, window)
         ref_ex = np.asarray(exons, dtype=np.int64).reshape(-1, 2) - w0
@@ -297,7 +297,7 @@ def run(index_path, spec: dict, ism_cfg: dict, out_path, readout=None, precision
     """Rule `ism`: score one chunk and write its parquet (and its precision budget)."""
     from hapexp.inputs.exons import read_exons
     from hapexp.io import write_parquet, write_tsv
-    from hapexp.sequences.haplotypes import HaplotypeIndex
+    from hapexp.sequences.index import HaplotypeIndex
 
     index = HaplotypeIndex.load(index_path)
     if ism_cfg.get("precision"):

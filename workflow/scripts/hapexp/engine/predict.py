@@ -32,7 +32,7 @@ def predict_chunk(
 
     `index` needs `.genes` (DataFrame with gene_id), `.samples` and
     `.gene_haplotypes(gene_id, length, rc_minus=)` → object with sequences,
-    hap_map, reference, tss_index (hapexp.sequences.haplotypes.HaplotypeIndex); with
+    hap_map, reference, tss_index (hapexp.sequences.index.HaplotypeIndex); with
     `.iter_gene_haplotypes` genes are rendered a batch at a time.
     `exons`: gene_id → reference exons [start0, end0) rows (readout: exons).
     Sequences of consecutive genes share batches (a gene with 3 unique haplotypes
@@ -223,7 +223,7 @@ def run_predict(
     file, the precision budget and (readout: exons) the per-gene exon counts."""
     from hapexp.inputs.exons import read_exons
     from hapexp.io import write_parquet, write_tsv
-    from hapexp.sequences.haplotypes import HaplotypeIndex
+    from hapexp.sequences.index import HaplotypeIndex
 
     index = HaplotypeIndex.load(index_path)
     predictor = Predictor(spec, name=model)

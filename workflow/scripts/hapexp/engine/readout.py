@@ -8,7 +8,7 @@ is `c = (tss_index - crop) // bin_size`; the `n` central bins are
 
 `readout: exons` (RNA-seq coverage models): the value of a track is the sum (or mean)
 of its output over the bins that overlap any of the gene's exons, as placed on each
-haplotype's window (`hapexp.sequences.haplotypes.map_intervals`), each bin counted once
+haplotype's window (`hapexp.sequences.coords.map_intervals`), each bin counted once
 (the gene read-out of coverage models: bins floor(start/bin) … ceil(end/bin) - 1 of
 the output span, any overlap); CAGE/PRO-cap tracks keep the TSS bins. A gene without
 any exon bin in the output span reads NaN.

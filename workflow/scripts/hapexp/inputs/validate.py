@@ -5,6 +5,8 @@
 problem; warnings (partial sample or gene overlap) are returned for the log.
 Rule `validate_inputs` runs it before any other per-cohort rule, and writes its
 flag file only when everything passed, so nothing lands in `results/` otherwise.
+The VCF checks are the variants layer's (`hapexp.variants.files.check_vcf_file`,
+`hapexp.variants.checks`).
 
 Coordinates: gene-table `tss` and VCF `POS` are 1-based; windows are computed
 0-based half-open as in docs/architecture.md.
@@ -18,15 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pysam
 
 from hapexp.errors import InputError
 from hapexp.inputs.formats import match_gene_ids, read_covariates, read_expression, read_sample_list
 from hapexp.inputs.genes import build_gene_table, check_chunkable, gene_regions, load_genes, sample_overlap
 from hapexp.inputs.gtf import match_contigs
 from hapexp.models.spec import check_weights_dir, model_spec
-from hapexp.variants.genotypes import resolve_window
-from hapexp.variants.vcf import fasta_lengths, merge_regions, vcf_contigs, vcf_paths
+from hapexp.variants.checks import policy_counts, scan_vcf
+from hapexp.variants.files import check_vcf_file, fasta_lengths, vcf_contigs, vcf_paths, vcf_samples
+from hapexp.variants.windows import resolve_window
 
 log = logging.getLogger(__name__)
 
@@ -132,28 +134,6 @@ def check_fasta(path) -> dict[str, int]:
     return fasta_lengths(path)
 
 
-def check_vcf_file(path) -> None:
-    """VCF/BCF exists, is BGZF-compressed (BCF is BGZF too) and has a .tbi/.csi index."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "VCF not found", "Check the cohort's `vcf` (and `chromosomes`) in the config.")
-    with open(path, "rb") as fh:
-        head = fh.read(18)
-    # BGZF = gzip member with the 'BC' extra subfield (SAM spec §4.1).
-    if not (head[:4] == b"\x1f\x8b\x08\x04" and head[12:14] == b"BC"):
-        raise InputError(
-            path,
-            "VCF is not bgzip-compressed (plain text or plain gzip)",
-            f"Recompress and index it: `bcftools view -Oz -o out.vcf.gz {path} && tabix -p vcf out.vcf.gz`.",
-        )
-    if not any(Path(str(path) + s).exists() for s in (".tbi", ".csi")):
-        raise InputError(
-            path,
-            "VCF has no index (.tbi or .csi beside it)",
-            f"Index it: `tabix -p vcf {path}` (or `bcftools index {path}`).",
-        )
-
-
 def _fasta_name(name: str, contigs, harmonize: bool) -> str | None:
     """The FASTA contig a VCF/gene-table contig denotes (chr22 ↔ 22 when harmonizing)."""
     if not harmonize:
@@ -205,153 +185,6 @@ def check_gene_table(genes: pd.DataFrame, path, contig_lengths: dict[str, int], 
             )
 
 
-# --------------------------------------------------------------------------- VCF content
-
-
-def scan_vcf(
-    vcf_path,
-    fasta_path,
-    regions: pd.DataFrame,
-    unphased_policy: str,
-    missing_policy: str,
-    to_vcf: dict[str, str],
-    samples: list[str],
-    batch: int = 4096,
-    alleles: list | None = None,
-) -> dict[str, int]:
-    """Check REF against the FASTA, phasing and missingness in `regions`.
-
-    `alleles` (a list, optional) receives (REF, ALT, ALT frequency over the samples'
-    called alleles) of every ALT of every record, for the variant-policy counts
-    (`policy_counts`).
-
-    `regions`: chrom (FASTA names), start0, end0 (0-based half-open); `to_vcf` maps
-    FASTA contig names to the file's. Raises on REF mismatches (count and first
-    examples) and on unphased heterozygotes / missing genotypes under `error`.
-    Streams `bcftools query` in batches of records, genotypes parsed as fixed-width
-    blocks (hapexp.variants.vcf): memory does not grow with the number of records, and a
-    1000 Genomes-size file takes minutes, not a Python loop per sample and record.
-    """
-    import subprocess
-    import tempfile
-
-    import numpy as np
-
-    from hapexp.variants.vcf import MISSING, _parse_gt_block, _write_regions
-
-    counts = {"records": 0, "ref_mismatch": 0, "unphased": 0, "missing": 0}
-    mismatches: list[str] = []
-    out_alleles = alleles
-    reg = merge_regions(regions)
-    reg = reg[reg["chrom"].isin(list(to_vcf))].copy()
-    if reg.empty or not samples:
-        return counts
-    reg["chrom"] = reg["chrom"].map(to_vcf)
-    back = {v: k for k, v in to_vcf.items()}
-    with tempfile.TemporaryDirectory() as tmp, pysam.FastaFile(str(fasta_path)) as fasta:
-        rpath, spath = Path(tmp) / "regions.tsv", Path(tmp) / "samples.txt"
-        _write_regions(reg, rpath)
-        spath.write_text("\n".join(samples) + "\n")
-        proc = subprocess.Popen(
-            [
-                "bcftools",
-                "query",
-                "-R",
-                str(rpath),
-                "-S",
-                str(spath),
-                "-f",
-                "%CHROM\t%POS\t%REF\t%ALT[\t%GT]\n",
-            ]
-            + [str(vcf_path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        blk = (None, 0, b"")
-
-        def check(lines):
-            nonlocal blk
-            sites, gts = [], []
-            for line in lines:
-                k = line.index(b"\t", line.index(b"\t", line.index(b"\t", line.index(b"\t") + 1) + 1) + 1)
-                sites.append(line[:k].split(b"\t"))
-                gts.append(line[k:])
-            for chrom, pos, ref, _ in sites:
-                counts["records"] += 1
-                pos0, fa_chrom = int(pos) - 1, back.get(chrom.decode(), chrom.decode())
-                c, s0, seq = blk
-                if c != fa_chrom or not (s0 <= pos0 and pos0 + len(ref) <= s0 + len(seq)):
-                    blk = (
-                        fa_chrom,
-                        pos0,
-                        fasta.fetch(fa_chrom, pos0, pos0 + (1 << 20) + len(ref)).upper().encode(),
-                    )
-                    c, s0, seq = blk
-                got = seq[pos0 - s0 : pos0 - s0 + len(ref)]
-                if got != ref.upper():
-                    counts["ref_mismatch"] += 1
-                    if len(mismatches) < MAX_EXAMPLES:
-                        mismatches.append(
-                            f"{chrom.decode()}:{pos.decode()} REF={ref.decode()} FASTA={got.decode()}"
-                        )
-            alleles, phased, ploidy = _parse_gt_block(b"".join(gts), len(sites), len(samples))
-            if out_alleles is not None:  # ALT frequencies over called alleles (haploid: one)
-                called = (alleles != MISSING) & np.stack([np.ones_like(ploidy, bool), ploidy == 2], axis=2)
-                n_called = called.sum(axis=(1, 2))
-                for i, (_, _, ref, alts) in enumerate(sites):
-                    for a, alt in enumerate(alts.decode().split(","), start=1):
-                        hit = int(((alleles[i] == a) & called[i]).sum())
-                        out_alleles.append((ref.decode(), alt, hit / n_called[i] if n_called[i] else 0.0))
-            missing = (alleles == MISSING).any(axis=2)
-            het_unphased = ~phased & (ploidy == 2) & (alleles[:, :, 0] != alleles[:, :, 1]) & ~missing
-            counts["missing"] += int(missing.sum())
-            counts["unphased"] += int(het_unphased.sum())
-            where = lambda i: f"record {sites[i][0].decode()}:{sites[i][1].decode()}"  # noqa: E731
-            if missing_policy == "error" and missing.any():
-                i, j = np.argwhere(missing)[0]
-                raise InputError(
-                    vcf_path,
-                    f"missing genotype for sample {samples[j]}",
-                    "Impute the VCF, or set variants.missing: ref to use the reference allele.",
-                    where=where(i),
-                )
-            if unphased_policy == "error" and het_unphased.any():
-                i, j = np.argwhere(het_unphased)[0]
-                raise InputError(
-                    vcf_path,
-                    f"unphased heterozygous genotype {alleles[i, j, 0]}/{alleles[i, j, 1]} for sample {samples[j]}",
-                    "Phase the VCF (e.g. SHAPEIT5/Beagle), or set variants.unphased: ref "
-                    "to treat such genotypes as reference.",
-                    where=where(i),
-                )
-
-        try:
-            lines = []
-            for line in proc.stdout:
-                lines.append(line)
-                if len(lines) == batch:
-                    check(lines)
-                    lines = []
-            if lines:
-                check(lines)
-        finally:
-            proc.stdout.close()
-            err = proc.stderr.read().decode(errors="replace")
-            proc.stderr.close()
-            rc = proc.wait()
-        if rc != 0:
-            raise InputError(vcf_path, f"bcftools could not read it: {err.strip()[-500:]}", "Check the file.")
-    if counts["ref_mismatch"]:
-        raise InputError(
-            vcf_path,
-            f"{counts['ref_mismatch']} of {counts['records']} records have a REF that does not match "
-            f"{fasta_path}; first: {'; '.join(mismatches)}",
-            "Use the FASTA of the VCF's genome build (check GRCh37 vs GRCh38), "
-            "or fix the records with `bcftools norm -c s -f FASTA`.",
-        )
-    return counts
-
-
 # --------------------------------------------------------------------------- driver
 
 
@@ -366,16 +199,15 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
 
     # VCF files: format, index, samples, contigs (FASTA name -> (file, VCF name)).
     paths = vcf_paths(ccfg["vcf"], ccfg.get("chromosomes"))
-    vcf_samples: list[str] | None = None
+    header_samples: list[str] | None = None
     file_of: dict[str, str] = {}
     to_vcf: dict[str, dict[str, str]] = {}
     for path in paths:
         check_vcf_file(path)
-        with pysam.VariantFile(path) as vf:
-            names = list(vf.header.samples)
-        if vcf_samples is None:
-            vcf_samples = names
-        elif names != vcf_samples:
+        names = vcf_samples(path)
+        if header_samples is None:
+            header_samples = names
+        elif names != header_samples:
             raise InputError(
                 path,
                 f"samples differ from the cohort's first VCF file {paths[0]}",
@@ -399,12 +231,12 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
             if fa is not None:
                 file_of[fa] = path
                 to_vcf.setdefault(path, {})[fa] = c
-    vcf_samples = vcf_samples or []
+    header_samples = header_samples or []
 
     # Expression and samples.
     expr = read_expression_checked(ccfg["expression"], ccfg.get("expression_format", "auto"))
-    overlap = sample_overlap(vcf_samples, expr.columns)
-    samples = [s for s in vcf_samples if s in set(expr.columns)]
+    overlap = sample_overlap(header_samples, expr.columns)
+    samples = [s for s in header_samples if s in set(expr.columns)]
     if ccfg.get("samples"):
         wanted = set(read_sample_list(ccfg["samples"]))
         samples = [s for s in samples if s in wanted]
@@ -412,8 +244,8 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
         raise InputError(
             ccfg["expression"],
             f"no sample id is both in the expression matrix ({expr.shape[1]} samples, e.g. "
-            f"{', '.join(map(str, expr.columns[:3]))}) and in the VCF ({len(vcf_samples)}, "
-            f"e.g. {', '.join(vcf_samples[:3])})",
+            f"{', '.join(map(str, expr.columns[:3]))}) and in the VCF ({len(header_samples)}, "
+            f"e.g. {', '.join(header_samples[:3])})",
             "Make the column names of the expression matrix the VCF's sample ids.",
         )
     if overlap["vcf_only"] or overlap["expression_only"]:
@@ -483,22 +315,3 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
             report.facts[k] = report.facts.get(k, 0) + v
     report.facts["variant_policy"] = policy_counts(alleles, vcfg)
     return report
-
-
-def policy_counts(alleles: list, policies: dict) -> dict:
-    """The `variants` policy applied to (REF, ALT, frequency) triples: what every stage
-    keeps (`hapexp.variants.policy`), counted over the models' windows."""
-    from hapexp.variants.policy import POLICY_DEFAULTS, record_mask
-
-    p = {k: v for k, v in {**POLICY_DEFAULTS, **(policies or {})}.items() if k in ("snv_only", "maf")}
-    if not alleles:
-        return {"policy": p, "records": 0, "kept": 0, "skipped": {}, "region": "models' windows"}
-    ref, alt, af = zip(*alleles, strict=True)
-    keep, counts = record_mask(ref, alt, af, policies)
-    return {
-        "policy": p,
-        "region": "models' windows",
-        "records": int(counts["records_read"]),
-        "kept": int(keep.sum()),
-        "skipped": {k: int(v) for k, v in sorted(counts.items()) if k.startswith("skipped") and v},
-    }

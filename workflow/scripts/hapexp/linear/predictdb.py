@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from hapexp.io import atomic_output
-from hapexp.variants.genotypes import pysam_dosages as read_dosages
+from hapexp.variants.genotypes import read_dosages
 
 EXTRA_COLUMNS = [
     "gene",
@@ -266,11 +266,15 @@ def predictdb_predict(weights: pd.DataFrame, vcf_path, samples: list[str], genes
             continue
         chrom = parsed[0][0]
         pos = [p[1] for p in parsed]
-        dos = read_dosages(vcf_path, chrom, min(pos) - 1, max(pos), samples)
-        if dos.empty:
-            # Contig naming may differ (chr1 vs 1).
-            alt_chrom = chrom[3:] if chrom.startswith("chr") else f"chr{chrom}"
-            dos = read_dosages(vcf_path, alt_chrom, min(pos) - 1, max(pos), samples)
+        # Every record overlapping the weights' span, missing calls NaN (imputed below); the
+        # contig naming may differ (chr1 vs 1): then the other name.
+        for c in (chrom, chrom[3:] if chrom.startswith("chr") else f"chr{chrom}"):
+            dos = read_dosages(
+                vcf_path, [(c, min(pos) - 1, max(pos))], samples, None,
+                missing="nan", overlap="record", symbolic=True, duplicates="keep",
+            ).frame()  # fmt: skip
+            if not dos.empty:
+                break
         lookup = {}
         for vid in dos.index:
             c, p, r, a = _parse_varid(vid)

@@ -1,1 +1,3 @@
-"""Sequences: the compact haplotype index, bcftools' replay of records, coordinate maps and rendering of personal windows."""
+"""Sequences: the compact haplotype index (build: writing, index: reading), the edits a
+haplotype carries (plan, with bcftools' replay for overlapping records), coordinate maps
+(coords), rendering of personal windows (render, windows) and the FASTA export (fasta)."""

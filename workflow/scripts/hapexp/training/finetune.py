@@ -353,7 +353,7 @@ def run_finetune(
 ):  # fmt: skip
     """Rule `finetune`: train, then write the best weights (a state dict) and the history."""
     from hapexp.io import read_matrix, write_tsv
-    from hapexp.sequences.haplotypes import HaplotypeIndex
+    from hapexp.sequences.index import HaplotypeIndex
     from hapexp.training.splits import read_splits
 
     cfg = resolve(cfg, spec.get("name", "model"))

@@ -1,1 +1,4 @@
-"""Variants: the cohort's VCF/BCF files, normalization, genotype/dosage reading, cis windows and the variant policy."""
+"""Variants: the cohort's VCF/BCF files (files), normalization and the REF check
+(normalize), the one VCF scanner (scan), the one genotype/dosage reader (genotypes),
+windows and regions (windows), the variant policy (policy) and the VCF content checks of
+input validation (checks)."""

@@ -1,24 +1,28 @@
-"""Alt-allele dosages in cis windows, read from the normalized VCF/BCF with pysam.
+"""The one genotype reader: raw genotype arrays (`read_genotypes`, for the haplotype
+index) and alt-allele dosages on top of them (`read_dosages`, for everything else).
 
-Coordinates: gene `tss` is 1-based (genes.tsv); VCF `POS` is 1-based; inside this
-module windows are 0-based half-open `[start0, end0)` and variant positions are
-kept 1-based in `pos` (as in `variant_id = chrom_pos_ref_alt`).
+Coordinates: VCF `POS` is 1-based; regions are 0-based half-open `[start0, end0)`;
+`read_genotypes` returns 0-based `pos0`, `Dosages` keep 1-based `pos` (as in
+`variant_id = chrom_pos_ref_alt`).
 
-Window of a gene (see `gene_window`):
-- an integer `W` (tensorQTL; PredictDB's TSS-centred variant): variants with `|POS - tss| <= W`;
-- `gene_body_1mb` (PredictDB's `gtex_v7_nested_cv_elnet.R`): variants with
-  `start - 1e6 <= POS <= end + 1e6`, start/end the gene body of genes.tsv (1-based);
-- a model name: exactly the model's reference window (docs/architecture.md), i.e.
-  `+`: `[tss0 - L//2, tss0 + L//2)`, `-`: `[tss0 - L//2 + 1, tss0 + L//2 + 1)`.
+Both read the records of a set of regions with one streamed `bcftools query`
+(`hapexp.variants.scan`, fixed-width GT parser: no per-record Python objects). What
+differs between the callers is explicit in `read_dosages`' parameters:
 
-Dosage = number of ALT alleles in GT (0/1/2; haploid calls give 0/1). Any missing
-allele makes the dosage missing; missing dosages are mean-imputed per variant (as
-tensorQTL's `impute_mean`). Variants are filtered on in-sample minor allele
-frequency `maf >= threshold` after imputation, and monomorphic variants are always
-dropped (their association statistics are undefined). Records with more than one
-ALT or a symbolic/missing ALT are skipped (the input is split biallelic).
-A chunk's windows are merged and each merged region is fetched once (streaming
-per chunk of genes, not per gene).
+- `overlap`: "pos" (records whose POS lies in a region: the cis windows of the eQTL scan
+  and the elastic net, the haplotype index) or "record" (any record overlapping a region,
+  e.g. a deletion starting before it: the per-gene look-ups of the verdict and of
+  PredictDB models, as a pysam `fetch` of the region);
+- `missing`: "mean" (a call with a missing allele gets the variant's mean dosage, as
+  tensorQTL's `impute_mean`) or "nan";
+- `maf`: in-sample minor allele frequency threshold after imputation, monomorphic
+  variants always dropped (their association statistics are undefined); None: no filter;
+- `symbolic`: keep records with a symbolic ALT (`<DEL>`, `*`); records with several ALTs
+  or a missing ALT are always skipped (the normalized BCF is split biallelic);
+- `duplicates`: "first" (identical records, e.g. indels left-aligned onto one another,
+  share a variant id: keep the first) or "keep".
+
+Dosage = number of ALT alleles in GT (0/1/2; haploid calls give 0/1).
 """
 
 from __future__ import annotations
@@ -31,77 +35,11 @@ import numpy as np
 import pandas as pd
 
 from hapexp.errors import InputError
+from hapexp.variants.files import vcf_contigs, vcf_samples
+from hapexp.variants.scan import parse_gt_block, scan
+from hapexp.variants.windows import gene_window, merge_regions
 
 log = logging.getLogger(__name__)
-
-
-def vcf_samples(path) -> list[str]:
-    """Sample ids of a VCF/BCF header, in file order."""
-    import pysam
-
-    with pysam.VariantFile(str(path)) as vf:
-        return list(vf.header.samples)
-
-
-GENE_BODY_WINDOWS = {"gene_body_1mb": 1_000_000}
-
-
-def resolve_window(window, models: dict | None = None):
-    """Normalize a config window: int → ("flank", W); `gene_body_1mb` → ("gene_body",
-    1000000); model name → ("model", L)."""
-    if isinstance(window, bool):
-        raise ValueError(f"invalid window {window!r}")
-    if isinstance(window, int | np.integer):
-        if window < 0:
-            raise ValueError(f"window must be >= 0 bp, got {window}")
-        return ("flank", int(window))
-    if isinstance(window, str):
-        if window.isdigit():
-            return ("flank", int(window))
-        if window in GENE_BODY_WINDOWS:
-            return ("gene_body", GENE_BODY_WINDOWS[window])
-        models = models or {}
-        if window not in models:
-            raise ValueError(
-                f"window {window!r} is neither a number of bp, {', '.join(GENE_BODY_WINDOWS)}, nor a model name "
-                f"(models: {', '.join(models) or 'none'})"
-            )
-        from hapexp.models.spec import model_spec
-
-        length = int(model_spec(models[window], window)["window"])
-        return ("model", length)
-    raise ValueError(f"invalid window {window!r}")
-
-
-def gene_window(
-    tss: int, strand: str, window, start: int | None = None, end: int | None = None
-) -> tuple[int, int]:
-    """0-based half-open window `[start0, end0)` of a gene (tss, gene body start/end
-    1-based; the body defaults to the TSS); start clipped at 0."""
-    kind, w = window
-    tss0 = int(tss) - 1
-    if kind == "flank":
-        start0, end0 = tss0 - w, tss0 + w + 1
-    elif kind == "gene_body":
-        lo = int(tss) if start is None or pd.isna(start) else int(start)
-        hi = int(tss) if end is None or pd.isna(end) else int(end)
-        start0, end0 = lo - 1 - w, hi + w
-    else:
-        half = w // 2
-        shift = 1 if strand == "-" else 0
-        start0, end0 = tss0 - half + shift, tss0 + half + shift
-    return max(start0, 0), end0
-
-
-def merge_intervals(intervals: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
-    """Merge overlapping/adjacent (chrom, start0, end0) intervals, sorted by chrom then start."""
-    out: list[list] = []
-    for chrom, s, e in sorted(intervals):
-        if out and out[-1][0] == chrom and s <= out[-1][2]:
-            out[-1][2] = max(out[-1][2], e)
-        else:
-            out.append([chrom, s, e])
-    return [tuple(x) for x in out]
 
 
 @dataclass
@@ -113,7 +51,7 @@ class Dosages:
     pos: np.ndarray
     ref: np.ndarray
     alt: np.ndarray
-    dosage: np.ndarray  # float64, variants × samples, missing already imputed
+    dosage: np.ndarray  # float64, variants × samples; missing: imputed, or NaN (read_dosages' `missing`)
     samples: list[str]
     ids: np.ndarray | None = None  # the VCF's ID column ("." when absent), e.g. dbSNP rs ids
 
@@ -136,6 +74,12 @@ class Dosages:
             None if self.ids is None else self.ids[ix],
         )
 
+    def frame(self) -> pd.DataFrame:
+        """The dosages as a DataFrame: rows indexed by `variant_id`, columns = samples."""
+        df = pd.DataFrame(self.dosage, index=list(self.variant_id), columns=list(self.samples))
+        df.index.name = "variant_id"
+        return df
+
     def window_index(self, chrom: str, start0: int, end0: int) -> np.ndarray:
         """Row indices of the variants with 0-based position in `[start0, end0)` on `chrom`
         (rows sorted by position within a chromosome, as read)."""
@@ -152,43 +96,129 @@ class Dosages:
         return self.take(self.window_index(chrom, start0, end0))
 
 
-def read_dosages(path, regions, samples: list[str], maf: float = 0.0) -> Dosages:
-    """Dosages of `samples` for the records in `regions` [(chrom, start0, end0)], MAF-filtered.
+def _in_regions(chrom: np.ndarray, pos0: np.ndarray, stop0: np.ndarray, regions: pd.DataFrame) -> np.ndarray:
+    """Records [pos0, stop0) overlapping one of the merged `regions`."""
+    keep = np.zeros(len(pos0), dtype=bool)
+    for c, r in regions.groupby("chrom"):
+        m = chrom == c
+        st, en = r["start0"].to_numpy(), r["end0"].to_numpy()
+        # the last region starting before the record's end; merged regions are disjoint
+        k = np.searchsorted(st, stop0[m], side="left") - 1
+        keep[m] = (k >= 0) & (pos0[m] < en[np.maximum(k, 0)])
+    return keep
 
-    Records starting inside a region (0-based half-open) are read once (regions are
-    merged first) with `bcftools query` and the fixed-width GT parser of
-    `hapexp.variants.vcf.read_genotypes` (no per-record Python objects). Records with several
-    ALTs or a symbolic/missing ALT are skipped (the normalized BCF is split
-    biallelic). Dosage = ALT alleles carried (haploid calls 0/1); a call with a
-    missing allele is missing → per-variant mean (tensorQTL's impute_mean).
+
+def read_genotypes(
+    bcf, regions: pd.DataFrame, samples: list[str] | None = None, with_id: bool = False, overlap: str = "pos"
+):
+    """Records in `regions` (chrom, start0, end0; see the module doc for `overlap`) and
+    their genotypes.
+
+    Returns (variants DataFrame [chrom, pos0, ref, alt, order (+ id: the ID column
+    when `with_id`)], alleles int8
+    [n_var, n_samples, 2] (MISSING = -1), phased bool [n_var, n_samples],
+    ploidy int8 [n_var, n_samples]). Records are in file order; `order` is the
+    index in that order (ties at one position keep it, as bcftools consensus does).
+    Identical records (e.g. two indels that left-align to the same one) are all kept:
+    bcftools consensus applies each, so the haplotypes must too.
     """
-    from hapexp.variants import vcf as V
-
-    header_samples = vcf_samples(path)
-    have = set(header_samples)
-    missing = [s for s in samples if s not in have]
-    if missing:
-        raise InputError(path, f"sample {missing[0]!r} is not in the VCF", "Use samples present in the VCF.")
-    regions = merge_intervals(list(regions))
-    contigs = set(V.vcf_contigs(path))
-    reg = pd.DataFrame([r for r in regions if r[0] in contigs], columns=["chrom", "start0", "end0"]).astype(
-        {"chrom": str}
+    all_samples = vcf_samples(bcf)
+    samples = list(all_samples if samples is None else samples)
+    ns = len(samples)
+    regions = regions[regions["start0"] < regions["end0"]]  # empty regions hold no record
+    fields = (
+        "CHROM",
+        "POS",
+        "REF",
+        "ALT",
+        *(["ID"] if with_id else []),
+        *(["END"] if overlap == "record" else []),
     )
+    columns, arrays = [], []  # per block: decoded site columns; genotype arrays
+    with scan(
+        bcf,
+        fields,
+        regions=regions,
+        samples=None if samples == all_samples or not ns else samples,  # -S only to subset or reorder
+        genotypes=ns > 0,
+        overlap=overlap,
+    ) as blocks:
+        for b in blocks:
+            cols = zip(*b.sites, strict=True)
+            columns.append(
+                {
+                    f: np.array([x.decode() for x in col], dtype=object)
+                    for f, col in zip(fields, cols, strict=True)
+                }
+            )
+            if ns:
+                arrays.append((b.alleles, b.phased, b.ploidy))
+    text = {f: np.concatenate([c[f] for c in columns]) if columns else np.zeros(0, object) for f in fields}
+    n = len(text["POS"])
+    alleles, phased, ploidy = (
+        (np.concatenate(a) for a in zip(*arrays, strict=True)) if arrays else parse_gt_block(b"", n, ns)
+    )
+    chrom = text["CHROM"]
+    pos0 = text["POS"].astype(np.int64) - 1
+    # END: the 1-based last base of the record = its 0-based end (exclusive)
+    stop0 = text["END"].astype(np.int64) if overlap == "record" else pos0 + 1
+    keep = _in_regions(chrom, pos0, stop0, merge_regions(regions))
+    variants = pd.DataFrame(
+        {"chrom": chrom[keep], "pos0": pos0[keep], "ref": text["REF"][keep], "alt": text["ALT"][keep]}
+    )
+    if with_id:
+        variants["id"] = text["ID"][keep]
+    variants["order"] = np.arange(len(variants))
+    return variants, alleles[keep], phased[keep], ploidy[keep]
+
+
+def read_dosages(
+    path,
+    regions,
+    samples: list[str],
+    maf: float | None = 0.0,
+    *,
+    missing: str = "mean",
+    overlap: str = "pos",
+    symbolic: bool = False,
+    duplicates: str = "first",
+) -> Dosages:
+    """Dosages of `samples` for the records in `regions` [(chrom, start0, end0)].
+
+    Regions are merged first (chromosomes in name order) and read once; see the module
+    doc for `overlap`, `missing`, `maf`, `symbolic` and `duplicates`. The defaults are the
+    cis windows of the linear models.
+    """
+    if missing not in ("mean", "nan") or duplicates not in ("first", "keep"):
+        raise ValueError(
+            f"missing must be 'mean' or 'nan', duplicates 'first' or 'keep' ({missing}, {duplicates})"
+        )
+    if missing == "nan" and maf is not None:
+        raise ValueError("a MAF filter needs imputed dosages (missing='mean')")
+    have = set(vcf_samples(path))
+    absent = [s for s in samples if s not in have]
+    if absent:
+        raise InputError(path, f"sample {absent[0]!r} is not in the VCF", "Use samples present in the VCF.")
+    regions = sorted(regions)
+    reg = merge_regions(pd.DataFrame(regions, columns=["chrom", "start0", "end0"]))
+    reg = reg[reg["chrom"].isin(set(vcf_contigs(path)))].astype({"chrom": str})
     if reg.empty or not samples:
         variants = pd.DataFrame({"chrom": [], "pos0": [], "ref": [], "alt": [], "id": []})
         alleles = np.zeros((0, len(samples), 2), np.int8)
         ploidy = np.zeros((0, len(samples)), np.int8)
     else:
-        variants, alleles, _, ploidy = V.read_genotypes(path, reg, list(samples), with_id=True)
+        variants, alleles, _, ploidy = read_genotypes(path, reg, list(samples), with_id=True, overlap=overlap)
     alt = variants["alt"].astype(str)
-    ok = ~(
-        alt.str.contains(",", regex=False) | alt.str.startswith("<") | alt.isin(["*", "."]) | (alt == "")
-    ).to_numpy()
+    skip = alt.str.contains(",", regex=False) | alt.isin([".", ""])
+    if not symbolic:
+        skip |= alt.str.startswith("<") | (alt == "*")
+    ok = ~skip.to_numpy()
     if (~ok).any():
         log.info("skipped %d multi-allelic/symbolic records", int((~ok).sum()))
-    # Identical records (indels left-aligned onto one another) would share a variant id:
-    # the linear models keep the first, as before (the haplotypes apply each, as bcftools).
-    ok &= ~variants.duplicated(["chrom", "pos0", "ref", "alt"]).to_numpy()
+    if duplicates == "first":
+        # Identical records would share a variant id: the linear models keep the first, as
+        # before (the haplotypes apply each, as bcftools).
+        ok &= ~variants.duplicated(["chrom", "pos0", "ref", "alt"]).to_numpy()
     variants, alleles, ploidy = variants[ok], alleles[ok], ploidy[ok]
     # ALT count in int8 first (a float64 copy per allele would triple the peak memory)
     counts = (alleles[:, :, 0] > 0).view(np.int8) + ((alleles[:, :, 1] > 0) & (ploidy != 1)).view(np.int8)
@@ -196,7 +226,7 @@ def read_dosages(path, regions, samples: list[str], maf: float = 0.0) -> Dosages
     del counts
     dosage[(alleles[:, :, 0] < 0) | (alleles[:, :, 1] < 0)] = np.nan  # (any over a length-2 axis is slow)
     nan = np.isnan(dosage)
-    if nan.any():
+    if missing == "mean" and nan.any():
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-missing rows: mean 0 below
             mu = np.nanmean(dosage, axis=1)
@@ -212,14 +242,7 @@ def read_dosages(path, regions, samples: list[str], maf: float = 0.0) -> Dosages
     out = Dosages(
         vids, chrom, pos, ref, alts, dosage, list(samples), variants["id"].astype(str).to_numpy(dtype=object)
     )
-    return filter_maf(out, maf)
-
-
-def window_flank(window) -> int:
-    """Bases on each side of the TSS that `window` (resolved) can reach, for region
-    pre-filters; a gene-body window reaches further by the body's length (add it)."""
-    kind, w = window
-    return w // 2 + 1 if kind == "model" else w
+    return out if maf is None else filter_maf(out, maf)
 
 
 def filter_maf(d: Dosages, maf: float) -> Dosages:
@@ -247,35 +270,3 @@ def chunk_dosages(
     genes["end0"] = [w[1] for w in wins]
     regions = [(str(c), s, e) for c, s, e in zip(genes["chrom"], genes["start0"], genes["end0"], strict=True)]
     return read_dosages(vcf, regions, samples, maf), genes
-
-
-def pysam_dosages(vcf_path, chrom: str, start0: int, end0: int, samples: list[str]) -> pd.DataFrame:
-    """ALT dosages (0, 1, 2) of the biallelic variants in [start0, end0) (0-based, half-open).
-
-    Rows are indexed by `variant_id` = chrom_pos_ref_alt (1-based pos); columns are
-    `samples`. Missing genotypes become NaN. Reads the cohort's normalized BCF (one
-    ALT per record after `bcftools norm -m-`); multi-ALT records are skipped.
-    """
-    import pysam
-
-    rows, ids = [], []
-    with pysam.VariantFile(str(vcf_path)) as vf:
-        vf.subset_samples(samples)
-        names = list(vf.header.samples)
-        if chrom not in vf.header.contigs:
-            return pd.DataFrame(columns=samples, dtype=float)
-        for rec in vf.fetch(chrom, max(0, start0), end0):
-            if rec.alts is None or len(rec.alts) != 1:
-                continue
-            d = np.empty(len(names))
-            for i, s in enumerate(rec.samples.values()):
-                gt = s.get("GT")
-                if gt is None or any(a is None for a in gt):
-                    d[i] = np.nan
-                else:
-                    d[i] = sum(1 for a in gt if a == 1)
-            rows.append(d)
-            ids.append(f"{rec.chrom}_{rec.pos}_{rec.ref}_{rec.alts[0]}")
-    df = pd.DataFrame(np.array(rows).reshape(len(rows), len(names)), index=ids, columns=names)
-    df.index.name = "variant_id"
-    return df[samples]

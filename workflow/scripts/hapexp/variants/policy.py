@@ -1,7 +1,8 @@
 """The `variants` policy: which VCF records every stage uses (one definition).
 
-Haplotypes (`haplotypes.apply_policies`), the eQTL scan, the elastic net and, through
-the haplotype index, ISM all keep exactly the records `record_mask` keeps:
+The haplotype index (`apply_policies`, which adds the genotype policies `missing` and
+`unphased`), the eQTL scan, the elastic net and, through the haplotype index, ISM all
+keep exactly the records `record_mask` keeps:
 
 - always dropped: symbolic/structural ALTs (`<DEL>`, `*`, breakends), alleles with
   characters other than A, C, G, T, N, and records with REF == ALT;
@@ -23,6 +24,8 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
+
+from hapexp.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,69 @@ def record_mask(ref, alt, af, policies: dict | None) -> tuple[np.ndarray, Counte
         counts["skipped_maf"] = int(low.sum())
         keep &= ~low
     return keep, counts
+
+
+def apply_policies(variants, alleles, phased, ploidy, policies: dict, source, samples):
+    """Filter records and genotypes by the configured policies; every decision counted.
+
+    Records: `record_mask` (shared with the eQTL scan and the elastic net); genotypes:
+    `missing` and `unphased`. Input: `hapexp.variants.genotypes.read_genotypes`' arrays.
+    Returns (variants [+ af, is_snv], carried bool [n_var, n_samples, 2], Counter).
+    """
+    p = {**POLICY_DEFAULTS, **(policies or {})}
+    if (alleles > 1).any():
+        i = int(np.argwhere(alleles > 1)[0][0])
+        r = variants.iloc[i]
+        raise InputError(
+            source,
+            "multi-allelic record not split",
+            "Use the normalized BCF (rule normalize_variants: bcftools norm -m -any)",
+            where=f"record {r.chrom}:{r.pos0 + 1}",
+        )
+    # Allele frequency over the index's samples, before any genotype policy.
+    called = alleles >= 0
+    n_called = called.sum(axis=(1, 2))
+    af = np.where(n_called > 0, (alleles == 1).sum(axis=(1, 2)) / np.maximum(n_called, 1), 0.0)
+    keep, counts = record_mask(variants["ref"], variants["alt"], af, p)
+    ref = variants["ref"].str.upper()
+    alt = variants["alt"].str.upper()
+    is_snv = ((ref.str.len() == 1) & (alt.str.len() == 1)).to_numpy()
+    variants = variants[keep].reset_index(drop=True).copy()
+    alleles, phased, ploidy, af = alleles[keep], phased[keep], ploidy[keep], af[keep]
+    variants["ref"], variants["alt"] = ref[keep].to_numpy(), alt[keep].to_numpy()
+    variants["af"], variants["is_snv"] = af, is_snv[keep]
+
+    missing = alleles < 0
+    counts["missing_alleles"] = int(missing.sum())
+    if missing.any():
+        if p["missing"] == "error":
+            i, s, _ = np.argwhere(missing)[0]
+            r = variants.iloc[i]
+            raise InputError(
+                source,
+                f"{int(missing.sum())} missing genotype alleles (e.g. sample {samples[s]})",
+                "Set `variants.missing: ref` to read them as reference, or impute the VCF",
+                where=f"record {r.chrom}:{r.pos0 + 1}",
+            )
+        alleles = np.where(missing, 0, alleles)
+    het_unphased = (~phased) & (ploidy == 2) & (alleles[:, :, 0] != alleles[:, :, 1])
+    counts["unphased_heterozygous"] = int(het_unphased.sum())
+    counts["unphased_homozygous"] = int(((~phased) & (ploidy == 2)).sum() - het_unphased.sum())
+    if het_unphased.any():
+        if p["unphased"] == "error":
+            i, s = np.argwhere(het_unphased)[0]
+            r = variants.iloc[i]
+            raise InputError(
+                source,
+                f"{int(het_unphased.sum())} unphased heterozygous genotypes (e.g. sample {samples[s]})",
+                "Phase the VCF (SHAPEIT/Eagle/Beagle), or set `variants.unphased: ref` to read them as reference",
+                where=f"record {r.chrom}:{r.pos0 + 1}",
+            )
+        if p["unphased"] == "ref":
+            alleles = np.where(het_unphased[:, :, None], 0, alleles)
+        # "first": keep the written order, i.e. what `bcftools consensus -H 1/-H 2` does.
+    counts["variants_kept"] = len(variants)
+    return variants, alleles == 1, counts
 
 
 def filter_dosages(dosages, policies: dict | None):

@@ -291,14 +291,18 @@ def model_agreement(ism_by_model: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def vcf_dosage_fn(vcf_path, samples: list[str], ism: pd.DataFrame) -> DosageFn:
     """Dosage look-up per gene from the cohort's normalized BCF (window = the ISM variants' span)."""
-    from hapexp.variants.genotypes import pysam_dosages as read_dosages
+    from hapexp.variants.genotypes import read_dosages
 
     spans = ism.groupby("gene_id").agg(chrom=("chrom", "first"), lo=("pos", "min"), hi=("pos", "max"))
 
     def fn(gene_id: str, variant_ids: list[str]) -> pd.DataFrame:
         s = spans.loc[gene_id]
-        # 1-based inclusive [lo, hi] → 0-based half-open [lo - 1, hi).
-        return read_dosages(vcf_path, str(s["chrom"]), int(s["lo"]) - 1, int(s["hi"]), samples)
+        # 1-based inclusive [lo, hi] → 0-based half-open [lo - 1, hi); every record
+        # overlapping it, missing calls NaN (gene_concordance imputes them).
+        return read_dosages(
+            vcf_path, [(str(s["chrom"]), int(s["lo"]) - 1, int(s["hi"]))], samples, None,
+            missing="nan", overlap="record", symbolic=True, duplicates="keep",
+        ).frame()  # fmt: skip
 
     return fn
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from hapexp.stats import covariate_design, residualize, rowwise_pearson
-from hapexp.variants.genotypes import pysam_dosages as read_dosages
+from hapexp.variants.genotypes import read_dosages
 
 
 def legacy_random_weights_null(
@@ -89,7 +89,11 @@ def legacy_columns(
         if key not in cache:
             info = g.loc[row["gene_id"]]
             tss0 = int(info["tss"]) - 1
-            dos = read_dosages(vcf_path, str(info["chrom"]), tss0 - L // 2, tss0 + L // 2, samples)
+            # every record overlapping the window, missing calls NaN (dropped below)
+            dos = read_dosages(
+                vcf_path, [(str(info["chrom"]), tss0 - L // 2, tss0 + L // 2)], samples, None,
+                missing="nan", overlap="record", symbolic=True, duplicates="keep",
+            ).frame()  # fmt: skip
             dos = dos[dos.notna().all(axis=1)]
             alleles = [v.split("_")[-2:] for v in dos.index]
             keep, _ = record_mask(

@@ -209,8 +209,9 @@ def run(inputs: dict, models: list[str], params: dict, out: dict):
     the test people; writes the per-gene table, the summary and the elastic net's predictions."""
     from hapexp.io import read_matrix, write_matrix, write_tsv
     from hapexp.training.splits import read_splits
-    from hapexp.variants.genotypes import chunk_dosages, resolve_window
+    from hapexp.variants.genotypes import chunk_dosages
     from hapexp.variants.policy import filter_dosages, format_counts, predictdb_exclusions
+    from hapexp.variants.windows import resolve_window
 
     expr = read_matrix(inputs["prepared"])
     cov = read_matrix(inputs["covariates"], index_col="id")
