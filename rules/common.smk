@@ -8,7 +8,6 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-import yaml  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
 from hapexp.models.spec import model_input_files, model_spec  # noqa: E402
@@ -16,17 +15,12 @@ from hapexp.errors import InputError  # noqa: E402
 from hapexp.inputs.genes import chunk_ids  # noqa: E402
 from hapexp.variants.files import vcf_paths  # noqa: E402
 from hapexp.variants.windows import resolve_window, window_flank  # noqa: E402
-from hapexp.inputs.validate import check_config  # noqa: E402
+from hapexp.config.check import check_config  # noqa: E402
 
 # Config errors in people's words first (key path, did-you-mean), then
 # Snakemake's validate() to fill the schema defaults.
-_SCHEMA = Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml"
 try:
-    check_config(
-        config,
-        yaml.safe_load(_SCHEMA.read_text()),
-        ", ".join(map(str, workflow.configfiles)) or "config",
-    )
+    check_config(config, ", ".join(map(str, workflow.configfiles)) or "config")
 except InputError as e:
     raise WorkflowError(f"invalid configuration: {e}") from None
 validate(config, schema="../config/schema/config.schema.yaml")
