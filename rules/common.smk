@@ -1,5 +1,6 @@
 # Config validation, shared helpers and input functions.
 
+import copy
 import sys
 from pathlib import Path
 
@@ -23,6 +24,14 @@ try:
     check_config(config, ", ".join(map(str, workflow.configfiles)) or "config")
 except InputError as e:
     raise WorkflowError(f"invalid configuration: {e}") from None
+# Each finetune block as written: the fine-tuning checkpoint's digest hashes the model's
+# spec with this block in it (hapexp.training.finetune.config_digest), as it did before
+# the schema held the block's defaults, so checkpoints written then still resume.
+FINETUNE_AS_WRITTEN = {
+    m: copy.deepcopy(c["finetune"])
+    for m, c in config["models"].items()
+    if c.get("finetune") is not None
+}
 validate(config, schema="../config/schema/config.schema.yaml")
 
 # readout: exons needs the genes' exons (a GTF, or an exon table beside a gene table).
@@ -98,6 +107,11 @@ def cohort_cfg(wildcards):
 
 def model_cfg(wildcards):
     return model_spec(config["models"][wildcards.model], wildcards.model)
+
+
+def finetune_spec(wildcards):
+    """The spec rule finetune trains, with the finetune block as written (FINETUNE_AS_WRITTEN)."""
+    return {**model_cfg(wildcards), "finetune": FINETUNE_AS_WRITTEN[wildcards.model]}
 
 
 # A fixed number of gene chunks (genes.chunks), so that the whole DAG — every

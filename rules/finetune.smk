@@ -54,7 +54,7 @@ rule finetune:
         mem_mb=16000,
         runtime=1440,
     params:
-        spec=model_cfg,
+        spec=finetune_spec,
         finetune=lambda wildcards: config["models"][wildcards.model]["finetune"],
         init=lambda wildcards: finetune_init_spec(wildcards.model),
         checkpoint="results/{cohort}/finetune/{model}/checkpoint.pt",
