@@ -29,13 +29,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
 from hapexp.engine.predictor import Predictor  # noqa: E402
+from hapexp.models.spec import model_spec  # noqa: E402
 
 # Published padded output widths of the AlphaGenome heads used here (alphagenome-pt README).
 AG_TRACKS = {"rna_seq": 768, "cage": 640}
 
 
 def build(name: str, precision: str):
-    """(LoadedModel, spec) of a full-size architecture with random weights, on cuda."""
+    """(LoadedModel, spec) of a full-size architecture with random weights, on cuda (the spec
+    resolved by model_spec: the loaders read the kind's defaults from it)."""
     dev = torch.device("cuda")
     spec = {"name": name, "device": "cuda", "precision": precision, "_device": dev, "tracks": [0], "bins": 3}
     if name == "enformer":
@@ -44,7 +46,7 @@ def build(name: str, precision: str):
         from hapexp.models.enformer import TARGETS as ENFORMER_TARGETS
         from hapexp.models.enformer.load import wrap_enformer
 
-        spec.update(kind="enformer", window=196_608, targets=ENFORMER_TARGETS)
+        spec = model_spec({**spec, "kind": "enformer", "window": 196_608, "targets": ENFORMER_TARGETS}, name)
         return wrap_enformer(Enformer.from_hparams(use_tf_gamma=False).to(dev), spec, "enformer"), spec
     if name in ("borzoi", "flashzoi"):
         from borzoi_pytorch import Borzoi
@@ -53,7 +55,7 @@ def build(name: str, precision: str):
         from hapexp.models.borzoi.flash_attention import flash_attn_available, torch_flash_attention
         from hapexp.models.borzoi.load import wrap_borzoi
 
-        spec.update(kind="borzoi", window=524_288, unsquash=True)
+        spec = model_spec({**spec, "kind": "borzoi", "window": 524_288, "unsquash": True}, name)
         flashed = name == "flashzoi"
         use_torch = flashed and not flash_attn_available()
         cfg = BorzoiConfig(flashed=flashed)
@@ -74,14 +76,21 @@ def build(name: str, precision: str):
             for h, n in AG_TRACKS.items()
         }
         model = AlphaGenome(deepmind_config(metadata={"organisms": ["human"], "heads": heads}))
-        spec.update(kind="alphagenome", window=1_048_576, resolution=res, outputs=list(AG_TRACKS))
+        spec = model_spec(
+            {
+                **spec,
+                "kind": "alphagenome",
+                "window": 1_048_576,
+                "resolution": res,
+                "outputs": list(AG_TRACKS),
+            },
+            name,
+        )
         return wrap_alphagenome(model.to(dev), spec, None), spec
     raise ValueError(name)
 
 
 def run(name: str, precision: str, batches, exons: bool, compile_: bool, n_batches: int):
-    from hapexp.models.spec import model_spec
-
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     loaded, spec = build(name, precision)

@@ -1,5 +1,6 @@
 # Config validation, shared helpers and input functions.
 
+import copy
 import sys
 from pathlib import Path
 
@@ -8,7 +9,6 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-import yaml  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
 from hapexp.models.spec import model_input_files, model_spec  # noqa: E402
@@ -16,19 +16,23 @@ from hapexp.errors import InputError  # noqa: E402
 from hapexp.inputs.genes import chunk_ids  # noqa: E402
 from hapexp.variants.files import vcf_paths  # noqa: E402
 from hapexp.variants.windows import resolve_window, window_flank  # noqa: E402
-from hapexp.inputs.validate import check_config  # noqa: E402
+from hapexp.config.check import check_config  # noqa: E402
 
 # Config errors in people's words first (key path, did-you-mean), then
-# Snakemake's validate() to fill the schema defaults.
-_SCHEMA = Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml"
+# Snakemake's validate() to fill the schema defaults. Nothing else writes to `config`:
+# what follows from it comes from functions (resolved_model).
 try:
-    check_config(
-        config,
-        yaml.safe_load(_SCHEMA.read_text()),
-        ", ".join(map(str, workflow.configfiles)) or "config",
-    )
+    check_config(config, ", ".join(map(str, workflow.configfiles)) or "config")
 except InputError as e:
     raise WorkflowError(f"invalid configuration: {e}") from None
+# Each finetune block as written: the fine-tuning checkpoint's digest hashes the model's
+# spec with this block in it (hapexp.training.finetune.config_digest), as it did before
+# the schema held the block's defaults, so checkpoints written then still resume.
+FINETUNE_AS_WRITTEN = {
+    m: copy.deepcopy(c["finetune"])
+    for m, c in config["models"].items()
+    if c.get("finetune") is not None
+}
 validate(config, schema="../config/schema/config.schema.yaml")
 
 # readout: exons needs the genes' exons (a GTF, or an exon table beside a gene table).
@@ -46,45 +50,49 @@ COHORTS = list(config["cohorts"])
 MODELS = list(config["models"])
 
 # Fine-tuned models (a `finetune` block): trained by rule finetune on one cohort
-# (finetune.cohort, default the first); their weights are that rule's output.
+# (finetune.cohort, null = the first); their weights are that rule's output.
 FINETUNED = {}
 # fine-tuned model -> the registry model it starts from (None: its own initialisation)
 FINETUNE_INIT = {}
 for _m, _c in config["models"].items():
     if _c.get("finetune") is not None:
         _ft = _c["finetune"]
-        _cohort = _ft.get("cohort") or COHORTS[0]
+        _cohort = _ft["cohort"] or COHORTS[0]
         if _cohort not in config["cohorts"]:
             raise WorkflowError(
                 f"invalid configuration: models.{_m}.finetune.cohort {_cohort!r} is not a cohort"
             )
-        _init = _ft.get("init")
+        _init = _ft["init"]
         if _init is not None and (_init not in config["models"] or _init == _m):
             raise WorkflowError(
                 f"invalid configuration: models.{_m}.finetune.init {_init!r} is not another model"
             )
         FINETUNED[_m] = _cohort
         FINETUNE_INIT[_m] = _init
-        _c["weights"] = f"results/{_cohort}/finetune/{_m}/weights.pt"
 
 # Models whose track-combination heads are fitted (by rule track_heads) from `heads`;
 # their predict jobs store every track at the TSS (store_all_tracks turned on).
-HEADS = list(config.get("heads") or {})
+HEADS = list(config["heads"] or {})
+for _m in HEADS:
+    if _m not in config["models"]:
+        raise WorkflowError(f"invalid configuration: heads.{_m} is not a model")
 
 
-def check_heads():
-    for m in HEADS:
-        if m not in config["models"]:
-            raise WorkflowError(f"invalid configuration: heads.{m} is not a model")
-        config["models"][m]["store_all_tracks"] = True
-
-
-check_heads()
+def resolved_model(name):
+    """The spec of models.<name> (model_spec) with what the workflow derives for it: a
+    fine-tuned model's weights are rule finetune's output; a model with heads stores
+    every track at the TSS (rule track_heads reads them)."""
+    derived = {}
+    if name in FINETUNED:
+        derived["weights"] = f"results/{FINETUNED[name]}/finetune/{name}/weights.pt"
+    if name in HEADS:
+        derived["store_all_tracks"] = True
+    return model_spec({**config["models"][name], **derived}, name)
 
 
 def finetune_init_spec(model):
-    init = config["models"][model]["finetune"].get("init")
-    return None if init is None else model_spec(config["models"][init], init)
+    init = FINETUNE_INIT[model]
+    return None if init is None else resolved_model(init)
 
 
 def finetune_init_files(model):
@@ -103,7 +111,12 @@ def cohort_cfg(wildcards):
 
 
 def model_cfg(wildcards):
-    return model_spec(config["models"][wildcards.model], wildcards.model)
+    return resolved_model(wildcards.model)
+
+
+def finetune_spec(wildcards):
+    """The spec rule finetune trains, with the finetune block as written (FINETUNE_AS_WRITTEN)."""
+    return {**model_cfg(wildcards), "finetune": FINETUNE_AS_WRITTEN[wildcards.model]}
 
 
 # A fixed number of gene chunks (genes.chunks), so that the whole DAG — every

@@ -32,7 +32,7 @@ rule performance:
             "expression_format", "auto"
         ),
         legacy=legacy_params(config),
-        residualize=config.get("performance", {}).get("residualize_predictions", True),
+        residualize=config["performance"]["residualize_predictions"],
         floors=model_floors(config),
         level_format=lambda wildcards: cohort_cfg(wildcards).get(
             "expression_level_format", "auto"
@@ -63,7 +63,7 @@ rule concordance:
         mem_mb=8000,
         runtime=120,
     params:
-        cfg=config.get("concordance", {}),
+        cfg=config["concordance"],
     script:
         "../workflow/scripts/concordance.py"
 

@@ -23,16 +23,16 @@ rule elasticnet:
         mem_mb=4000,
         runtime=240,
     params:
-        window=config["elasticnet"].get("window", 1000000),
+        window=config["elasticnet"]["window"],
         models=config["models"],
-        maf=config["elasticnet"].get("maf", 0.01),
-        alpha=config["elasticnet"].get("alpha", 0.5),
-        outer_folds=config["elasticnet"].get("outer_folds", 5),
-        inner_folds=config["elasticnet"].get("inner_folds", 10),
-        seed=config["elasticnet"].get("seed", 42),
-        thresh=config["elasticnet"].get("thresh", 1e-7),
+        maf=config["elasticnet"]["maf"],
+        alpha=config["elasticnet"]["alpha"],
+        outer_folds=config["elasticnet"]["outer_folds"],
+        inner_folds=config["elasticnet"]["inner_folds"],
+        seed=config["elasticnet"]["seed"],
+        thresh=config["elasticnet"]["thresh"],
         policies=config["variants"],
-        predictdb_exclusions=config["elasticnet"].get("predictdb_exclusions", True),
+        predictdb_exclusions=config["elasticnet"]["predictdb_exclusions"],
         build=config["reference"].get("build"),
     script:
         "../workflow/scripts/elasticnet.py"
@@ -59,7 +59,7 @@ rule gather_elasticnet:
         mem_mb=8000,
         runtime=30,
     params:
-        seed=config["elasticnet"].get("seed", 42),
-        filter_db=config["elasticnet"].get("filter_db", True),
+        seed=config["elasticnet"]["seed"],
+        filter_db=config["elasticnet"]["filter_db"],
     script:
         "../workflow/scripts/gather_elasticnet.py"

@@ -23,11 +23,11 @@ rule eqtl:
         mem_mb=4000,
         runtime=60,
     params:
-        window=config["eqtl"].get("window", 1000000),
+        window=config["eqtl"]["window"],
         models=config["models"],
-        maf=config["eqtl"].get("maf", 0.01),
-        permutations=config["eqtl"].get("permutations", 1000),
-        seed=config["eqtl"].get("seed", 1),
+        maf=config["eqtl"]["maf"],
+        permutations=config["eqtl"]["permutations"],
+        seed=config["eqtl"]["seed"],
         policies=config["variants"],
     script:
         "../workflow/scripts/eqtl.py"
@@ -50,6 +50,6 @@ rule gather_eqtl:
         mem_mb=8000,
         runtime=30,
     params:
-        fdr=config["eqtl"].get("fdr", 0.05),
+        fdr=config["eqtl"]["fdr"],
     script:
         "../workflow/scripts/gather_eqtl.py"

@@ -28,7 +28,7 @@ rule prepare_expression:
         runtime=30,
     params:
         cohort=cohort_cfg,
-        transform=config["expression"].get("transform", "inverse_normal"),
-        n_pcs=config["expression"].get("n_pcs", 0),
+        transform=config["expression"]["transform"],
+        n_pcs=config["expression"]["n_pcs"],
     script:
         "../workflow/scripts/prepare_expression.py"

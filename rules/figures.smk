@@ -60,12 +60,12 @@ rule figures_cohort:
     params:
         models=MODELS,
         raw_format=lambda wildcards: (
-            cohort_cfg(wildcards).get("expression_level_format", "auto")
+            cohort_cfg(wildcards)["expression_level_format"]
             if cohort_cfg(wildcards).get("expression_level")
-            else cohort_cfg(wildcards).get("expression_format", "auto")
+            else cohort_cfg(wildcards)["expression_format"]
         ),
         is_level=lambda wildcards: bool(cohort_cfg(wildcards).get("expression_level")),
-        cfg=config.get("concordance", {}),
+        cfg=config["concordance"],
     script:
         "../workflow/scripts/figures.py"
 
@@ -123,7 +123,7 @@ rule figures_model:
         mem_mb=4000,
         runtime=30,
     params:
-        cfg=config.get("concordance", {}),
+        cfg=config["concordance"],
     script:
         "../workflow/scripts/figures.py"
 
@@ -169,18 +169,12 @@ rule summary:
         models=MODELS,
         finetuned=FINETUNED,
         finetune_init=FINETUNE_INIT,
-        fdr=lambda wildcards: float(config.get("concordance", {}).get("fdr", 0.05)),
+        fdr=lambda wildcards: float(config["concordance"]["fdr"]),
         context={
-            "residualize": config.get("performance", {}).get(
-                "residualize_predictions", True
-            ),
-            "eqtl_significance": config.get("concordance", {}).get(
-                "eqtl_significance", "permutation"
-            ),
-            "predictdb_exclusions": config["elasticnet"].get(
-                "predictdb_exclusions", True
-            ),
-            "permutations": config["eqtl"].get("permutations", 1000),
+            "residualize": config["performance"]["residualize_predictions"],
+            "eqtl_significance": config["concordance"]["eqtl_significance"],
+            "predictdb_exclusions": config["elasticnet"]["predictdb_exclusions"],
+            "permutations": config["eqtl"]["permutations"],
         },
     script:
         "../workflow/scripts/summary.py"

@@ -10,7 +10,7 @@ rule splits:
     input:
         genes="results/{cohort}/genes.tsv",
         prepared="results/{cohort}/expression/prepared.tsv",
-        sample_sheet=config.get("splits", {}).get("sample_sheet") or [],
+        sample_sheet=config["splits"]["sample_sheet"] or [],
     output:
         individuals="results/{cohort}/splits/individuals.tsv",
         genes="results/{cohort}/splits/genes.tsv",
@@ -22,14 +22,14 @@ rule splits:
         mem_mb=2000,
         runtime=10,
     params:
-        splits=config.get("splits", {}),
+        splits=config["splits"],
     script:
         "../workflow/scripts/splits.py"
 
 
 # Models with a `finetune` block are trained by this rule on their cohort's training
-# people and genes; their `weights` are set to its output in common.smk, so predict,
-# ism and the verdict load them like any other model. The checkpoint beside the
+# people and genes; their `weights` are its output (resolved_model in common.smk), so
+# predict, ism and the verdict load them like any other model. The checkpoint beside the
 # weights (not an output: Snakemake keeps it when a job is killed) lets a rerun
 # resume where the killed job stopped.
 rule finetune:
@@ -54,7 +54,7 @@ rule finetune:
         mem_mb=16000,
         runtime=1440,
     params:
-        spec=model_cfg,
+        spec=finetune_spec,
         finetune=lambda wildcards: config["models"][wildcards.model]["finetune"],
         init=lambda wildcards: finetune_init_spec(wildcards.model),
         checkpoint="results/{cohort}/finetune/{model}/checkpoint.pt",
@@ -63,7 +63,7 @@ rule finetune:
 
 
 # Track-combination heads (hapexp.training.heads) of the models in `heads`: per-gene elastic net
-# and cross-gene ridge on all tracks at the TSS (common.smk turns store_all_tracks on).
+# and cross-gene ridge on all tracks at the TSS (their spec stores them: resolved_model in common.smk).
 rule track_heads:
     input:
         tracks=per_chunk("results/{cohort}/predict/{model}/{chunk}.tracks.npz"),
@@ -130,9 +130,7 @@ rule split_verdict:
             "models": config["models"],
             "policies": config["variants"],
             "floors": model_floors(config),
-            "residualize": config.get("performance", {}).get(
-                "residualize_predictions", True
-            ),
+            "residualize": config["performance"]["residualize_predictions"],
         },
     script:
         "../workflow/scripts/split_verdict.py"

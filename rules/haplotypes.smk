@@ -39,7 +39,7 @@ rule genes:
     params:
         genes=config["genes"],
         cohort=cohort_cfg,
-        harmonize=config["variants"].get("harmonize_chrom", True),
+        harmonize=config["variants"]["harmonize_chrom"],
     script:
         "../workflow/scripts/genes.py"
 
@@ -67,7 +67,7 @@ rule normalize_variants:
     params:
         half_width=VARIANT_HALF_WIDTH,
         gene_body_flank=GENE_BODY_FLANK,
-        harmonize=config["variants"].get("harmonize_chrom", True),
+        harmonize=config["variants"]["harmonize_chrom"],
     script:
         "../workflow/scripts/normalize_variants.py"
 
@@ -127,9 +127,9 @@ rule export_fasta:
         mem_mb=8000,
         runtime=60,
     params:
-        genes=config.get("export", {}).get("genes"),
-        samples=config.get("export", {}).get("samples"),
-        length=config.get("export", {}).get("window"),
-        rc_minus=config.get("export", {}).get("rc_minus", False),
+        genes=config["export"]["genes"],
+        samples=config["export"]["samples"],
+        length=config["export"]["window"],
+        rc_minus=config["export"]["rc_minus"],
     script:
         "../workflow/scripts/export_fasta.py"

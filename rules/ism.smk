@@ -28,7 +28,7 @@ rule ism:
         runtime=240,
     params:
         spec=model_cfg,
-        ism=config.get("ism", {}),
+        ism=config["ism"],
         audit=config["precision_audit"],
     script:
         "../workflow/scripts/ism.py"

@@ -2,8 +2,8 @@
 # workflow/scripts/hapexp/demo/). Deterministic from config["simulate"]["seed"].
 
 
-SIM = config.get("simulate", {})
-SIM_OUTDIR = SIM.get("outdir", "resources/demo")
+SIM = config["simulate"]
+SIM_OUTDIR = SIM["outdir"]
 
 
 rule simulate_demo:
@@ -31,12 +31,12 @@ rule simulate_demo:
         mem_mb=2000,
         runtime=10,
     params:
-        seed=SIM.get("seed", 7),
-        n_individuals=SIM.get("n_individuals", 100),
-        n_chromosomes=SIM.get("n_chromosomes", 2),
-        chromosome_length=SIM.get("chromosome_length", 400000),
-        n_genes=SIM.get("n_genes", 30),
-        window=SIM.get("window", 2048),
-        fit_window=SIM.get("fit_window"),
+        seed=SIM["seed"],
+        n_individuals=SIM["n_individuals"],
+        n_chromosomes=SIM["n_chromosomes"],
+        chromosome_length=SIM["chromosome_length"],
+        n_genes=SIM["n_genes"],
+        window=SIM["window"],
+        fit_window=SIM["fit_window"],
     script:
         "../workflow/scripts/simulate_demo.py"

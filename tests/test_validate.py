@@ -17,11 +17,10 @@ import pysam
 import pytest
 import yaml
 
+from hapexp.config.check import check_config
 from hapexp.errors import InputError
-from hapexp.inputs.validate import check_config, validate_cohort
+from hapexp.inputs.validate import validate_cohort
 
-REPO = Path(__file__).resolve().parents[1]
-SCHEMA = yaml.safe_load((REPO / "config/schema/config.schema.yaml").read_text())
 SAMPLES = ["S1", "S2", "S3", "S4"]
 CONTIG_LEN = 6000
 
@@ -94,7 +93,7 @@ def cohort(tmp_path):
 
 def _fails(config, *fragments):
     with pytest.raises(InputError) as exc:
-        check_config(config, SCHEMA, "my.yaml")
+        check_config(config, "my.yaml")
         validate_cohort(config, "c", "my.yaml")
     msg = str(exc.value)
     for f in fragments:
@@ -104,7 +103,7 @@ def _fails(config, *fragments):
 
 def test_valid_cohort_passes(cohort):
     config, *_ = cohort
-    check_config(config, SCHEMA, "my.yaml")
+    check_config(config, "my.yaml")
     report = validate_cohort(config, "c")
     assert report.facts["samples"] == 4
     assert report.facts["genes"] == 3
@@ -138,7 +137,7 @@ def test_permutation_significance_needs_permutations(cohort):
     config["eqtl"] = {"permutations": 0}
     _fails(config, "eqtl.permutations is 0", "bh_all_pairs")
     config["concordance"] = {"eqtl_significance": "bh_all_pairs"}
-    check_config(config, SCHEMA, "my.yaml")
+    check_config(config, "my.yaml")
     config["elasticnet"] = {"window": "gene_body_2mb"}
     _fails(config, "elasticnet.window", "gene_body_1mb")
 

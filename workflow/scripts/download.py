@@ -18,5 +18,5 @@ else:
         snakemake.output[0],
         md5=entry.get("md5"),
         sha256=entry.get("sha256"),
-        decompress=bool(entry.get("decompress", False)),
+        decompress=bool(entry["decompress"]),
     )

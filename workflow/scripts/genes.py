@@ -17,7 +17,7 @@ from hapexp.variants.files import fasta_lengths, vcf_contigs, vcf_paths, vcf_sam
 gcfg = snakemake.params.genes
 ccfg = snakemake.params.cohort
 table = G.load_genes(gcfg)
-expr = read_expression(ccfg["expression"], ccfg.get("expression_format", "auto"))
+expr = read_expression(ccfg["expression"], ccfg["expression_format"])
 vcfs = vcf_paths(ccfg["vcf"], ccfg.get("chromosomes"))
 contigs = [c for v in vcfs for c in vcf_contigs(v)]
 fa_len = fasta_lengths(snakemake.input.fasta)

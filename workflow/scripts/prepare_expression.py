@@ -12,7 +12,7 @@ from hapexp.variants.files import vcf_samples
 
 log = setup_rule_logging(snakemake)
 cohort = snakemake.params.cohort
-expr = read_expression(cohort["expression"], cohort.get("expression_format", "auto"))
+expr = read_expression(cohort["expression"], cohort["expression_format"])
 cov = read_covariates(cohort["covariates"]) if cohort.get("covariates") else None
 sample_list = read_sample_list(cohort["samples"]) if cohort.get("samples") else None
 samples = select_samples(expr, vcf_samples(snakemake.input.vcf), cov, sample_list)

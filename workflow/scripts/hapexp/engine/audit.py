@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from hapexp.config.schema import with_defaults
 from hapexp.engine.precision import (
-    AUDIT_DEFAULTS,
     STATIC_FLOOR,
     audit_genes,
     budget_holds,
@@ -62,7 +62,7 @@ def audit_predict(index, predictor, audit_cfg: dict | None = None, model: str = 
     if predictor.candidates == ("fp32",):
         predictor.set_precision("fp32")
         return finish([], "fp32", model)
-    cfg = {**AUDIT_DEFAULTS, **(audit_cfg or {})}
+    cfg = with_defaults("precision_audit", audit_cfg)
     agg = predictor.spec["haplotype_aggregation"]
     sample = audit_genes(index.genes["gene_id"], cfg["fraction"], cfg["min_genes"])
     with predictor.strict():
@@ -90,7 +90,7 @@ def audit_ism(index, readout, values: Callable, audit_cfg: dict | None, model: s
     `readout`: the engine's read-out (hapexp.engine.ism.EngineReadout); `values(gene, fn)`:
     the gene's raw read-outs with `fn` (hapexp.engine.ism.gene_values), or with fn None
     whether the gene has variants to score."""
-    cfg = {**AUDIT_DEFAULTS, **(audit_cfg or {})}
+    cfg = with_defaults("precision_audit", audit_cfg)
     genes = index.genes.set_index("gene_id", drop=False)
     with_variants = [g for g in genes["gene_id"] if values(genes.loc[g], None) is not None]
     sample = audit_genes(with_variants, cfg["fraction"], cfg["min_genes"])

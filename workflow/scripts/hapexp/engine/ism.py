@@ -27,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from hapexp.config.schema import with_defaults
 from hapexp.engine.audit import audit_ism
 from hapexp.engine.precision import empty_table, relative_resolution, requested, unresolved
 
@@ -225,9 +226,9 @@ def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict, audit_cfg:
     precision itself. `return_audit`: also return the budget table. `exons` (gene_id →
     reference exons) is needed when the read-out sums exons.
     """
-    window, rc_minus = int(spec["window"]), bool(spec.get("rc_minus", True))
-    maf, indels = float(ism_cfg.get("maf", 0.01)), bool(ism_cfg.get("indels", False))
-    log2_ratio = bool(ism_cfg.get("log2_ratio", False))
+    spec, ism_cfg = with_defaults("models.*", spec), with_defaults("ism", ism_cfg)
+    window, rc_minus = int(spec["window"]), bool(spec["rc_minus"])
+    maf, indels, log2_ratio = float(ism_cfg["maf"]), bool(ism_cfg["indels"]), bool(ism_cfg["log2_ratio"])
     cache: dict = {}
     need_exons = bool(getattr(readout, "uses_exons", False))
     if need_exons and exons is None:
@@ -300,9 +301,10 @@ def run(index_path, spec: dict, ism_cfg: dict, out_path, readout=None, precision
     from hapexp.sequences.index import HaplotypeIndex
 
     index = HaplotypeIndex.load(index_path)
-    if ism_cfg.get("precision"):
+    ism_cfg = with_defaults("ism", ism_cfg)
+    if ism_cfg["precision"]:
         spec = {**spec, "precision": ism_cfg["precision"]}
-    readout = readout or make_readout(spec, reuse=bool(ism_cfg.get("reuse_reference", True)))
+    readout = readout or make_readout(spec, reuse=bool(ism_cfg["reuse_reference"]))
     exons = read_exons(exons_path) if (exons_path and getattr(readout, "uses_exons", False)) else None
     df, table = score_chunk(
         index, readout, spec, ism_cfg, audit_cfg, model=model, return_audit=True, exons=exons

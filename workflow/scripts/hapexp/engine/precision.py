@@ -59,7 +59,6 @@ log = logging.getLogger(__name__)
 MODES = ("fp32", "tf32", "bf16")
 # auto: tried in this order; the first whose budget holds is used (fp32 always holds).
 AUTO_CANDIDATES = {"cuda": ("bf16", "tf32", "fp32"), "cpu": ("fp32",)}
-AUDIT_DEFAULTS = {"fraction": 0.02, "min_genes": 3, "max_noise_ratio": 0.1, "noise_floor_z": 3.0}
 # Relative resolution when nothing was measured: fp32 rounding of an untrained
 # network's read-out differences (~1e-7), TF32's 10-bit and bf16's 7-bit mantissas.
 STATIC_FLOOR = {"fp32": 1e-6, "tf32": 1e-4, "bf16": 1e-2}
@@ -86,8 +85,8 @@ COLUMNS = [
 
 
 def requested(spec: dict) -> str:
-    """The precision a model's spec asks for: fp32 | tf32 | bf16 | auto (fp32 when unset)."""
-    return str(spec.get("precision", "fp32"))
+    """The precision a model's spec asks for: fp32 | tf32 | bf16 | auto."""
+    return str(spec["precision"])
 
 
 def candidates(precision: str, device_type: str) -> tuple[str, ...]:
@@ -105,7 +104,7 @@ def relative_resolution(precision: str | None) -> float:
 
 
 def model_floor(spec: dict) -> float | None:
-    """The constancy floor of a deep model from its spec (`precision`, default fp32);
+    """The constancy floor of a deep model from its resolved spec's `precision`;
     None for `auto`, whose precision is known only after its jobs ran (`used_precision`)."""
     precision = requested(spec)
     return None if precision == "auto" else relative_resolution(precision)

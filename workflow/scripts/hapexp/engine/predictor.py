@@ -87,7 +87,7 @@ class Predictor:
         self.track_names = [self.model.track_names[i] for i in self.track_idx]
         self.store_all = bool(s["store_all_tracks"])
         # readout exons: which selected tracks still read the TSS bins (CAGE, PRO-cap)
-        exons = s.get("readout", "tss") == "exons"
+        exons = s["readout"] == "exons"
         self.tss_track = (
             is_tss_assay(self.model.tracks, self.track_idx) if exons else np.ones(len(self.track_idx), bool)
         )

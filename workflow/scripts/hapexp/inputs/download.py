@@ -41,6 +41,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from hapexp.config.schema import with_defaults
 from hapexp.errors import InputError
 from hapexp.io import atomic_output
 
@@ -85,7 +86,7 @@ def download_entries(config: dict) -> dict[str, dict]:
     unique."""
     out: dict[str, dict] = {}
     seen: dict[str, str] = {}
-    for base, entry in (config.get("download") or {}).items():
+    for base, entry in with_defaults("download", config.get("download")).items():
         for name, e in _expand(base, entry):
             e["name"] = name
             e.setdefault("path", f"resources/{name}")

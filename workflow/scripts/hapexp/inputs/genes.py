@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hapexp.config.schema import with_defaults
 from hapexp.errors import InputError
 from hapexp.inputs.formats import match_gene_ids
 from hapexp.inputs.tables import raise_first_bad, read_config_table
@@ -87,7 +88,7 @@ def load_genes(cfg: dict) -> pd.DataFrame:
     if cfg.get("gtf"):
         from hapexp.inputs.gtf import one_tss_per_gene, read_gtf_tss
 
-        level = cfg.get("tss_level", "gene")
+        level = with_defaults("genes", cfg)["tss_level"]
         table = one_tss_per_gene(read_gtf_tss(cfg["gtf"], level=level, gene_types=cfg.get("gene_types")))
         log.info("TSSs from %s (level=%s): %d genes", cfg["gtf"], level, len(table))
         table = table[GENE_COLUMNS].copy()

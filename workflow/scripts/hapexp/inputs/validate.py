@@ -14,21 +14,20 @@ Coordinates: gene-table `tss` and VCF `POS` are 1-based; windows are computed
 
 from __future__ import annotations
 
-import difflib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from hapexp.config.schema import with_defaults
 from hapexp.errors import InputError
 from hapexp.inputs.formats import match_gene_ids, read_covariates, read_expression, read_sample_list
 from hapexp.inputs.genes import build_gene_table, check_chunkable, gene_regions, load_genes, sample_overlap
 from hapexp.inputs.gtf import match_contigs
-from hapexp.models.spec import check_weights_dir, model_spec
+from hapexp.models.spec import model_spec
 from hapexp.variants.checks import policy_counts, scan_vcf
 from hapexp.variants.files import check_vcf_file, fasta_lengths, vcf_contigs, vcf_paths, vcf_samples
-from hapexp.variants.windows import resolve_window
 
 log = logging.getLogger(__name__)
 
@@ -45,75 +44,6 @@ class Report:
     def warn(self, msg: str) -> None:
         log.warning(msg)
         self.warnings.append(msg)
-
-
-# --------------------------------------------------------------------------- config
-
-
-def check_config(config: dict, schema: dict, configfile: str = "config") -> None:
-    """Schema errors rephrased for people: the key path, what is wrong, a suggestion."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = jsonschema.exceptions.best_match(errors)
-        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        fix = "See config/README.md for the keys and their allowed values."
-        if err.validator == "additionalProperties":
-            allowed = list(_schema_at(schema, err.absolute_path).get("properties", {}))
-            extra = [k for k in err.instance if k not in allowed]
-            hints = [
-                f"{k!r} → did you mean {m[0]!r}?"
-                for k in extra
-                if (m := difflib.get_close_matches(k, allowed, 1))
-            ]
-            fix = (" ".join(hints) + " " if hints else "") + f"Allowed keys here: {', '.join(allowed)}."
-        elif err.validator == "required":
-            fix = f"Add the missing key under {key}. " + fix
-        elif err.validator == "enum":
-            fix = f"Use one of: {', '.join(map(str, err.validator_value))}."
-        raise InputError(configfile, f"config key {key}: {err.message}", fix)
-
-    for name, cfg in config["models"].items():
-        try:
-            spec = model_spec(cfg, name)
-        except InputError as e:  # model_spec knows the model, not the config file's name
-            raise InputError(configfile, e.problem, e.fix, where=e.where) from None
-        check_weights_dir(spec, name)
-    for name, c in config["cohorts"].items():
-        if "{chrom}" in c["vcf"] and not c.get("chromosomes"):
-            raise InputError(
-                configfile,
-                f"cohort {name!r}: vcf {c['vcf']!r} has {{chrom}} but no `chromosomes` list",
-                f"Add cohorts.{name}.chromosomes: [...] with the names that fill {{chrom}}.",
-            )
-    method = config.get("concordance", {}).get("eqtl_significance", "permutation")
-    if method == "permutation" and int(config.get("eqtl", {}).get("permutations", 1000)) == 0:
-        raise InputError(
-            configfile,
-            "eqtl.permutations is 0, but eGenes (concordance.eqtl_significance: permutation) come from the "
-            "permutation pass",
-            "Set eqtl.permutations (e.g. 1000), or concordance.eqtl_significance: bh_all_pairs (legacy).",
-        )
-    for stage in ("eqtl", "elasticnet"):
-        window = config.get(stage, {}).get("window", 1000000)
-        try:
-            resolve_window(window, config["models"])
-        except ValueError as e:
-            raise InputError(
-                configfile, f"{stage}.window: {e}", "See config/README.md, section " + stage
-            ) from None
-
-
-def _schema_at(schema: dict, path) -> dict:
-    node = schema
-    for p in path:
-        props = node.get("properties", {})
-        node = props[p] if p in props else node.get("additionalProperties", {})
-        if not isinstance(node, dict):
-            return {}
-    return node
 
 
 # --------------------------------------------------------------------------- files
@@ -191,9 +121,10 @@ def check_gene_table(genes: pd.DataFrame, path, contig_lengths: dict[str, int], 
 def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Report:
     """Run every check for one cohort; raise InputError on the first problem."""
     report = Report()
+    config = with_defaults("", config)  # a partial config (tests) as validate() fills it
     ccfg = config["cohorts"][cohort]
-    vcfg = config.get("variants", {})
-    harmonize = vcfg.get("harmonize_chrom", True)
+    vcfg = config["variants"]
+    harmonize = vcfg["harmonize_chrom"]
     fasta = config["reference"]["fasta"]
     contigs = check_fasta(fasta)
 
@@ -234,7 +165,7 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
     header_samples = header_samples or []
 
     # Expression and samples.
-    expr = read_expression_checked(ccfg["expression"], ccfg.get("expression_format", "auto"))
+    expr = read_expression_checked(ccfg["expression"], ccfg["expression_format"])
     overlap = sample_overlap(header_samples, expr.columns)
     samples = [s for s in header_samples if s in set(expr.columns)]
     if ccfg.get("samples"):
@@ -294,7 +225,7 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
             "Check that genes, VCF and FASTA use the same build and chromosome names.",
         )
     report.facts["genes"] = len(kept)
-    check_chunkable(len(kept), int(config["genes"].get("chunks", 1)), configfile)
+    check_chunkable(len(kept), int(config["genes"]["chunks"]), configfile)
 
     # VCF content in the largest model window around the kept genes.
     half = max(model_spec(m)["window"] for m in config["models"].values()) // 2
@@ -305,8 +236,8 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
             path,
             fasta,
             regions,
-            vcfg.get("unphased", "error"),
-            vcfg.get("missing", "ref"),
+            vcfg["unphased"],
+            vcfg["missing"],
             names,
             samples,
             alleles=alleles,

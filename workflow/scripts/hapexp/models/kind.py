@@ -15,6 +15,10 @@ from typing import ClassVar
 
 from hapexp.errors import InputError
 
+# Keys in every spec that some kinds give a default (the Enformer: its hub weights, targets
+# table, tf_gamma switch) and the others leave None (hapexp.models.spec.model_spec).
+PER_KIND = ("weights", "targets", "use_tf_gamma")
+
 
 def config_error(name: str, problem: str, fix: str) -> InputError:
     """A config error located at `models.<name>`."""
@@ -25,7 +29,11 @@ class Kind:
     """One model kind (the config's `kind`); subclasses override what differs."""
 
     name: ClassVar[str]
-    # Defaults of this kind, over the common ones (hapexp.models.spec.COMMON_DEFAULTS).
+    # Defaults of this kind (window, bin size, weights, ...); the config wins. Only keys
+    # whose default depends on the kind: the others are the schema's (models.* in
+    # config/schema/config.schema.yaml), which Snakemake fills into the config before the
+    # spec is resolved, so a key here that the schema also defaulted would never take this
+    # value (tests/test_config.py checks that no kind declares one).
     defaults: ClassVar[dict] = {}
     # "module:function" building the LoadedModel of a resolved spec (imports torch).
     loader: ClassVar[str]

@@ -5,51 +5,26 @@ and `model_input_files` to wire weights produced by other rules into the DAG, so
 module and the kind declarations it reads (`hapexp.models.kind`: each architecture's
 package `__init__`, `oracle_kind`) stay import-light: no torch, no numpy.
 
-Resolution: the common defaults below, then the kind's (`Kind.defaults`), then the
-config; then the kind derives what follows from the rest (`Kind.derive`: bin size,
-crop, adapter); then the checks every kind shares.
+Resolution: the kind's defaults (`Kind.defaults`; None for the `PER_KIND` keys it
+leaves unset), then the config with the schema's defaults (`models.*` in
+config/schema/config.schema.yaml: what does not depend on the kind, filled in as
+Snakemake's validate fills them, so a raw config and a validated one give the same spec);
+then the kind derives what follows from the rest (`Kind.derive`: bin size, crop,
+adapter); then the checks every kind shares.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from hapexp.config.schema import with_defaults
 from hapexp.errors import InputError
 from hapexp.models import alphagenome, borzoi, custom, enformer, oracle_kind
-from hapexp.models.kind import Kind, config_error
+from hapexp.models.kind import PER_KIND, Kind, config_error
 
 # kind name -> declaration
 KINDS: dict[str, type[Kind]] = {
     k.name: k for m in (oracle_kind, enformer, borzoi, alphagenome, custom) for k in m.KINDS
-}
-
-COMMON_DEFAULTS: dict = {
-    "tracks": [0],
-    "readout": "tss",
-    "exon_aggregation": "sum",
-    "bins": 3,
-    "bin_aggregation": "sum",
-    "haplotype_aggregation": "mean",
-    "log": False,
-    "rc_minus": True,
-    "rc_average": False,
-    "batch_size": "auto",  # CUDA: from free memory (hapexp.engine.gpu_memory); CPU: hapexp.engine.predictor.CPU_BATCH_SIZE
-    "max_batch_size": 64,
-    "threads": 2,  # CPU threads of the model's predict, ism and finetune jobs
-    "device": "auto",
-    "precision": "auto",  # hapexp.engine.precision: fp32 on CPU, bf16/tf32/fp32 by the measured budget on CUDA
-    "compile": "auto",  # on for CUDA
-    "compile_mode": "default",
-    "compile_cache": None,  # None: $TORCHINDUCTOR_CACHE_DIR, else .snakemake/hapexp/torchinductor
-    "attention": "auto",  # the kind's choices (Kind.attention); auto: the model picks (exact in fp32)
-    "prefetch": 2,  # batches rendered ahead in a background thread (0: none)
-    "deterministic": True,
-    "store_all_tracks": False,
-    "seed": 0,
-    # read by some kinds only; in every spec (None), as they always were
-    "use_tf_gamma": None,
-    "targets": None,
-    "weights": None,
 }
 
 _CHOICES = {
@@ -75,7 +50,7 @@ def model_spec(cfg: dict, name: str = "model") -> dict:
         raise config_error(
             name, f"unknown model kind {cfg.get('kind')!r}", f"use one of: {', '.join(sorted(KINDS))}"
         )
-    spec = {**COMMON_DEFAULTS, **kind.defaults, **cfg}
+    spec = {**dict.fromkeys(PER_KIND), **kind.defaults, **with_defaults("models.*", cfg)}
     spec["name"] = cfg.get("name", name)
     kind.derive(spec, cfg, name)
     for key, choices in {**_CHOICES, "attention": kind.attention}.items():

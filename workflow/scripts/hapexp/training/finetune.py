@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hapexp.config.schema import defaults, with_defaults
 from hapexp.errors import InputError
 from hapexp.stats import pearson
 from hapexp.torch_files import write_torch
@@ -63,39 +64,14 @@ from hapexp.training.weights import checkpoint_blocks, plain_state_dict, set_tra
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict = {
-    "cohort": None,  # None: the first cohort
-    "init": None,  # registry model whose weights start the training; None: this model's own spec
-    "trainable": "all",  # all | last_blocks | lora | head
-    "last_blocks": 1,  # last_blocks: this many transformer blocks (+ final pointwise + heads)
-    # lora: low-rank adapters (peft) on these Linear layers of every transformer block, + heads
-    "lora": {"rank": 8, "alpha": 16, "dropout": 0.0, "targets": ["to_q", "to_k", "to_v", "to_out"]},
-    "loss": {"pairwise": 1.0, "mse": 0.0},
-    "lr": 1e-3,
-    "weight_decay": 0.0,
-    "epochs": 10,
-    "people_per_step": 16,
-    "precision": "fp32",  # fp32 | bf16 (autocast)
-    "gradient_checkpointing": False,  # recompute the transformer blocks in the backward pass
-    "dropout": True,  # the model's dropout during training (BatchNorm statistics stay frozen)
-    "checkpoint_every": 50,  # steps between checkpoints (also at every epoch end)
-    "patience": 3,  # epochs without a better validation r before stopping
-    "seed": 0,
-    "device": "auto",
-    "progress": True,
-}
 TRAINABLE = ("all", "last_blocks", "lora", "head")
 
 
 def resolve(cfg: dict | None, name: str = "model") -> dict:
-    """The finetune block of a model with every default filled in, validated."""
-    cfg = dict(cfg or {})
-    out = {
-        **DEFAULTS,
-        **cfg,
-        "loss": {**DEFAULTS["loss"], **cfg.get("loss", {})},
-        "lora": {**DEFAULTS["lora"], **cfg.get("lora", {})},
-    }
+    """The finetune block of a model with every default (the schema's: models.*.finetune)
+    filled in, validated."""
+    out = with_defaults("models.*.finetune", cfg)
+    lora_keys = set(defaults("models.*.finetune")["lora"])
 
     def bad(problem, fix):
         return InputError("config", problem, fix, where=f"models.{name}.finetune")
@@ -103,8 +79,8 @@ def resolve(cfg: dict | None, name: str = "model") -> dict:
     if out["trainable"] not in TRAINABLE:
         raise bad(f"trainable={out['trainable']!r}", f"use one of {TRAINABLE}")
     lora = out["lora"]
-    if set(lora) - set(DEFAULTS["lora"]):
-        raise bad(f"lora keys {sorted(set(lora) - set(DEFAULTS['lora']))}", f"use {sorted(DEFAULTS['lora'])}")
+    if set(lora) - lora_keys:
+        raise bad(f"lora keys {sorted(set(lora) - lora_keys)}", f"use {sorted(lora_keys)}")
     if int(lora["rank"]) < 1 or float(lora["alpha"]) <= 0 or not 0 <= float(lora["dropout"]) < 1:
         raise bad(f"lora={lora}", "rank >= 1, alpha > 0, 0 <= dropout < 1")
     if not lora["targets"] or not all(isinstance(t, str) for t in lora["targets"]):

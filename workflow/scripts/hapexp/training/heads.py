@@ -25,6 +25,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from hapexp.config.schema import with_defaults
 from hapexp.linear.elasticnet import fit_predict_on, scale_expression
 
 log = logging.getLogger(__name__)
@@ -103,20 +104,17 @@ def _frame(rows: dict, samples: list[str]) -> pd.DataFrame:
     return df
 
 
-DEFAULTS = {"alpha": 0.5, "inner_folds": 10, "seed": 42, "ridge": 1.0}
-
-
 def run_head(npz_paths, prepared_path, individuals_path, genes_path, spec: dict, cfg: dict, out: dict):
     """Rule `head`: both heads of one model; writes their genes × people matrices and the
     cross-gene weights per track."""
     from hapexp.io import read_matrix, write_matrix, write_tsv
     from hapexp.training.splits import read_splits
 
-    cfg = {**DEFAULTS, **(cfg or {})}
+    cfg = with_defaults("heads.*", cfg)
     expr = read_matrix(prepared_path)
     people, genes = read_splits(individuals_path, genes_path)
     samples = list(expr.columns)
-    feats = person_features(npz_paths, samples, spec.get("haplotype_aggregation", "mean"))
+    feats = person_features(npz_paths, samples, spec["haplotype_aggregation"])
     names = np.load(npz_paths[0], allow_pickle=False)["track_names"].astype(str)
     per_gene = per_gene_head(
         feats, expr, people["train"], alpha=cfg["alpha"], inner_folds=cfg["inner_folds"], seed=cfg["seed"]

@@ -24,27 +24,10 @@ import logging
 import numpy as np
 import pandas as pd
 
+from hapexp.config.schema import with_defaults
 from hapexp.errors import InputError
 
 log = logging.getLogger(__name__)
-
-DEFAULTS: dict = {
-    "seed": 1,
-    "validation_fraction": 0.15,
-    "test_fraction": 0.25,
-    "sample_sheet": None,
-    "group_column": None,
-    "test_groups": None,
-    "genes": {"by": "chromosome", "test_chromosomes": None, "test_fraction": 0.3},
-}
-
-
-def resolve(cfg: dict | None) -> dict:
-    """The splits config with every default filled in (config wins)."""
-    cfg = dict(cfg or {})
-    out = {**DEFAULTS, **cfg}
-    out["genes"] = {**DEFAULTS["genes"], **cfg.get("genes", {})}
-    return out
 
 
 def _n_of(fraction: float, n: int, name: str) -> int:
@@ -86,7 +69,7 @@ def split_individuals(samples: list[str], cfg: dict, groups: pd.Series | None = 
 
     Seeded (`cfg['seed']`): the same config and samples give the same table.
     """
-    cfg = resolve(cfg)
+    cfg = with_defaults("splits", cfg)
     samples = [str(s) for s in samples]
     n = len(samples)
     rng = np.random.default_rng(int(cfg["seed"]))
@@ -136,7 +119,7 @@ def split_individuals(samples: list[str], cfg: dict, groups: pd.Series | None = 
 
 def split_genes(genes: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     """Table gene_id, chrom, split (train | test), unit (chromosome | gene), in `genes` order."""
-    cfg = resolve(cfg)
+    cfg = with_defaults("splits", cfg)
     gcfg = cfg["genes"]
     rng = np.random.default_rng(int(cfg["seed"]) + 1)  # independent of the individuals' draw
     chrom = genes["chrom"].astype(str).to_numpy()
@@ -200,7 +183,7 @@ def run_splits(
     """Rule `splits`: the prepared expression's people and genes (those with a gene-table row)."""
     from hapexp.io import read_matrix, write_tsv
 
-    cfg = resolve(cfg)
+    cfg = with_defaults("splits", cfg)
     prepared = read_matrix(prepared_path)
     table = pd.read_csv(genes_path, sep="\t", dtype={"gene_id": str, "chrom": str})
     genes = table[table["gene_id"].isin(prepared.index)].sort_values(

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hapexp.config.schema import with_defaults
 from hapexp.errors import InputError
 from hapexp.variants.normalize import RefCheck
-from hapexp.variants.policy import POLICY_DEFAULTS, record_mask
+from hapexp.variants.policy import record_mask
 from hapexp.variants.scan import MISSING, scan
 from hapexp.variants.windows import merge_regions
 
@@ -109,7 +110,8 @@ def _check_genotypes(block, vcf_path, samples, unphased_policy, missing_policy, 
 def policy_counts(alleles: list, policies: dict) -> dict:
     """The `variants` policy applied to (REF, ALT, frequency) triples: what every stage
     keeps (`hapexp.variants.policy`), counted over the models' windows."""
-    p = {k: v for k, v in {**POLICY_DEFAULTS, **(policies or {})}.items() if k in ("snv_only", "maf")}
+    given = with_defaults("variants", policies)
+    p = {k: given[k] for k in ("snv_only", "maf")}
     if not alleles:
         return {"policy": p, "records": 0, "kept": 0, "skipped": {}, "region": "models' windows"}
     ref, alt, af = zip(*alleles, strict=True)

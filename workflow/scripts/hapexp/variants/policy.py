@@ -25,11 +25,11 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from hapexp.config.schema import with_defaults
 from hapexp.errors import InputError
 
 log = logging.getLogger(__name__)
 
-POLICY_DEFAULTS = {"snv_only": False, "maf": 0.0, "missing": "ref", "unphased": "error"}
 # A frequency within this of the threshold counts as equal to it (sums of dosages and of
 # called alleles differ in the last bits; the same record must get the same decision).
 _MAF_EPS = 1e-12
@@ -61,7 +61,7 @@ def record_mask(ref, alt, af, policies: dict | None) -> tuple[np.ndarray, Counte
     """Records kept by the `variants` policy (see module doc), and why the others went.
 
     `af`: ALT allele frequency over the analysed individuals (ignored unless maf > 0)."""
-    p = {**POLICY_DEFAULTS, **(policies or {})}
+    p = with_defaults("variants", policies)
     c = allele_classes(ref, alt)
     counts: Counter = Counter()
     counts["records_read"] = int(c["snv"].size)
@@ -85,7 +85,7 @@ def apply_policies(variants, alleles, phased, ploidy, policies: dict, source, sa
     `missing` and `unphased`. Input: `hapexp.variants.genotypes.read_genotypes`' arrays.
     Returns (variants [+ af, is_snv], carried bool [n_var, n_samples, 2], Counter).
     """
-    p = {**POLICY_DEFAULTS, **(policies or {})}
+    p = with_defaults("variants", policies)
     if (alleles > 1).any():
         i = int(np.argwhere(alleles > 1)[0][0])
         r = variants.iloc[i]

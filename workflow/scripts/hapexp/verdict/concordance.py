@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from hapexp import stats
+from hapexp.config.schema import with_defaults
 from hapexp.engine.precision import RELATIVE_RESOLUTION
 
 log = logging.getLogger(__name__)
@@ -222,9 +223,9 @@ def concordance(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-gene concordance table and the long drivers table for one model. `egenes`:
     eqtl/genes.tsv, for `cfg["eqtl_significance"] == "permutation"` (the default)."""
-    fdr = float(cfg.get("fdr", 0.05))
-    top_k = int(cfg.get("top_k", 5))
-    eq = mark_significant(eqtl, fdr, cfg.get("eqtl_significance", "permutation"), egenes)
+    cfg = with_defaults("concordance", cfg)
+    fdr, top_k = float(cfg["fdr"]), int(cfg["top_k"])
+    eq = mark_significant(eqtl, fdr, cfg["eqtl_significance"], egenes)
     eq_by_gene = dict(tuple(eq.groupby("phenotype_id", sort=False)))
     empty_eq = eq.iloc[0:0]
     rows, drivers = [], []
@@ -241,8 +242,8 @@ def concordance(
             top_k=top_k,
             dosages=dos,
             prediction=pred,
-            driver_target_r=float(cfg.get("driver_target_r", 0.9)),
-            max_drivers=int(cfg.get("max_drivers", 10)),
+            driver_target_r=float(cfg["driver_target_r"]),
+            max_drivers=int(cfg["max_drivers"]),
         )
         rows.append(row)
         if len(drv):
@@ -326,7 +327,7 @@ def run(
         "ISM: %d scores, %d unresolved (within numerical resolution; excluded); eQTL significance: %s",
         len(ism),
         unresolved,
-        cfg.get("eqtl_significance", "permutation"),
+        with_defaults("concordance", cfg)["eqtl_significance"],
     )
     dosage_fn = vcf_dosage_fn(vcf_path, list(predictions.columns), ism) if len(ism) else None
     table, drivers = concordance(ism, eqtl, cfg, dosage_fn, predictions, egenes)

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from hapexp.config.schema import with_defaults  # noqa: E402
 from hapexp.io import atomic_output  # noqa: E402
 from hapexp.stats import pearson, spearman  # noqa: E402
 
@@ -314,13 +315,14 @@ def run_model(
     """Rule `figures_model`: the per-model figures (out: name → .png path)."""
     from hapexp.verdict.concordance import mark_significant, read_egenes
 
-    fdr = float(cfg.get("fdr", 0.05))
+    cfg = with_defaults("concordance", cfg)
+    fdr = float(cfg["fdr"])
     perf = pd.read_csv(perf_path, sep="\t", dtype={"gene_id": str})
     ism = pd.read_parquet(ism_path)
     eqtl = mark_significant(
         pd.read_parquet(eqtl_path, columns=["phenotype_id", "variant_id", "slope", "pval_nominal"]),
         fdr,
-        cfg.get("eqtl_significance", "permutation"),
+        cfg["eqtl_significance"],
         read_egenes(egenes_path) if egenes_path else None,
     )
     conc = pd.read_csv(conc_path, sep="\t", dtype={"gene_id": str})
@@ -333,7 +335,7 @@ def run_model(
     ism_vs_eqtl(
         merged,
         model,
-        pick_genes(conc, list(cfg.get("genes_to_plot", []))),
+        pick_genes(conc, list(cfg["genes_to_plot"])),
         out["ism_vs_eqtl"],
         out["ism_vs_eqtl_genes"],
     )
@@ -359,7 +361,7 @@ def run_cohort(
     from hapexp.inputs.formats import read_expression, strip_version
     from hapexp.verdict.cross_gene import level_columns, mean_expression
 
-    fdr = float(cfg.get("fdr", 0.05))
+    fdr = float(with_defaults("concordance", cfg)["fdr"])
     perf = pd.read_csv(perf_path, sep="\t", dtype={"gene_id": str})
     r_histograms(perf, fdr, out["r_hist"])
     raw = read_expression(raw_expression_path, raw_format)

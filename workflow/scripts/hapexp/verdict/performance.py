@@ -328,7 +328,7 @@ def rule_inputs(config: dict, cohort: str) -> dict:
         inputs["level"] = cfg["expression_level"]
     if cfg.get("predictdb"):
         inputs["predictdb"] = cfg["predictdb"]
-    if cfg.get("predictdb") or config.get("concordance", {}).get("legacy_null", False):
+    if cfg.get("predictdb") or config["concordance"]["legacy_null"]:
         inputs["bcf"] = f"results/{cohort}/variants/normalized.bcf"
     return inputs
 
@@ -373,10 +373,10 @@ def legacy_params(config: dict) -> dict:
     """Params of the legacy null: on/off, draws, seed and each model's input window (bp)."""
     from hapexp.models.spec import model_spec
 
-    c = config.get("concordance", {})
+    c = config["concordance"]
     return {
-        "enabled": bool(c.get("legacy_null", False)),
-        "draws": int(c.get("legacy_draws", 1000)),
-        "seed": int(c.get("seed", 0)),
+        "enabled": bool(c["legacy_null"]),
+        "draws": int(c["legacy_draws"]),
+        "seed": int(c["seed"]),
         "windows": {m: int(model_spec(spec)["window"]) for m, spec in config["models"].items()},
     }

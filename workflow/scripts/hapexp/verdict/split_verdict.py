@@ -206,7 +206,9 @@ def concordance_markdown(table: pd.DataFrame, starts: dict[str, str | None]) -> 
 
 def run(inputs: dict, models: list[str], params: dict, out: dict):
     """Rule `split_verdict`: the elastic net on the training people, then every predictor on
-    the test people; writes the per-gene table, the summary and the elastic net's predictions."""
+    the test people; writes the per-gene table, the summary and the elastic net's predictions.
+    `params`: the rule's `verdict` (the validated config's elasticnet, models and variants
+    blocks, the models' floors, performance.residualize_predictions)."""
     from hapexp.io import read_matrix, write_matrix, write_tsv
     from hapexp.training.splits import read_splits
     from hapexp.variants.genotypes import chunk_dosages
@@ -220,23 +222,23 @@ def run(inputs: dict, models: list[str], params: dict, out: dict):
     genes = pd.read_csv(inputs["genes"], sep="\t", dtype={"gene_id": str, "chrom": str})
     genes = genes[genes["gene_id"].isin(gene_split["gene_id"])]
     en = params["elasticnet"]
-    window = resolve_window(en.get("window", 1000000), params["models"])
-    dosages, genes = chunk_dosages(inputs["vcf"], genes, window, list(expr.columns), en.get("maf", 0.01))
+    window = resolve_window(en["window"], params["models"])
+    dosages, genes = chunk_dosages(inputs["vcf"], genes, window, list(expr.columns), en["maf"])
     dosages, counts = filter_dosages(dosages, params["policies"])
     log.info("variant policy: %s", format_counts(counts))
-    if en.get("predictdb_exclusions", True):
+    if en["predictdb_exclusions"]:
         dosages, excluded = predictdb_exclusions(dosages)
         log.info("PredictDB exclusions: %s", format_counts(excluded))
     linear = elasticnet_on_training_people(
-        dosages, genes, expr, people["train"], alpha=en.get("alpha", 0.5), inner_folds=en.get("inner_folds", 10),
-        seed=en.get("seed", 42), thresh=en.get("thresh", 1e-7),
+        dosages, genes, expr, people["train"], alpha=en["alpha"], inner_folds=en["inner_folds"],
+        seed=en["seed"], thresh=en["thresh"],
     )  # fmt: skip
     preds = {m: read_matrix(p) for m, p in zip(models, inputs["matrices"], strict=True)}
     preds.update({name: read_matrix(p) for name, p in inputs.get("heads", {}).items()})
     preds[ELASTICNET] = linear
     # precision auto: its floor is the precision its predict jobs used (their tables)
-    floors = resolve_floors(params.get("floors"), inputs.get("precision", []))
-    perf = split_performance(expr, preds, people, gene_split, cov, floors, params.get("residualize", True))
+    floors = resolve_floors(params["floors"], inputs.get("precision", []))
+    perf = split_performance(expr, preds, people, gene_split, cov, floors, params["residualize"])
     summary = summarize_splits(perf)
     write_matrix(linear, out["elasticnet"])
     write_tsv(perf, out["performance"])

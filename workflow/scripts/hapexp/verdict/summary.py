@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ttest_1samp
 
+from hapexp.config.schema import defaults
 from hapexp.verdict.performance import shared_genes
 
 # "Mean r near 0": a one-sample t-test of the per-gene r against 0 is not significant
@@ -167,14 +168,19 @@ def render_markdown(
     per-predictor (own gene set) table, and how eQTLs, ISM and variants were handled.
 
     `context` (optional): n_samples, n_covariates, residualized, egenes (the summary of
-    `hapexp.linear.egenes.egenes` + permutations), variant_policy (validation.json facts) — each stated when given."""
-    ctx = context or {}
+    `hapexp.linear.egenes.egenes` + permutations), variant_policy (validation.json facts) — each stated when given
+    (residualized and eqtl_significance: the config's defaults when not given)."""
+    ctx = {
+        "residualized": defaults("performance")["residualize_predictions"],
+        "eqtl_significance": defaults("concordance")["eqtl_significance"],
+        **(context or {}),
+    }
     shared = summary[summary["gene_set"] == "shared"]
     own = summary[summary["gene_set"] == "own"]
     n_shared = int(shared["genes_tested"].max()) if len(shared) else 0
     lines = [f"# hapexp summary: cohort `{cohort}`", ""]
     people = f"the same {ctx['n_samples']} individuals" if ctx.get("n_samples") else "the same individuals"
-    if ctx.get("residualized", True):
+    if ctx["residualized"]:
         k = ctx.get("n_covariates", "k")
         resid = (
             f"each predictor's predictions residualized on the same k = {k} covariates as the expression "
@@ -263,11 +269,11 @@ def render_markdown(
             f"{eg['qvalue_method']}). Significant eQTL pairs (ISM concordance, figures): "
             + (
                 "each eGene's variants with a nominal p-value below its `pval_nominal_threshold` (GTEx/tensorQTL)."
-                if ctx.get("eqtl_significance", "permutation") == "permutation"
+                if ctx["eqtl_significance"] == "permutation"
                 else "Benjamini-Hochberg over all nominal pairs (legacy option `bh_all_pairs`)."
             )
         )
-    elif ctx.get("eqtl_significance") == "bh_all_pairs":
+    elif ctx["eqtl_significance"] == "bh_all_pairs":
         lines.append(
             "- Significant eQTL pairs: Benjamini-Hochberg over all nominal pairs (legacy `bh_all_pairs`)."
         )
@@ -306,22 +312,22 @@ def render_markdown(
 
 
 def run_context(
+    params: dict,
     validation_path=None,
     egenes_path=None,
     covariates_path=None,
     prepared_path=None,
-    params: dict | None = None,
 ) -> dict:
-    """What summary.md states besides the numbers (see render_markdown). `egenes_path`:
-    eqtl/egenes.json (rule gather_eqtl)."""
+    """What summary.md states besides the numbers (see render_markdown). `params`: rule
+    summary's `context` (residualize, eqtl_significance, predictdb_exclusions and
+    permutations from the validated config); `egenes_path`: eqtl/egenes.json (rule gather_eqtl)."""
     import json
     from pathlib import Path
 
-    params = params or {}
     ctx = {
-        "residualized": bool(params.get("residualize", True)),
-        "eqtl_significance": params.get("eqtl_significance", "permutation"),
-        "predictdb_exclusions": params.get("predictdb_exclusions"),
+        "residualized": bool(params["residualize"]),
+        "eqtl_significance": params["eqtl_significance"],
+        "predictdb_exclusions": params["predictdb_exclusions"],
     }
     if prepared_path:
         with open(prepared_path) as fh:
@@ -332,7 +338,7 @@ def run_context(
     if egenes_path:
         eg = json.loads(Path(egenes_path).read_text())
         if eg:
-            eg["permutations"] = params.get("permutations")
+            eg["permutations"] = params["permutations"]
             ctx["egenes"] = eg
     if validation_path:
         facts = json.loads(Path(validation_path).read_text()).get("facts", {})

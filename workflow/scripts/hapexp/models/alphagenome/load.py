@@ -74,7 +74,7 @@ def load_module(spec: dict, ag):
         if (d / "config.json").exists() and (d / "model.safetensors").exists():
             return ag.AlphaGenome.load(d)
         kw = {"repo_id": weights} if is_hub_id(weights) else {"local_dir": d}
-        return ag.deepmind_model(load_state=True, fold=spec.get("fold", "all_folds"), **kw)
+        return ag.deepmind_model(load_state=True, fold=spec["fold"], **kw)
     except (OSError, ValueError) as e:  # offline cache miss, hub unreachable, broken files
         raise missing_weights(
             spec, weights, f"{type(e).__name__}: {str(e).splitlines()[0]}", how=_how(name, HUB_ID)
@@ -131,8 +131,8 @@ def wrap_alphagenome(model, spec: dict, raw: dict | None) -> LoadedModel:
     from alphagenome_pt import get_dtype_policy
 
     name = spec.get("name", "model")
-    resolution = int(spec.get("resolution", 128))
-    outputs = list(spec.get("outputs") or ["rna_seq", "cage"])
+    resolution = int(spec["resolution"])
+    outputs = list(spec["outputs"])
     heads_md = model.metadata.metadata["heads"]
     for h in outputs:
         if h not in SEQUENCE_HEADS or h not in heads_md:
@@ -146,7 +146,7 @@ def wrap_alphagenome(model, spec: dict, raw: dict | None) -> LoadedModel:
             raise InputError("config", f"{h} has no 1-bp output", "use resolution: 128", f"models.{name}")
     for h in heads_md:  # run only the heads that are read out
         heads_md[h]["enabled"] = h in outputs
-    organism = spec.get("organism", "human")
+    organism = spec["organism"]
     if organism not in model.metadata.get_organisms():
         raise InputError(
             "config",
@@ -158,9 +158,7 @@ def wrap_alphagenome(model, spec: dict, raw: dict | None) -> LoadedModel:
     # `precision: bf16` runs the port's DeepMind policy (fp32 weights, bf16 compute); fp32,
     # tf32 and auto its float32 policy, so that the engine's precision switches (autocast,
     # TF32; the strict-fp32 audit pass of `auto`) decide, as for every other model.
-    model.dtype_policy = get_dtype_policy(
-        "deepmind" if spec.get("precision", "auto") == "bf16" else "float32"
-    )
+    model.dtype_policy = get_dtype_policy("deepmind" if spec["precision"] == "bf16" else "float32")
     window = int(spec["window"])
     try:
         model.check_seq_len(window)

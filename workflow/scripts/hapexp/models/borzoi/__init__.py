@@ -25,7 +25,6 @@ class Borzoi(Kind):
         "weights": HUB_ID,
         "head": "human",
         "unsquash": True,
-        "attention": "auto",
     }
     loader = "hapexp.models.borzoi.load:load_borzoi"
     # Flashzoi's flash-attn, or the same computation in torch (hapexp.models.borzoi.flash_attention).

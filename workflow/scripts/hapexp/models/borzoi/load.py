@@ -90,7 +90,7 @@ def load_borzoi(spec: dict) -> LoadedModel:
         raise InputError(
             "config", "borzoi has no random-weights mode", "give a hub id or directory", f"models.{name}"
         )
-    attention = spec.get("attention", "auto")
+    attention = spec["attention"]
     use_torch = attention == "torch" or (attention == "auto" and not flash_attn_available())
     if attention == "flash" and not flash_attn_available():
         raise InputError(
@@ -111,7 +111,7 @@ def wrap_borzoi(model, spec: dict, use_torch: bool = False) -> LoadedModel:
     flashed = bool(getattr(model, "flashed", False))
     if flashed:
         log.info("flashzoi: attention from %s", "torch (TorchFlashAttention)" if use_torch else "flash-attn")
-    head_human = spec.get("head", "human") == "human"
+    head_human = spec["head"] == "human"
     if not head_human and not getattr(model, "enable_mouse_head", False):
         raise InputError("config", "this checkpoint has no mouse head", "use head: human", f"models.{name}")
     window = int(spec["window"])
@@ -137,7 +137,7 @@ def wrap_borzoi(model, spec: dict, use_torch: bool = False) -> LoadedModel:
     n_tracks = (model.human_head if is_human else model.mouse_head).out_channels
     tracks = borzoi_tracks(spec, n_tracks, is_human)
     device = spec.get("_device", torch.device("cpu"))
-    params = unsquash_params(tracks, device) if spec.get("unsquash", True) else None
+    params = unsquash_params(tracks, device) if spec["unsquash"] else None
 
     def call(x):
         out = model(x.transpose(1, 2), is_human=is_human).transpose(1, 2)  # (B, bins, tracks)

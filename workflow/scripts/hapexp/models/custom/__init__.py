@@ -54,6 +54,7 @@ class TorchScript(Custom):
 
 class Python(Custom):
     name = "python"
+    defaults = {**Custom.defaults, "kwargs": {}}  # constructor arguments
     loader = "hapexp.models.custom.load:load_python"
     source = ("class",)
     missing = ("a python model needs `class`", "give 'package.module:Class' or 'file.py:Class'")

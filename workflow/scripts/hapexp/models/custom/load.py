@@ -46,7 +46,7 @@ def import_class(ref: str):
 
 def load_python(spec: dict) -> LoadedModel:
     torch.manual_seed(int(spec["seed"]))
-    module = import_class(spec["class"])(**spec.get("kwargs", {}))
+    module = import_class(spec["class"])(**spec["kwargs"])
     if spec.get("weights"):
         module.load_state_dict(torch.load(spec["weights"], map_location="cpu", weights_only=True))
     return probe(module, spec, adapted_call(module, spec["adapter"]), kind="python")

@@ -105,7 +105,8 @@ def wrap_enformer(model, spec: dict, kind: str) -> EnformerModel:
         )
     crop = (n_positions - target) // 2 * bin_size
     use_gamma = set_tf_gamma(model, spec, n_positions)
-    head = spec.get("head", "human")
+    # enformer_tiny declares no head: its model has one (build_enformer_tiny)
+    head = spec["head"] if "head" in spec else next(iter(model.output_heads))
     n_tracks = model.output_heads[head]
     tracks = enformer_tracks(spec, n_tracks, head, bin_size)
     log.info(
