@@ -14,19 +14,32 @@ if not workflow.overwrite_configfiles:
 
 
 include: "rules/common.smk"
+
+
+report: "report/workflow.rst"
+
+
+# One file per stage, in the order of the DAG (docs/architecture.md).
 include: "rules/download.smk"
 include: "rules/simulate.smk"
 include: "rules/validate.smk"
+include: "rules/genes.smk"
+include: "rules/normalize.smk"
 include: "rules/haplotypes.smk"
-include: "rules/predict.smk"
 include: "rules/expression.smk"
+include: "rules/splits.smk"
 include: "rules/finetune.smk"
-include: "rules/eqtl.smk"
-include: "rules/elasticnet.smk"
+include: "rules/predict.smk"
 include: "rules/ism.smk"
 include: "rules/precision.smk"
+include: "rules/heads.smk"
+include: "rules/eqtl.smk"
+include: "rules/elasticnet.smk"
+include: "rules/performance.smk"
 include: "rules/concordance.smk"
+include: "rules/split_verdict.smk"
 include: "rules/figures.smk"
+include: "rules/summary.smk"
 
 
 rule all:

@@ -208,7 +208,7 @@ def run_bcftools(workdir: Path, length: int, n_calls: int, seed: int) -> dict:
 def run_hapexp(workdir: Path, length: int, n_samples: int | None, chunk: int) -> dict:
     import pandas as pd
 
-    from hapexp.sequences.build import build_index
+    from hapexp.sequences.haplotypes import build_index
     from hapexp.sequences.index import HaplotypeIndex
     from hapexp.variants.files import vcf_samples
 

@@ -85,7 +85,7 @@ class SyntheticIndex:
 def demo_index(window: int):
     """The simulated demo cohort's haplotype index (resources/demo if present, else simulated)."""
     from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.build import build_index
+    from hapexp.sequences.haplotypes import build_index
     from hapexp.sequences.index import HaplotypeIndex
     from hapexp.variants.normalize import normalize
 

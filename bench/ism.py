@@ -82,7 +82,7 @@ class SyntheticVariants:
 
 def demo_index(window: int):
     from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.build import build_index
+    from hapexp.sequences.haplotypes import build_index
     from hapexp.sequences.index import HaplotypeIndex
     from hapexp.variants.normalize import normalize
 

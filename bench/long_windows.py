@@ -94,7 +94,7 @@ def main(argv=None):
         return
 
     from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.build import build_index
+    from hapexp.sequences.haplotypes import build_index
     from hapexp.sequences.index import HaplotypeIndex
     from hapexp.variants.normalize import normalize
 

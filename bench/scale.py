@@ -163,7 +163,7 @@ def _chunk(d, first, n):
 
 
 def step_haplotypes(d, bcf, first, n, window):
-    from hapexp.sequences.build import build_index
+    from hapexp.sequences.haplotypes import build_index
     from hapexp.sequences.index import HaplotypeIndex
 
     genes = _chunk(d, first, n)

@@ -1,4 +1,6 @@
-# Config validation, shared helpers and input functions.
+# Config validation, the values derived from the config, input functions and the paths
+# every rule shares. Rule files hold one stage each (rules/<stage>.smk, logic in the
+# module of the same name: hapexp.<package>.<stage>.run_<rule>).
 
 import copy
 import sys
@@ -11,6 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
+from hapexp.engine.precision import model_floor, requested  # noqa: E402
 from hapexp.models.spec import model_input_files, model_spec  # noqa: E402
 from hapexp.errors import InputError  # noqa: E402
 from hapexp.inputs.genes import chunk_ids  # noqa: E402
@@ -176,3 +179,75 @@ def cohort_input_files(wildcards):
 
 def validated(wildcards):
     return f"results/{wildcards.cohort}/validation.json"
+
+
+# The largest model window: every haplotype index covers it.
+HAP_WINDOW = max(int(resolved_model(m)["window"]) for m in MODELS)
+# Regions kept by normalize_variants: that window plus a flank to re-fill deletions,
+# or the eQTL / elastic-net cis windows if larger (TSS ± flank; gene-body windows
+# add each gene's body ± their flank).
+LINEAR_WINDOWS = [
+    resolve_window(config[stage]["window"], config["models"])
+    for stage in ("eqtl", "elasticnet")
+]
+VARIANT_HALF_WIDTH = max(
+    HAP_WINDOW // 2 + max(4096, HAP_WINDOW // 4),
+    *(window_flank(w) for w in LINEAR_WINDOWS if w[0] != "gene_body"),
+)
+GENE_BODY_FLANK = max([w[1] for w in LINEAR_WINDOWS if w[0] == "gene_body"], default=0)
+
+# Each model's constancy floor in the verdicts, from its precision (hapexp.engine.precision);
+# None for precision: auto, resolved from its predict jobs' tables (auto_precision_tables).
+MODEL_FLOORS = {m: model_floor(resolved_model(m)) for m in MODELS}
+# Sasse et al.'s legacy null, for the performance rule; on/off, draws, seed, each model's window.
+LEGACY_NULL = {
+    "enabled": bool(config["concordance"]["legacy_null"]),
+    "draws": int(config["concordance"]["legacy_draws"]),
+    "seed": int(config["concordance"]["seed"]),
+    "windows": {m: int(resolved_model(m)["window"]) for m in MODELS},
+}
+
+# Figures of rules figures_cohort and figures_model (summary asks for them all).
+COHORT_FIGURES = ["r_hist", "cross_gene", "ism_models"]
+MODEL_FIGURES = [
+    "deep_vs_linear",
+    "ism_vs_eqtl",
+    "ism_vs_eqtl_genes",
+    "supported_vs_r",
+    "driver_distance",
+]
+
+
+def auto_precision_tables(wildcards):
+    """The predict jobs' precision tables of the `precision: auto` models: the precision
+    each job chose sets that model's constancy floor in the verdicts."""
+    auto = [m for m in MODELS if requested(resolved_model(m)) == "auto"]
+    return [
+        f"results/{wildcards.cohort}/predict/{m}/{c}.precision.tsv"
+        for m in auto
+        for c in CHUNKS
+    ]
+
+
+def performance_inputs(wildcards):
+    """What the performance job reads: every predictor's predictions and what the options need."""
+    cohort = wildcards.cohort
+    c = config["cohorts"][cohort]
+    inputs = {
+        "prepared": f"results/{cohort}/expression/prepared.tsv",
+        "covariates": f"results/{cohort}/expression/covariates.tsv",
+        "raw": c["expression"],
+        "genes": f"results/{cohort}/genes.tsv",
+        "matrices": [f"results/{cohort}/predict/{m}.matrix.tsv" for m in MODELS],
+        "references": [f"results/{cohort}/predict/{m}.reference.tsv" for m in MODELS],
+        "oof": f"results/{cohort}/elasticnet/oof.tsv",
+    }
+    if precision := auto_precision_tables(wildcards):
+        inputs["precision"] = precision
+    if c.get("expression_level"):
+        inputs["level"] = c["expression_level"]
+    if c.get("predictdb"):
+        inputs["predictdb"] = c["predictdb"]
+    if c.get("predictdb") or config["concordance"]["legacy_null"]:
+        inputs["bcf"] = f"results/{cohort}/variants/normalized.bcf"
+    return inputs

@@ -1,45 +1,5 @@
-# Cross-individual performance of every predictor (deep models, elastic net
-# out-of-fold, optional external PredictDB db), cross-gene performance, and the
-# per-gene concordance of each model's ISM with the eQTL scan.
-
-
-from hapexp.verdict.performance import (
-    legacy_params,
-    model_floors,
-    rule_inputs as performance_inputs,
-)
-
-
-rule performance:
-    input:
-        unpack(lambda wildcards: performance_inputs(config, wildcards.cohort)),
-    output:
-        performance="results/{cohort}/performance.tsv",
-        cross_gene="results/{cohort}/cross_gene.tsv",
-    log:
-        "logs/{cohort}/performance.log",
-    benchmark:
-        "benchmarks/{cohort}/performance.tsv"
-    conda:
-        "../envs/stats.yaml"
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    params:
-        models=MODELS,
-        raw_format=lambda wildcards: cohort_cfg(wildcards).get(
-            "expression_format", "auto"
-        ),
-        legacy=legacy_params(config),
-        residualize=config["performance"]["residualize_predictions"],
-        floors=model_floors(config),
-        level_format=lambda wildcards: cohort_cfg(wildcards).get(
-            "expression_level_format", "auto"
-        ),
-        policies=config["variants"],
-    script:
-        "../workflow/scripts/performance.py"
+# Per gene, each model's ISM against the eQTL scan, and the ISM agreement between models
+# (hapexp.verdict.concordance: run_concordance, run_ism_agreement).
 
 
 rule concordance:
@@ -84,4 +44,4 @@ rule ism_agreement:
     params:
         models=MODELS,
     script:
-        "../workflow/scripts/concordance.py"
+        "../workflow/scripts/ism_agreement.py"

@@ -54,4 +54,4 @@ rule download_faidx:
         mem_mb=2000,
         runtime=60,
     script:
-        "../workflow/scripts/download.py"
+        "../workflow/scripts/download_faidx.py"

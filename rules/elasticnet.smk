@@ -1,4 +1,6 @@
-# PrediXcan elastic net with PredictDB's nested CV (hapexp.linear.elasticnet, hapexp.linear.predictdb).
+# PrediXcan elastic net with PredictDB's nested CV per chunk, then the cohort's metrics,
+# out-of-fold predictions, PredictDB db and covariances (hapexp.linear.elasticnet:
+# run_elasticnet, run_gather_elasticnet).
 
 
 rule elasticnet:

@@ -1,5 +1,6 @@
-# cis-eQTL nominal scan and permutation pass (eGenes, nominal thresholds), tensorQTL
-# statistics (hapexp.linear.eqtl; eGenes: hapexp.linear.egenes).
+# cis-eQTL nominal scan and permutation pass per chunk, then eGenes and per-gene nominal
+# thresholds per cohort: tensorQTL's statistics (hapexp.linear.eqtl: run_eqtl,
+# run_gather_eqtl).
 
 
 rule eqtl:

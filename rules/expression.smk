@@ -1,4 +1,5 @@
-# Expression preparation shared by every predictor (hapexp.inputs.expression).
+# The expression every predictor is judged on: transformed and residualized on the
+# covariates (+ expression PCs) (hapexp.inputs.expression.run_prepare_expression).
 
 
 rule prepare_expression:

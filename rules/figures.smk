@@ -1,19 +1,7 @@
-# Report figures (PNG in the report, PDF beside each) and the per-cohort summary.
-# `snakemake --report results/report.html` collects every report() output below,
-# grouped by cohort (category) and model (subcategory).
-
-
-report: "../report/workflow.rst"
-
-
-COHORT_FIGURES = ["r_hist", "cross_gene", "ism_models"]
-MODEL_FIGURES = [
-    "deep_vs_linear",
-    "ism_vs_eqtl",
-    "ism_vs_eqtl_genes",
-    "supported_vs_r",
-    "driver_distance",
-]
+# Report figures (PNG in the report, PDF beside each), per cohort and per model
+# (hapexp.verdict.figures: run_figures_cohort, run_figures_model). `snakemake --report
+# results/report.html` collects every report() output, grouped by cohort (category) and
+# model (subcategory).
 
 
 rule figures_cohort:
@@ -67,7 +55,7 @@ rule figures_cohort:
         is_level=lambda wildcards: bool(cohort_cfg(wildcards).get("expression_level")),
         cfg=config["concordance"],
     script:
-        "../workflow/scripts/figures.py"
+        "../workflow/scripts/figures_cohort.py"
 
 
 rule figures_model:
@@ -125,56 +113,4 @@ rule figures_model:
     params:
         cfg=config["concordance"],
     script:
-        "../workflow/scripts/figures.py"
-
-
-rule summary:
-    input:
-        performance="results/{cohort}/performance.tsv",
-        cross_gene="results/{cohort}/cross_gene.tsv",
-        concordance=expand("results/{{cohort}}/concordance/{model}.tsv", model=MODELS),
-        agreement="results/{cohort}/concordance/models.tsv",
-        validation="results/{cohort}/validation.json",
-        egenes="results/{cohort}/eqtl/egenes.json",
-        covariates="results/{cohort}/expression/covariates.tsv",
-        prepared="results/{cohort}/expression/prepared.tsv",
-        precision="results/{cohort}/precision.tsv",
-        split_verdict="results/{cohort}/splits/verdict.tsv",
-        individuals="results/{cohort}/splits/individuals.tsv",
-        genes_split="results/{cohort}/splits/genes.tsv",
-        # The figures are not read here; asking for them makes `all` build the report's content.
-        figures=expand("results/{{cohort}}/figures/{name}.png", name=COHORT_FIGURES)
-        + expand(
-            "results/{{cohort}}/figures/{model}/{name}.png",
-            model=MODELS,
-            name=MODEL_FIGURES,
-        ),
-    output:
-        tsv=report(
-            "results/{cohort}/summary.tsv",
-            caption="../report/summary.rst",
-            category="{cohort}",
-            subcategory="summary",
-        ),
-        md="results/{cohort}/summary.md",
-    log:
-        "logs/{cohort}/summary.log",
-    conda:
-        "../envs/stats.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        models=MODELS,
-        finetuned=FINETUNED,
-        finetune_init=FINETUNE_INIT,
-        fdr=lambda wildcards: float(config["concordance"]["fdr"]),
-        context={
-            "residualize": config["performance"]["residualize_predictions"],
-            "eqtl_significance": config["concordance"]["eqtl_significance"],
-            "predictdb_exclusions": config["elasticnet"]["predictdb_exclusions"],
-            "permutations": config["eqtl"]["permutations"],
-        },
-    script:
-        "../workflow/scripts/summary.py"
+        "../workflow/scripts/figures_model.py"

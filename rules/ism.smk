@@ -3,7 +3,8 @@
 # with predict's read-out; models that support reference reuse (Enformer: each variant's
 # receptive field of the conv tower, hapexp.models.enformer.ism_reuse) recompute only what
 # the variant changes. GPU like predict. Scores below the
-# measured noise floor are NaN (hapexp.engine.precision).
+# measured noise floor are NaN (hapexp.engine.precision). hapexp.engine.ism: run_ism,
+# run_gather_ism.
 
 
 rule ism:

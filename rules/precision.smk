@@ -1,5 +1,5 @@
-# Precision budget of every reduced-precision predict/ism job (hapexp.engine.precision): the
-# per-chunk tables of all models gathered into one per cohort.
+# Precision budget of every reduced-precision predict/ism job: the per-chunk tables of
+# all models gathered into one per cohort (hapexp.engine.precision.run_precision).
 
 
 rule precision:

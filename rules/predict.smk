@@ -1,5 +1,6 @@
 # Model predictions for every person's two haplotypes (unique haplotypes only), per
-# chunk of genes, then gathered per cohort × model (docs/architecture.md).
+# chunk of genes, then gathered per cohort × model (hapexp.engine.predict: run_predict,
+# run_gather_predictions).
 
 # The model's weights and targets table on disk are inputs (a hub id is not a file):
 # model_input_files() in common.smk. Compiled kernels (CUDA) are cached in

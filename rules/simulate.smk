@@ -1,5 +1,5 @@
-# Demo cohort: msprime haplotypes + expression drawn from the oracle model (see
-# workflow/scripts/hapexp/demo/). Deterministic from config["simulate"]["seed"].
+# The demo cohort: msprime haplotypes + expression drawn from the oracle model
+# (hapexp.demo.simulate.run_simulate_demo). Deterministic from config["simulate"]["seed"].
 
 
 SIM = config["simulate"]

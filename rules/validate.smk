@@ -1,6 +1,6 @@
-# Up-front checks of a cohort's inputs; the roots of the per-cohort DAG
-# (normalize_variants, genes, prepare_expression) take its output as input,
-# so every other rule waits for it.
+# Up-front checks of a cohort's inputs (hapexp.inputs.validate.run_validate_inputs); the
+# roots of the per-cohort DAG (normalize_variants, genes, prepare_expression) take its
+# output as input, so every other rule waits for it.
 
 
 rule validate_inputs:

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ from snakemake.utils import validate
 from hapexp.config.schema import SCHEMA, defaults, with_defaults
 from hapexp.models.kind import PER_KIND
 from hapexp.models.spec import KINDS, model_spec
+from tests.workflow_utils import parse_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,36 +107,19 @@ DIGEST_BEFORE = "32ae5bf5a9a36b6c"
 PEOPLE = {"train": ["S1", "S2", "S3"], "validation": ["S4"], "test": ["S5"]}
 GENES = {"train": ["G1", "G2"], "test": ["G3"]}
 
-PARSE = """
-include: {snakefile!r}
-
-import json
-from types import SimpleNamespace
-
-with open("parsed.json", "w") as fh:
-    json.dump(
-        {{
-            "config": config,
-            "specs": {{m: model_cfg(SimpleNamespace(model=m)) for m in MODELS}},
-            "finetune": {{m: finetune_spec(SimpleNamespace(model=m)) for m in FINETUNED}},
-        }},
-        fh,
-        default=str,
-    )
-"""
-
 
 @pytest.fixture(scope="module")
 def parsed(tmp_path_factory):
     """The demo workflow parsed by Snakemake: its `config` afterwards and what the rules get."""
-    tmp = tmp_path_factory.mktemp("parse")
-    (tmp / "Snakefile").write_text(PARSE.format(snakefile=str(REPO / "Snakefile")))
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow" / "scripts")}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", "Snakefile", "--configfile",
-           str(REPO / "config" / "config.yaml"), "--list-rules", "--nocolor"]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads((tmp / "parsed.json").read_text())
+    return parse_workflow(
+        tmp_path_factory.mktemp("parse"),
+        REPO / "config" / "config.yaml",
+        {
+            "config": "config",
+            "specs": "{m: model_cfg(SimpleNamespace(model=m)) for m in MODELS}",
+            "finetune": "{m: finetune_spec(SimpleNamespace(model=m)) for m in FINETUNED}",
+        },
+    )
 
 
 def test_parsing_the_workflow_writes_nothing_into_config_but_validate(parsed):

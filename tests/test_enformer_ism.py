@@ -45,7 +45,7 @@ ISM_CFG = {"maf": 0.0, "indels": True}
 def cohort(tmp_path_factory):
     """A simulated cohort (msprime, 8 % indels) → normalized BCF → haplotype index."""
     from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.build import build_index
+    from hapexp.sequences.haplotypes import build_index
     from hapexp.sequences.index import HaplotypeIndex
     from hapexp.variants.normalize import normalize
 

@@ -20,7 +20,7 @@ from hapexp.engine.predictor import Predictor
 from hapexp.engine.readout import exon_bins, exon_counts
 from hapexp.models.registry import LoadedModel
 from hapexp.models.tracks import track_table
-from hapexp.sequences.build import build_index
+from hapexp.sequences.haplotypes import build_index
 from hapexp.sequences.index import HaplotypeIndex
 from hapexp.sequences.windows import revcomp
 from tests.test_windows_chain import bcftools_haplotype, map_interval, map_tss, random_cohort

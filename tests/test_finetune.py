@@ -26,7 +26,7 @@ def cohort(tmp_path_factory):
     """A small simulated cohort: haplotype index, noiseless expression, splits on disk."""
     from hapexp.demo.simulate import simulate_demo
     from hapexp.io import read_matrix
-    from hapexp.sequences.build import build_index
+    from hapexp.sequences.haplotypes import build_index
     from hapexp.sequences.index import HaplotypeIndex
     from hapexp.training.splits import split_genes, split_individuals
     from hapexp.variants.normalize import normalize

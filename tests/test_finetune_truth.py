@@ -32,7 +32,7 @@ TRAIN = {"epochs": 12, "lr": 3e-3, "people_per_step": 56, "dropout": False, "pro
 def cohort(tmp_path_factory):
     """100 people, 60 genes on 6 chromosomes (window 1024); people 56/16/28, genes chr1 / chr2-6."""
     from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.build import build_index
+    from hapexp.sequences.haplotypes import build_index
     from hapexp.sequences.index import HaplotypeIndex
     from hapexp.variants.normalize import normalize
 

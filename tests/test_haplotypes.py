@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from hapexp.errors import InputError
-from hapexp.sequences.build import build_index
+from hapexp.sequences.haplotypes import build_index
 from hapexp.sequences.index import HaplotypeIndex
 from hapexp.sequences.windows import revcomp
 from hapexp.variants.normalize import normalize

@@ -201,7 +201,7 @@ def test_oracle_reproduces_simulator_noiseless_expression(tmp_path):
 
     from hapexp.demo.simulate import simulate_demo
     from hapexp.io import read_matrix
-    from hapexp.sequences.build import build_index
+    from hapexp.sequences.haplotypes import build_index
     from hapexp.sequences.index import HaplotypeIndex
     from hapexp.variants.normalize import normalize
 
@@ -224,7 +224,7 @@ def test_oracle_reproduces_simulator_noiseless_expression(tmp_path):
 
 
 def test_gather_predictions_files(index, tmp_path):
-    from hapexp.engine.predict import gather_predictions
+    from hapexp.engine.predict import run_gather_predictions
     from hapexp.io import read_matrix, write_parquet
 
     tidy, _ = predict_chunk(index, Predictor(TINY), progress=False)
@@ -233,7 +233,7 @@ def test_gather_predictions_files(index, tmp_path):
     write_parquet(b, tmp_path / "001.parquet")
     paths = [tmp_path / "000.parquet", tmp_path / "001.parquet"]
     out = [tmp_path / "all.parquet", tmp_path / "m.matrix.tsv", tmp_path / "m.reference.tsv"]
-    gather_predictions(paths, "mean", *out)
+    run_gather_predictions(paths, "mean", *out)
     pd.testing.assert_frame_equal(pd.read_parquet(out[0]), tidy)
     m = read_matrix(out[1])
     want, ref = aggregate_predictions(tidy, "mean")
@@ -243,7 +243,7 @@ def test_gather_predictions_files(index, tmp_path):
     assert list(r.columns) == ["gene_id", "value"]
     np.testing.assert_allclose(r["value"], ref.to_numpy(), rtol=1e-9)
     with pytest.raises(ValueError, match="more than one chunk"):
-        gather_predictions([paths[0], paths[0]], "mean", *out)
+        run_gather_predictions([paths[0], paths[0]], "mean", *out)
 
 
 # -- GPU-path pieces that run on CPU: prefetching, batch size, strict mode ----------------

@@ -331,7 +331,7 @@ def test_cross_gene_reads_the_expression_level_not_the_residualized_matrix(tmp_p
     rpkm.to_csv(lvl, sep="\t")
     out = {}
     for name, kw in (("level", {"level_path": lvl, "level_format": "tsv"}), ("resid", {})):
-        perf.run(
+        perf.run_performance(
             prepared,
             raw,
             "tsv",

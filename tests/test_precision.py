@@ -204,7 +204,7 @@ def test_ism_noise_floor_and_nan(monkeypatch):
 @pytest.fixture(scope="module")
 def small_cohort(tmp_path_factory):
     from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.build import build_index
+    from hapexp.sequences.haplotypes import build_index
     from hapexp.sequences.index import HaplotypeIndex
     from hapexp.variants.normalize import normalize
 
@@ -277,18 +277,31 @@ def test_auto_constancy_floor_is_the_precision_its_jobs_used():
 def test_both_verdicts_resolve_auto_floors_from_the_jobs_tables(tmp_path):
     """`performance` and `split_verdict` get the same floors: a `precision: auto` model's is
     the resolution of the precision its predict jobs wrote in their tables (bf16 here), a
-    fixed precision's stays; both rules take the auto models' per-chunk tables as input."""
+    fixed precision's stays; both rules take the auto models' per-chunk tables as input
+    (the workflow parsed by Snakemake with such a config)."""
+    import yaml
+
     from hapexp.engine.precision import finish
-    from hapexp.verdict.performance import model_floors, precision_inputs, resolve_floors
+    from hapexp.verdict.performance import resolve_floors
+    from tests.workflow_utils import parse_workflow
 
     row = pd.DataFrame([{"gene_id": "g1", "n": 4, "noise_sd": 0.0, "signal_sd": 1.0, "noise_ratio": 0.0,
                          "flagged": False, "stage": "predict"}]).reindex(columns=precision.COLUMNS)  # fmt: skip
     finish([("bf16", row)], "bf16", "a").to_csv(tmp_path / "a.tsv", sep="\t", index=False)
-    o = {"kind": "oracle", "window": 2048}
-    config = {"models": {"a": {**o, "precision": "auto"}, "b": {**o, "precision": "fp32"}},
-              "genes": {"chunks": 2}}  # fmt: skip
-    floors = model_floors(config)
-    assert floors == {"a": None, "b": 1e-6}
-    assert resolve_floors(floors, [tmp_path / "a.tsv"]) == {"a": 1e-2, "b": 1e-6}
-    assert precision_inputs(config, "c") == ["results/c/predict/a/000.precision.tsv",
-                                             "results/c/predict/a/001.precision.tsv"]  # fmt: skip
+    o = {"kind": "oracle", "weights": "oracle.pt", "window": 2048}
+    config = {"reference": {"fasta": "ref.fa"}, "genes": {"table": "genes.tsv", "chunks": 2},
+              "cohorts": {"c": {"vcf": "c.vcf.gz", "expression": "e.tsv"}},
+              "models": {"a": {**o, "precision": "auto"}, "b": {**o, "precision": "fp32"}}}  # fmt: skip
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    c = "SimpleNamespace(cohort='c')"
+    got = parse_workflow(tmp_path, tmp_path / "config.yaml", {
+        "floors": "MODEL_FLOORS",
+        "tables": f"auto_precision_tables({c})",
+        "performance": f"performance_inputs({c})['precision']",
+        "split_verdict": "rules.split_verdict.rule.input.precision.__name__",
+    })  # fmt: skip
+    assert got["floors"] == {"a": None, "b": 1e-6}
+    assert resolve_floors(got["floors"], [tmp_path / "a.tsv"]) == {"a": 1e-2, "b": 1e-6}
+    tables = ["results/c/predict/a/000.precision.tsv", "results/c/predict/a/001.precision.tsv"]
+    assert got["tables"] == tables and got["performance"] == tables
+    assert got["split_verdict"] == "auto_precision_tables"

@@ -10,7 +10,7 @@ import pandas as pd
 import pysam
 import pytest
 
-from hapexp.sequences.build import build_index
+from hapexp.sequences.haplotypes import build_index
 from hapexp.sequences.index import HaplotypeIndex
 from hapexp.variants.genotypes import Dosages, chunk_dosages
 from hapexp.variants.normalize import normalize

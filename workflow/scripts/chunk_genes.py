@@ -1,16 +1,16 @@
-"""Rule chunk_genes: split genes.tsv into genes.chunks chunks (sorted by chrom, tss)."""
+"""Rule chunk_genes: the genes in genes.chunks chunks."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-import pandas as pd
-
-from hapexp.inputs.genes import write_chunks
 from hapexp.log import setup_rule_logging
 
-log = setup_rule_logging(snakemake)
+setup_rule_logging(snakemake)
 
-genes = pd.read_csv(snakemake.input.genes, sep="\t", dtype={"chrom": str, "gene_id": str})
-write_chunks(genes, list(snakemake.output))
-log.info("%d genes in %d chunks", len(genes), len(snakemake.output))
+from hapexp.inputs.genes import run_chunk_genes
+
+run_chunk_genes(
+    snakemake.input.genes,
+    list(snakemake.output),
+)

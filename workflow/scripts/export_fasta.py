@@ -1,4 +1,4 @@
-"""Rule export_fasta: personal FASTA (>sample|hap|gene) for chosen genes and samples."""
+"""Rule export_fasta: personal FASTA of chosen genes and samples."""
 
 import sys
 
@@ -6,11 +6,11 @@ sys.path.insert(0, snakemake.scriptdir)
 
 from hapexp.log import setup_rule_logging
 
-log = setup_rule_logging(snakemake)
+setup_rule_logging(snakemake)
 
-from hapexp.sequences.fasta import export_fasta
+from hapexp.sequences.haplotypes import run_export_fasta
 
-n = export_fasta(
+run_export_fasta(
     list(snakemake.input.index),
     snakemake.output.fasta,
     genes=snakemake.params.genes,
@@ -18,4 +18,3 @@ n = export_fasta(
     length=snakemake.params.length,
     rc_minus=snakemake.params.rc_minus,
 )
-log.info("wrote %d sequences to %s", n, snakemake.output.fasta)

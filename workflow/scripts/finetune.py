@@ -1,16 +1,15 @@
-"""Rule finetune: train a registry model on the training people and genes (hapexp.training.finetune)."""
+"""Rule finetune: a model trained on the training people and genes."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-import torch
-
 from hapexp.log import setup_rule_logging
-from hapexp.training.finetune import run_finetune
 
 setup_rule_logging(snakemake)
-torch.set_num_threads(max(1, snakemake.threads))
+
+from hapexp.training.finetune import run_finetune
+
 run_finetune(
     list(snakemake.input.indexes),
     snakemake.input.prepared,
@@ -22,4 +21,5 @@ run_finetune(
     snakemake.output.weights,
     snakemake.output.history,
     snakemake.params.checkpoint,
+    threads=snakemake.threads,
 )

@@ -1,4 +1,4 @@
-"""Rule gather_predictions: all chunks of a cohort × model → tidy table, matrix, reference."""
+"""Rule gather_predictions: a model's chunks into the tidy table, the matrix and the reference."""
 
 import sys
 
@@ -6,11 +6,11 @@ sys.path.insert(0, snakemake.scriptdir)
 
 from hapexp.log import setup_rule_logging
 
-log = setup_rule_logging(snakemake)
+setup_rule_logging(snakemake)
 
-from hapexp.engine.predict import gather_predictions
+from hapexp.engine.predict import run_gather_predictions
 
-gather_predictions(
+run_gather_predictions(
     list(snakemake.input),
     snakemake.params.spec["haplotype_aggregation"],
     snakemake.output.table,

@@ -1,5 +1,4 @@
-"""Rule normalize_variants: restrict to gene regions and the cohort's samples, harmonize
-contigs, norm -m -any -f, check REF."""
+"""Rule normalize_variants: the cohort's records near its genes, normalized, REF checked."""
 
 import sys
 
@@ -7,31 +6,18 @@ sys.path.insert(0, snakemake.scriptdir)
 
 from hapexp.log import setup_rule_logging
 
-log = setup_rule_logging(snakemake)
+setup_rule_logging(snakemake)
 
-from pathlib import Path
+from hapexp.variants.normalize import run_normalize_variants
 
-import pandas as pd
-
-from hapexp.inputs.genes import gene_body_regions, gene_regions
-from hapexp.variants.normalize import normalize
-
-genes = pd.read_csv(snakemake.input.genes, sep="\t", dtype={"chrom": str, "gene_id": str})
-half = int(snakemake.params.half_width)
-regions = gene_regions(genes, half)
-samples = Path(snakemake.input.samples).read_text().split()
-log.info("%d genes, regions TSS ± %d bp, %d samples", len(genes), half, len(samples))
-body = int(snakemake.params.gene_body_flank)
-if body:  # gene-body windows (elasticnet/eqtl window: gene_body_1mb): start - flank .. end + flank
-    regions = pd.concat([regions, gene_body_regions(genes, body)], ignore_index=True)
-    log.info("plus gene bodies ± %d bp", body)
-stats = normalize(
+run_normalize_variants(
+    snakemake.input.genes,
+    snakemake.input.samples,
     list(snakemake.input.vcf),
     snakemake.input.fasta,
     snakemake.output.bcf,
-    regions=regions,
+    half_width=snakemake.params.half_width,
+    gene_body_flank=snakemake.params.gene_body_flank,
     harmonize=snakemake.params.harmonize,
     threads=snakemake.threads,
-    samples=samples,
 )
-log.info("normalized: %s", ", ".join(f"{k}={v}" for k, v in stats.items()))

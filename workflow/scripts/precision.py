@@ -1,14 +1,16 @@
-"""Rule precision: gather the per-job precision budgets of a cohort (all models, predict and ism)."""
+"""Rule precision: the precision budgets of a cohort's jobs in one table."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from hapexp.engine.precision import read, summarize
-from hapexp.io import write_tsv
 from hapexp.log import setup_rule_logging
 
-log = setup_rule_logging(snakemake)
-table = read(list(snakemake.input))
-write_tsv(table, snakemake.output[0])
-log.info("precision budget: %d audited gene rows\n%s", len(table), summarize(table).to_string())
+setup_rule_logging(snakemake)
+
+from hapexp.engine.precision import run_precision
+
+run_precision(
+    list(snakemake.input),
+    snakemake.output[0],
+)

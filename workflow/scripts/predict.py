@@ -1,6 +1,4 @@
-"""Rule predict: one chunk of genes through one model (unique haplotypes only), with the
-precision budget of reduced-precision runs (hapexp.engine.precision) and the exon counts of
-an exon read-out."""
+"""Rule predict: one chunk of genes through one model, with its precision budget."""
 
 import sys
 
@@ -8,17 +6,13 @@ sys.path.insert(0, snakemake.scriptdir)
 
 from hapexp.log import setup_rule_logging
 
-log = setup_rule_logging(snakemake)
-
-import torch
+setup_rule_logging(snakemake)
 
 from hapexp.engine.predict import run_predict
 
-torch.set_num_threads(snakemake.threads)
-spec = {**snakemake.params.spec, "name": snakemake.wildcards.model}
 run_predict(
     snakemake.input.index,
-    spec,
+    snakemake.params.spec,
     snakemake.params.audit,
     snakemake.output.table,
     snakemake.output.tracks,
@@ -26,4 +20,5 @@ run_predict(
     snakemake.wildcards.model,
     exons_path=snakemake.input.exons,
     exons_out=snakemake.output.exons,
+    threads=snakemake.threads,
 )

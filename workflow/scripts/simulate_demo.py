@@ -6,25 +6,17 @@ sys.path.insert(0, snakemake.scriptdir)
 
 from hapexp.log import setup_rule_logging
 
-log = setup_rule_logging(snakemake)
+setup_rule_logging(snakemake)
 
-from pathlib import Path
+from hapexp.demo.simulate import run_simulate_demo
 
-from hapexp.demo.simulate import OUTPUT_FILES, simulate_demo
-
-p = snakemake.params
-outdir = Path(snakemake.output.fasta).parent
-expected = {str(outdir / name) for name in OUTPUT_FILES}
-if expected != {str(Path(f)) for f in snakemake.output}:
-    raise RuntimeError(f"rule outputs and hapexp.demo.simulate.OUTPUT_FILES disagree: {sorted(expected)}")
-summary = simulate_demo(
-    outdir,
-    seed=int(p.seed),
-    n_individuals=int(p.n_individuals),
-    n_chromosomes=int(p.n_chromosomes),
-    chromosome_length=int(p.chromosome_length),
-    n_genes=int(p.n_genes),
-    window=int(p.window),
-    fit_window=None if p.fit_window is None else int(p.fit_window),
+run_simulate_demo(
+    list(snakemake.output),
+    seed=snakemake.params.seed,
+    n_individuals=snakemake.params.n_individuals,
+    n_chromosomes=snakemake.params.n_chromosomes,
+    chromosome_length=snakemake.params.chromosome_length,
+    n_genes=snakemake.params.n_genes,
+    window=snakemake.params.window,
+    fit_window=snakemake.params.fit_window,
 )
-log.info("per-gene h2: %s", summary["h2"])

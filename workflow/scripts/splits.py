@@ -1,13 +1,15 @@
-"""Rule splits: individuals → train/validation/test, genes → train/test (hapexp.training.splits)."""
+"""Rule splits: people into train/validation/test, genes into train/test."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
 from hapexp.log import setup_rule_logging
-from hapexp.training.splits import run_splits
 
 setup_rule_logging(snakemake)
+
+from hapexp.training.splits import run_splits
+
 run_splits(
     snakemake.input.genes,
     snakemake.input.prepared,

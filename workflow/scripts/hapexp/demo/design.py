@@ -21,8 +21,8 @@ from collections import Counter
 
 import numpy as np
 
-from hapexp.demo.genes import Gene
 from hapexp.demo.genome import Genome, Variant, other_bases
+from hapexp.demo.layout import Gene
 from hapexp.demo.readout import personal_window
 
 log = logging.getLogger(__name__)

@@ -8,11 +8,11 @@ covariates.tsv, truth.tsv, truth_genes.tsv, expression_noiseless.tsv and oracle.
 How it is made (one random stream, drawn in this order; each step's module says more)
 - `hapexp.demo.genome`: a random reference and msprime haplotypes turned into SNVs,
   multi-allelic sites and short left-aligned indels.
-- `hapexp.demo.genes`: TSSs placed in slots near common SNVs, one gene near a chromosome
+- `hapexp.demo.layout`: TSSs placed in slots near common SNVs, one gene near a chromosome
   end (unless `fit_window`), h2 per gene; exons from a stream of their own.
 - `hapexp.demo.design`: background motifs around each TSS, causal SNVs designed to
   create or break a motif, accidental motif changes removed, every variant's ISM checked.
-- `hapexp.demo.expression`: the genetic value (oracle readout of each individual's two
+- `hapexp.demo.phenotype`: the genetic value (oracle readout of each individual's two
   personal windows, `hapexp.demo.readout`), then noise scaled to h2, measured
   covariates and hidden factors.
 - `hapexp.demo.writers`: the FASTA, VCF and tables.
@@ -39,9 +39,9 @@ import numpy as np
 import pandas as pd
 
 from hapexp.demo.design import MotifDesigner, common_snv_counter
-from hapexp.demo.expression import draw_expression, genetic_values
-from hapexp.demo.genes import assign_h2, gene_exons, place_genes
 from hapexp.demo.genome import simulate_genome
+from hapexp.demo.layout import assign_h2, gene_exons, place_genes
+from hapexp.demo.phenotype import draw_expression, genetic_values
 from hapexp.demo.readout import BIN_SIZE, Readout
 from hapexp.demo.writers import gene_table, truth_table, write_fasta, write_vcf
 from hapexp.io import write_matrix, write_tsv
@@ -172,6 +172,27 @@ def simulate_demo(
     }
     log.info("simulated demo cohort in %s: %s", outdir, {k: v for k, v in summary.items() if k != "h2"})
     return summary
+
+
+def run_simulate_demo(outputs, seed: int, n_individuals: int, n_chromosomes: int, chromosome_length: int,
+                      n_genes: int, window: int, fit_window) -> None:  # fmt: skip
+    """Rule `simulate_demo`: the demo cohort in the directory of the rule's `outputs`, which
+    must be exactly OUTPUT_FILES (the contract between the rule and this module)."""
+    outdir = Path(outputs[0]).parent
+    expected = {str(outdir / name) for name in OUTPUT_FILES}
+    if expected != {str(Path(f)) for f in outputs}:
+        raise RuntimeError(f"rule outputs and hapexp.demo.simulate.OUTPUT_FILES disagree: {sorted(expected)}")
+    summary = simulate_demo(
+        outdir,
+        seed=int(seed),
+        n_individuals=int(n_individuals),
+        n_chromosomes=int(n_chromosomes),
+        chromosome_length=int(chromosome_length),
+        n_genes=int(n_genes),
+        window=int(window),
+        fit_window=None if fit_window is None else int(fit_window),
+    )
+    log.info("per-gene h2: %s", summary["h2"])
 
 
 @contextlib.contextmanager

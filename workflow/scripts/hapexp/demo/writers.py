@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hapexp.demo.genes import Gene
 from hapexp.demo.genome import Genome
+from hapexp.demo.layout import Gene
 
 TRUTH_COLUMNS = ["gene_id", "variant_id", "chrom", "pos", "ref", "alt", "effect", "h2", "motif", "mechanism"]
 

@@ -293,13 +293,20 @@ def gather(paths) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[ISM_COLUMNS]
 
 
-def run(index_path, spec: dict, ism_cfg: dict, out_path, readout=None, precision_out=None,
-        audit_cfg: dict | None = None, model: str = "model", exons_path=None) -> pd.DataFrame:  # fmt: skip
-    """Rule `ism`: score one chunk and write its parquet (and its precision budget)."""
+def run_ism(index_path, spec: dict, ism_cfg: dict, out_path, readout=None, precision_out=None,
+            audit_cfg: dict | None = None, model: str = "model", exons_path=None,
+            threads: int | None = None) -> pd.DataFrame:  # fmt: skip
+    """Rule `ism`: score one chunk and write its parquet (and its precision budget).
+    `threads`: the job's CPU threads (None: torch's setting as it is)."""
     from hapexp.inputs.exons import read_exons
     from hapexp.io import write_parquet, write_tsv
     from hapexp.sequences.index import HaplotypeIndex
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    spec = {**spec, "name": model}
     index = HaplotypeIndex.load(index_path)
     ism_cfg = with_defaults("ism", ism_cfg)
     if ism_cfg["precision"]:
@@ -312,4 +319,15 @@ def run(index_path, spec: dict, ism_cfg: dict, out_path, readout=None, precision
     if precision_out is not None:
         write_tsv(table, precision_out)
     write_parquet(df, out_path)
+    log.info("ISM: %d variants in %d genes, %d unresolved (NaN)",
+             len(df), df["gene_id"].nunique(), int(df["score"].isna().sum()))  # fmt: skip
     return df
+
+
+def run_gather_ism(chunk_paths, out) -> None:
+    """Rule `gather_ism`: a model's per-chunk ISM tables into one."""
+    from hapexp.io import write_parquet
+
+    df = gather(list(chunk_paths))
+    write_parquet(df, out)
+    log.info("gathered %d ISM scores from %d chunks", len(df), len(chunk_paths))

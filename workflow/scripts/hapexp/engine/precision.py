@@ -334,3 +334,13 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
             )
         lines.append(line + ".")
     return lines
+
+
+def run_precision(paths, out) -> None:
+    """Rule `precision`: the per-job precision budgets of a cohort (every model, predict and
+    ISM) in one table."""
+    from hapexp.io import write_tsv
+
+    table = read(list(paths))
+    write_tsv(table, out)
+    log.info("precision budget: %d audited gene rows\n%s", len(table), summarize(table).to_string())

@@ -192,8 +192,9 @@ def save_all_tracks(all_tracks: dict, path) -> None:
             np.savez_compressed(fh, enabled=np.array(True), **all_tracks)
 
 
-def gather_predictions(chunk_paths, haplotype_aggregation: str, table_out, matrix_out, reference_out):
-    """Concatenate per-chunk parquet files; write the tidy table, the matrix and the reference values."""
+def run_gather_predictions(chunk_paths, haplotype_aggregation: str, table_out, matrix_out, reference_out):
+    """Rule `gather_predictions`: concatenate a model's per-chunk tables; write the tidy table,
+    the genes × samples matrix and the reference-genome values."""
     from hapexp.io import write_matrix, write_parquet, write_tsv
 
     frames = [pd.read_parquet(p) for p in chunk_paths]
@@ -218,15 +219,19 @@ def run_predict(
     model: str,
     exons_path=None,
     exons_out=None,
+    threads: int | None = None,
 ):
     """Rule `predict`: budget, then one chunk of genes; writes the tidy table, the all-tracks
-    file, the precision budget and (readout: exons) the per-gene exon counts."""
+    file, the precision budget and (readout: exons) the per-gene exon counts. `threads`:
+    the job's CPU threads (None: torch's setting as it is)."""
     from hapexp.inputs.exons import read_exons
     from hapexp.io import write_parquet, write_tsv
     from hapexp.sequences.index import HaplotypeIndex
 
+    if threads is not None:
+        torch.set_num_threads(int(threads))
     index = HaplotypeIndex.load(index_path)
-    predictor = Predictor(spec, name=model)
+    predictor = Predictor({**spec, "name": model}, name=model)
     exons = read_exons(exons_path) if (exons_path and predictor.uses_exons) else None
     if exons is not None:
         missing = [g for g in index.genes["gene_id"] if g not in exons]

@@ -385,3 +385,19 @@ def all_targets(entries_by_path: dict) -> list[str]:
     out = list(entries_by_path)
     out += [f"{p}.fai" for p, e in entries_by_path.items() if e.get("faidx")]
     return out
+
+
+def run_download(entry: dict, out) -> None:
+    """Rule `download`: one configured entry (`download_entries`) to its path."""
+    download(
+        entry["url"],
+        out,
+        md5=entry.get("md5"),
+        sha256=entry.get("sha256"),
+        decompress=bool(entry["decompress"]),
+    )
+
+
+def run_download_faidx(fasta) -> None:
+    """Rule `download_faidx`: the `.fai` index of a downloaded FASTA."""
+    write_fai(fasta)

@@ -167,3 +167,35 @@ def prepare_expression(
     prepared = pd.DataFrame(resid, index=transformed.index, columns=samples)
     prepared.index.name = "gene_id"
     return prepared, cov, transformed
+
+
+def run_prepare_expression(cohort: dict, vcf, transform: str, n_pcs: int, out_prepared, out_covariates):
+    """Rule `prepare_expression`: the analysed people (in the expression, the VCF, the
+    covariates and the sample list), their expression transformed and residualized on the
+    covariates (+ `n_pcs` expression PCs), and the covariates used."""
+    from hapexp.inputs.formats import read_covariates, read_expression, read_sample_list
+    from hapexp.io import write_matrix
+    from hapexp.variants.files import vcf_samples
+
+    expr = read_expression(cohort["expression"], cohort["expression_format"])
+    cov = read_covariates(cohort["covariates"]) if cohort.get("covariates") else None
+    sample_list = read_sample_list(cohort["samples"]) if cohort.get("samples") else None
+    samples = select_samples(expr, vcf_samples(vcf), cov, sample_list)
+    log.info(
+        "%d samples in expression, VCF%s",
+        len(samples),
+        ", covariates and sample list" if cov is not None else "",
+    )
+    prepared, used, _ = prepare_expression(
+        expr,
+        cov,
+        transform=transform,
+        n_pcs=n_pcs,
+        samples=samples,
+        expression_path=cohort["expression"],
+        # the name errors about covariates give (there is no file without them)
+        covariates_path=cohort.get("covariates") or "covariates",
+    )
+    log.info("prepared %d genes × %d samples; %d covariates", *prepared.shape, used.shape[0])
+    write_matrix(used, out_covariates, index_col="id")
+    write_matrix(prepared, out_prepared)

@@ -22,7 +22,7 @@ from hapexp.config.schema import with_defaults
 from hapexp.errors import InputError
 from hapexp.inputs.formats import match_gene_ids
 from hapexp.inputs.tables import raise_first_bad, read_config_table
-from hapexp.io import write_tsv
+from hapexp.io import atomic_output, write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -220,3 +220,54 @@ def gene_body_regions(genes: pd.DataFrame, flank: int) -> pd.DataFrame:
             "end0": (end.astype("int64") + flank).to_numpy(),
         }
     )
+
+
+def run_genes(genes_cfg: dict, cohort_cfg: dict, fasta, harmonize: bool, out_genes, out_exons, out_samples):
+    """Rule `genes`: the cohort's genes (in the expression, on a VCF contig and in the FASTA),
+    their exons, and the samples both in the VCF and the expression (the haplotype index's
+    sample order)."""
+    from hapexp.inputs.exons import exon_table, load_exons
+    from hapexp.inputs.formats import read_expression, read_sample_list
+    from hapexp.variants.files import fasta_lengths, vcf_contigs, vcf_paths, vcf_samples
+
+    source = genes_cfg.get("gtf") or genes_cfg["table"]
+    table = load_genes(genes_cfg)
+    expr = read_expression(cohort_cfg["expression"], cohort_cfg["expression_format"])
+    vcfs = vcf_paths(cohort_cfg["vcf"], cohort_cfg.get("chromosomes"))
+    contigs = [c for v in vcfs for c in vcf_contigs(v)]
+    genes, counts = build_gene_table(
+        table, expr.index, contigs, fasta_lengths(fasta), harmonize=harmonize, source=source
+    )
+    log.info("genes: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
+    vs = vcf_samples(vcfs[0])
+    es = list(expr.columns)
+    if cohort_cfg.get("samples"):
+        wanted = set(read_sample_list(cohort_cfg["samples"]))
+        es = [s for s in es if s in wanted]
+    log.info(
+        "samples: VCF=%(vcf)d expression=%(expression)d both=%(both)d VCF-only=%(vcf_only)d "
+        "expression-only=%(expression_only)d",
+        sample_overlap(vs, es),
+    )
+    both = [s for s in es if s in set(vs)]
+    if not both:
+        raise InputError(
+            vcfs[0],
+            "no sample is both in the VCF and in the expression matrix",
+            "Check the sample ids of both files.",
+        )
+    if genes.empty:
+        raise InputError(source, "no gene left after matching", "See the counts in the log.")
+    exons = exon_table(load_exons(genes_cfg), genes)
+    log.info("exons: %d merged exons for %d of %d genes", len(exons), exons["gene_id"].nunique(), len(genes))
+    write_tsv(genes, out_genes)
+    write_tsv(exons, out_exons)
+    with atomic_output(out_samples) as tmp:
+        tmp.write_text("".join(f"{s}\n" for s in both))
+
+
+def run_chunk_genes(genes_path, chunk_paths) -> None:
+    """Rule `chunk_genes`: genes.tsv (sorted by chrom, tss) into the config's number of chunks."""
+    genes = pd.read_csv(genes_path, sep="\t", dtype={"chrom": str, "gene_id": str})
+    write_chunks(genes, list(chunk_paths))
+    log.info("%d genes in %d chunks", len(genes), len(chunk_paths))

@@ -14,6 +14,8 @@ Coordinates: gene-table `tss` and VCF `POS` are 1-based; windows are computed
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,3 +248,28 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
             report.facts[k] = report.facts.get(k, 0) + v
     report.facts["variant_policy"] = policy_counts(alleles, vcfg)
     return report
+
+
+def run_validate_inputs(config: dict, cohort: str, configfile: str, out) -> None:
+    """Rule `validate_inputs`: every input check of one cohort before any heavy job; writes
+    the facts and warnings (validation.json). On a problem: the error in the log and on
+    stderr, and results/ left as it was."""
+    from hapexp.io import atomic_output
+
+    out = Path(out)
+    try:
+        report = validate_cohort(config, cohort, configfile)
+    except InputError as e:
+        log.error("%s", e)
+        # Snakemake made the output's directory before the job: leave results/ as it was.
+        for d in (out.parent, out.parent.parent):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise SystemExit(f"input validation failed: {e}") from None
+    for w in report.warnings:
+        log.warning("%s", w)
+    log.info("validation passed: %s", report.facts)
+    with atomic_output(out) as tmp:
+        tmp.write_text(
+            json.dumps({"facts": report.facts, "warnings": report.warnings}, indent=2, sort_keys=True) + "\n"
+        )

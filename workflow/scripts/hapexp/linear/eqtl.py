@@ -304,3 +304,53 @@ def _stable_hash(s: str) -> int:
     import zlib
 
     return zlib.crc32(s.encode())
+
+
+def run_eqtl(prepared, covariates, vcf, chunk, window, models: dict, maf: float, permutations: int,
+             seed: int, policies: dict, out_nominal, out_top, threads: int) -> None:  # fmt: skip
+    """Rule `eqtl`: the nominal scan and the permutation pass of one chunk of genes; `window`
+    as configured (bp, gene_body_1mb or a model name: `models` resolves it)."""
+    from threadpoolctl import threadpool_limits
+
+    from hapexp.io import read_matrix, write_parquet, write_tsv
+    from hapexp.variants.genotypes import cis_dosages
+    from hapexp.variants.windows import resolve_window
+
+    expr = read_matrix(prepared)
+    cov = read_matrix(covariates, index_col="id")
+    genes = pd.read_csv(chunk, sep="\t", dtype={"gene_id": str, "chrom": str})
+    window = resolve_window(window, models)
+    dosages, genes = cis_dosages(vcf, genes, window, list(expr.columns), maf, policies)
+    with threadpool_limits(limits=threads):
+        nominal, top = scan_genes(dosages, genes, expr, cov, permutations=permutations, seed=seed)
+    write_parquet(nominal, out_nominal)
+    write_tsv(top, out_top)
+
+
+def run_gather_eqtl(nominal_paths, top_paths, fdr: float, out_nominal, out_genes, out_summary) -> None:
+    """Rule `gather_eqtl`: the chunks' nominal pairs in one file, and the per-gene table with
+    eGenes (q-values of the permutation p-values, per-gene nominal thresholds)."""
+    import json
+
+    from hapexp.io import atomic_output, concat_parquet, write_tsv
+    from hapexp.linear.egenes import egenes
+
+    # Streamed chunk by chunk: the nominal pairs of a whole cohort need not fit in memory.
+    n_pairs = concat_parquet(nominal_paths, out_nominal, NOMINAL_COLUMNS)
+    tops = [pd.read_csv(f, sep="\t") for f in top_paths]
+    top = pd.concat(tops, ignore_index=True) if any(len(t) for t in tops) else tops[0]
+    top, summary = egenes(top, fdr=fdr)
+    log.info("%d pairs, %d genes", n_pairs, len(top))
+    if summary:
+        log.info(
+            "eGenes (permutations, Storey q <= %(fdr)g): %(egenes)d of %(genes)d; pi0 = %(pi0).3f "
+            "(%(qvalue_method)s); genome-wide min-p threshold %(min_p_threshold)s",
+            summary,
+        )
+    else:
+        log.warning(
+            "no permutations (eqtl.permutations: 0): no eGenes; concordance can only use bh_all_pairs"
+        )
+    write_tsv(top, out_genes)
+    with atomic_output(out_summary) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -1,6 +1,6 @@
 """Compact haplotype index, read side: reference windows + which variants each
 haplotype carries (`results/{cohort}/haplotypes/{chunk}.npz`, written by
-`hapexp.sequences.build.build_index`).
+`hapexp.sequences.haplotypes.build_index`).
 
 A cohort's personal sequences are never written to disk: `HaplotypeIndex` rebuilds
 haplotypes in memory, vectorized, on demand (GenVarLoader-style): it plans a gene's
@@ -52,7 +52,7 @@ class GeneHaplotypes:
 class HaplotypeIndex:
     """Read side of the compact index (`results/{cohort}/haplotypes/{chunk}.npz`).
 
-    `arrays`: the file's arrays (see `hapexp.sequences.build.build_index`); `pos0`,
+    `arrays`: the file's arrays (see `hapexp.sequences.haplotypes.build_index`); `pos0`,
     `rlen`, `alen`: 0-based position, REF and ALT length of every stored variant row.
     """
 

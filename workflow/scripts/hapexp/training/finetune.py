@@ -325,9 +325,12 @@ def start_model(spec: dict, init_spec: dict | None):
 
 def run_finetune(
     index_paths, expression_path, individuals_path, genes_path, spec: dict, cfg: dict,
-    init_spec: dict | None, weights_out, history_out, checkpoint, stop_after=None,
+    init_spec: dict | None, weights_out, history_out, checkpoint, stop_after=None, threads: int | None = None,
 ):  # fmt: skip
-    """Rule `finetune`: train, then write the best weights (a state dict) and the history."""
+    """Rule `finetune`: train, then write the best weights (a state dict) and the history.
+    `threads`: the job's CPU threads (None: torch's setting as it is)."""
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
     from hapexp.io import read_matrix, write_tsv
     from hapexp.sequences.index import HaplotypeIndex
     from hapexp.training.splits import read_splits

@@ -104,9 +104,17 @@ def _frame(rows: dict, samples: list[str]) -> pd.DataFrame:
     return df
 
 
-def run_head(npz_paths, prepared_path, individuals_path, genes_path, spec: dict, cfg: dict, out: dict):
-    """Rule `head`: both heads of one model; writes their genes × people matrices and the
-    cross-gene weights per track."""
+def run_track_heads(npz_paths, prepared_path, individuals_path, genes_path, spec: dict, cfg: dict, out: dict,
+                    threads: int = 1):  # fmt: skip
+    """Rule `track_heads`: both heads of one model; writes their genes × people matrices and
+    the cross-gene weights per track. `threads`: BLAS threads of the job."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=max(1, int(threads))):
+        _track_heads(npz_paths, prepared_path, individuals_path, genes_path, spec, cfg, out)
+
+
+def _track_heads(npz_paths, prepared_path, individuals_path, genes_path, spec: dict, cfg: dict, out: dict):
     from hapexp.io import read_matrix, write_matrix, write_tsv
     from hapexp.training.splits import read_splits
 

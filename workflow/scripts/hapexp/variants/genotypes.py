@@ -270,3 +270,21 @@ def chunk_dosages(
     genes["end0"] = [w[1] for w in wins]
     regions = [(str(c), s, e) for c, s, e in zip(genes["chrom"], genes["start0"], genes["end0"], strict=True)]
     return read_dosages(vcf, regions, samples, maf), genes
+
+
+def cis_dosages(vcf, genes: pd.DataFrame, window, samples: list[str], maf: float, policies: dict,
+                predictdb: bool = False) -> tuple[Dosages, pd.DataFrame]:  # fmt: skip
+    """What the linear models of a chunk use: every cis window (`window` resolved, see
+    `hapexp.variants.windows.resolve_window`) read once (`chunk_dosages`), the run's one
+    variant policy (as for the haplotypes and ISM), then with `predictdb` PredictDB's own
+    exclusions (indels, strand-ambiguous SNPs). Returns (dosages, genes with start0/end0)."""
+    from hapexp.variants.policy import filter_dosages, format_counts, predictdb_exclusions
+
+    dosages, genes = chunk_dosages(vcf, genes, window, samples, maf)
+    dosages, counts = filter_dosages(dosages, policies)
+    log.info("variant policy %s: %s", policies, format_counts(counts))
+    if predictdb:
+        dosages, excluded = predictdb_exclusions(dosages)
+        log.info("PredictDB exclusions: %s", format_counts(excluded))
+    log.info("%d genes, %d variants (window %s, maf >= %g)", len(genes), len(dosages), window, maf)
+    return dosages, genes

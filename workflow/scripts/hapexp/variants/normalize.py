@@ -239,3 +239,25 @@ def check_ref(bcf, fasta, source=None, max_examples: int = 5, block: int = 1 << 
             ref.update(b.sites)
     ref.raise_if_mismatched(source or bcf)
     return {"records": ref.records, "ref_mismatch": 0}
+
+
+def run_normalize_variants(genes_path, samples_path, vcfs, fasta, out_bcf, half_width: int,
+                           gene_body_flank: int, harmonize: bool, threads: int) -> None:  # fmt: skip
+    """Rule `normalize_variants`: the cohort's records around its genes (TSS ± `half_width`,
+    plus gene bodies ± `gene_body_flank` for gene-body cis windows), its samples only,
+    contigs harmonized, split and left-aligned, REF checked."""
+    from hapexp.inputs.genes import gene_body_regions, gene_regions
+
+    genes = pd.read_csv(genes_path, sep="\t", dtype={"chrom": str, "gene_id": str})
+    half = int(half_width)
+    regions = gene_regions(genes, half)
+    samples = Path(samples_path).read_text().split()
+    log.info("%d genes, regions TSS ± %d bp, %d samples", len(genes), half, len(samples))
+    body = int(gene_body_flank)
+    if body:  # gene-body windows (elasticnet/eqtl window: gene_body_1mb): start - flank .. end + flank
+        regions = pd.concat([regions, gene_body_regions(genes, body)], ignore_index=True)
+        log.info("plus gene bodies ± %d bp", body)
+    stats = normalize(
+        list(vcfs), fasta, out_bcf, regions=regions, harmonize=harmonize, threads=threads, samples=samples
+    )
+    log.info("normalized: %s", ", ".join(f"{k}={v}" for k, v in stats.items()))

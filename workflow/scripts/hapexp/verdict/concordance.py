@@ -312,7 +312,7 @@ def read_egenes(path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"phenotype_id": str})
 
 
-def run(
+def run_concordance(
     ism_path, eqtl_path, predictions_path, vcf_path, cfg: dict, out_path, out_drivers, egenes_path=None
 ) -> pd.DataFrame:
     """Rule `concordance` (one model): per-gene table and drivers table."""
@@ -333,13 +333,15 @@ def run(
     table, drivers = concordance(ism, eqtl, cfg, dosage_fn, predictions, egenes)
     write_tsv(table, out_path)
     write_tsv(drivers, out_drivers)
+    log.info("concordance: %d genes", len(table))
     return table
 
 
-def run_agreement(ism_paths: dict, out_path) -> pd.DataFrame:
+def run_ism_agreement(ism_paths: dict, out_path) -> pd.DataFrame:
     """Rule `ism_agreement`: ISM magnitude/direction agreement between every pair of models."""
     from hapexp.io import write_tsv
 
     table = model_agreement({name: pd.read_parquet(p) for name, p in ism_paths.items()})
     write_tsv(table, out_path)
+    log.info("ISM agreement: %d gene × model pair rows", len(table))
     return table

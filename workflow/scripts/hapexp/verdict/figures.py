@@ -300,7 +300,7 @@ def pick_genes(conc: pd.DataFrame, chosen: list[str], n: int = 4) -> list[str]:
     return list(c["gene_id"].head(n))
 
 
-def run_model(
+def run_figures_model(
     model,
     perf_path,
     ism_path,
@@ -343,7 +343,7 @@ def run_model(
     driver_distance(drivers, model, out["driver_distance"])
 
 
-def run_cohort(
+def run_figures_cohort(
     perf_path,
     raw_expression_path,
     raw_format,
@@ -351,15 +351,19 @@ def run_cohort(
     ism_paths: dict,
     cfg: dict,
     out: dict,
-    samples: list[str] | None = None,
+    prepared_path=None,
     is_level: bool = False,
 ):
     """Rule `figures_cohort`: r histograms, cross-gene scatter, ISM agreement between models.
 
     `raw_expression_path`: the expression-level matrix when the cohort has one
-    (`is_level`; restricted to `samples` as in rule performance), else the expression input."""
+    (`is_level`; restricted to the analysed people of `prepared_path` as in rule
+    performance), else the expression input."""
     from hapexp.inputs.formats import read_expression, strip_version
+    from hapexp.io import read_matrix
     from hapexp.verdict.cross_gene import level_columns, mean_expression
+
+    samples = list(read_matrix(prepared_path).columns) if prepared_path else None
 
     fdr = float(with_defaults("concordance", cfg)["fdr"])
     perf = pd.read_csv(perf_path, sep="\t", dtype={"gene_id": str})

@@ -220,7 +220,7 @@ def add_shared_set(perf: pd.DataFrame) -> pd.DataFrame:
     return perf[PERFORMANCE_COLUMNS]
 
 
-def run(
+def run_performance(
     prepared_path,
     raw_expression_path,
     raw_format: str,
@@ -307,32 +307,6 @@ def run(
     return perf
 
 
-# --------------------------------------------------------------------------- Snakemake input functions
-def rule_inputs(config: dict, cohort: str) -> dict:
-    """Inputs of rule `performance` for one cohort (used via unpack() in rules/concordance.smk)."""
-
-    cfg = config["cohorts"][cohort]
-    models = list(config["models"])
-    inputs = {
-        "prepared": f"results/{cohort}/expression/prepared.tsv",
-        "covariates": f"results/{cohort}/expression/covariates.tsv",
-        "raw": cfg["expression"],
-        "genes": f"results/{cohort}/genes.tsv",
-        "matrices": [f"results/{cohort}/predict/{m}.matrix.tsv" for m in models],
-        "references": [f"results/{cohort}/predict/{m}.reference.tsv" for m in models],
-        "oof": f"results/{cohort}/elasticnet/oof.tsv",
-    }
-    if precision := precision_inputs(config, cohort):  # the precision auto chose
-        inputs["precision"] = precision
-    if cfg.get("expression_level"):
-        inputs["level"] = cfg["expression_level"]
-    if cfg.get("predictdb"):
-        inputs["predictdb"] = cfg["predictdb"]
-    if cfg.get("predictdb") or config["concordance"]["legacy_null"]:
-        inputs["bcf"] = f"results/{cohort}/variants/normalized.bcf"
-    return inputs
-
-
 def resolve_floors(floors: dict | None, precision_paths=()) -> dict:
     """`floors` with each None (a `precision: auto` model) replaced by the resolution of
     the precision its predict jobs used, read from their precision tables."""
@@ -348,35 +322,3 @@ def resolve_floors(floors: dict | None, precision_paths=()) -> dict:
                 floors[name] = relative_resolution(used)
                 log.info("%s: precision auto ran in %s: constancy floor %g", name, used, floors[name])
     return floors
-
-
-def precision_inputs(config: dict, cohort: str) -> list[str]:
-    """The predict jobs' precision tables of the `precision: auto` models (their floors)."""
-    from hapexp.engine.precision import requested
-    from hapexp.inputs.genes import chunk_ids
-    from hapexp.models.spec import model_spec
-
-    auto = [m for m, spec in config["models"].items() if requested(model_spec(spec, m)) == "auto"]
-    chunks = chunk_ids(config["genes"]["chunks"])
-    return [f"results/{cohort}/predict/{m}/{c}.precision.tsv" for m in auto for c in chunks]
-
-
-def model_floors(config: dict) -> dict[str, float]:
-    """Each deep model's constancy floor, from its precision (`hapexp.engine.precision`)."""
-    from hapexp.engine.precision import model_floor
-    from hapexp.models.spec import model_spec
-
-    return {m: model_floor(model_spec(spec, m)) for m, spec in config["models"].items()}
-
-
-def legacy_params(config: dict) -> dict:
-    """Params of the legacy null: on/off, draws, seed and each model's input window (bp)."""
-    from hapexp.models.spec import model_spec
-
-    c = config["concordance"]
-    return {
-        "enabled": bool(c["legacy_null"]),
-        "draws": int(c["legacy_draws"]),
-        "seed": int(c["seed"]),
-        "windows": {m: int(model_spec(spec)["window"]) for m, spec in config["models"].items()},
-    }

@@ -204,15 +204,21 @@ def concordance_markdown(table: pd.DataFrame, starts: dict[str, str | None]) -> 
     return lines + [""]
 
 
-def run(inputs: dict, models: list[str], params: dict, out: dict):
+def run_split_verdict(inputs: dict, models: list[str], params: dict, out: dict, threads: int = 1):
     """Rule `split_verdict`: the elastic net on the training people, then every predictor on
     the test people; writes the per-gene table, the summary and the elastic net's predictions.
     `params`: the rule's `verdict` (the validated config's elasticnet, models and variants
-    blocks, the models' floors, performance.residualize_predictions)."""
+    blocks, the models' floors, performance.residualize_predictions); `threads`: BLAS threads."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=max(1, int(threads))):
+        return _split_verdict(inputs, models, params, out)
+
+
+def _split_verdict(inputs: dict, models: list[str], params: dict, out: dict):
     from hapexp.io import read_matrix, write_matrix, write_tsv
     from hapexp.training.splits import read_splits
-    from hapexp.variants.genotypes import chunk_dosages
-    from hapexp.variants.policy import filter_dosages, format_counts, predictdb_exclusions
+    from hapexp.variants.genotypes import cis_dosages
     from hapexp.variants.windows import resolve_window
 
     expr = read_matrix(inputs["prepared"])
@@ -223,12 +229,15 @@ def run(inputs: dict, models: list[str], params: dict, out: dict):
     genes = genes[genes["gene_id"].isin(gene_split["gene_id"])]
     en = params["elasticnet"]
     window = resolve_window(en["window"], params["models"])
-    dosages, genes = chunk_dosages(inputs["vcf"], genes, window, list(expr.columns), en["maf"])
-    dosages, counts = filter_dosages(dosages, params["policies"])
-    log.info("variant policy: %s", format_counts(counts))
-    if en["predictdb_exclusions"]:
-        dosages, excluded = predictdb_exclusions(dosages)
-        log.info("PredictDB exclusions: %s", format_counts(excluded))
+    dosages, genes = cis_dosages(
+        inputs["vcf"],
+        genes,
+        window,
+        list(expr.columns),
+        en["maf"],
+        params["policies"],
+        en["predictdb_exclusions"],
+    )
     linear = elasticnet_on_training_people(
         dosages, genes, expr, people["train"], alpha=en["alpha"], inner_folds=en["inner_folds"],
         seed=en["seed"], thresh=en["thresh"],

@@ -15,12 +15,16 @@ The demo's planted-truth checks on these outputs are `hapexp.demo.truth`.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 from scipy.stats import ttest_1samp
 
 from hapexp.config.schema import defaults
 from hapexp.verdict.performance import shared_genes
+
+log = logging.getLogger(__name__)
 
 # "Mean r near 0": a one-sample t-test of the per-gene r against 0 is not significant
 # at this level, or |mean r| is below NULL_MEAN_R. Significant genes are not part of
@@ -311,7 +315,7 @@ def render_markdown(
     return "\n".join(lines)
 
 
-def run_context(
+def summary_context(
     params: dict,
     validation_path=None,
     egenes_path=None,
@@ -347,7 +351,7 @@ def run_context(
     return ctx
 
 
-def run(
+def run_summary(
     perf_path,
     cross_gene_path,
     concordance_paths: dict,
@@ -356,19 +360,24 @@ def run(
     fdr: float,
     out_tsv,
     out_md,
-    context: dict | None = None,
+    context_params: dict,
+    context_paths: dict,
     precision_path=None,
     split_paths=None,
-    trained=None,
-    finetune_starts: dict | None = None,
+    finetuned: dict | None = None,
+    finetune_init: dict | None = None,
 ):
     """Rule `summary`: summary.tsv and summary.md for one cohort (with the precision
     budget's section when `precision_path`, results/{cohort}/precision.tsv, is given, and
     the verdict on the splits with `split_paths` = (splits/verdict.tsv, splits/individuals.tsv,
-    splits/genes.tsv); `finetune_starts`: this cohort's fine-tuned models → their finetune.init,
-    for the ISM/eQTL concordance before and after fine-tuning)."""
+    splits/genes.tsv)). `context_params`, `context_paths`: what summary.md states besides the
+    numbers (`summary_context`); `finetuned`: fine-tuned model → the cohort it was trained on,
+    `finetune_init`: → the model it started from (the ISM/eQTL concordance before and after)."""
     from hapexp.io import atomic_output, write_tsv
 
+    context = summary_context(context_params, **context_paths)
+    trained = [m for m, c in (finetuned or {}).items() if c == cohort]
+    finetune_starts = {m: (finetune_init or {}).get(m) for m in trained}
     perf = pd.read_csv(perf_path, sep="\t", dtype={"gene_id": str})
     cg = pd.read_csv(cross_gene_path, sep="\t")
     conc = {m: pd.read_csv(p, sep="\t", dtype={"gene_id": str}) for m, p in concordance_paths.items()}
@@ -392,4 +401,5 @@ def run(
             md = md.rstrip("\n") + "\n\n" + "\n".join(concordance_markdown(table, finetune_starts))
     with atomic_output(out_md) as tmp:
         tmp.write_text(md)
+    log.info("summary:\n%s", summary.to_string())
     return summary

@@ -12,15 +12,19 @@ still filled with personal sequence. Coordinates: regions 0-based half-open; `ts
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from hapexp.io import atomic_output
+from hapexp.io import atomic_output, write_tsv
 from hapexp.variants.files import fasta_lengths, vcf_samples
 from hapexp.variants.genotypes import read_genotypes
 from hapexp.variants.policy import apply_policies
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 
@@ -149,3 +153,38 @@ def build_index(
     with atomic_output(out_path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
     return counts
+
+
+def run_haplotypes(
+    chunk, samples_path, bcf, fasta, window: int, policies: dict, out_index, out_stats
+) -> None:
+    """Rule `haplotypes`: the compact haplotype index of one chunk of genes, and per gene its
+    unique / total haplotypes and those whose TSS base is deleted."""
+    from hapexp.sequences.index import HaplotypeIndex
+
+    genes = pd.read_csv(chunk, sep="\t", dtype={"chrom": str, "gene_id": str})
+    samples = Path(samples_path).read_text().split()
+    window = int(window)
+    counts = build_index(bcf, fasta, genes, window, out_index, samples=samples, policies=policies)
+    log.info("policies %s: %s", policies, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    ratio = HaplotypeIndex.load(out_index).unique_ratio(window)
+    for r in ratio.itertuples():
+        log.info(
+            "%s: %d unique of %d haplotypes (%.3f); TSS deleted on %d haplotypes",
+            r.gene_id, r.n_unique, r.n_haplotypes, r.unique_ratio, r.tss_deleted,
+        )  # fmt: skip
+    if ratio["tss_deleted"].sum():
+        log.info(
+            "TSS deleted on %d haplotypes of %d genes: their windows are anchored on the first base "
+            "after the deletion (docs/architecture.md)",
+            int(ratio["tss_deleted"].sum()), int((ratio["tss_deleted"] > 0).sum()),
+        )  # fmt: skip
+    write_tsv(ratio, out_stats)
+
+
+def run_export_fasta(index_paths, out, genes, samples, length, rc_minus: bool) -> None:
+    """Rule `export_fasta`: personal FASTA (`>sample|hap|gene`) of the chosen genes and samples."""
+    from hapexp.sequences.fasta import export_fasta
+
+    n = export_fasta(list(index_paths), out, genes=genes, samples=samples, length=length, rc_minus=rc_minus)
+    log.info("wrote %d sequences to %s", n, out)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hapexp.demo.genes import Gene
 from hapexp.demo.genome import Genome
+from hapexp.demo.layout import Gene
 from hapexp.demo.readout import personal_window
 
 

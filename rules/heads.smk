@@ -1,0 +1,30 @@
+# Track-combination heads of the models in `heads`: a per-gene elastic net and a
+# cross-gene ridge on all tracks at the TSS, fitted on the training people
+# (hapexp.training.heads.run_track_heads).
+
+
+# Track-combination heads (hapexp.training.heads) of the models in `heads`: per-gene elastic net
+# and cross-gene ridge on all tracks at the TSS (their spec stores them: resolved_model in common.smk).
+rule track_heads:
+    input:
+        tracks=per_chunk("results/{cohort}/predict/{model}/{chunk}.tracks.npz"),
+        prepared="results/{cohort}/expression/prepared.tsv",
+        individuals="results/{cohort}/splits/individuals.tsv",
+        genes="results/{cohort}/splits/genes.tsv",
+    output:
+        gene="results/{cohort}/heads/{model}.gene.matrix.tsv",
+        crossgene="results/{cohort}/heads/{model}.crossgene.matrix.tsv",
+        weights="results/{cohort}/heads/{model}.crossgene.weights.tsv",
+    log:
+        "logs/{cohort}/heads/{model}.log",
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        spec=model_cfg,
+        head=lambda wildcards: config["heads"][wildcards.model] or {},
+    script:
+        "../workflow/scripts/track_heads.py"

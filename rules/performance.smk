@@ -1,0 +1,31 @@
+# Cross-individual performance of every predictor (deep models, elastic net out-of-fold,
+# optional external PredictDB db) on the same people, residualization and genes, and
+# cross-gene performance (hapexp.verdict.performance.run_performance).
+
+
+rule performance:
+    input:
+        unpack(performance_inputs),
+    output:
+        performance="results/{cohort}/performance.tsv",
+        cross_gene="results/{cohort}/cross_gene.tsv",
+    log:
+        "logs/{cohort}/performance.log",
+    benchmark:
+        "benchmarks/{cohort}/performance.tsv"
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        models=MODELS,
+        raw_format=lambda wildcards: cohort_cfg(wildcards)["expression_format"],
+        legacy=LEGACY_NULL,
+        residualize=config["performance"]["residualize_predictions"],
+        floors=MODEL_FLOORS,
+        level_format=lambda wildcards: cohort_cfg(wildcards)["expression_level_format"],
+        policies=config["variants"],
+    script:
+        "../workflow/scripts/performance.py"

@@ -1,0 +1,49 @@
+# Every predictor on the test people, training vs held-out genes, beside an elastic net
+# fitted on the training people only (hapexp.verdict.split_verdict.run_split_verdict).
+
+
+# Every predictor on the test people (hapexp.verdict.split_verdict): training vs held-out
+# genes, beside an elastic net fitted on the training people only.
+rule split_verdict:
+    input:
+        prepared="results/{cohort}/expression/prepared.tsv",
+        covariates="results/{cohort}/expression/covariates.tsv",
+        individuals="results/{cohort}/splits/individuals.tsv",
+        genes_split="results/{cohort}/splits/genes.tsv",
+        genes="results/{cohort}/genes.tsv",
+        vcf="results/{cohort}/variants/normalized.bcf",
+        csi="results/{cohort}/variants/normalized.bcf.csi",
+        matrices=expand("results/{{cohort}}/predict/{model}.matrix.tsv", model=MODELS),
+        heads=expand(
+            "results/{{cohort}}/heads/{model}.{head}.matrix.tsv",
+            model=HEADS,
+            head=["gene", "crossgene"],
+        ),
+        # precision auto: the precision its predict jobs used sets its constancy floor
+        precision=auto_precision_tables,
+    output:
+        performance="results/{cohort}/splits/performance.tsv",
+        verdict="results/{cohort}/splits/verdict.tsv",
+        elasticnet="results/{cohort}/splits/elasticnet_train_people.matrix.tsv",
+    log:
+        "logs/{cohort}/split_verdict.log",
+    benchmark:
+        "benchmarks/{cohort}/split_verdict.tsv"
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        models=MODELS,
+        heads=[f"{m}_head_{h}" for m in HEADS for h in ("gene", "crossgene")],
+        verdict={
+            "elasticnet": config["elasticnet"],
+            "models": config["models"],
+            "policies": config["variants"],
+            "floors": MODEL_FLOORS,
+            "residualize": config["performance"]["residualize_predictions"],
+        },
+    script:
+        "../workflow/scripts/split_verdict.py"

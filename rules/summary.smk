@@ -1,0 +1,54 @@
+# The headline numbers per cohort (summary.tsv, summary.md)
+# (hapexp.verdict.summary.run_summary).
+
+
+rule summary:
+    input:
+        performance="results/{cohort}/performance.tsv",
+        cross_gene="results/{cohort}/cross_gene.tsv",
+        concordance=expand("results/{{cohort}}/concordance/{model}.tsv", model=MODELS),
+        agreement="results/{cohort}/concordance/models.tsv",
+        validation="results/{cohort}/validation.json",
+        egenes="results/{cohort}/eqtl/egenes.json",
+        covariates="results/{cohort}/expression/covariates.tsv",
+        prepared="results/{cohort}/expression/prepared.tsv",
+        precision="results/{cohort}/precision.tsv",
+        split_verdict="results/{cohort}/splits/verdict.tsv",
+        individuals="results/{cohort}/splits/individuals.tsv",
+        genes_split="results/{cohort}/splits/genes.tsv",
+        # The figures are not read here; asking for them makes `all` build the report's content.
+        figures=expand("results/{{cohort}}/figures/{name}.png", name=COHORT_FIGURES)
+        + expand(
+            "results/{{cohort}}/figures/{model}/{name}.png",
+            model=MODELS,
+            name=MODEL_FIGURES,
+        ),
+    output:
+        tsv=report(
+            "results/{cohort}/summary.tsv",
+            caption="../report/summary.rst",
+            category="{cohort}",
+            subcategory="summary",
+        ),
+        md="results/{cohort}/summary.md",
+    log:
+        "logs/{cohort}/summary.log",
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        models=MODELS,
+        finetuned=FINETUNED,
+        finetune_init=FINETUNE_INIT,
+        fdr=lambda wildcards: float(config["concordance"]["fdr"]),
+        context={
+            "residualize": config["performance"]["residualize_predictions"],
+            "eqtl_significance": config["concordance"]["eqtl_significance"],
+            "predictdb_exclusions": config["elasticnet"]["predictdb_exclusions"],
+            "permutations": config["eqtl"]["permutations"],
+        },
+    script:
+        "../workflow/scripts/summary.py"
