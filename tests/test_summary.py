@@ -48,10 +48,10 @@ def test_summary_reports_the_shared_gene_set(cohort):
     assert "**Shared gene set: 23 genes**" in md
     assert "Linear vs deep on the shared gene set (23 genes, same individuals" in md
     assert "## Each predictor on its own genes (secondary)" in md
-    assert truth.check_null_model(s, md) == []
+    assert truth.check_null_model(s, md, "enformer_tiny") == []
     oracle_line = next(ln for ln in md.splitlines() if "**oracle**" in ln)
     assert "no better than chance" not in oracle_line
-    assert truth.check_null_model(s, md.replace("no better than chance", "fine"))
+    assert truth.check_null_model(s, md.replace("no better than chance", "fine"), "enformer_tiny")
     assert truth.check_shared_comparison(p, s) == []
 
 
@@ -63,4 +63,4 @@ def test_markdown_for_predictions_constant_across_individuals(cohort):
     s = sm.build_summary(p, pd.DataFrame(columns=["model", "spearman_r", "pearson_r"]), {}, ["enformer_tiny"])
     md = sm.render_markdown(s, "demo")
     assert "no gene could be tested" in md and "no better than chance" in md
-    assert truth.check_null_model(s, md) == []
+    assert truth.check_null_model(s, md, "enformer_tiny") == []

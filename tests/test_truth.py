@@ -90,7 +90,7 @@ def test_validate_demo_on_computed_outputs(tmp_path, cohort):
     s = sm.build_summary(p, cg, {"oracle": conc}, ["oracle", "enformer_tiny"])
     s.to_csv(res / "summary.tsv", sep="\t", index=False)
     (res / "summary.md").write_text(sm.render_markdown(s, "demo"))
-    out = truth.validate_demo(res, tdir)
+    out = truth.validate_demo(res, tdir, "oracle", "enformer_tiny")
     assert set(out) == {
         "oracle_performance",
         "oracle_ism_signs",
@@ -101,10 +101,12 @@ def test_validate_demo_on_computed_outputs(tmp_path, cohort):
     }
     assert all(v == [] for v in out.values()), out
     cohort["ism"].assign(score=-cohort["ism"]["score"]).to_parquet(res / "ism" / "oracle.parquet")
-    assert len(truth.validate_demo(res, tdir)["oracle_ism_signs"]) == len(cohort["truth"])
+    assert len(truth.validate_demo(res, tdir, "oracle", "enformer_tiny")["oracle_ism_signs"]) == len(
+        cohort["truth"]
+    )
     shuffled = cohort["oracle"].sample(frac=1.0, axis=1, random_state=1)
     shuffled.columns = cohort["oracle"].columns
     perf.cross_individual(cohort["expr"], {"oracle": shuffled, "enformer_tiny": cohort["tiny"]}).to_csv(
         res / "performance.tsv", sep="\t", index=False
     )
-    assert truth.validate_demo(res, tdir)["oracle_performance"]
+    assert truth.validate_demo(res, tdir, "oracle", "enformer_tiny")["oracle_performance"]

@@ -125,7 +125,7 @@ def test_demo_verdict_is_fair_and_recovers_the_truth(demo):
     from hapexp.demo.truth import validate_demo
 
     res = demo / "results/demo"
-    out = validate_demo(res, demo / "resources/demo")
+    out = validate_demo(res, demo / "resources/demo", "oracle", "enformer_tiny")
     assert all(v == [] for v in out.values()), out
     md = (res / "summary.md").read_text()
     assert "**Shared gene set:" in md and "Linear vs deep on the shared gene set" in md

@@ -87,11 +87,9 @@ def check_causal_concordance(
     return fails
 
 
-def check_null_model(
-    summary: pd.DataFrame, summary_md: str, predictor: str = "enformer_tiny", fdr: float = 0.05
-) -> list[str]:
-    """An untrained model: mean r near 0 (shared gene set) and summary.md says it is no
-    better than chance."""
+def check_null_model(summary: pd.DataFrame, summary_md: str, predictor: str, fdr: float = 0.05) -> list[str]:
+    """An untrained model (`predictor`, the demo config's): mean r near 0 (shared
+    gene set) and summary.md says it is no better than chance."""
     if "gene_set" in summary:
         summary = summary[summary["gene_set"] == "shared"]
     row = summary[summary["predictor"] == predictor]
@@ -154,13 +152,13 @@ def check_shared_comparison(performance: pd.DataFrame, summary: pd.DataFrame) ->
     return fails
 
 
-def validate_demo(
-    results_dir, truth_dir, oracle: str = "oracle", null_model: str | None = "enformer_tiny"
-) -> dict[str, list[str]]:
+def validate_demo(results_dir, truth_dir, oracle: str, null_model: str | None) -> dict[str, list[str]]:
     """Run every demo-truth check on a finished run's outputs.
 
-    `results_dir` = results/{cohort} of the demo; `truth_dir` = resources/demo. Returns
-    {check name: failure messages}; all lists empty = the workflow recovered the truth.
+    `results_dir` = results/{cohort} of the demo; `truth_dir` = resources/demo; `oracle`,
+    `null_model`: the names of the demo config's oracle and untrained model (None: no null
+    model check). Returns {check name: failure messages}; all lists empty = the workflow
+    recovered the truth.
     """
     from pathlib import Path
 

@@ -34,8 +34,8 @@ def merge_exons(df: pd.DataFrame) -> pd.DataFrame:
     """Union of each gene's exons over its transcripts (overlapping exons merged), sorted.
 
     Coordinates stay as given (1-based inclusive for GTF rows): [s, e] and [s2, e2]
-    merge when s2 <= e. This is the isoform-agnostic gene model of Borzoi's gene
-    read-out (baskerville's `Gene.get_exons`).
+    merge when s2 <= e: the isoform-agnostic gene model of an exon read-out (Linder et
+    al. 2025; baskerville's `Gene.get_exons`).
     """
     rows = []
     df = df.sort_values(["gene_id", "start", "end"], kind="mergesort")
