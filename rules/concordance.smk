@@ -30,9 +30,9 @@ rule concordance:
 
 rule ism_agreement:
     input:
-        expand("results/{{cohort}}/ism/{model}.parquet", model=MODELS),
+        ism=expand("results/{{cohort}}/ism/{model}.parquet", model=MODELS),
     output:
-        "results/{cohort}/concordance/models.tsv",
+        agreement="results/{cohort}/concordance/models.tsv",
     log:
         "logs/{cohort}/concordance/models.log",
     conda:

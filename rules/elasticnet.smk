@@ -5,9 +5,9 @@
 
 rule elasticnet:
     input:
+        "results/{cohort}/variants/normalized.bcf.csi",  # the BCF's index (bcftools reads it)
         prepared="results/{cohort}/expression/prepared.tsv",
         vcf="results/{cohort}/variants/normalized.bcf",
-        csi="results/{cohort}/variants/normalized.bcf.csi",
         chunk="results/{cohort}/chunks/{chunk}.tsv",
     output:
         metrics="results/{cohort}/elasticnet/{chunk}.metrics.tsv",
@@ -42,10 +42,12 @@ rule elasticnet:
 
 rule gather_elasticnet:
     input:
-        metrics=per_chunk("results/{cohort}/elasticnet/{chunk}.metrics.tsv"),
-        oof=per_chunk("results/{cohort}/elasticnet/{chunk}.oof.tsv"),
-        weights=per_chunk("results/{cohort}/elasticnet/{chunk}.weights.tsv"),
-        covariances=per_chunk("results/{cohort}/elasticnet/{chunk}.covariances.tsv"),
+        metrics_chunks=per_chunk("results/{cohort}/elasticnet/{chunk}.metrics.tsv"),
+        oof_chunks=per_chunk("results/{cohort}/elasticnet/{chunk}.oof.tsv"),
+        weights_chunks=per_chunk("results/{cohort}/elasticnet/{chunk}.weights.tsv"),
+        covariances_chunks=per_chunk(
+            "results/{cohort}/elasticnet/{chunk}.covariances.tsv"
+        ),
         genes="results/{cohort}/genes.tsv",
     output:
         metrics="results/{cohort}/elasticnet/metrics.tsv",

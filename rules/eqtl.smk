@@ -5,10 +5,10 @@
 
 rule eqtl:
     input:
+        "results/{cohort}/variants/normalized.bcf.csi",  # the BCF's index (bcftools reads it)
         prepared="results/{cohort}/expression/prepared.tsv",
         covariates="results/{cohort}/expression/covariates.tsv",
         vcf="results/{cohort}/variants/normalized.bcf",
-        csi="results/{cohort}/variants/normalized.bcf.csi",
         chunk="results/{cohort}/chunks/{chunk}.tsv",
     output:
         nominal="results/{cohort}/eqtl/{chunk}.parquet",
@@ -36,8 +36,8 @@ rule eqtl:
 
 rule gather_eqtl:
     input:
-        nominal=per_chunk("results/{cohort}/eqtl/{chunk}.parquet"),
-        top=per_chunk("results/{cohort}/eqtl/{chunk}.top.tsv"),
+        nominal_chunks=per_chunk("results/{cohort}/eqtl/{chunk}.parquet"),
+        top_chunks=per_chunk("results/{cohort}/eqtl/{chunk}.top.tsv"),
     output:
         nominal="results/{cohort}/eqtl/nominal.parquet",
         genes="results/{cohort}/eqtl/genes.tsv",

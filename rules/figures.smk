@@ -16,27 +16,28 @@ rule figures_cohort:
         ),
         ism=expand("results/{{cohort}}/ism/{model}.parquet", model=MODELS),
     output:
-        r_hist=report(
+        # PDFs, written beside the PNGs below by the same calls
+        "results/{cohort}/figures/r_hist.pdf",
+        "results/{cohort}/figures/cross_gene.pdf",
+        "results/{cohort}/figures/ism_models.pdf",
+        r_hist_png=report(
             "results/{cohort}/figures/r_hist.png",
             caption="../report/r_hist.rst",
             category="{cohort}",
             subcategory="all predictors",
         ),
-        r_hist_pdf="results/{cohort}/figures/r_hist.pdf",
-        cross_gene=report(
+        cross_gene_png=report(
             "results/{cohort}/figures/cross_gene.png",
             caption="../report/cross_gene.rst",
             category="{cohort}",
             subcategory="all predictors",
         ),
-        cross_gene_pdf="results/{cohort}/figures/cross_gene.pdf",
-        ism_models=report(
+        ism_models_png=report(
             "results/{cohort}/figures/ism_models.png",
             caption="../report/ism_models.rst",
             category="{cohort}",
             subcategory="all predictors",
         ),
-        ism_models_pdf="results/{cohort}/figures/ism_models.pdf",
     log:
         "logs/{cohort}/figures/cohort.log",
     conda:
@@ -67,41 +68,42 @@ rule figures_model:
         concordance="results/{cohort}/concordance/{model}.tsv",
         drivers="results/{cohort}/concordance/{model}.drivers.tsv",
     output:
-        deep_vs_linear=report(
+        # PDFs, written beside the PNGs below by the same calls
+        "results/{cohort}/figures/{model}/deep_vs_linear.pdf",
+        "results/{cohort}/figures/{model}/ism_vs_eqtl.pdf",
+        "results/{cohort}/figures/{model}/ism_vs_eqtl_genes.pdf",
+        "results/{cohort}/figures/{model}/supported_vs_r.pdf",
+        "results/{cohort}/figures/{model}/driver_distance.pdf",
+        deep_vs_linear_png=report(
             "results/{cohort}/figures/{model}/deep_vs_linear.png",
             caption="../report/deep_vs_linear.rst",
             category="{cohort}",
             subcategory="{model}",
         ),
-        deep_vs_linear_pdf="results/{cohort}/figures/{model}/deep_vs_linear.pdf",
-        ism_vs_eqtl=report(
+        ism_vs_eqtl_png=report(
             "results/{cohort}/figures/{model}/ism_vs_eqtl.png",
             caption="../report/ism_vs_eqtl.rst",
             category="{cohort}",
             subcategory="{model}",
         ),
-        ism_vs_eqtl_pdf="results/{cohort}/figures/{model}/ism_vs_eqtl.pdf",
-        ism_vs_eqtl_genes=report(
+        ism_vs_eqtl_genes_png=report(
             "results/{cohort}/figures/{model}/ism_vs_eqtl_genes.png",
             caption="../report/ism_vs_eqtl_genes.rst",
             category="{cohort}",
             subcategory="{model}",
         ),
-        ism_vs_eqtl_genes_pdf="results/{cohort}/figures/{model}/ism_vs_eqtl_genes.pdf",
-        supported_vs_r=report(
+        supported_vs_r_png=report(
             "results/{cohort}/figures/{model}/supported_vs_r.png",
             caption="../report/supported_vs_r.rst",
             category="{cohort}",
             subcategory="{model}",
         ),
-        supported_vs_r_pdf="results/{cohort}/figures/{model}/supported_vs_r.pdf",
-        driver_distance=report(
+        driver_distance_png=report(
             "results/{cohort}/figures/{model}/driver_distance.png",
             caption="../report/driver_distance.rst",
             category="{cohort}",
             subcategory="{model}",
         ),
-        driver_distance_pdf="results/{cohort}/figures/{model}/driver_distance.pdf",
     log:
         "logs/{cohort}/figures/{model}.log",
     conda:

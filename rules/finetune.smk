@@ -9,11 +9,12 @@
 # resume where the killed job stopped.
 rule finetune:
     input:
+        # the files of the model finetune.init starts from
+        lambda wildcards: finetune_init_files(wildcards.model),
         indexes=per_chunk("results/{cohort}/haplotypes/{chunk}.npz"),
         prepared="results/{cohort}/expression/prepared.tsv",
         individuals="results/{cohort}/splits/individuals.tsv",
         genes="results/{cohort}/splits/genes.tsv",
-        init=lambda wildcards: finetune_init_files(wildcards.model),
     output:
         weights="results/{cohort}/finetune/{model}/weights.pt",
         history="results/{cohort}/finetune/{model}/history.tsv",
@@ -30,8 +31,8 @@ rule finetune:
         runtime=1440,
     params:
         spec=finetune_spec,
-        finetune=lambda wildcards: config["models"][wildcards.model]["finetune"],
-        init=lambda wildcards: finetune_init_spec(wildcards.model),
+        cfg=lambda wildcards: config["models"][wildcards.model]["finetune"],
+        init_spec=lambda wildcards: finetune_init_spec(wildcards.model),
         checkpoint="results/{cohort}/finetune/{model}/checkpoint.pt",
     script:
         "../workflow/scripts/finetune.py"

@@ -22,8 +22,8 @@ rule genes:
         mem_mb=4000,
         runtime=30,
     params:
-        genes=config["genes"],
-        cohort=cohort_cfg,
+        genes_cfg=config["genes"],
+        cohort_cfg=cohort_cfg,
         harmonize=config["variants"]["harmonize_chrom"],
     script:
         "../workflow/scripts/genes.py"

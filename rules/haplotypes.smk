@@ -5,10 +5,10 @@
 
 rule haplotypes:
     input:
+        "results/{cohort}/variants/normalized.bcf.csi",  # the BCF's index (bcftools reads it)
         chunk="results/{cohort}/chunks/{chunk}.tsv",
         samples="results/{cohort}/samples.txt",
         bcf="results/{cohort}/variants/normalized.bcf",
-        csi="results/{cohort}/variants/normalized.bcf.csi",
         fasta=config["reference"]["fasta"],
     output:
         index="results/{cohort}/haplotypes/{chunk}.npz",

@@ -12,9 +12,9 @@ rule track_heads:
         individuals="results/{cohort}/splits/individuals.tsv",
         genes="results/{cohort}/splits/genes.tsv",
     output:
-        gene="results/{cohort}/heads/{model}.gene.matrix.tsv",
-        crossgene="results/{cohort}/heads/{model}.crossgene.matrix.tsv",
-        weights="results/{cohort}/heads/{model}.crossgene.weights.tsv",
+        gene_matrix="results/{cohort}/heads/{model}.gene.matrix.tsv",
+        crossgene_matrix="results/{cohort}/heads/{model}.crossgene.matrix.tsv",
+        crossgene_weights="results/{cohort}/heads/{model}.crossgene.weights.tsv",
     log:
         "logs/{cohort}/heads/{model}.log",
     conda:
@@ -25,6 +25,6 @@ rule track_heads:
         runtime=120,
     params:
         spec=model_cfg,
-        head=lambda wildcards: config["heads"][wildcards.model] or {},
+        cfg=lambda wildcards: config["heads"][wildcards.model] or {},
     script:
         "../workflow/scripts/track_heads.py"

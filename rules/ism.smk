@@ -9,9 +9,10 @@
 
 rule ism:
     input:
+        # the model's files (weights, targets table; a hub id is not a file)
+        lambda wildcards: model_input_files(model_cfg(wildcards)),
         index="results/{cohort}/haplotypes/{chunk}.npz",
         exons="results/{cohort}/exons.tsv",
-        model=lambda wildcards: model_input_files(model_cfg(wildcards)),
     output:
         table="results/{cohort}/ism/{model}/{chunk}.parquet",
         # Precision budget and noise floor of a reduced-precision run (header only in fp32).
@@ -29,17 +30,17 @@ rule ism:
         runtime=240,
     params:
         spec=model_cfg,
-        ism=config["ism"],
-        audit=config["precision_audit"],
+        ism_cfg=config["ism"],
+        audit_cfg=config["precision_audit"],
     script:
         "../workflow/scripts/ism.py"
 
 
 rule gather_ism:
     input:
-        per_chunk("results/{cohort}/ism/{model}/{chunk}.parquet"),
+        chunks=per_chunk("results/{cohort}/ism/{model}/{chunk}.parquet"),
     output:
-        "results/{cohort}/ism/{model}.parquet",
+        table="results/{cohort}/ism/{model}.parquet",
     log:
         "logs/{cohort}/ism/gather_{model}.log",
     conda:

@@ -4,14 +4,14 @@
 
 rule precision:
     input:
-        expand(
+        tables=expand(
             "results/{{cohort}}/{stage}/{model}/{chunk}.precision.tsv",
             stage=["predict", "ism"],
             model=MODELS,
             chunk=CHUNKS,
         ),
     output:
-        report(
+        precision=report(
             "results/{cohort}/precision.tsv",
             caption="../report/precision.rst",
             category="{cohort}",

@@ -9,15 +9,16 @@
 
 rule predict:
     input:
+        # the model's files (weights, targets table; a hub id is not a file)
+        lambda wildcards: model_input_files(model_cfg(wildcards)),
         index="results/{cohort}/haplotypes/{chunk}.npz",
         exons="results/{cohort}/exons.tsv",
-        model=lambda wildcards: model_input_files(model_cfg(wildcards)),
     output:
         table="results/{cohort}/predict/{model}/{chunk}.parquet",
         tracks="results/{cohort}/predict/{model}/{chunk}.tracks.npz",
         # Precision budget of a reduced-precision run (header only in strict fp32).
         precision="results/{cohort}/predict/{model}/{chunk}.precision.tsv",
-        exons="results/{cohort}/predict/{model}/{chunk}.exons.tsv",
+        exon_stats="results/{cohort}/predict/{model}/{chunk}.exons.tsv",
     log:
         "logs/{cohort}/predict/{model}/{chunk}.log",
     benchmark:
@@ -31,14 +32,14 @@ rule predict:
         runtime=240,
     params:
         spec=model_cfg,
-        audit=config["precision_audit"],
+        audit_cfg=config["precision_audit"],
     script:
         "../workflow/scripts/predict.py"
 
 
 rule gather_predictions:
     input:
-        per_chunk("results/{cohort}/predict/{model}/{chunk}.parquet"),
+        chunks=per_chunk("results/{cohort}/predict/{model}/{chunk}.parquet"),
     output:
         table="results/{cohort}/predict/{model}.parquet",
         matrix="results/{cohort}/predict/{model}.matrix.tsv",

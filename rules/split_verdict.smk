@@ -6,13 +6,13 @@
 # genes, beside an elastic net fitted on the training people only.
 rule split_verdict:
     input:
+        "results/{cohort}/variants/normalized.bcf.csi",  # the BCF's index (bcftools reads it)
         prepared="results/{cohort}/expression/prepared.tsv",
         covariates="results/{cohort}/expression/covariates.tsv",
         individuals="results/{cohort}/splits/individuals.tsv",
         genes_split="results/{cohort}/splits/genes.tsv",
         genes="results/{cohort}/genes.tsv",
         vcf="results/{cohort}/variants/normalized.bcf",
-        csi="results/{cohort}/variants/normalized.bcf.csi",
         matrices=expand("results/{{cohort}}/predict/{model}.matrix.tsv", model=MODELS),
         heads=expand(
             "results/{{cohort}}/heads/{model}.{head}.matrix.tsv",
@@ -37,8 +37,8 @@ rule split_verdict:
         runtime=120,
     params:
         models=MODELS,
-        heads=[f"{m}_head_{h}" for m in HEADS for h in ("gene", "crossgene")],
-        verdict={
+        head_names=[f"{m}_head_{h}" for m in HEADS for h in ("gene", "crossgene")],
+        cfg={
             "elasticnet": config["elasticnet"],
             "models": config["models"],
             "policies": config["variants"],

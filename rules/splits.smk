@@ -9,7 +9,7 @@ rule splits:
         sample_sheet=config["splits"]["sample_sheet"] or [],
     output:
         individuals="results/{cohort}/splits/individuals.tsv",
-        genes="results/{cohort}/splits/genes.tsv",
+        genes_split="results/{cohort}/splits/genes.tsv",
     log:
         "logs/{cohort}/splits.log",
     conda:
@@ -18,6 +18,6 @@ rule splits:
         mem_mb=2000,
         runtime=10,
     params:
-        splits=config["splits"],
+        cfg=config["splits"],
     script:
         "../workflow/scripts/splits.py"

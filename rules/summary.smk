@@ -4,10 +4,17 @@
 
 rule summary:
     input:
+        # Not read here: asked for so that `all` builds them (the report's content).
+        "results/{cohort}/concordance/models.tsv",
+        expand("results/{{cohort}}/figures/{name}.png", name=COHORT_FIGURES)
+        + expand(
+            "results/{{cohort}}/figures/{model}/{name}.png",
+            model=MODELS,
+            name=MODEL_FIGURES,
+        ),
         performance="results/{cohort}/performance.tsv",
         cross_gene="results/{cohort}/cross_gene.tsv",
         concordance=expand("results/{{cohort}}/concordance/{model}.tsv", model=MODELS),
-        agreement="results/{cohort}/concordance/models.tsv",
         validation="results/{cohort}/validation.json",
         egenes="results/{cohort}/eqtl/egenes.json",
         covariates="results/{cohort}/expression/covariates.tsv",
@@ -16,13 +23,6 @@ rule summary:
         split_verdict="results/{cohort}/splits/verdict.tsv",
         individuals="results/{cohort}/splits/individuals.tsv",
         genes_split="results/{cohort}/splits/genes.tsv",
-        # The figures are not read here; asking for them makes `all` build the report's content.
-        figures=expand("results/{{cohort}}/figures/{name}.png", name=COHORT_FIGURES)
-        + expand(
-            "results/{{cohort}}/figures/{model}/{name}.png",
-            model=MODELS,
-            name=MODEL_FIGURES,
-        ),
     output:
         tsv=report(
             "results/{cohort}/summary.tsv",

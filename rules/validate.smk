@@ -7,7 +7,7 @@ rule validate_inputs:
     input:
         unpack(cohort_input_files),
     output:
-        "results/{cohort}/validation.json",
+        validation="results/{cohort}/validation.json",
     log:
         "logs/{cohort}/validate_inputs.log",
     conda:

@@ -266,8 +266,13 @@ def test_download_entries_expand_chromosomes():
 # ----------------------------------------------------------------- via Snakemake
 def _mini_workflow(tmp_path: Path, downloads: dict) -> Path:
     """A workflow of only common.smk + download.smk (copied with the schema and the
-    rule script, so that the test needs no other stage), and a minimal config."""
-    for rel in ["rules/common.smk", "rules/download.smk", "workflow/scripts/download.py"]:
+    rule scripts, so that the test needs no other stage), and a minimal config."""
+    for rel in [
+        "rules/common.smk",
+        "rules/download.smk",
+        "workflow/scripts/download.py",
+        "workflow/scripts/download_faidx.py",
+    ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / rel, tmp_path / rel)
     shutil.copytree(REPO / "config/schema", tmp_path / "config/schema")

@@ -108,8 +108,10 @@ def _run(d, out, stop_after=None, **kw):
     cfg = {"epochs": 2, "people_per_step": 5, "checkpoint_every": 2, "lr": 3e-3, "progress": False,
            "dropout": True, "patience": 5, **kw}  # fmt: skip
     spec = model_spec(TINY, "tiny")
-    return run_finetune([d / "idx.npz"], d / "expression.tsv", d / "ind.tsv", d / "genes_split.tsv", spec, cfg,
-                        None, out / "weights.pt", out / "history.tsv", out / "checkpoint.pt", stop_after)  # fmt: skip
+    return run_finetune(indexes=[d / "idx.npz"], prepared=d / "expression.tsv", individuals=d / "ind.tsv",
+                        genes=d / "genes_split.tsv", weights=out / "weights.pt", history=out / "history.tsv",
+                        spec=spec, cfg=cfg, init_spec=None, checkpoint=out / "checkpoint.pt",
+                        stop_after=stop_after)  # fmt: skip
 
 
 def test_resume_after_a_kill_is_bit_exact(cohort, tmp_path, torch_one_thread):

@@ -233,7 +233,7 @@ def test_gather_predictions_files(index, tmp_path):
     write_parquet(b, tmp_path / "001.parquet")
     paths = [tmp_path / "000.parquet", tmp_path / "001.parquet"]
     out = [tmp_path / "all.parquet", tmp_path / "m.matrix.tsv", tmp_path / "m.reference.tsv"]
-    run_gather_predictions(paths, "mean", *out)
+    run_gather_predictions(paths, *out, spec={"haplotype_aggregation": "mean"})
     pd.testing.assert_frame_equal(pd.read_parquet(out[0]), tidy)
     m = read_matrix(out[1])
     want, ref = aggregate_predictions(tidy, "mean")
@@ -243,7 +243,7 @@ def test_gather_predictions_files(index, tmp_path):
     assert list(r.columns) == ["gene_id", "value"]
     np.testing.assert_allclose(r["value"], ref.to_numpy(), rtol=1e-9)
     with pytest.raises(ValueError, match="more than one chunk"):
-        run_gather_predictions([paths[0], paths[0]], "mean", *out)
+        run_gather_predictions([paths[0], paths[0]], *out, spec={"haplotype_aggregation": "mean"})
 
 
 # -- GPU-path pieces that run on CPU: prefetching, batch size, strict mode ----------------

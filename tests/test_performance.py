@@ -330,15 +330,17 @@ def test_cross_gene_reads_the_expression_level_not_the_residualized_matrix(tmp_p
     rpkm.index.name = "gene_id"
     rpkm.to_csv(lvl, sep="\t")
     out = {}
-    for name, kw in (("level", {"level_path": lvl, "level_format": "tsv"}), ("resid", {})):
+    for name, kw in (("level", {"level": lvl, "level_format": "tsv"}), ("resid", {})):
         perf.run_performance(
             prepared,
             raw,
-            "tsv",
-            {"m": matrix},
-            {"m": ref},
+            [matrix],
+            [ref],
             tmp_path / f"p_{name}.tsv",
             tmp_path / f"cg_{name}.tsv",
+            models=["m"],
+            raw_format="tsv",
+            residualize=True,
             **kw,
         )
         out[name] = pd.read_csv(tmp_path / f"cg_{name}.tsv", sep="\t").iloc[0]

@@ -7,6 +7,9 @@ For every rule that runs a script, on whatever rules/*.smk hold when the test ru
   `hapexp.linear.eqtl.run_eqtl`, rule `gather_eqtl` in the same file
   `hapexp.linear.eqtl.run_gather_eqtl`;
 - that module exists once in the package and defines the function;
+- where the script passes the rule's named inputs, outputs or params as they are
+  (`**snakemake.input`, …), the function takes each of those names (a rule and its entry
+  point share their names; a file Snakemake only waits for is unnamed);
 - no analysis module builds a results/ path: result paths and input functions live in
   rules/common.smk and the rule files.
 """
@@ -14,6 +17,8 @@ For every rule that runs a script, on whatever rules/*.smk hold when the test ru
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import re
 from pathlib import Path
 
@@ -73,6 +78,32 @@ def test_script_calls_one_entry_point_of_the_stage_module(rule):
     assert [p for p in PKG.rglob(f"{stage}.py")] == [path], f"more than one module named {stage}.py"
     defined = {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)}
     assert entry in defined, f"{module} does not define {entry}"
+
+
+def _named(rule: str, section: str) -> list[str]:
+    """Names of the named items of a rule's section, read from its rule file."""
+    text = SCRIPT_RULES[rule]["file"].read_text()
+    block = re.search(rf"^rule {rule}:\n(.*?)(?=^\S|\Z)", text, re.M | re.S).group(1)
+    body = re.search(rf"^    {section}:\n((?:        .*\n|\s*\n)*)", block, re.M)
+    return re.findall(r"^        (\w+)=", body.group(1), re.M) if body else []
+
+
+@pytest.mark.parametrize("rule", sorted(SCRIPT_RULES))
+def test_entry_point_takes_what_the_script_unpacks(rule):
+    tree = ast.parse((SCRIPTS / f"{rule}.py").read_text())
+    unpacked = {
+        kw.value.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        for kw in node.keywords
+        if kw.arg is None and isinstance(kw.value, ast.Attribute)
+    }
+    _, imported = _calls_and_imports(SCRIPTS / f"{rule}.py")
+    entry = f"run_{rule}"
+    params = inspect.signature(getattr(importlib.import_module(imported[entry]), entry)).parameters
+    for section in sorted(unpacked):
+        missing = [n for n in _named(rule, section) if n not in params]
+        assert not missing, f"rule {rule}'s {section} {missing} are not parameters of {entry}"
 
 
 def test_no_analysis_module_builds_result_paths():

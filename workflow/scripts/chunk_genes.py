@@ -10,7 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.inputs.genes import run_chunk_genes
 
-run_chunk_genes(
-    snakemake.input.genes,
-    list(snakemake.output),
-)
+run_chunk_genes(**snakemake.input, chunks=list(snakemake.output))

@@ -10,13 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.verdict.concordance import run_concordance
 
-run_concordance(
-    snakemake.input.ism,
-    snakemake.input.eqtl,
-    snakemake.input.predictions,
-    snakemake.input.bcf,
-    snakemake.params.cfg,
-    snakemake.output.table,
-    snakemake.output.drivers,
-    egenes_path=snakemake.input.egenes,
-)
+run_concordance(**snakemake.input, **snakemake.output, **snakemake.params)

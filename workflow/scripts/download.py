@@ -10,7 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.inputs.download import run_download
 
-run_download(
-    snakemake.params.entry,
-    snakemake.output[0],
-)
+run_download(path=snakemake.output[0], **snakemake.params)

@@ -10,6 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.inputs.download import run_download_faidx
 
-run_download_faidx(
-    snakemake.input[0],
-)
+run_download_faidx(fasta=snakemake.input[0])

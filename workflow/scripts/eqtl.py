@@ -10,18 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.linear.eqtl import run_eqtl
 
-run_eqtl(
-    snakemake.input.prepared,
-    snakemake.input.covariates,
-    snakemake.input.vcf,
-    snakemake.input.chunk,
-    window=snakemake.params.window,
-    models=snakemake.params.models,
-    maf=snakemake.params.maf,
-    permutations=snakemake.params.permutations,
-    seed=snakemake.params.seed,
-    policies=snakemake.params.policies,
-    out_nominal=snakemake.output.nominal,
-    out_top=snakemake.output.top,
-    threads=snakemake.threads,
-)
+run_eqtl(**snakemake.input, **snakemake.output, **snakemake.params, threads=snakemake.threads)

@@ -10,11 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.sequences.haplotypes import run_export_fasta
 
-run_export_fasta(
-    list(snakemake.input.index),
-    snakemake.output.fasta,
-    genes=snakemake.params.genes,
-    samples=snakemake.params.samples,
-    length=snakemake.params.length,
-    rc_minus=snakemake.params.rc_minus,
-)
+run_export_fasta(**snakemake.input, **snakemake.output, **snakemake.params)

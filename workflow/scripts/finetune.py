@@ -10,16 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.training.finetune import run_finetune
 
-run_finetune(
-    list(snakemake.input.indexes),
-    snakemake.input.prepared,
-    snakemake.input.individuals,
-    snakemake.input.genes,
-    snakemake.params.spec,
-    snakemake.params.finetune,
-    snakemake.params.init,
-    snakemake.output.weights,
-    snakemake.output.history,
-    snakemake.params.checkpoint,
-    threads=snakemake.threads,
-)
+run_finetune(**snakemake.input, **snakemake.output, **snakemake.params, threads=snakemake.threads)

@@ -10,16 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.linear.elasticnet import run_gather_elasticnet
 
-run_gather_elasticnet(
-    list(snakemake.input.metrics),
-    list(snakemake.input.oof),
-    list(snakemake.input.weights),
-    list(snakemake.input.covariances),
-    snakemake.input.genes,
-    seed=snakemake.params.seed,
-    filter_db=snakemake.params.filter_db,
-    out_metrics=snakemake.output.metrics,
-    out_oof=snakemake.output.oof,
-    out_db=snakemake.output.db,
-    out_covariances=snakemake.output.covariances,
-)
+run_gather_elasticnet(**snakemake.input, **snakemake.output, **snakemake.params)

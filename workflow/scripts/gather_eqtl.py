@@ -10,11 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.linear.eqtl import run_gather_eqtl
 
-run_gather_eqtl(
-    list(snakemake.input.nominal),
-    list(snakemake.input.top),
-    snakemake.params.fdr,
-    snakemake.output.nominal,
-    snakemake.output.genes,
-    snakemake.output.summary,
-)
+run_gather_eqtl(**snakemake.input, **snakemake.output, **snakemake.params)

@@ -10,7 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.engine.ism import run_gather_ism
 
-run_gather_ism(
-    list(snakemake.input),
-    snakemake.output[0],
-)
+run_gather_ism(**snakemake.input, **snakemake.output)

@@ -10,10 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.engine.predict import run_gather_predictions
 
-run_gather_predictions(
-    list(snakemake.input),
-    snakemake.params.spec["haplotype_aggregation"],
-    snakemake.output.table,
-    snakemake.output.matrix,
-    snakemake.output.reference,
-)
+run_gather_predictions(**snakemake.input, **snakemake.output, **snakemake.params)

@@ -10,12 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.inputs.genes import run_genes
 
-run_genes(
-    snakemake.params.genes,
-    snakemake.params.cohort,
-    snakemake.input.fasta,
-    snakemake.params.harmonize,
-    snakemake.output.genes,
-    snakemake.output.exons,
-    snakemake.output.samples,
-)
+run_genes(fasta=snakemake.input.fasta, **snakemake.output, **snakemake.params)

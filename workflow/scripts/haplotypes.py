@@ -10,13 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.sequences.haplotypes import run_haplotypes
 
-run_haplotypes(
-    snakemake.input.chunk,
-    snakemake.input.samples,
-    snakemake.input.bcf,
-    snakemake.input.fasta,
-    window=snakemake.params.window,
-    policies=snakemake.params.policies,
-    out_index=snakemake.output.index,
-    out_stats=snakemake.output.stats,
-)
+run_haplotypes(**snakemake.input, **snakemake.output, **snakemake.params)

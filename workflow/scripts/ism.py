@@ -11,13 +11,9 @@ setup_rule_logging(snakemake)
 from hapexp.engine.ism import run_ism
 
 run_ism(
-    snakemake.input.index,
-    snakemake.params.spec,
-    snakemake.params.ism,
-    snakemake.output.table,
-    precision_out=snakemake.output.precision,
-    audit_cfg=snakemake.params.audit,
+    **snakemake.input,
+    **snakemake.output,
+    **snakemake.params,
     model=snakemake.wildcards.model,
-    exons_path=snakemake.input.exons,
     threads=snakemake.threads,
 )

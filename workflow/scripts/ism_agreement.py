@@ -10,7 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.verdict.concordance import run_ism_agreement
 
-run_ism_agreement(
-    dict(zip(snakemake.params.models, snakemake.input, strict=True)),
-    snakemake.output[0],
-)
+run_ism_agreement(**snakemake.input, **snakemake.output, **snakemake.params)

@@ -11,13 +11,5 @@ setup_rule_logging(snakemake)
 from hapexp.variants.normalize import run_normalize_variants
 
 run_normalize_variants(
-    snakemake.input.genes,
-    snakemake.input.samples,
-    list(snakemake.input.vcf),
-    snakemake.input.fasta,
-    snakemake.output.bcf,
-    half_width=snakemake.params.half_width,
-    gene_body_flank=snakemake.params.gene_body_flank,
-    harmonize=snakemake.params.harmonize,
-    threads=snakemake.threads,
+    **snakemake.input, bcf=snakemake.output.bcf, **snakemake.params, threads=snakemake.threads
 )

@@ -10,7 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.engine.precision import run_precision
 
-run_precision(
-    list(snakemake.input),
-    snakemake.output[0],
-)
+run_precision(**snakemake.input, **snakemake.output)

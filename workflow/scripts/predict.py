@@ -11,14 +11,9 @@ setup_rule_logging(snakemake)
 from hapexp.engine.predict import run_predict
 
 run_predict(
-    snakemake.input.index,
-    snakemake.params.spec,
-    snakemake.params.audit,
-    snakemake.output.table,
-    snakemake.output.tracks,
-    snakemake.output.precision,
-    snakemake.wildcards.model,
-    exons_path=snakemake.input.exons,
-    exons_out=snakemake.output.exons,
+    **snakemake.input,
+    **snakemake.output,
+    **snakemake.params,
+    model=snakemake.wildcards.model,
     threads=snakemake.threads,
 )

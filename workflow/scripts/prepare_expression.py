@@ -10,11 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.inputs.expression import run_prepare_expression
 
-run_prepare_expression(
-    snakemake.params.cohort,
-    snakemake.input.vcf,
-    transform=snakemake.params.transform,
-    n_pcs=snakemake.params.n_pcs,
-    out_prepared=snakemake.output.prepared,
-    out_covariates=snakemake.output.covariates,
-)
+run_prepare_expression(vcf=snakemake.input.vcf, **snakemake.output, **snakemake.params)

@@ -10,13 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.demo.simulate import run_simulate_demo
 
-run_simulate_demo(
-    list(snakemake.output),
-    seed=snakemake.params.seed,
-    n_individuals=snakemake.params.n_individuals,
-    n_chromosomes=snakemake.params.n_chromosomes,
-    chromosome_length=snakemake.params.chromosome_length,
-    n_genes=snakemake.params.n_genes,
-    window=snakemake.params.window,
-    fit_window=snakemake.params.fit_window,
-)
+run_simulate_demo(outputs=list(snakemake.output), **snakemake.params)

@@ -11,9 +11,5 @@ setup_rule_logging(snakemake)
 from hapexp.training.splits import run_splits
 
 run_splits(
-    snakemake.input.genes,
-    snakemake.input.prepared,
-    snakemake.params.splits,
-    snakemake.output.individuals,
-    snakemake.output.genes,
+    genes=snakemake.input.genes, prepared=snakemake.input.prepared, **snakemake.output, **snakemake.params
 )

@@ -10,24 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.verdict.summary import run_summary
 
-run_summary(
-    snakemake.input.performance,
-    snakemake.input.cross_gene,
-    dict(zip(snakemake.params.models, snakemake.input.concordance, strict=True)),
-    snakemake.params.models,
-    snakemake.wildcards.cohort,
-    snakemake.params.fdr,
-    snakemake.output.tsv,
-    snakemake.output.md,
-    context_params=snakemake.params.context,
-    context_paths={
-        "validation_path": snakemake.input.validation,
-        "egenes_path": snakemake.input.egenes,
-        "covariates_path": snakemake.input.covariates,
-        "prepared_path": snakemake.input.prepared,
-    },
-    precision_path=snakemake.input.precision,
-    split_paths=(snakemake.input.split_verdict, snakemake.input.individuals, snakemake.input.genes_split),
-    finetuned=snakemake.params.finetuned,
-    finetune_init=snakemake.params.finetune_init,
-)
+run_summary(**snakemake.input, **snakemake.output, **snakemake.params, cohort=snakemake.wildcards.cohort)

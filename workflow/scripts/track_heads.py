@@ -10,13 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.training.heads import run_track_heads
 
-run_track_heads(
-    list(snakemake.input.tracks),
-    snakemake.input.prepared,
-    snakemake.input.individuals,
-    snakemake.input.genes,
-    snakemake.params.spec,
-    snakemake.params.head,
-    dict(snakemake.output),
-    threads=snakemake.threads,
-)
+run_track_heads(**snakemake.input, **snakemake.output, **snakemake.params, threads=snakemake.threads)

@@ -10,9 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.inputs.validate import run_validate_inputs
 
-run_validate_inputs(
-    snakemake.params.config,
-    snakemake.wildcards.cohort,
-    snakemake.params.configfile,
-    snakemake.output[0],
-)
+run_validate_inputs(cohort=snakemake.wildcards.cohort, **snakemake.output, **snakemake.params)

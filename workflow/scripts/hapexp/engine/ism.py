@@ -293,11 +293,12 @@ def gather(paths) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[ISM_COLUMNS]
 
 
-def run_ism(index_path, spec: dict, ism_cfg: dict, out_path, readout=None, precision_out=None,
-            audit_cfg: dict | None = None, model: str = "model", exons_path=None,
-            threads: int | None = None) -> pd.DataFrame:  # fmt: skip
-    """Rule `ism`: score one chunk and write its parquet (and its precision budget).
-    `threads`: the job's CPU threads (None: torch's setting as it is)."""
+def run_ism(index, exons, table, precision, spec: dict, ism_cfg: dict, audit_cfg: dict | None, model: str,
+            threads: int | None = None, readout=None) -> pd.DataFrame:  # fmt: skip
+    """Rule `ism`: score the variants of one chunk's haplotype `index` (exons from the cohort's
+    `exons` for an exon read-out) and write the scores (`table`) and the `precision` budget.
+    `threads`: the job's CPU threads (None: torch's setting as it is); `readout`: a read-out
+    function instead of the model's engine (tests)."""
     from hapexp.inputs.exons import read_exons
     from hapexp.io import write_parquet, write_tsv
     from hapexp.sequences.index import HaplotypeIndex
@@ -307,27 +308,26 @@ def run_ism(index_path, spec: dict, ism_cfg: dict, out_path, readout=None, preci
 
         torch.set_num_threads(int(threads))
     spec = {**spec, "name": model}
-    index = HaplotypeIndex.load(index_path)
+    haplotypes = HaplotypeIndex.load(index)
     ism_cfg = with_defaults("ism", ism_cfg)
     if ism_cfg["precision"]:
         spec = {**spec, "precision": ism_cfg["precision"]}
     readout = readout or make_readout(spec, reuse=bool(ism_cfg["reuse_reference"]))
-    exons = read_exons(exons_path) if (exons_path and getattr(readout, "uses_exons", False)) else None
-    df, table = score_chunk(
-        index, readout, spec, ism_cfg, audit_cfg, model=model, return_audit=True, exons=exons
+    gene_exons = read_exons(exons) if (exons and getattr(readout, "uses_exons", False)) else None
+    df, budget = score_chunk(
+        haplotypes, readout, spec, ism_cfg, audit_cfg, model=model, return_audit=True, exons=gene_exons
     )
-    if precision_out is not None:
-        write_tsv(table, precision_out)
-    write_parquet(df, out_path)
+    write_tsv(budget, precision)
+    write_parquet(df, table)
     log.info("ISM: %d variants in %d genes, %d unresolved (NaN)",
              len(df), df["gene_id"].nunique(), int(df["score"].isna().sum()))  # fmt: skip
     return df
 
 
-def run_gather_ism(chunk_paths, out) -> None:
-    """Rule `gather_ism`: a model's per-chunk ISM tables into one."""
+def run_gather_ism(chunks, table) -> None:
+    """Rule `gather_ism`: a model's per-chunk ISM tables (`chunks`) into one `table`."""
     from hapexp.io import write_parquet
 
-    df = gather(list(chunk_paths))
-    write_parquet(df, out)
-    log.info("gathered %d ISM scores from %d chunks", len(df), len(chunk_paths))
+    df = gather(list(chunks))
+    write_parquet(df, table)
+    log.info("gathered %d ISM scores from %d chunks", len(df), len(chunks))

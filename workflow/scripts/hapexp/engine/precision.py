@@ -336,11 +336,11 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def run_precision(paths, out) -> None:
+def run_precision(tables, precision) -> None:
     """Rule `precision`: the per-job precision budgets of a cohort (every model, predict and
-    ISM) in one table."""
+    ISM: `tables`) in one table, `precision`."""
     from hapexp.io import write_tsv
 
-    table = read(list(paths))
-    write_tsv(table, out)
+    table = read(list(tables))
+    write_tsv(table, precision)
     log.info("precision budget: %d audited gene rows\n%s", len(table), summarize(table).to_string())

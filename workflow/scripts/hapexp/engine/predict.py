@@ -192,68 +192,59 @@ def save_all_tracks(all_tracks: dict, path) -> None:
             np.savez_compressed(fh, enabled=np.array(True), **all_tracks)
 
 
-def run_gather_predictions(chunk_paths, haplotype_aggregation: str, table_out, matrix_out, reference_out):
-    """Rule `gather_predictions`: concatenate a model's per-chunk tables; write the tidy table,
-    the genes × samples matrix and the reference-genome values."""
+def run_gather_predictions(chunks, table, matrix, reference, spec: dict):
+    """Rule `gather_predictions`: concatenate a model's per-chunk tables (`chunks`); write the
+    tidy `table`, the genes × samples `matrix` (the spec's haplotype aggregation) and the
+    `reference`-genome values."""
     from hapexp.io import write_matrix, write_parquet, write_tsv
 
-    frames = [pd.read_parquet(p) for p in chunk_paths]
+    frames = [pd.read_parquet(p) for p in chunks]
     tidy = pd.concat(frames, ignore_index=True)
     dup = tidy.duplicated(["gene_id", "sample", "haplotype", "track"])
     if dup.any():
         raise ValueError(f"gene {tidy.loc[dup, 'gene_id'].iloc[0]} appears in more than one chunk")
-    matrix, reference = aggregate_predictions(tidy, haplotype_aggregation)
-    write_parquet(tidy, table_out)
-    write_matrix(matrix, matrix_out)
-    write_tsv(reference.reset_index(), reference_out)
-    log.info("gathered %d chunks: %d genes × %d samples", len(chunk_paths), *matrix.shape)
+    values, ref = aggregate_predictions(tidy, spec["haplotype_aggregation"])
+    write_parquet(tidy, table)
+    write_matrix(values, matrix)
+    write_tsv(ref.reset_index(), reference)
+    log.info("gathered %d chunks: %d genes × %d samples", len(chunks), *values.shape)
 
 
-def run_predict(
-    index_path,
-    spec: dict,
-    audit_cfg: dict | None,
-    table_out,
-    tracks_out,
-    precision_out,
-    model: str,
-    exons_path=None,
-    exons_out=None,
-    threads: int | None = None,
-):
-    """Rule `predict`: budget, then one chunk of genes; writes the tidy table, the all-tracks
-    file, the precision budget and (readout: exons) the per-gene exon counts. `threads`:
-    the job's CPU threads (None: torch's setting as it is)."""
+def run_predict(index, exons, table, tracks, precision, exon_stats, spec: dict, audit_cfg: dict | None,
+                model: str, threads: int | None = None):  # fmt: skip
+    """Rule `predict`: the precision budget, then one chunk's haplotype `index` through the
+    model; writes the tidy `table`, the all-`tracks` file, the `precision` budget and (for
+    readout: exons, from the cohort's `exons`) the per-gene `exon_stats`. `threads`: the
+    job's CPU threads (None: torch's setting as it is)."""
     from hapexp.inputs.exons import read_exons
     from hapexp.io import write_parquet, write_tsv
     from hapexp.sequences.index import HaplotypeIndex
 
     if threads is not None:
         torch.set_num_threads(int(threads))
-    index = HaplotypeIndex.load(index_path)
+    haplotypes = HaplotypeIndex.load(index)
     predictor = Predictor({**spec, "name": model}, name=model)
-    exons = read_exons(exons_path) if (exons_path and predictor.uses_exons) else None
-    if exons is not None:
-        missing = [g for g in index.genes["gene_id"] if g not in exons]
+    gene_exons = read_exons(exons) if (exons and predictor.uses_exons) else None
+    if gene_exons is not None:
+        missing = [g for g in haplotypes.genes["gene_id"] if g not in gene_exons]
         if missing:
             log.warning(
                 "%d genes have no exons (their exon read-out is NaN), e.g. %s", len(missing), missing[:3]
             )
-    table = audit_predict(index, predictor, audit_cfg, model, exons=exons)
-    tidy, all_tracks = predict_chunk(index, predictor, progress=True, exons=exons)
-    write_tsv(table, precision_out)
-    write_parquet(tidy, table_out)
-    save_all_tracks(all_tracks, tracks_out)
-    if exons_out is not None:
-        cols = [
-            "gene_id",
-            "exons",
-            "exons_in_window",
-            "exons_clipped",
-            "exons_dropped",
-            "exons_deleted",
-            "exon_bins",
-        ]
-        write_tsv(pd.DataFrame(predictor.exon_stats, columns=cols), exons_out)
-    log.info("wrote %d rows to %s", len(tidy), table_out)
-    return tidy, table
+    budget = audit_predict(haplotypes, predictor, audit_cfg, model, exons=gene_exons)
+    tidy, all_tracks = predict_chunk(haplotypes, predictor, progress=True, exons=gene_exons)
+    write_tsv(budget, precision)
+    write_parquet(tidy, table)
+    save_all_tracks(all_tracks, tracks)
+    cols = [
+        "gene_id",
+        "exons",
+        "exons_in_window",
+        "exons_clipped",
+        "exons_dropped",
+        "exons_deleted",
+        "exon_bins",
+    ]
+    write_tsv(pd.DataFrame(predictor.exon_stats, columns=cols), exon_stats)
+    log.info("wrote %d rows to %s", len(tidy), table)
+    return tidy, budget

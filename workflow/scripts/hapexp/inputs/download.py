@@ -387,11 +387,11 @@ def all_targets(entries_by_path: dict) -> list[str]:
     return out
 
 
-def run_download(entry: dict, out) -> None:
-    """Rule `download`: one configured entry (`download_entries`) to its path."""
+def run_download(path, entry: dict) -> None:
+    """Rule `download`: one configured entry (`download_entries`) to its `path`."""
     download(
         entry["url"],
-        out,
+        path,
         md5=entry.get("md5"),
         sha256=entry.get("sha256"),
         decompress=bool(entry["decompress"]),

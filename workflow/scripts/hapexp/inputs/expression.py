@@ -169,7 +169,7 @@ def prepare_expression(
     return prepared, cov, transformed
 
 
-def run_prepare_expression(cohort: dict, vcf, transform: str, n_pcs: int, out_prepared, out_covariates):
+def run_prepare_expression(vcf, prepared, covariates, cohort: dict, transform: str, n_pcs: int) -> None:
     """Rule `prepare_expression`: the analysed people (in the expression, the VCF, the
     covariates and the sample list), their expression transformed and residualized on the
     covariates (+ `n_pcs` expression PCs), and the covariates used."""
@@ -186,7 +186,7 @@ def run_prepare_expression(cohort: dict, vcf, transform: str, n_pcs: int, out_pr
         len(samples),
         ", covariates and sample list" if cov is not None else "",
     )
-    prepared, used, _ = prepare_expression(
+    residuals, used, _ = prepare_expression(
         expr,
         cov,
         transform=transform,
@@ -196,6 +196,6 @@ def run_prepare_expression(cohort: dict, vcf, transform: str, n_pcs: int, out_pr
         # the name errors about covariates give (there is no file without them)
         covariates_path=cohort.get("covariates") or "covariates",
     )
-    log.info("prepared %d genes × %d samples; %d covariates", *prepared.shape, used.shape[0])
-    write_matrix(used, out_covariates, index_col="id")
-    write_matrix(prepared, out_prepared)
+    log.info("prepared %d genes × %d samples; %d covariates", *residuals.shape, used.shape[0])
+    write_matrix(used, covariates, index_col="id")
+    write_matrix(residuals, prepared)

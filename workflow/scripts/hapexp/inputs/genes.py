@@ -222,21 +222,20 @@ def gene_body_regions(genes: pd.DataFrame, flank: int) -> pd.DataFrame:
     )
 
 
-def run_genes(genes_cfg: dict, cohort_cfg: dict, fasta, harmonize: bool, out_genes, out_exons, out_samples):
+def run_genes(fasta, genes, exons, samples, genes_cfg: dict, cohort_cfg: dict, harmonize: bool) -> None:
     """Rule `genes`: the cohort's genes (in the expression, on a VCF contig and in the FASTA),
     their exons, and the samples both in the VCF and the expression (the haplotype index's
-    sample order)."""
+    sample order); `genes`, `exons`, `samples`: the files written."""
     from hapexp.inputs.exons import exon_table, load_exons
     from hapexp.inputs.formats import read_expression, read_sample_list
     from hapexp.variants.files import fasta_lengths, vcf_contigs, vcf_paths, vcf_samples
 
     source = genes_cfg.get("gtf") or genes_cfg["table"]
-    table = load_genes(genes_cfg)
     expr = read_expression(cohort_cfg["expression"], cohort_cfg["expression_format"])
     vcfs = vcf_paths(cohort_cfg["vcf"], cohort_cfg.get("chromosomes"))
     contigs = [c for v in vcfs for c in vcf_contigs(v)]
-    genes, counts = build_gene_table(
-        table, expr.index, contigs, fasta_lengths(fasta), harmonize=harmonize, source=source
+    kept, counts = build_gene_table(
+        load_genes(genes_cfg), expr.index, contigs, fasta_lengths(fasta), harmonize=harmonize, source=source
     )
     log.info("genes: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     vs = vcf_samples(vcfs[0])
@@ -256,18 +255,19 @@ def run_genes(genes_cfg: dict, cohort_cfg: dict, fasta, harmonize: bool, out_gen
             "no sample is both in the VCF and in the expression matrix",
             "Check the sample ids of both files.",
         )
-    if genes.empty:
+    if kept.empty:
         raise InputError(source, "no gene left after matching", "See the counts in the log.")
-    exons = exon_table(load_exons(genes_cfg), genes)
-    log.info("exons: %d merged exons for %d of %d genes", len(exons), exons["gene_id"].nunique(), len(genes))
-    write_tsv(genes, out_genes)
-    write_tsv(exons, out_exons)
-    with atomic_output(out_samples) as tmp:
+    merged = exon_table(load_exons(genes_cfg), kept)
+    log.info("exons: %d merged exons for %d of %d genes", len(merged), merged["gene_id"].nunique(), len(kept))
+    write_tsv(kept, genes)
+    write_tsv(merged, exons)
+    with atomic_output(samples) as tmp:
         tmp.write_text("".join(f"{s}\n" for s in both))
 
 
-def run_chunk_genes(genes_path, chunk_paths) -> None:
-    """Rule `chunk_genes`: genes.tsv (sorted by chrom, tss) into the config's number of chunks."""
-    genes = pd.read_csv(genes_path, sep="\t", dtype={"chrom": str, "gene_id": str})
-    write_chunks(genes, list(chunk_paths))
-    log.info("%d genes in %d chunks", len(genes), len(chunk_paths))
+def run_chunk_genes(genes, chunks) -> None:
+    """Rule `chunk_genes`: genes.tsv (sorted by chrom, tss) into the config's number of chunks
+    (`chunks`: their paths)."""
+    table = pd.read_csv(genes, sep="\t", dtype={"chrom": str, "gene_id": str})
+    write_chunks(table, list(chunks))
+    log.info("%d genes in %d chunks", len(table), len(chunks))

@@ -250,13 +250,13 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
     return report
 
 
-def run_validate_inputs(config: dict, cohort: str, configfile: str, out) -> None:
+def run_validate_inputs(cohort: str, validation, config: dict, configfile: str) -> None:
     """Rule `validate_inputs`: every input check of one cohort before any heavy job; writes
-    the facts and warnings (validation.json). On a problem: the error in the log and on
-    stderr, and results/ left as it was."""
+    the facts and warnings (`validation`: validation.json). On a problem: the error in the
+    log and on stderr, and results/ left as it was."""
     from hapexp.io import atomic_output
 
-    out = Path(out)
+    out = Path(validation)
     try:
         report = validate_cohort(config, cohort, configfile)
     except InputError as e:

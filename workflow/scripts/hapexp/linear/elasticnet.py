@@ -306,11 +306,13 @@ def covariance_rows(gene_id: str, ids: np.ndarray, g: np.ndarray) -> pd.DataFram
     return df.sort_values(["RSID1", "RSID2"], kind="mergesort").reset_index(drop=True)
 
 
-def run_elasticnet(prepared, vcf, chunk, window, models: dict, maf: float, alpha: float, outer_folds: int,
-                   inner_folds: int, seed: int, thresh: float, policies: dict, predictdb_exclusions: bool,
-                   build, out_metrics, out_oof, out_weights, out_covariances, threads: int) -> None:  # fmt: skip
-    """Rule `elasticnet`: PredictDB's nested-CV elastic net for one chunk of genes, on the run's
-    variant policy and (unless `predictdb_exclusions` is false) PredictDB's exclusions."""
+def run_elasticnet(prepared, vcf, chunk, metrics, oof, weights, covariances, window, models: dict, maf: float,
+                   alpha: float, outer_folds: int, inner_folds: int, seed: int, thresh: float, policies: dict,
+                   predictdb_exclusions: bool, build, threads: int) -> None:  # fmt: skip
+    """Rule `elasticnet`: PredictDB's nested-CV elastic net for one `chunk` of genes, on the
+    run's variant policy and (unless `predictdb_exclusions` is false) PredictDB's exclusions;
+    writes the per-gene `metrics`, out-of-fold predictions (`oof`), `weights` and
+    `covariances` of the chunk."""
     from threadpoolctl import threadpool_limits
 
     from hapexp.io import read_matrix, write_matrix, write_tsv
@@ -324,38 +326,40 @@ def run_elasticnet(prepared, vcf, chunk, window, models: dict, maf: float, alpha
     # Genes run in parallel forked processes (they inherit this limit): BLAS stays
     # single-threaded to avoid oversubscription.
     with threadpool_limits(limits=1):
-        metrics, oof, weights, cov = fit_chunk(
+        fitted = fit_chunk(
             dosages, genes, expr, alpha=alpha, outer_folds=outer_folds, inner_folds=inner_folds, seed=seed,
             threads=threads, thresh=thresh, build=build,
         )  # fmt: skip
-    write_tsv(metrics, out_metrics)
-    write_matrix(oof, out_oof)
-    write_tsv(weights, out_weights)
-    write_tsv(cov, out_covariances)
+    write_tsv(fitted[0], metrics)
+    write_matrix(fitted[1], oof)
+    write_tsv(fitted[2], weights)
+    write_tsv(fitted[3], covariances)
 
 
-def run_gather_elasticnet(metrics_paths, oof_paths, weights_paths, covariance_paths, genes_path, seed: int,
-                          filter_db: bool, out_metrics, out_oof, out_db, out_covariances) -> None:  # fmt: skip
-    """Rule `gather_elasticnet`: the chunks' metrics and out-of-fold predictions in one table
-    each, the PredictDB model database (only models with rho_avg > 0.1 and zscore_pval < 0.05
-    unless `filter_db` is false) and its covariances."""
+def run_gather_elasticnet(metrics_chunks, oof_chunks, weights_chunks, covariances_chunks, genes, metrics, oof,
+                          db, covariances, seed: int, filter_db: bool) -> None:  # fmt: skip
+    """Rule `gather_elasticnet`: the chunks' `metrics` and out-of-fold predictions (`oof`) in
+    one table each, the PredictDB model database `db` (only models with rho_avg > 0.1 and
+    zscore_pval < 0.05 unless `filter_db` is false) and its `covariances`."""
     from hapexp.io import read_matrix, write_matrix, write_tsv
     from hapexp.linear.predictdb import extra_table, filter_models, write_covariances, write_db
 
     def cat(files, **kw):
         return pd.concat([pd.read_csv(f, sep="\t", **kw) for f in files], ignore_index=True)
 
-    metrics = cat(metrics_paths, dtype={"gene_id": str, "gene_name": str})
-    oof = pd.concat([read_matrix(f) for f in oof_paths])
-    weights = cat(weights_paths, dtype={"gene": str, "rsid": str, "varID": str})
-    cov = cat(covariance_paths, dtype={"GENE": str, "RSID1": str, "RSID2": str})
-    genes = pd.read_csv(genes_path, sep="\t", dtype={"gene_id": str, "chrom": str, "gene_type": str})
-    kept = filter_models(metrics) if filter_db else metrics
-    gene_type = genes.set_index("gene_id")["gene_type"] if "gene_type" in genes.columns else "NA"
+    per_gene = cat(metrics_chunks, dtype={"gene_id": str, "gene_name": str})
+    predicted = pd.concat([read_matrix(f) for f in oof_chunks])
+    w = cat(weights_chunks, dtype={"gene": str, "rsid": str, "varID": str})
+    cov = cat(covariances_chunks, dtype={"GENE": str, "RSID1": str, "RSID2": str})
+    table = pd.read_csv(genes, sep="\t", dtype={"gene_id": str, "chrom": str, "gene_type": str})
+    kept = filter_models(per_gene) if filter_db else per_gene
+    gene_type = table.set_index("gene_id")["gene_type"] if "gene_type" in table.columns else "NA"
     extra = extra_table(kept, gene_type)
-    log.info("%d genes fitted, %d with weights in the db (filter_db=%s)", len(metrics), len(extra), filter_db)
-    write_tsv(metrics, out_metrics)
-    write_matrix(oof, out_oof)
-    chroms = genes.loc[genes["gene_id"].isin(set(extra["gene"])), "chrom"]
-    write_db(out_db, weights, extra, chroms, seed, oof.shape[1])
-    write_covariances(out_covariances, cov, genes=extra["gene"])
+    log.info(
+        "%d genes fitted, %d with weights in the db (filter_db=%s)", len(per_gene), len(extra), filter_db
+    )
+    write_tsv(per_gene, metrics)
+    write_matrix(predicted, oof)
+    chroms = table.loc[table["gene_id"].isin(set(extra["gene"])), "chrom"]
+    write_db(db, w, extra, chroms, seed, predicted.shape[1])
+    write_covariances(covariances, cov, genes=extra["gene"])

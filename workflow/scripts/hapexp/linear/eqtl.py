@@ -306,10 +306,11 @@ def _stable_hash(s: str) -> int:
     return zlib.crc32(s.encode())
 
 
-def run_eqtl(prepared, covariates, vcf, chunk, window, models: dict, maf: float, permutations: int,
-             seed: int, policies: dict, out_nominal, out_top, threads: int) -> None:  # fmt: skip
-    """Rule `eqtl`: the nominal scan and the permutation pass of one chunk of genes; `window`
-    as configured (bp, gene_body_1mb or a model name: `models` resolves it)."""
+def run_eqtl(prepared, covariates, vcf, chunk, nominal, top, window, models: dict, maf: float,
+             permutations: int, seed: int, policies: dict, threads: int) -> None:  # fmt: skip
+    """Rule `eqtl`: the nominal scan (`nominal`) and the permutation pass (`top`) of one
+    `chunk` of genes; `window` as configured (bp, gene_body_1mb or a model name: `models`
+    resolves it)."""
     from threadpoolctl import threadpool_limits
 
     from hapexp.io import read_matrix, write_parquet, write_tsv
@@ -322,35 +323,36 @@ def run_eqtl(prepared, covariates, vcf, chunk, window, models: dict, maf: float,
     window = resolve_window(window, models)
     dosages, genes = cis_dosages(vcf, genes, window, list(expr.columns), maf, policies)
     with threadpool_limits(limits=threads):
-        nominal, top = scan_genes(dosages, genes, expr, cov, permutations=permutations, seed=seed)
-    write_parquet(nominal, out_nominal)
-    write_tsv(top, out_top)
+        pairs, tops = scan_genes(dosages, genes, expr, cov, permutations=permutations, seed=seed)
+    write_parquet(pairs, nominal)
+    write_tsv(tops, top)
 
 
-def run_gather_eqtl(nominal_paths, top_paths, fdr: float, out_nominal, out_genes, out_summary) -> None:
-    """Rule `gather_eqtl`: the chunks' nominal pairs in one file, and the per-gene table with
-    eGenes (q-values of the permutation p-values, per-gene nominal thresholds)."""
+def run_gather_eqtl(nominal_chunks, top_chunks, nominal, genes, summary, fdr: float) -> None:
+    """Rule `gather_eqtl`: the chunks' nominal pairs in one file (`nominal`), and the per-gene
+    table (`genes`) with eGenes (q-values of the permutation p-values, per-gene nominal
+    thresholds; counts in `summary`)."""
     import json
 
     from hapexp.io import atomic_output, concat_parquet, write_tsv
     from hapexp.linear.egenes import egenes
 
     # Streamed chunk by chunk: the nominal pairs of a whole cohort need not fit in memory.
-    n_pairs = concat_parquet(nominal_paths, out_nominal, NOMINAL_COLUMNS)
-    tops = [pd.read_csv(f, sep="\t") for f in top_paths]
+    n_pairs = concat_parquet(list(nominal_chunks), nominal, NOMINAL_COLUMNS)
+    tops = [pd.read_csv(f, sep="\t") for f in top_chunks]
     top = pd.concat(tops, ignore_index=True) if any(len(t) for t in tops) else tops[0]
-    top, summary = egenes(top, fdr=fdr)
+    top, counts = egenes(top, fdr=fdr)
     log.info("%d pairs, %d genes", n_pairs, len(top))
-    if summary:
+    if counts:
         log.info(
             "eGenes (permutations, Storey q <= %(fdr)g): %(egenes)d of %(genes)d; pi0 = %(pi0).3f "
             "(%(qvalue_method)s); genome-wide min-p threshold %(min_p_threshold)s",
-            summary,
+            counts,
         )
     else:
         log.warning(
             "no permutations (eqtl.permutations: 0): no eGenes; concordance can only use bh_all_pairs"
         )
-    write_tsv(top, out_genes)
-    with atomic_output(out_summary) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_tsv(top, genes)
+    with atomic_output(summary) as tmp:
+        tmp.write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")

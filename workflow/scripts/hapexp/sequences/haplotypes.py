@@ -155,19 +155,17 @@ def build_index(
     return counts
 
 
-def run_haplotypes(
-    chunk, samples_path, bcf, fasta, window: int, policies: dict, out_index, out_stats
-) -> None:
+def run_haplotypes(chunk, samples, bcf, fasta, index, stats, window: int, policies: dict) -> None:
     """Rule `haplotypes`: the compact haplotype index of one chunk of genes, and per gene its
     unique / total haplotypes and those whose TSS base is deleted."""
     from hapexp.sequences.index import HaplotypeIndex
 
     genes = pd.read_csv(chunk, sep="\t", dtype={"chrom": str, "gene_id": str})
-    samples = Path(samples_path).read_text().split()
+    people = Path(samples).read_text().split()
     window = int(window)
-    counts = build_index(bcf, fasta, genes, window, out_index, samples=samples, policies=policies)
+    counts = build_index(bcf, fasta, genes, window, index, samples=people, policies=policies)
     log.info("policies %s: %s", policies, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-    ratio = HaplotypeIndex.load(out_index).unique_ratio(window)
+    ratio = HaplotypeIndex.load(index).unique_ratio(window)
     for r in ratio.itertuples():
         log.info(
             "%s: %d unique of %d haplotypes (%.3f); TSS deleted on %d haplotypes",
@@ -179,12 +177,13 @@ def run_haplotypes(
             "after the deletion (docs/architecture.md)",
             int(ratio["tss_deleted"].sum()), int((ratio["tss_deleted"] > 0).sum()),
         )  # fmt: skip
-    write_tsv(ratio, out_stats)
+    write_tsv(ratio, stats)
 
 
-def run_export_fasta(index_paths, out, genes, samples, length, rc_minus: bool) -> None:
-    """Rule `export_fasta`: personal FASTA (`>sample|hap|gene`) of the chosen genes and samples."""
+def run_export_fasta(index, fasta, genes, samples, length, rc_minus: bool) -> None:
+    """Rule `export_fasta`: personal FASTA (`>sample|hap|gene`) of the chosen genes and samples
+    from the chunks' indexes (`index`: their paths)."""
     from hapexp.sequences.fasta import export_fasta
 
-    n = export_fasta(list(index_paths), out, genes=genes, samples=samples, length=length, rc_minus=rc_minus)
-    log.info("wrote %d sequences to %s", n, out)
+    n = export_fasta(list(index), fasta, genes=genes, samples=samples, length=length, rc_minus=rc_minus)
+    log.info("wrote %d sequences to %s", n, fasta)

@@ -324,36 +324,41 @@ def start_model(spec: dict, init_spec: dict | None):
 
 
 def run_finetune(
-    index_paths, expression_path, individuals_path, genes_path, spec: dict, cfg: dict,
-    init_spec: dict | None, weights_out, history_out, checkpoint, stop_after=None, threads: int | None = None,
+    indexes, prepared, individuals, genes, weights, history, spec: dict, cfg: dict, init_spec: dict | None,
+    checkpoint, stop_after=None, threads: int | None = None,
 ):  # fmt: skip
-    """Rule `finetune`: train, then write the best weights (a state dict) and the history.
-    `threads`: the job's CPU threads (None: torch's setting as it is)."""
-    if threads is not None:
-        torch.set_num_threads(max(1, int(threads)))
+    """Rule `finetune`: train on the haplotype `indexes` of the chunks, the `prepared`
+    expression and the splits (`individuals`, `genes`), then write the best `weights` (a
+    state dict) and the `history`. `threads`: the job's CPU threads (None: torch's setting
+    as it is)."""
     from hapexp.io import read_matrix, write_tsv
     from hapexp.sequences.index import HaplotypeIndex
     from hapexp.training.splits import read_splits
 
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
+
     cfg = resolve(cfg, spec.get("name", "model"))
-    people, genes = read_splits(individuals_path, genes_path)
-    expr = read_matrix(expression_path)
-    source = GeneSource([HaplotypeIndex.load(p) for p in index_paths], spec["window"], spec["rc_minus"])
+    people, gene_split = read_splits(individuals, genes)
+    expr = read_matrix(prepared)
+    source = GeneSource([HaplotypeIndex.load(p) for p in indexes], spec["window"], spec["rc_minus"])
     missing = [s for s in people["train"] + people["validation"] if s not in source.samples]
     if missing:
-        raise InputError(individuals_path, f"{len(missing)} people are not in the haplotype indexes (e.g. {missing[0]!r})",
+        raise InputError(individuals, f"{len(missing)} people are not in the haplotype indexes (e.g. {missing[0]!r})",
                          "rerun rule splits for this cohort")  # fmt: skip
-    genes = {k: [g for g in v if g in source.index_of and g in expr.index] for k, v in genes.items()}
+    gene_split = {
+        k: [g for g in v if g in source.index_of and g in expr.index] for k, v in gene_split.items()
+    }
     trainer = Trainer(spec, cfg, start_model(spec, init_spec))
     log.info("fine-tuning %s: %d trained parameters (%s), %d training genes, %d/%d training/validation people",
-             spec.get("name"), trainer.n_trained, cfg["trainable"], len(genes["train"]), len(people["train"]),
+             spec.get("name"), trainer.n_trained, cfg["trainable"], len(gene_split["train"]), len(people["train"]),
              len(people["validation"]))  # fmt: skip
-    digest = config_digest(spec, cfg, people, genes)
-    out = trainer.fit(source, expr, people, genes, checkpoint, digest, stop_after=stop_after)
+    digest = config_digest(spec, cfg, people, gene_split)
+    out = trainer.fit(source, expr, people, gene_split, checkpoint, digest, stop_after=stop_after)
     if out["stopped"]:
         return out
     best = out["best_model"] if out["best_model"] is not None else plain_state_dict(trainer.module)
-    write_torch(best, weights_out)
-    write_tsv(pd.DataFrame(out["history"], columns=["epoch", "validation_r", "loss"]), history_out)
-    log.info("best validation r %.4f; weights in %s", out["best_r"], weights_out)
+    write_torch(best, weights)
+    write_tsv(pd.DataFrame(out["history"], columns=["epoch", "validation_r", "loss"]), history)
+    log.info("best validation r %.4f; weights in %s", out["best_r"], weights)
     return out

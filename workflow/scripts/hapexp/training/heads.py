@@ -104,33 +104,32 @@ def _frame(rows: dict, samples: list[str]) -> pd.DataFrame:
     return df
 
 
-def run_track_heads(npz_paths, prepared_path, individuals_path, genes_path, spec: dict, cfg: dict, out: dict,
-                    threads: int = 1):  # fmt: skip
-    """Rule `track_heads`: both heads of one model; writes their genes × people matrices and
-    the cross-gene weights per track. `threads`: BLAS threads of the job."""
+def run_track_heads(tracks, prepared, individuals, genes, gene_matrix, crossgene_matrix, crossgene_weights,
+                    spec: dict, cfg: dict, threads: int = 1) -> None:  # fmt: skip
+    """Rule `track_heads`: both heads of one model from its chunks' all-track files (`tracks`),
+    fitted on the training people (`individuals`, `genes`: the splits) against the `prepared`
+    expression; writes their genes × people matrices (`gene_matrix`, `crossgene_matrix`) and the
+    cross-gene weights per track. `threads`: BLAS threads of the job."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=max(1, int(threads))):
-        _track_heads(npz_paths, prepared_path, individuals_path, genes_path, spec, cfg, out)
-
-
-def _track_heads(npz_paths, prepared_path, individuals_path, genes_path, spec: dict, cfg: dict, out: dict):
     from hapexp.io import read_matrix, write_matrix, write_tsv
     from hapexp.training.splits import read_splits
 
     cfg = with_defaults("heads.*", cfg)
-    expr = read_matrix(prepared_path)
-    people, genes = read_splits(individuals_path, genes_path)
+    expr = read_matrix(prepared)
+    people, gene_split = read_splits(individuals, genes)
     samples = list(expr.columns)
-    feats = person_features(npz_paths, samples, spec["haplotype_aggregation"])
-    names = np.load(npz_paths[0], allow_pickle=False)["track_names"].astype(str)
-    per_gene = per_gene_head(
-        feats, expr, people["train"], alpha=cfg["alpha"], inner_folds=cfg["inner_folds"], seed=cfg["seed"]
-    )
-    cross, w = crossgene_head(feats, expr, people["train"], genes["train"], cfg["ridge"])
-    write_matrix(per_gene, out["gene"])
-    write_matrix(cross, out["crossgene"])
+    with threadpool_limits(limits=max(1, int(threads))):
+        feats = person_features(list(tracks), samples, spec["haplotype_aggregation"])
+        names = np.load(tracks[0], allow_pickle=False)["track_names"].astype(str)
+        per_gene = per_gene_head(
+            feats, expr, people["train"], alpha=cfg["alpha"], inner_folds=cfg["inner_folds"], seed=cfg["seed"]
+        )
+        cross, w = crossgene_head(feats, expr, people["train"], gene_split["train"], cfg["ridge"])
+    write_matrix(per_gene, gene_matrix)
+    write_matrix(cross, crossgene_matrix)
     write_tsv(
-        pd.DataFrame({"track": np.arange(len(w)), "track_name": names[: len(w)], "weight": w}), out["weights"]
+        pd.DataFrame({"track": np.arange(len(w)), "track_name": names[: len(w)], "weight": w}),
+        crossgene_weights,
     )
     log.info("heads on %d tracks: %d genes, %d training people", len(w), len(feats), len(people["train"]))

@@ -177,19 +177,16 @@ def read_splits(individuals_path, genes_path) -> tuple[dict[str, list[str]], dic
     return people, genes
 
 
-def run_splits(
-    genes_path, prepared_path, cfg: dict, individuals_out, genes_out
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rule `splits`: the prepared expression's people and genes (those with a gene-table row)."""
+def run_splits(genes, prepared, individuals, genes_split, cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rule `splits`: the prepared expression's people and genes (those with a gene-table row)
+    into the files `individuals` and `genes_split`."""
     from hapexp.io import read_matrix, write_tsv
 
     cfg = with_defaults("splits", cfg)
-    prepared = read_matrix(prepared_path)
-    table = pd.read_csv(genes_path, sep="\t", dtype={"gene_id": str, "chrom": str})
-    genes = table[table["gene_id"].isin(prepared.index)].sort_values(
-        ["chrom", "tss", "gene_id"], kind="stable"
-    )
-    samples = list(prepared.columns)
+    expr = read_matrix(prepared)
+    table = pd.read_csv(genes, sep="\t", dtype={"gene_id": str, "chrom": str})
+    kept = table[table["gene_id"].isin(expr.index)].sort_values(["chrom", "tss", "gene_id"], kind="stable")
+    samples = list(expr.columns)
     groups = None
     if cfg["group_column"]:
         if not cfg["sample_sheet"]:
@@ -200,9 +197,9 @@ def run_splits(
             )
         groups = read_groups(cfg["sample_sheet"], cfg["group_column"], samples)
     people = split_individuals(samples, cfg, groups)
-    gsplit = split_genes(genes, cfg)
-    write_tsv(people, individuals_out)
-    write_tsv(gsplit, genes_out)
+    gsplit = split_genes(kept, cfg)
+    write_tsv(people, individuals)
+    write_tsv(gsplit, genes_split)
     log.info(
         "individuals: %s; genes (by %s): %s",
         people["split"].value_counts().to_dict(), gsplit["unit"].iloc[0], gsplit["split"].value_counts().to_dict(),

@@ -241,23 +241,23 @@ def check_ref(bcf, fasta, source=None, max_examples: int = 5, block: int = 1 << 
     return {"records": ref.records, "ref_mismatch": 0}
 
 
-def run_normalize_variants(genes_path, samples_path, vcfs, fasta, out_bcf, half_width: int,
-                           gene_body_flank: int, harmonize: bool, threads: int) -> None:  # fmt: skip
+def run_normalize_variants(genes, samples, vcf, fasta, bcf, half_width: int, gene_body_flank: int,
+                           harmonize: bool, threads: int) -> None:  # fmt: skip
     """Rule `normalize_variants`: the cohort's records around its genes (TSS ± `half_width`,
     plus gene bodies ± `gene_body_flank` for gene-body cis windows), its samples only,
     contigs harmonized, split and left-aligned, REF checked."""
     from hapexp.inputs.genes import gene_body_regions, gene_regions
 
-    genes = pd.read_csv(genes_path, sep="\t", dtype={"chrom": str, "gene_id": str})
+    table = pd.read_csv(genes, sep="\t", dtype={"chrom": str, "gene_id": str})
     half = int(half_width)
-    regions = gene_regions(genes, half)
-    samples = Path(samples_path).read_text().split()
-    log.info("%d genes, regions TSS ± %d bp, %d samples", len(genes), half, len(samples))
+    regions = gene_regions(table, half)
+    people = Path(samples).read_text().split()
+    log.info("%d genes, regions TSS ± %d bp, %d samples", len(table), half, len(people))
     body = int(gene_body_flank)
     if body:  # gene-body windows (elasticnet/eqtl window: gene_body_1mb): start - flank .. end + flank
-        regions = pd.concat([regions, gene_body_regions(genes, body)], ignore_index=True)
+        regions = pd.concat([regions, gene_body_regions(table, body)], ignore_index=True)
         log.info("plus gene bodies ± %d bp", body)
     stats = normalize(
-        list(vcfs), fasta, out_bcf, regions=regions, harmonize=harmonize, threads=threads, samples=samples
+        list(vcf), fasta, bcf, regions=regions, harmonize=harmonize, threads=threads, samples=people
     )
     log.info("normalized: %s", ", ".join(f"{k}={v}" for k, v in stats.items()))

@@ -312,16 +312,16 @@ def read_egenes(path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"phenotype_id": str})
 
 
-def run_concordance(
-    ism_path, eqtl_path, predictions_path, vcf_path, cfg: dict, out_path, out_drivers, egenes_path=None
-) -> pd.DataFrame:
-    """Rule `concordance` (one model): per-gene table and drivers table."""
+def run_concordance(ism, eqtl, egenes, predictions, bcf, table, drivers, cfg: dict) -> pd.DataFrame:
+    """Rule `concordance` (one model): its `ism` scores against the `eqtl` scan (significance
+    from `egenes`, eqtl/genes.tsv), drivers of its `predictions` from the dosages of the
+    normalized `bcf`; writes the per-gene `table` and the `drivers` table."""
     from hapexp.io import read_matrix, write_tsv
 
-    ism = pd.read_parquet(ism_path)
-    eqtl = pd.read_parquet(eqtl_path, columns=["phenotype_id", "variant_id", "slope", "pval_nominal"])
-    predictions = read_matrix(predictions_path)
-    egenes = read_egenes(egenes_path) if egenes_path else None
+    ism = pd.read_parquet(ism)
+    eqtl = pd.read_parquet(eqtl, columns=["phenotype_id", "variant_id", "slope", "pval_nominal"])
+    predictions = read_matrix(predictions)
+    egenes = read_egenes(egenes) if egenes else None
     unresolved = int(ism["score"].isna().sum())
     log.info(
         "ISM: %d scores, %d unresolved (within numerical resolution; excluded); eQTL significance: %s",
@@ -329,19 +329,20 @@ def run_concordance(
         unresolved,
         with_defaults("concordance", cfg)["eqtl_significance"],
     )
-    dosage_fn = vcf_dosage_fn(vcf_path, list(predictions.columns), ism) if len(ism) else None
-    table, drivers = concordance(ism, eqtl, cfg, dosage_fn, predictions, egenes)
-    write_tsv(table, out_path)
-    write_tsv(drivers, out_drivers)
-    log.info("concordance: %d genes", len(table))
-    return table
+    dosage_fn = vcf_dosage_fn(bcf, list(predictions.columns), ism) if len(ism) else None
+    per_gene, driver_table = concordance(ism, eqtl, cfg, dosage_fn, predictions, egenes)
+    write_tsv(per_gene, table)
+    write_tsv(driver_table, drivers)
+    log.info("concordance: %d genes", len(per_gene))
+    return per_gene
 
 
-def run_ism_agreement(ism_paths: dict, out_path) -> pd.DataFrame:
-    """Rule `ism_agreement`: ISM magnitude/direction agreement between every pair of models."""
+def run_ism_agreement(ism, agreement, models: list[str]) -> pd.DataFrame:
+    """Rule `ism_agreement`: ISM magnitude/direction agreement between every pair of models
+    (`ism`: their ISM tables, in the order of `models`), written to `agreement`."""
     from hapexp.io import write_tsv
 
-    table = model_agreement({name: pd.read_parquet(p) for name, p in ism_paths.items()})
-    write_tsv(table, out_path)
+    table = model_agreement({name: pd.read_parquet(p) for name, p in zip(models, ism, strict=True)})
+    write_tsv(table, agreement)
     log.info("ISM agreement: %d gene × model pair rows", len(table))
     return table

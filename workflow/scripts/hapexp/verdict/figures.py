@@ -301,82 +301,86 @@ def pick_genes(conc: pd.DataFrame, chosen: list[str], n: int = 4) -> list[str]:
 
 
 def run_figures_model(
-    model,
-    perf_path,
-    ism_path,
-    eqtl_path,
-    conc_path,
-    drivers_path,
+    performance,
+    ism,
+    eqtl,
+    egenes,
+    concordance,
+    drivers,
+    deep_vs_linear_png,
+    ism_vs_eqtl_png,
+    ism_vs_eqtl_genes_png,
+    supported_vs_r_png,
+    driver_distance_png,
+    model: str,
     cfg: dict,
-    out: dict,
-    linear="elasticnet",
-    egenes_path=None,
+    linear: str = "elasticnet",
 ):
-    """Rule `figures_model`: the per-model figures (out: name → .png path)."""
+    """Rule `figures_model`: the figures of one model (each `*_png` path gets a PDF beside it)
+    from the `performance` table, its `ism` scores, the `eqtl` scan (significance from
+    `egenes`), its `concordance` and `drivers` tables; compared with the `linear` predictor."""
     from hapexp.verdict.concordance import mark_significant, read_egenes
 
     cfg = with_defaults("concordance", cfg)
     fdr = float(cfg["fdr"])
-    perf = pd.read_csv(perf_path, sep="\t", dtype={"gene_id": str})
-    ism = pd.read_parquet(ism_path)
-    eqtl = mark_significant(
-        pd.read_parquet(eqtl_path, columns=["phenotype_id", "variant_id", "slope", "pval_nominal"]),
+    perf = pd.read_csv(performance, sep="\t", dtype={"gene_id": str})
+    scores = pd.read_parquet(ism)
+    pairs = mark_significant(
+        pd.read_parquet(eqtl, columns=["phenotype_id", "variant_id", "slope", "pval_nominal"]),
         fdr,
         cfg["eqtl_significance"],
-        read_egenes(egenes_path) if egenes_path else None,
+        read_egenes(egenes) if egenes else None,
     )
-    conc = pd.read_csv(conc_path, sep="\t", dtype={"gene_id": str})
-    drivers = pd.read_csv(drivers_path, sep="\t", dtype={"gene_id": str})
-    merged = ism.merge(
-        eqtl.rename(columns={"phenotype_id": "gene_id"})[["gene_id", "variant_id", "slope", "significant"]],
+    conc = pd.read_csv(concordance, sep="\t", dtype={"gene_id": str})
+    driver_table = pd.read_csv(drivers, sep="\t", dtype={"gene_id": str})
+    merged = scores.merge(
+        pairs.rename(columns={"phenotype_id": "gene_id"})[["gene_id", "variant_id", "slope", "significant"]],
         on=["gene_id", "variant_id"],
     )
-    deep_vs_linear(perf, model, linear, fdr, out["deep_vs_linear"])
+    deep_vs_linear(perf, model, linear, fdr, deep_vs_linear_png)
     ism_vs_eqtl(
-        merged,
-        model,
-        pick_genes(conc, list(cfg["genes_to_plot"])),
-        out["ism_vs_eqtl"],
-        out["ism_vs_eqtl_genes"],
+        merged, model, pick_genes(conc, list(cfg["genes_to_plot"])), ism_vs_eqtl_png, ism_vs_eqtl_genes_png
     )
-    supported_vs_r(conc, perf, model, out["supported_vs_r"])
-    driver_distance(drivers, model, out["driver_distance"])
+    supported_vs_r(conc, perf, model, supported_vs_r_png)
+    driver_distance(driver_table, model, driver_distance_png)
 
 
 def run_figures_cohort(
-    perf_path,
-    raw_expression_path,
-    raw_format,
-    references: dict,
-    ism_paths: dict,
+    performance,
+    prepared,
+    raw,
+    references,
+    ism,
+    r_hist_png,
+    cross_gene_png,
+    ism_models_png,
+    models: list[str],
+    raw_format: str,
+    is_level: bool,
     cfg: dict,
-    out: dict,
-    prepared_path=None,
-    is_level: bool = False,
 ):
-    """Rule `figures_cohort`: r histograms, cross-gene scatter, ISM agreement between models.
+    """Rule `figures_cohort`: r histograms, cross-gene scatter, ISM agreement between models
+    (each `*_png` path gets a PDF beside it), from the `performance` table, each of `models`'
+    `references` (reference-genome values) and `ism` scores.
 
-    `raw_expression_path`: the expression-level matrix when the cohort has one
-    (`is_level`; restricted to the analysed people of `prepared_path` as in rule
-    performance), else the expression input."""
+    `raw`: the expression-level matrix when the cohort has one (`is_level`; restricted to
+    the analysed people of `prepared` as in rule performance), else the expression input."""
     from hapexp.inputs.formats import read_expression, strip_version
     from hapexp.io import read_matrix
     from hapexp.verdict.cross_gene import level_columns, mean_expression
 
-    samples = list(read_matrix(prepared_path).columns) if prepared_path else None
-
     fdr = float(with_defaults("concordance", cfg)["fdr"])
-    perf = pd.read_csv(perf_path, sep="\t", dtype={"gene_id": str})
-    r_histograms(perf, fdr, out["r_hist"])
-    raw = read_expression(raw_expression_path, raw_format)
-    if is_level and samples:
-        raw = level_columns(raw, samples)
-    raw.index = strip_version(raw.index)
-    mean, scale = mean_expression(raw)
+    perf = pd.read_csv(performance, sep="\t", dtype={"gene_id": str})
+    r_histograms(perf, fdr, r_hist_png)
+    levels = read_expression(raw, raw_format)
+    if is_level:
+        levels = level_columns(levels, list(read_matrix(prepared).columns))
+    levels.index = strip_version(levels.index)
+    mean, scale = mean_expression(levels)
     refs = {}
-    for name, p in references.items():
+    for name, p in zip(models, references, strict=True):
         ref = pd.read_csv(p, sep="\t", dtype={"gene_id": str}).set_index("gene_id")["value"]
         ref.index = strip_version(ref.index)
         refs[name] = ref
-    cross_gene(refs, mean, scale, out["cross_gene"])
-    ism_models({name: pd.read_parquet(p) for name, p in ism_paths.items()}, out["ism_models"])
+    cross_gene(refs, mean, scale, cross_gene_png)
+    ism_models({name: pd.read_parquet(p) for name, p in zip(models, ism, strict=True)}, ism_models_png)

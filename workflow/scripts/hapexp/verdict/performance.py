@@ -221,89 +221,97 @@ def add_shared_set(perf: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_performance(
-    prepared_path,
-    raw_expression_path,
+    prepared,
+    raw,
+    matrices,
+    references,
+    performance,
+    cross_gene,
+    models: list[str],
     raw_format: str,
-    matrices: dict,
-    references: dict,
-    out_performance,
-    out_cross_gene,
-    oof_path=None,
-    predictdb_path=None,
-    vcf_path=None,
+    residualize: bool,
+    covariates=None,
+    genes=None,
+    oof=None,
+    precision=(),
+    level=None,
+    level_format: str | None = None,
+    predictdb=None,
+    bcf=None,
     legacy: dict | None = None,
-    genes_path=None,
-    covariates_path=None,
-    residualize: bool = True,
     floors: dict | None = None,
-    level_path=None,
-    level_format: str = "auto",
     policies: dict | None = None,
-    precision_paths=(),
 ) -> pd.DataFrame:
-    """Rule `performance`: every predictor against the same prepared expression, on the
-    same individuals, residualized on the same covariates (module doc).
+    """Rule `performance`: every predictor against the same `prepared` expression, on the
+    same individuals, residualized on the same `covariates` (module doc); writes the per-gene
+    table (`performance`) and the `cross_gene` table.
 
-    `floors`: predictor → relative resolution (deep models: from their precision, None
-    for `auto`, resolved from the predict jobs' precision tables `precision_paths`; linear
-    predictors default to float64's). `level_path`: optional un-residualized expression
-    matrix for the cross-gene correlation (else the expression input)."""
+    `matrices`, `references`: each model's genes × people predictions and reference-genome
+    values, in the order of `models`; `oof`: the elastic net's out-of-fold predictions;
+    `predictdb` (+ the normalized `bcf`): an external PredictDB db as one more predictor;
+    `floors`: predictor → relative resolution (deep models: from their precision, None for
+    `auto`, resolved from the predict jobs' `precision` tables; linear predictors default to
+    float64's); `legacy` (+ `genes`, `bcf`): Sasse et al.'s null; `level`: an
+    un-residualized expression matrix for the cross-gene correlation (else `raw`, the
+    expression input)."""
     from hapexp.inputs.formats import read_expression, strip_version
     from hapexp.io import read_matrix, write_tsv
     from hapexp.linear.predictdb import predictdb_predict, read_predictdb_weights
-    from hapexp.verdict.cross_gene import cross_gene, level_columns
+    from hapexp.verdict.cross_gene import cross_gene as cross_gene_table
+    from hapexp.verdict.cross_gene import level_columns
     from hapexp.verdict.legacy_null import legacy_columns
 
-    floors = resolve_floors(floors, precision_paths)
+    floors = resolve_floors(floors, precision)
 
-    expression = read_matrix(prepared_path)
-    covariates = read_matrix(covariates_path, index_col="id") if covariates_path else None
-    predictions = {name: read_matrix(p) for name, p in matrices.items()}
+    expression = read_matrix(prepared)
+    cov = read_matrix(covariates, index_col="id") if covariates else None
+    predictions = {name: read_matrix(p) for name, p in zip(models, matrices, strict=True)}
     floors = dict(floors or {})
-    if oof_path:
-        predictions["elasticnet"] = read_matrix(oof_path)
+    if oof:
+        predictions["elasticnet"] = read_matrix(oof)
         floors.setdefault("elasticnet", LINEAR_FLOOR)
-    if predictdb_path:
-        weights = read_predictdb_weights(predictdb_path)
+    if predictdb:
+        weights = read_predictdb_weights(predictdb)
         predictions["predictdb"] = predictdb_predict(
-            weights, vcf_path, list(expression.columns), list(expression.index)
+            weights, bcf, list(expression.columns), list(expression.index)
         )
         floors.setdefault("predictdb", LINEAR_FLOOR)
         log.info("predictdb: predictions for %d genes", len(predictions["predictdb"]))
-    perf = cross_individual(expression, predictions, covariates, floors=floors, residualize=residualize)
+    perf = cross_individual(expression, predictions, cov, floors=floors, residualize=residualize)
     log.info(
         "predictions %s on %d covariates; %d genes in the shared gene set",
         "residualized" if residualize else "NOT residualized (raw correlation, dof n - 2)",
-        0 if covariates is None else covariates.shape[0],
+        0 if cov is None else cov.shape[0],
         len(shared_genes(perf)),
     )
     if legacy and legacy.get("enabled"):
-        genes = pd.read_csv(genes_path, sep="\t", dtype={"gene_id": str, "chrom": str})
+        table = pd.read_csv(genes, sep="\t", dtype={"gene_id": str, "chrom": str})
         perf = legacy_columns(
             perf,
             expression,
-            genes,
+            table,
             legacy["windows"],
-            vcf_path,
+            bcf,
             int(legacy["draws"]),
             int(legacy["seed"]),
-            covariates=covariates if residualize else None,
+            covariates=cov if residualize else None,
             policies=policies,
         )
-    write_tsv(perf, out_performance)
+    write_tsv(perf, performance)
 
-    if level_path:
-        raw = level_columns(read_expression(level_path, level_format), list(expression.columns))
-        source = f"expression_level ({level_path})"
+    if level:
+        levels = level_columns(read_expression(level, level_format), list(expression.columns))
+        source = f"expression_level ({level})"
     else:
-        raw, source = read_expression(raw_expression_path, raw_format), f"expression ({raw_expression_path})"
-    raw.index = strip_version(raw.index)
+        levels, source = read_expression(raw, raw_format), f"expression ({raw})"
+    levels.index = strip_version(levels.index)
     refs = {}
-    for name, p in references.items():
+    for name, p in zip(models, references, strict=True):
         ref = pd.read_csv(p, sep="\t", dtype={"gene_id": str}).set_index("gene_id")["value"]
         ref.index = strip_version(ref.index)
         refs[name] = ref
-    write_tsv(cross_gene(raw, refs, source), out_cross_gene)
+    write_tsv(cross_gene_table(levels, refs, source), cross_gene)
+    log.info("performance: %d gene × predictor rows", len(perf))
     return perf
 
 

@@ -204,53 +204,48 @@ def concordance_markdown(table: pd.DataFrame, starts: dict[str, str | None]) -> 
     return lines + [""]
 
 
-def run_split_verdict(inputs: dict, models: list[str], params: dict, out: dict, threads: int = 1):
-    """Rule `split_verdict`: the elastic net on the training people, then every predictor on
-    the test people; writes the per-gene table, the summary and the elastic net's predictions.
-    `params`: the rule's `verdict` (the validated config's elasticnet, models and variants
-    blocks, the models' floors, performance.residualize_predictions); `threads`: BLAS threads."""
+def run_split_verdict(prepared, covariates, individuals, genes_split, genes, vcf, matrices, heads, precision,
+                      performance, verdict, elasticnet, models: list[str], head_names: list[str], cfg: dict,
+                      threads: int = 1):  # fmt: skip
+    """Rule `split_verdict`: the elastic net on the training people (`individuals`), then every
+    predictor (the `matrices` of `models`, the `heads` named `head_names`, that elastic net)
+    on the test people, with the genes labelled by `genes_split`; writes the per-gene
+    `performance` table, the `verdict` summary and the `elasticnet`'s predictions. `cfg`: the
+    validated config's elasticnet, models and variants blocks, the models' floors (None:
+    resolved from the predict jobs' `precision` tables) and performance's
+    residualize_predictions; `threads`: BLAS threads."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=max(1, int(threads))):
-        return _split_verdict(inputs, models, params, out)
-
-
-def _split_verdict(inputs: dict, models: list[str], params: dict, out: dict):
     from hapexp.io import read_matrix, write_matrix, write_tsv
     from hapexp.training.splits import read_splits
     from hapexp.variants.genotypes import cis_dosages
     from hapexp.variants.windows import resolve_window
 
-    expr = read_matrix(inputs["prepared"])
-    cov = read_matrix(inputs["covariates"], index_col="id")
-    people, _ = read_splits(inputs["individuals"], inputs["genes_split"])
-    gene_split = pd.read_csv(inputs["genes_split"], sep="\t", dtype={"gene_id": str, "chrom": str})
-    genes = pd.read_csv(inputs["genes"], sep="\t", dtype={"gene_id": str, "chrom": str})
-    genes = genes[genes["gene_id"].isin(gene_split["gene_id"])]
-    en = params["elasticnet"]
-    window = resolve_window(en["window"], params["models"])
-    dosages, genes = cis_dosages(
-        inputs["vcf"],
-        genes,
-        window,
-        list(expr.columns),
-        en["maf"],
-        params["policies"],
-        en["predictdb_exclusions"],
-    )
-    linear = elasticnet_on_training_people(
-        dosages, genes, expr, people["train"], alpha=en["alpha"], inner_folds=en["inner_folds"],
-        seed=en["seed"], thresh=en["thresh"],
-    )  # fmt: skip
-    preds = {m: read_matrix(p) for m, p in zip(models, inputs["matrices"], strict=True)}
-    preds.update({name: read_matrix(p) for name, p in inputs.get("heads", {}).items()})
-    preds[ELASTICNET] = linear
-    # precision auto: its floor is the precision its predict jobs used (their tables)
-    floors = resolve_floors(params["floors"], inputs.get("precision", []))
-    perf = split_performance(expr, preds, people, gene_split, cov, floors, params["residualize"])
+    expr = read_matrix(prepared)
+    cov = read_matrix(covariates, index_col="id")
+    people, _ = read_splits(individuals, genes_split)
+    gene_split = pd.read_csv(genes_split, sep="\t", dtype={"gene_id": str, "chrom": str})
+    table = pd.read_csv(genes, sep="\t", dtype={"gene_id": str, "chrom": str})
+    table = table[table["gene_id"].isin(gene_split["gene_id"])]
+    en = cfg["elasticnet"]
+    window = resolve_window(en["window"], cfg["models"])
+    with threadpool_limits(limits=max(1, int(threads))):
+        dosages, table = cis_dosages(
+            vcf, table, window, list(expr.columns), en["maf"], cfg["policies"], en["predictdb_exclusions"]
+        )
+        linear = elasticnet_on_training_people(
+            dosages, table, expr, people["train"], alpha=en["alpha"], inner_folds=en["inner_folds"],
+            seed=en["seed"], thresh=en["thresh"],
+        )  # fmt: skip
+        preds = {m: read_matrix(p) for m, p in zip(models, matrices, strict=True)}
+        preds.update({name: read_matrix(p) for name, p in zip(head_names, heads, strict=True)})
+        preds[ELASTICNET] = linear
+        # precision auto: its floor is the precision its predict jobs used (their tables)
+        floors = resolve_floors(cfg["floors"], list(precision))
+        perf = split_performance(expr, preds, people, gene_split, cov, floors, cfg["residualize"])
     summary = summarize_splits(perf)
-    write_matrix(linear, out["elasticnet"])
-    write_tsv(perf, out["performance"])
-    write_tsv(summary, out["verdict"])
+    write_matrix(linear, elasticnet)
+    write_tsv(perf, performance)
+    write_tsv(summary, verdict)
     log.info("verdict on the splits:\n%s", summary.to_string())
     return perf, summary

@@ -352,54 +352,58 @@ def summary_context(
 
 
 def run_summary(
-    perf_path,
-    cross_gene_path,
-    concordance_paths: dict,
-    deep_models: list[str],
+    performance,
+    cross_gene,
+    concordance,
+    validation,
+    egenes,
+    covariates,
+    prepared,
+    precision,
+    split_verdict,
+    individuals,
+    genes_split,
+    tsv,
+    md,
+    models: list[str],
     cohort: str,
     fdr: float,
-    out_tsv,
-    out_md,
-    context_params: dict,
-    context_paths: dict,
-    precision_path=None,
-    split_paths=None,
-    finetuned: dict | None = None,
-    finetune_init: dict | None = None,
+    context: dict,
+    finetuned: dict,
+    finetune_init: dict,
 ):
-    """Rule `summary`: summary.tsv and summary.md for one cohort (with the precision
-    budget's section when `precision_path`, results/{cohort}/precision.tsv, is given, and
-    the verdict on the splits with `split_paths` = (splits/verdict.tsv, splits/individuals.tsv,
-    splits/genes.tsv)). `context_params`, `context_paths`: what summary.md states besides the
-    numbers (`summary_context`); `finetuned`: fine-tuned model → the cohort it was trained on,
-    `finetune_init`: → the model it started from (the ISM/eQTL concordance before and after)."""
+    """Rule `summary`: summary.tsv (`tsv`) and summary.md (`md`) for one cohort, from its
+    `performance` and `cross_gene` tables and each of `models`' `concordance` table; with
+    the precision budget (`precision`), the verdict on the splits (`split_verdict`,
+    `individuals`, `genes_split`) and what summary.md states besides the numbers
+    (`summary_context`: `context` params, `validation`, `egenes`, `covariates`, `prepared`).
+    `finetuned`: fine-tuned model → the cohort it was trained on, `finetune_init`: → the
+    model it started from (the ISM/eQTL concordance before and after)."""
+    from hapexp.engine.precision import read, summary_lines
     from hapexp.io import atomic_output, write_tsv
+    from hapexp.training.splits import read_splits
+    from hapexp.verdict.split_verdict import concordance_before_after, concordance_markdown, markdown
 
-    context = summary_context(context_params, **context_paths)
-    trained = [m for m, c in (finetuned or {}).items() if c == cohort]
-    finetune_starts = {m: (finetune_init or {}).get(m) for m in trained}
-    perf = pd.read_csv(perf_path, sep="\t", dtype={"gene_id": str})
-    cg = pd.read_csv(cross_gene_path, sep="\t")
-    conc = {m: pd.read_csv(p, sep="\t", dtype={"gene_id": str}) for m, p in concordance_paths.items()}
-    summary = build_summary(perf, cg, conc, deep_models, fdr)
-    write_tsv(summary, out_tsv)
-    md = render_markdown(summary, cohort, fdr, context)
-    if precision_path is not None:
-        from hapexp.engine.precision import read, summary_lines
-
-        lines = summary_lines(read([precision_path]))
-        md = md.rstrip("\n") + "\n\n## Precision budget (precision.tsv)\n\n" + "\n".join(lines) + "\n"
-    if split_paths is not None:
-        from hapexp.training.splits import read_splits
-        from hapexp.verdict.split_verdict import concordance_before_after, concordance_markdown, markdown
-
-        verdict = pd.read_csv(split_paths[0], sep="\t")
-        people, gene_split = read_splits(split_paths[1], split_paths[2])
-        md = md.rstrip("\n") + "\n\n" + "\n".join(markdown(verdict, people, trained))
-        if finetune_starts:
-            table = concordance_before_after(conc, finetune_starts, gene_split)
-            md = md.rstrip("\n") + "\n\n" + "\n".join(concordance_markdown(table, finetune_starts))
-    with atomic_output(out_md) as tmp:
-        tmp.write_text(md)
+    ctx = summary_context(context, validation, egenes, covariates, prepared)
+    trained = [m for m, c in finetuned.items() if c == cohort]
+    finetune_starts = {m: finetune_init.get(m) for m in trained}
+    perf = pd.read_csv(performance, sep="\t", dtype={"gene_id": str})
+    cg = pd.read_csv(cross_gene, sep="\t")
+    conc = {
+        m: pd.read_csv(p, sep="\t", dtype={"gene_id": str}) for m, p in zip(models, concordance, strict=True)
+    }
+    summary = build_summary(perf, cg, conc, models, fdr)
+    write_tsv(summary, tsv)
+    text = render_markdown(summary, cohort, fdr, ctx)
+    lines = summary_lines(read([precision]))
+    text = text.rstrip("\n") + "\n\n## Precision budget (precision.tsv)\n\n" + "\n".join(lines) + "\n"
+    verdict = pd.read_csv(split_verdict, sep="\t")
+    people, gene_split = read_splits(individuals, genes_split)
+    text = text.rstrip("\n") + "\n\n" + "\n".join(markdown(verdict, people, trained))
+    if finetune_starts:
+        table = concordance_before_after(conc, finetune_starts, gene_split)
+        text = text.rstrip("\n") + "\n\n" + "\n".join(concordance_markdown(table, finetune_starts))
+    with atomic_output(md) as tmp:
+        tmp.write_text(text)
     log.info("summary:\n%s", summary.to_string())
     return summary
