@@ -6,7 +6,6 @@ import copy
 import sys
 from pathlib import Path
 
-import pandas as pd
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))

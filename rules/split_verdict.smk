@@ -2,8 +2,6 @@
 # fitted on the training people only (hapexp.verdict.split_verdict.run_split_verdict).
 
 
-# Every predictor on the test people (hapexp.verdict.split_verdict): training vs held-out
-# genes, beside an elastic net fitted on the training people only.
 rule split_verdict:
     input:
         "results/{cohort}/variants/normalized.bcf.csi",  # the BCF's index (bcftools reads it)

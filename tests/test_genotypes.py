@@ -11,7 +11,7 @@ import pysam
 import pytest
 
 from hapexp.errors import InputError
-from hapexp.variants.genotypes import chunk_dosages, read_dosages
+from hapexp.variants.genotypes import chunk_dosages, read_dosages, span_dosages
 from hapexp.variants.windows import gene_window, merge_regions, resolve_window
 
 SAMPLES = ["A", "B", "C", "D"]
@@ -252,6 +252,10 @@ def test_reader_as_the_per_gene_lookups(adversarial, regions):
     assert list(got.index) == list(want.index)
     assert list(got.columns) == samples
     np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+    if len(regions) == 1:  # what those callers call: span_dosages
+        span = span_dosages(adversarial, *regions[0], samples)
+        assert list(span.index) == list(want.index)
+        np.testing.assert_array_equal(span.to_numpy(), want.to_numpy())
 
 
 @pytest.mark.parametrize("maf", [0.0, 0.2])

@@ -22,9 +22,9 @@ import pytest
 from hapexp.errors import InputError
 from hapexp.sequences.haplotypes import build_index
 from hapexp.sequences.index import HaplotypeIndex
-from hapexp.sequences.windows import revcomp
 from hapexp.variants.normalize import normalize
 from hapexp.variants.windows import window_bounds
+from tests.independent import revcomp
 from tests.test_windows_chain import bcftools_haplotype, expected_window, map_tss
 
 ADV = Path(__file__).parent / "data" / "adversarial"

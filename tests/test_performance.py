@@ -11,7 +11,7 @@ from statsmodels.stats.multitest import multipletests
 
 from hapexp.engine.precision import relative_resolution
 from hapexp.linear.predictdb import predictdb_predict, read_predictdb_weights
-from hapexp.variants.genotypes import read_dosages
+from hapexp.variants.genotypes import span_dosages
 from hapexp.verdict import performance as perf
 from hapexp.verdict.cross_gene import cross_gene, level_columns
 from hapexp.verdict.legacy_null import legacy_random_weights_null
@@ -101,8 +101,7 @@ def test_read_dosages_and_predictdb(tmp_path):
     vcf, samples = _write_vcf(tmp_path)
 
     def span(start0, end0):  # the per-gene look-up of predictdb_predict
-        kw = dict(missing="nan", overlap="record", symbolic=True, duplicates="keep")
-        return read_dosages(vcf, [("chr1", start0, end0)], samples, None, **kw).frame()
+        return span_dosages(vcf, "chr1", start0, end0, samples)
 
     dos = span(99, 300)  # 0-based [99, 300): 1-based 100..300
     assert list(dos.index) == ["chr1_100_A_G", "chr1_200_C_T", "chr1_300_G_A"]

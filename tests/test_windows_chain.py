@@ -28,8 +28,8 @@ import pytest
 
 from hapexp.sequences.haplotypes import build_index
 from hapexp.sequences.index import HaplotypeIndex
-from hapexp.sequences.windows import revcomp
 from hapexp.variants.normalize import normalize
+from tests.independent import revcomp
 
 pytestmark = pytest.mark.skipif(shutil.which("bcftools") is None, reason="bcftools not installed")
 BASES = list("ACGT")

@@ -1,7 +1,7 @@
 """The simulated demo cohort with a known answer.
 
-In the order the simulation runs: `genome` (reference + msprime variants), `genes` (TSS
+In the order the simulation runs: `genome` (reference + msprime variants), `layout` (TSS
 placement, h2, exons), `design` (motif planting, causal variants, ISM check),
-`expression` (genetic value + noise, covariates, hidden factors), `writers` (files);
+`phenotype` (genetic value + noise, covariates, hidden factors), `writers` (files);
 `readout` is the oracle read-out of personal windows they share; `simulate` runs them.
 """

@@ -36,7 +36,7 @@ MAX_SNV_SIDE_EFFECT = 0.01  # |ISM| allowed for a non-causal SNV (near-match lea
 
 def common_snv_counter(genome: Genome):
     """`n_common(chrom, tss0)`: the common SNVs (MAF >= MIN_CAUSAL_MAF) close enough to a
-    TSS for a causal design (within CAUSAL_RANGE - 100 bp), for `genes.place_genes`."""
+    TSS for a causal design (within CAUSAL_RANGE - 100 bp), for `layout.place_genes`."""
     common = {
         c: np.array([v.pos0 for v in genome.variants[c] if v.kind == "snv" and v.maf() >= MIN_CAUSAL_MAF])
         for c in genome.variants

@@ -87,7 +87,7 @@ def check_causal_concordance(
     return fails
 
 
-def check_null_model(summary: pd.DataFrame, summary_md: str, predictor: str, fdr: float = 0.05) -> list[str]:
+def check_null_model(summary: pd.DataFrame, summary_md: str, predictor: str) -> list[str]:
     """An untrained model (`predictor`, the demo config's): mean r near 0 (shared
     gene set) and summary.md says it is no better than chance."""
     if "gene_set" in summary:

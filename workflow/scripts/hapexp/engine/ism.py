@@ -30,6 +30,7 @@ import pandas as pd
 from hapexp.config.schema import with_defaults
 from hapexp.engine.audit import audit_ism
 from hapexp.engine.precision import empty_table, relative_resolution, requested, unresolved
+from hapexp.variants.policy import minor_allele_frequency
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +100,9 @@ def strand_tss_distance(pos, tss: int, strand: str) -> np.ndarray:
     return (pos - tss) if strand == "+" else (tss - pos)
 
 
-def maf_of(af) -> np.ndarray:
-    af = np.asarray(af, dtype=float)
-    return np.minimum(af, 1.0 - af)
-
-
 def select_variants(variants: pd.DataFrame, maf: float, indels: bool) -> pd.DataFrame:
     """Variants to score: minor-allele frequency >= maf; SNVs only unless `indels`."""
-    keep = maf_of(variants["af"]) >= maf
+    keep = minor_allele_frequency(variants["af"]) >= maf
     if not indels:
         keep &= variants["is_snv"].astype(bool).to_numpy()
     return variants[keep]
@@ -143,12 +139,13 @@ def gene_values(index, gene, readout: ReadoutFn, window: int, rc_minus: bool = T
     kw = {"antisense": True} if anti else {}
     ref_ex = None
     if exons is not None:
+        from hapexp.sequences.windows import orient_intervals
         from hapexp.variants.windows import window_bounds
 
         w0, _ = window_bounds(int(gene["tss"]), strand, window)
-        ref_ex = np.asarray(exons, dtype=np.int64).reshape(-1, 2) - w0
-        if rc_minus and strand == "-":
-            ref_ex = np.stack([window - ref_ex[:, 1], window - ref_ex[:, 0]], 1)
+        ref_ex = orient_intervals(
+            np.asarray(exons, dtype=np.int64).reshape(-1, 2) - w0, window, rc_minus and strand == "-"
+        )
     alt_values = []
     ref_value = None
     block_n = max(1, min(BLOCK, BLOCK_BYTES // window))
@@ -191,30 +188,6 @@ def scores_frame(
             "score": _scores(alt, ref, log2_ratio, floor),
         }
     )
-
-
-def score_gene(
-    index,
-    gene: pd.Series | dict,
-    readout: ReadoutFn,
-    window: int,
-    rc_minus: bool = True,
-    maf: float = 0.01,
-    indels: bool = False,
-    log2_ratio: bool = False,
-    floor: float = 0.0,
-    exons: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """ISM scores of one gene's variants (columns ISM_COLUMNS); empty when none pass.
-
-    `floor`: relative difference at or below which a score is NaN (unresolved).
-    `exons` (reference [start0, end0) rows; read-outs over exons): followed onto each
-    single-variant window, so an indel shifts the exons downstream of it.
-    """
-    raw = gene_values(index, gene, readout, window, rc_minus, maf, indels)
-    if raw is None:
-        return pd.DataFrame(columns=ISM_COLUMNS)
-    return scores_frame(gene, raw[0], raw[1], raw[2], log2_ratio, floor)
 
 
 def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict, audit_cfg: dict | None = None,

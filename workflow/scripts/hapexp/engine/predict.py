@@ -20,7 +20,7 @@ from hapexp.engine.audit import audit_predict
 from hapexp.engine.batches import Progress, work_items
 from hapexp.engine.predictor import Predictor
 from hapexp.engine.prefetch import prefetch
-from hapexp.engine.readout import REFERENCE_SAMPLE, exon_counts, transform
+from hapexp.engine.readout import EXON_STAT_COLUMNS, REFERENCE_SAMPLE, exon_counts, transform
 
 log = logging.getLogger(__name__)
 
@@ -236,15 +236,6 @@ def run_predict(index, exons, table, tracks, precision, exon_stats, spec: dict, 
     write_tsv(budget, precision)
     write_parquet(tidy, table)
     save_all_tracks(all_tracks, tracks)
-    cols = [
-        "gene_id",
-        "exons",
-        "exons_in_window",
-        "exons_clipped",
-        "exons_dropped",
-        "exons_deleted",
-        "exon_bins",
-    ]
-    write_tsv(pd.DataFrame(predictor.exon_stats, columns=cols), exon_stats)
+    write_tsv(pd.DataFrame(predictor.exon_stats, columns=EXON_STAT_COLUMNS), exon_stats)
     log.info("wrote %d rows to %s", len(tidy), table)
     return tidy, budget

@@ -63,6 +63,18 @@ def exon_weights(rows_intervals, crop: int, bin_size: int, n_out_bins: int, how:
     return w
 
 
+# predict's per-gene exon statistics ({chunk}.exons.tsv): the gene, then exon_counts' keys.
+EXON_STAT_COLUMNS = [
+    "gene_id",
+    "exons",
+    "exons_in_window",
+    "exons_clipped",
+    "exons_dropped",
+    "exons_deleted",
+    "exon_bins",
+]
+
+
 def exon_counts(intervals, crop: int, bin_size: int, n_out_bins: int) -> dict:
     """How many exons lie wholly inside, partly inside (clipped) and outside (dropped) the output span."""
     iv = np.asarray(intervals, dtype=np.int64).reshape(-1, 2) - crop

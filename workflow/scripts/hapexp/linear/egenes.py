@@ -21,8 +21,6 @@ from hapexp.linear.qvalue import qvalue
 
 log = logging.getLogger(__name__)
 
-EGENE_COLUMNS = ["qval", "pval_nominal_threshold", "is_egene"]
-
 
 def egenes(top: pd.DataFrame, fdr: float = 0.05) -> tuple[pd.DataFrame, dict]:
     """tensorQTL's `calculate_qvalues` on the per-gene permutation table: adds `qval`

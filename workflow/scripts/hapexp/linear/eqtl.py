@@ -42,6 +42,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from hapexp.linear.elasticnet import gene_rng
 from hapexp.stats import Residualizer, beta_approx_pval, pval_from_t
 
 log = logging.getLogger(__name__)
@@ -247,9 +248,7 @@ def scan_genes(
         )
         if permutations > 0 or permutation_ix is not None:
             if permutation_ix is None:
-                perm_ix = permutation_indices(
-                    n, permutations, np.random.default_rng([seed, _stable_hash(gid)])
-                )
+                perm_ix = permutation_indices(n, permutations, gene_rng(seed, gid))
             else:
                 perm_ix = np.asarray(permutation_ix)
             r2_perm = permutation_r2(pre["norm"][windows[j]], p_raw[j], res, perm_ix)
@@ -298,12 +297,6 @@ def _str_column(codes: np.ndarray, labels: np.ndarray):
         pa.array(codes, type=pa.int64()), pa.array(list(labels), pa.string())
     )
     return pd.array(arr.cast(pa.large_string()), dtype=_STR_DTYPE)
-
-
-def _stable_hash(s: str) -> int:
-    import zlib
-
-    return zlib.crc32(s.encode())
 
 
 def run_eqtl(prepared, covariates, vcf, chunk, nominal, top, window, models: dict, maf: float,

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from hapexp.io import atomic_output
-from hapexp.variants.genotypes import read_dosages
+from hapexp.variants.genotypes import span_dosages
 
 EXTRA_COLUMNS = [
     "gene",
@@ -172,7 +172,6 @@ def write_covariances(path, cov: pd.DataFrame, genes=None) -> None:
 def read_predictdb_weights(db_path) -> pd.DataFrame:
     """The `weights` table of a PredictDB sqlite db: gene, rsid, varID, ref_allele,
     eff_allele, weight. GTEx v6p models have no `varID` (None here: matched by rsid)."""
-    import sqlite3
 
     from hapexp.errors import InputError
 
@@ -269,10 +268,7 @@ def predictdb_predict(weights: pd.DataFrame, vcf_path, samples: list[str], genes
         # Every record overlapping the weights' span, missing calls NaN (imputed below); the
         # contig naming may differ (chr1 vs 1): then the other name.
         for c in (chrom, chrom[3:] if chrom.startswith("chr") else f"chr{chrom}"):
-            dos = read_dosages(
-                vcf_path, [(c, min(pos) - 1, max(pos))], samples, None,
-                missing="nan", overlap="record", symbolic=True, duplicates="keep",
-            ).frame()  # fmt: skip
+            dos = span_dosages(vcf_path, c, min(pos) - 1, max(pos), samples)
             if not dos.empty:
                 break
         lookup = {}

@@ -28,6 +28,8 @@ import math
 
 import numpy as np
 
+from hapexp.stats import bh_fdr
+
 log = logging.getLogger(__name__)
 
 LAMBDAS = np.round(np.arange(0.05, 0.951, 0.05), 10)  # R: seq(0.05, 0.95, 0.05)
@@ -199,11 +201,6 @@ def qvalue(p, pi0: float | None = None) -> tuple[np.ndarray, float, str]:
         pi0, method = pi0est(pv)
     else:
         method = "given"
-    m = pv.size
-    order = np.argsort(-pv, kind="mergesort")  # decreasing p
-    i = np.arange(m, 0, -1)
-    qs = pi0 * np.minimum(1.0, np.minimum.accumulate(pv[order] * m / i))
-    out = np.empty(m)
-    out[order] = qs
-    q[ok] = out
+    # R: pi0 * pmin(1, cummin(p[o] * m / i)) over decreasing p, i.e. pi0 × Benjamini-Hochberg
+    q[ok] = pi0 * bh_fdr(pv)
     return q, pi0, method

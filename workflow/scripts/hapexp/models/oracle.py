@@ -28,7 +28,6 @@ hyper-parameters + state_dict, and `load` reads it back with `weights_only=True`
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -195,8 +194,6 @@ class Oracle(nn.Module):
     def load(cls, path, map_location: str | torch.device = "cpu") -> Oracle:
         obj = torch.load(path, map_location=map_location, weights_only=True)
         if not isinstance(obj, dict) or obj.get("format") != "hapexp.oracle/1":
-            from hapexp.errors import InputError
-
             raise InputError(
                 path,
                 "not a hapexp oracle file (missing format tag 'hapexp.oracle/1')",
@@ -219,11 +216,6 @@ def one_hot(seqs) -> torch.Tensor:
     idx = torch.from_numpy(lut[arr])
     eye = torch.cat([torch.eye(4, dtype=torch.float64), torch.zeros(1, 4, dtype=torch.float64)])
     return eye[idx]
-
-
-def expected_step(weight: float, distance: float, length_scale: float = 600.0) -> float:
-    """Activity change of one motif gained at `distance` bp from a bin centre (for docs/tests)."""
-    return weight * math.exp(-abs(distance) / length_scale)
 
 
 def load_oracle(spec: dict) -> LoadedModel:

@@ -179,7 +179,7 @@ def optional_package(module: str, pip_name: str, spec: dict, why: str = ""):
         ) from e
 
 
-def probe(module: nn.Module, spec: dict, call, kind: str, tracks: pd.DataFrame | None = None) -> LoadedModel:
+def probe(module: nn.Module, spec: dict, call, kind: str) -> LoadedModel:
     """Run one all-N sequence to learn the output shape and check it against window/bin/crop."""
     window, bin_size, crop = int(spec["window"]), int(spec["bin_size"]), int(spec["crop"])
     device = spec.get("_device", torch.device("cpu"))
@@ -204,18 +204,17 @@ def probe(module: nn.Module, spec: dict, call, kind: str, tracks: pd.DataFrame |
             where=f"models.{spec.get('name')}",
         )
     names, ids = [f"track_{i}" for i in range(n_tracks)], None
-    if tracks is None and spec.get("targets"):
+    if spec.get("targets"):
         tab = load_targets(spec["targets"])
         if len(tab) == n_tracks:
             names, ids = tab["description"].astype(str).tolist(), tab["identifier"].astype(str).tolist()
-    elif tracks is not None:
-        names, ids = tracks["description"].tolist(), tracks["identifier"].tolist()
-    return LoadedModel(module, window, bin_size, crop, n_tracks, names, ids, kind, call, tracks)
+    return LoadedModel(module, window, bin_size, crop, n_tracks, names, ids, kind, call)
 
 
 def load_model(spec: dict, device="cpu") -> LoadedModel:
-    """Load the model of a resolved spec (hapexp.models.spec.model_spec) on `device`, in eval mode,
-    with its kind's loader (imported here: optional packages load only when used).
+    """Load the model of a resolved spec (hapexp.models.spec.model_spec), in eval mode, with
+    its kind's loader (imported here: optional packages load only when used); the loader
+    builds its device tensors on `device` (the Predictor moves the whole model there).
 
     Models of unknown output shape are probed with one all-N sequence on that device.
     """

@@ -24,8 +24,6 @@ import pandas as pd
 
 from hapexp.errors import InputError
 
-TRACK_COLUMNS = ["index", "identifier", "description", "assay", "strand", "strand_pair", "resolution"]
-
 # Assays whose expression read-out is the TSS signal (the read-out `exons` keeps the
 # TSS bins for them): CAGE and PRO-cap measure transcription starts, not coverage.
 TSS_ASSAYS = frozenset({"cage", "procap"})

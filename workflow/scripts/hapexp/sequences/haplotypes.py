@@ -22,7 +22,7 @@ import pandas as pd
 from hapexp.io import atomic_output, write_tsv
 from hapexp.variants.files import fasta_lengths, vcf_samples
 from hapexp.variants.genotypes import read_genotypes
-from hapexp.variants.policy import apply_policies
+from hapexp.variants.policy import apply_policies, format_counts
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def run_haplotypes(chunk, samples, bcf, fasta, index, stats, window: int, polici
     people = Path(samples).read_text().split()
     window = int(window)
     counts = build_index(bcf, fasta, genes, window, index, samples=people, policies=policies)
-    log.info("policies %s: %s", policies, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    log.info("policies %s: %s", policies, format_counts(counts))
     ratio = HaplotypeIndex.load(index).unique_ratio(window)
     for r in ratio.itertuples():
         log.info(

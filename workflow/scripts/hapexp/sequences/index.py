@@ -20,7 +20,7 @@ import pandas as pd
 from hapexp.sequences.coords import make_edit, map_intervals, personal_position, record_blocks
 from hapexp.sequences.plan import haplotype_edits, plan_region
 from hapexp.sequences.render import render
-from hapexp.sequences.windows import N, revcomp, tss_index
+from hapexp.sequences.windows import N, orient_intervals, revcomp, tss_index
 from hapexp.variants.windows import window_bounds
 
 
@@ -167,7 +167,7 @@ class HaplotypeIndex:
         def window(edits):
             t, _ = personal_position(edits, P["tss0"], a)
             w = map_intervals(edits, iv, a) - (t + P["start_off"])
-            return np.stack([length - w[:, 1], length - w[:, 0]], 1) if flip else w
+            return orient_intervals(w, length, flip)
 
         return [window(e) for e in P["per_hap"]], window([])
 
@@ -307,7 +307,7 @@ class HaplotypeIndex:
             out[i], t, _ = render(ref_region, plan, edit, None, tss0, w0 - tss0, length)
             if exons is not None:
                 w = map_intervals(edit, exons, a) - (t + w0 - tss0)
-                ex_out.append(np.stack([length - w[:, 1], length - w[:, 0]], 1) if flip else w)
+                ex_out.append(orient_intervals(w, length, flip))
         if flip:
             out = revcomp(out)
         return (out, ex_out) if exons is not None else out

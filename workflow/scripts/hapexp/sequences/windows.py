@@ -20,6 +20,12 @@ def revcomp(seq: np.ndarray) -> np.ndarray:
     return np.frombuffer(flipped.tobytes().translate(COMP_TABLE), dtype=np.uint8).reshape(seq.shape)
 
 
+def orient_intervals(iv: np.ndarray, length: int, flip: bool) -> np.ndarray:
+    """Intervals [start, end) of a window of `length` in the window's orientation: mirrored
+    onto the reverse complement when `flip` (a `−` gene read in gene orientation)."""
+    return np.stack([length - iv[:, 1], length - iv[:, 0]], 1) if flip else iv
+
+
 def tss_index(strand: str, length: int, rc_minus: bool) -> int:
     """0-based index of the TSS in a window of `length` (gene orientation when `rc_minus`)."""
     return length // 2 - 1 if (strand == "-" and not rc_minus) else length // 2

@@ -165,7 +165,7 @@ class Trainer:
             checkpoint_blocks(parts.blocks())
         torch.manual_seed(int(cfg["seed"]))
         self.n_trained = set_trainable(self.module, parts, cfg["trainable"], cfg["last_blocks"], cfg["lora"])
-        # The mse loss's calibration (a = softplus(raw_a) > 0, b): not part of the model.
+        # The mse loss's calibration (a = exp(calib[0]) > 0, b = calib[1]): not part of the model.
         self.calib = torch.zeros(2, device=device, requires_grad=True)
         params = [p for p in self.module.parameters() if p.requires_grad] + [self.calib]
         self.opt = torch.optim.AdamW(params, lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
@@ -180,7 +180,7 @@ class Trainer:
             total = total + float(w["mse"]) * ((scale * p + self.calib[1] - z) ** 2).mean()
         return total
 
-    def init_scale(self, source, z: pd.DataFrame, steps: list) -> float:
+    def init_scale(self, source, steps: list) -> float:
         """Start the calibration scale at 1 / (median spread of the predictions across people)
         over the first steps: a random model's differences between people are a few percent
         of its output, z's are 1; without it the model would have to grow its output
@@ -236,7 +236,7 @@ class Trainer:
                 log.info("resuming from %s: epoch %d, step %d", ck, pos["epoch"], pos["step"])
         if not resumed:
             first = epoch_steps(train_genes, people["train"], int(cfg["people_per_step"]), cfg["seed"], 0)
-            log.info("calibration scale starts at %.4g", self.init_scale(source, z, first))
+            log.info("calibration scale starts at %.4g", self.init_scale(source, first))
         if not people["validation"]:
             log.warning(
                 "no validation people (splits.validation_fraction 0): early stopping watches the training people"

@@ -36,6 +36,7 @@ import pandas as pd
 
 from hapexp.errors import InputError
 from hapexp.variants.files import vcf_contigs, vcf_samples
+from hapexp.variants.policy import filter_dosages, format_counts, minor_allele_frequency, predictdb_exclusions
 from hapexp.variants.scan import parse_gt_block, scan
 from hapexp.variants.windows import gene_window, merge_regions
 
@@ -249,9 +250,7 @@ def filter_maf(d: Dosages, maf: float) -> Dosages:
     """Keep polymorphic variants with in-sample minor allele frequency >= `maf`."""
     if len(d) == 0:
         return d
-    af = d.af
-    m = np.minimum(af, 1 - af)
-    keep = (m >= maf) & (d.dosage.max(axis=1) > d.dosage.min(axis=1))
+    keep = (minor_allele_frequency(d.af) >= maf) & (d.dosage.max(axis=1) > d.dosage.min(axis=1))
     return d.take(np.flatnonzero(keep))
 
 
@@ -272,14 +271,23 @@ def chunk_dosages(
     return read_dosages(vcf, regions, samples, maf), genes
 
 
+def span_dosages(path, chrom: str, start0: int, end0: int, samples: list[str]) -> pd.DataFrame:
+    """The per-gene look-ups of the verdict and of PredictDB models: every record
+    overlapping `[start0, end0)` (0-based half-open; a deletion starting before it too, as
+    a pysam `fetch`), symbolic and duplicate records kept, no MAF filter, missing calls NaN.
+    Returns variants × samples, indexed by `variant_id` (`Dosages.frame`)."""
+    return read_dosages(
+        path, [(chrom, start0, end0)], samples, None,
+        missing="nan", overlap="record", symbolic=True, duplicates="keep",
+    ).frame()  # fmt: skip
+
+
 def cis_dosages(vcf, genes: pd.DataFrame, window, samples: list[str], maf: float, policies: dict,
                 predictdb: bool = False) -> tuple[Dosages, pd.DataFrame]:  # fmt: skip
     """What the linear models of a chunk use: every cis window (`window` resolved, see
     `hapexp.variants.windows.resolve_window`) read once (`chunk_dosages`), the run's one
     variant policy (as for the haplotypes and ISM), then with `predictdb` PredictDB's own
     exclusions (indels, strand-ambiguous SNPs). Returns (dosages, genes with start0/end0)."""
-    from hapexp.variants.policy import filter_dosages, format_counts, predictdb_exclusions
-
     dosages, genes = chunk_dosages(vcf, genes, window, samples, maf)
     dosages, counts = filter_dosages(dosages, policies)
     log.info("variant policy %s: %s", policies, format_counts(counts))

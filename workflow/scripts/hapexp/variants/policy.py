@@ -83,7 +83,7 @@ def apply_policies(variants, alleles, phased, ploidy, policies: dict, source, sa
 
     Records: `record_mask` (shared with the eQTL scan and the elastic net); genotypes:
     `missing` and `unphased`. Input: `hapexp.variants.genotypes.read_genotypes`' arrays.
-    Returns (variants [+ af, is_snv], carried bool [n_var, n_samples, 2], Counter).
+    Returns (variants [+ af], carried bool [n_var, n_samples, 2], Counter).
     """
     p = with_defaults("variants", policies)
     if (alleles > 1).any():
@@ -102,11 +102,10 @@ def apply_policies(variants, alleles, phased, ploidy, policies: dict, source, sa
     keep, counts = record_mask(variants["ref"], variants["alt"], af, p)
     ref = variants["ref"].str.upper()
     alt = variants["alt"].str.upper()
-    is_snv = ((ref.str.len() == 1) & (alt.str.len() == 1)).to_numpy()
     variants = variants[keep].reset_index(drop=True).copy()
     alleles, phased, ploidy, af = alleles[keep], phased[keep], ploidy[keep], af[keep]
     variants["ref"], variants["alt"] = ref[keep].to_numpy(), alt[keep].to_numpy()
-    variants["af"], variants["is_snv"] = af, is_snv[keep]
+    variants["af"] = af
 
     missing = alleles < 0
     counts["missing_alleles"] = int(missing.sum())

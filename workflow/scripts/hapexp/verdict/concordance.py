@@ -167,7 +167,7 @@ def gene_concordance(
     row["n_shared"] = len(merged)
     if len(merged):
         row["ism_eqtl_r"] = stats.pearson(merged["score"], merged["slope"], floor=FLOOR)
-        row["ism_eqtl_p"] = float(stats.r_pvalue(np.array([row["ism_eqtl_r"]]), np.array([len(merged)]))[0])
+        row["ism_eqtl_p"] = float(stats.r_pvalue(row["ism_eqtl_r"], len(merged)))
         sig = merged[merged["significant"]]
         row["n_sig_eqtl"] = len(sig)
         row["ism_eqtl_r_sig"] = stats.pearson(sig["score"], sig["slope"], floor=FLOOR)
@@ -292,7 +292,7 @@ def model_agreement(ism_by_model: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def vcf_dosage_fn(vcf_path, samples: list[str], ism: pd.DataFrame) -> DosageFn:
     """Dosage look-up per gene from the cohort's normalized BCF (window = the ISM variants' span)."""
-    from hapexp.variants.genotypes import read_dosages
+    from hapexp.variants.genotypes import span_dosages
 
     spans = ism.groupby("gene_id").agg(chrom=("chrom", "first"), lo=("pos", "min"), hi=("pos", "max"))
 
@@ -300,10 +300,7 @@ def vcf_dosage_fn(vcf_path, samples: list[str], ism: pd.DataFrame) -> DosageFn:
         s = spans.loc[gene_id]
         # 1-based inclusive [lo, hi] → 0-based half-open [lo - 1, hi); every record
         # overlapping it, missing calls NaN (gene_concordance imputes them).
-        return read_dosages(
-            vcf_path, [(str(s["chrom"]), int(s["lo"]) - 1, int(s["hi"]))], samples, None,
-            missing="nan", overlap="record", symbolic=True, duplicates="keep",
-        ).frame()  # fmt: skip
+        return span_dosages(vcf_path, str(s["chrom"]), int(s["lo"]) - 1, int(s["hi"]), samples)
 
     return fn
 

@@ -70,3 +70,29 @@ def cross_gene(
             }
         )
     return pd.DataFrame(rows)
+
+
+def expression_levels(path, fmt: str, samples: list[str] | None = None) -> pd.DataFrame:
+    """The expression levels the cross-gene correlation uses (genes × samples, Ensembl
+    versions stripped): the matrix at `path`, restricted to the analysed `samples` when it
+    is an expression-level matrix with columns of its own (`level_columns`)."""
+    from hapexp.inputs.formats import read_expression, strip_version
+
+    levels = read_expression(path, fmt)
+    if samples is not None:
+        levels = level_columns(levels, samples)
+    levels.index = strip_version(levels.index)
+    return levels
+
+
+def read_references(models: list[str], paths) -> dict[str, pd.Series]:
+    """Each model's reference-genome prediction per gene (predict/{model}.reference.tsv),
+    Ensembl versions stripped."""
+    from hapexp.inputs.formats import strip_version
+
+    refs = {}
+    for name, p in zip(models, paths, strict=True):
+        ref = pd.read_csv(p, sep="\t", dtype={"gene_id": str}).set_index("gene_id")["value"]
+        ref.index = strip_version(ref.index)
+        refs[name] = ref
+    return refs

@@ -365,22 +365,13 @@ def run_figures_cohort(
 
     `raw`: the expression-level matrix when the cohort has one (`is_level`; restricted to
     the analysed people of `prepared` as in rule performance), else the expression input."""
-    from hapexp.inputs.formats import read_expression, strip_version
     from hapexp.io import read_matrix
-    from hapexp.verdict.cross_gene import level_columns, mean_expression
+    from hapexp.verdict.cross_gene import expression_levels, mean_expression, read_references
 
     fdr = float(with_defaults("concordance", cfg)["fdr"])
     perf = pd.read_csv(performance, sep="\t", dtype={"gene_id": str})
     r_histograms(perf, fdr, r_hist_png)
-    levels = read_expression(raw, raw_format)
-    if is_level:
-        levels = level_columns(levels, list(read_matrix(prepared).columns))
-    levels.index = strip_version(levels.index)
+    levels = expression_levels(raw, raw_format, list(read_matrix(prepared).columns) if is_level else None)
     mean, scale = mean_expression(levels)
-    refs = {}
-    for name, p in zip(models, references, strict=True):
-        ref = pd.read_csv(p, sep="\t", dtype={"gene_id": str}).set_index("gene_id")["value"]
-        ref.index = strip_version(ref.index)
-        refs[name] = ref
-    cross_gene(refs, mean, scale, cross_gene_png)
+    cross_gene(read_references(models, references), mean, scale, cross_gene_png)
     ism_models({name: pd.read_parquet(p) for name, p in zip(models, ism, strict=True)}, ism_models_png)

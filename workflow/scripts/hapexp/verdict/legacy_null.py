@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from hapexp.stats import covariate_design, residualize, rowwise_pearson
-from hapexp.variants.genotypes import read_dosages
+from hapexp.variants.genotypes import span_dosages
 
 
 def legacy_random_weights_null(
@@ -90,10 +90,7 @@ def legacy_columns(
             info = g.loc[row["gene_id"]]
             tss0 = int(info["tss"]) - 1
             # every record overlapping the window, missing calls NaN (dropped below)
-            dos = read_dosages(
-                vcf_path, [(str(info["chrom"]), tss0 - L // 2, tss0 + L // 2)], samples, None,
-                missing="nan", overlap="record", symbolic=True, duplicates="keep",
-            ).frame()  # fmt: skip
+            dos = span_dosages(vcf_path, str(info["chrom"]), tss0 - L // 2, tss0 + L // 2, samples)
             dos = dos[dos.notna().all(axis=1)]
             alleles = [v.split("_")[-2:] for v in dos.index]
             keep, _ = record_mask(

@@ -254,11 +254,10 @@ def run_performance(
     float64's); `legacy` (+ `genes`, `bcf`): Sasse et al.'s null; `level`: an
     un-residualized expression matrix for the cross-gene correlation (else `raw`, the
     expression input)."""
-    from hapexp.inputs.formats import read_expression, strip_version
     from hapexp.io import read_matrix, write_tsv
     from hapexp.linear.predictdb import predictdb_predict, read_predictdb_weights
     from hapexp.verdict.cross_gene import cross_gene as cross_gene_table
-    from hapexp.verdict.cross_gene import level_columns
+    from hapexp.verdict.cross_gene import expression_levels, read_references
     from hapexp.verdict.legacy_null import legacy_columns
 
     floors = resolve_floors(floors, precision)
@@ -300,17 +299,11 @@ def run_performance(
     write_tsv(perf, performance)
 
     if level:
-        levels = level_columns(read_expression(level, level_format), list(expression.columns))
+        levels = expression_levels(level, level_format, list(expression.columns))
         source = f"expression_level ({level})"
     else:
-        levels, source = read_expression(raw, raw_format), f"expression ({raw})"
-    levels.index = strip_version(levels.index)
-    refs = {}
-    for name, p in zip(models, references, strict=True):
-        ref = pd.read_csv(p, sep="\t", dtype={"gene_id": str}).set_index("gene_id")["value"]
-        ref.index = strip_version(ref.index)
-        refs[name] = ref
-    write_tsv(cross_gene_table(levels, refs, source), cross_gene)
+        levels, source = expression_levels(raw, raw_format), f"expression ({raw})"
+    write_tsv(cross_gene_table(levels, read_references(models, references), source), cross_gene)
     log.info("performance: %d gene × predictor rows", len(perf))
     return perf
 

@@ -76,15 +76,14 @@ def set_kernel(model: nn.Module, kernel: str) -> None:
     """Switch the installed attention modules of `model` to `kernel`."""
     if kernel not in KERNELS:
         raise ValueError(f"attention kernel must be one of {KERNELS}, not {kernel!r}")
-    for m in _attention_modules(model):
-        if hasattr(m, "_hapexp_kernel"):
-            m._hapexp_kernel = kernel
+    for m in attention_modules(model):
+        m._hapexp_kernel = kernel
 
 
 @contextlib.contextmanager
 def use(model: nn.Module, kernel: str):
     """Temporarily run the installed attention modules of `model` with `kernel`."""
-    mods = [m for m in _attention_modules(model) if hasattr(m, "_hapexp_kernel")]
+    mods = attention_modules(model)
     old = [m._hapexp_kernel for m in mods]
     for m in mods:
         m._hapexp_kernel = kernel

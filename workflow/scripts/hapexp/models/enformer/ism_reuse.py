@@ -271,7 +271,8 @@ class EnformerReuse:
 
 
 def _changed_t(steps, c0: torch.Tensor, c1: torch.Tensor, n: int):
-    """`_changed` for tensors of ranges (one per row)."""
+    """What can differ after `steps`: the changed range [c0, c1) of each row (tensors)
+    through the convolutions' halos and the pools, and the level's length n."""
     for s in steps:
         if s.kind == "conv":
             c0, c1 = torch.clamp(c0 - s.halo, min=0), torch.clamp(c1 + s.halo, max=n)
