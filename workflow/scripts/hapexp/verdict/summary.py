@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.stats import ttest_1samp
 
 from hapexp.config.schema import defaults
+from hapexp.verdict.concordance import ism_headline
 from hapexp.verdict.performance import shared_genes
 
 log = logging.getLogger(__name__)
@@ -106,9 +107,7 @@ def build_summary(
             if c is not None and gene_set == "shared":  # ISM numbers: on the genes tested jointly
                 shared = set(shared_genes(performance))
                 c = c[c["gene_id"].isin(shared)] if shared else c.iloc[0:0]
-            row["median_supported_fraction"] = c["supported_fraction"].median() if c is not None else np.nan
-            row["median_ism_eqtl_r"] = c["ism_eqtl_r"].median() if c is not None else np.nan
-            row["mean_additive_r"] = c["additive_r"].mean() if c is not None else np.nan
+            row.update(ism_headline(c))  # ISM–eQTL r on significant pairs (hapexp.verdict.concordance)
             full = concordance.get(name)
             has_counts = full is not None and "n_ism_unresolved" in full
             row["ism_scores"] = int(full["n_ism"].sum()) if has_counts else np.nan
