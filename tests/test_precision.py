@@ -276,7 +276,7 @@ def test_auto_constancy_floor_is_the_precision_its_jobs_used():
 
 def test_both_verdicts_resolve_auto_floors_from_the_jobs_tables(tmp_path):
     """`performance` and `split_verdict` get the same floors: a `precision: auto` model's is
-    measured by its predict jobs' audits (the tables: bf16 here, z × rel_noise), a strict
+    measured by its predict jobs' audits (the tables: bf16 here, rel_noise × margin), a strict
     fp32 model's is fp32's; both rules take the per-chunk tables of every model not in
     strict fp32 as input (the workflow parsed by Snakemake with such a config)."""
     import yaml
@@ -303,7 +303,8 @@ def test_both_verdicts_resolve_auto_floors_from_the_jobs_tables(tmp_path):
     assert got["floors"] == {"a": None, "b": 1e-6}
     preds = {"a": pd.DataFrame(index=["g1", "g2"]), "b": pd.DataFrame(index=["g1"])}
     floors = resolve_floors(got["floors"], [tmp_path / "a.tsv"], preds, 3.0)
-    assert floors["b"] == 1e-6 and floors["a"].to_dict() == pytest.approx({"g1": 3e-3, "g2": 3e-3})
+    want = 1e-3 * np.exp(3.0 * np.sqrt(1 / (2 * 3)))  # 4 haplotypes audited, no people given
+    assert floors["b"] == 1e-6 and floors["a"].to_dict() == pytest.approx({"g1": want, "g2": want})
     tables = ["results/c/predict/a/000.precision.tsv", "results/c/predict/a/001.precision.tsv"]
     assert got["tables"] == tables and got["performance"] == tables
     assert got["split_verdict"] == "reduced_precision_tables"
@@ -393,27 +394,62 @@ def test_precision_does_not_change_the_gene_set(tmp_path):
 
 
 def test_constancy_floor_from_the_audit():
-    """Per gene: z × its audited relative noise, never below fp32's; unaudited genes z × the
-    largest audited; fp32 runs (no used rows) fp32's; a reduced run that measured nothing its
-    static floor. Float64 predictors get float64's (`resolve_floors`)."""
+    """Per gene: its audited relative noise × exp(z·√(1/(2(n_h − 1)) + 1/(2(n − 1)))) (z SEs
+    of the log ratio of two SDs), never below fp32's; unaudited genes the largest audited
+    noise with the smallest audit's margin; fp32 runs (no used rows) fp32's; a reduced run
+    that measured nothing its static floor. Float64 predictors get float64's."""
     from hapexp.verdict.performance import LINEAR_FLOOR, resolve_floors
 
-    row = pd.DataFrame([{"gene_id": g, "n": 4, "rel_noise": v, "flagged": False, "stage": "predict"}
-                        for g, v in (("a", 1e-4), ("b", 1e-9), ("c", 3e-4))]).reindex(columns=precision.COLUMNS)  # fmt: skip
+    row = pd.DataFrame([{"gene_id": g, "n": n, "rel_noise": v, "flagged": False, "stage": "predict"}
+                        for g, n, v in (("a", 60, 1e-4), ("b", 60, 1e-9), ("c", 20, 3e-4))]
+                       ).reindex(columns=precision.COLUMNS)  # fmt: skip
     t = precision.finish([("bf16", row)], "bf16", "m")
-    got = precision.constancy_floor(t, "m", ["a", "b", "c", "d"], z=3.0)
-    np.testing.assert_allclose(got.to_numpy(), [3e-4, 1e-6, 9e-4, 9e-4], rtol=1e-12)
+    got = precision.constancy_floor(t, "m", ["a", "b", "c", "d"], z=3.0, n_people=30)
+
+    def margin(n_h):
+        return np.exp(3.0 * np.sqrt(1 / (2 * (n_h - 1)) + 1 / (2 * 29)))
+
+    want = [1e-4 * margin(60), 1e-6, 3e-4 * margin(20), 3e-4 * margin(20)]
+    np.testing.assert_allclose(got.to_numpy(), want, rtol=1e-12)
+    assert 1.5 < margin(60) < 1.7  # 30 people: a spread 1.6 × the rounding noise is real
     assert (precision.constancy_floor(t, "other", ["a"]) == 1e-6).all()  # strict fp32: no used rows
     nothing = precision.finish([("tf32", row.assign(rel_noise=np.nan))], "tf32", "m")
     assert (precision.constancy_floor(nothing, "m", ["a"]) == precision.STATIC_FLOOR["tf32"]).all()
     assert precision.model_floor({"precision": "fp32"}) == 1e-6
     assert all(precision.model_floor({"precision": p}) is None for p in ("bf16", "tf32", "auto"))
     preds = {"m": pd.DataFrame(index=["a"]), "elasticnet": None, "m_head_gene": None}
-    assert resolve_floors({"m": 1e-6}, [], preds) == {
-        "m": 1e-6,
-        "elasticnet": LINEAR_FLOOR,
-        "m_head_gene": LINEAR_FLOOR,
-    }
+    assert resolve_floors({"m": 1e-6}, [], preds) == {"m": 1e-6, "elasticnet": LINEAR_FLOOR,
+                                                      "m_head_gene": LINEAR_FLOOR}  # fmt: skip
+
+
+def test_enformer_tiny_gene_set_same_in_fp32_and_bf16(small_cohort):
+    """enformer_tiny (random weights) through the engine in fp32 and in bf16 autocast on CPU:
+    its bf16 rounding is large (0.7–1 % of the level, 15–50 % of the between-people SD) and
+    the genes' real spread 2–5 %; the measured floor keeps every gene at both precisions
+    (a fixed 3 × the noise would drop the noisiest one at bf16 only)."""
+    from hapexp.engine.predict import aggregate_predictions
+    from hapexp.verdict.performance import cross_individual, resolve_floors
+
+    idx = small_cohort
+    p16 = Predictor(TINY_BF16)
+    table = audit_predict(idx, p16, {"fraction": 1.0}, model="tiny")
+    m16, _ = aggregate_predictions(predict_chunk(idx, p16, progress=False)[0], "mean")
+    m32, _ = aggregate_predictions(
+        predict_chunk(idx, Predictor({**TINY_BF16, "precision": "fp32"}), progress=False)[0], "mean"
+    )
+    expr = pd.DataFrame(np.random.default_rng(0).normal(size=m32.shape), index=m32.index, columns=m32.columns)
+    tables = {"fp32": precision.empty_table(), "bf16": table}
+    constant = {}
+    for mode, m in (("fp32", m32), ("bf16", m16)):
+        floors = {"tiny": precision.model_floor({"precision": mode})}
+        if floors["tiny"] is None:
+            floors["tiny"] = precision.constancy_floor(tables[mode], "tiny", m.index, 3.0, m.shape[1])
+        perf = cross_individual(expr, {"tiny": m}, floors=resolve_floors(floors, [], {"tiny": m}))
+        constant[mode] = set(perf.loc[perf["constant"], "gene_id"])
+    assert constant["fp32"] == constant["bf16"] == set()
+    spread = m16.std(axis=1, ddof=0) / np.sqrt((m16**2).mean(axis=1))
+    rel = table.set_index("gene_id")["rel_noise"].reindex(spread.index)
+    assert (spread <= 3 * rel).any()  # the case a fixed z = 3 on the SD gets wrong
 
 
 def test_ism_floor_includes_the_reference_reuse_error():

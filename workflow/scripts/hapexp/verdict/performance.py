@@ -308,12 +308,13 @@ def run_performance(
 
 
 def resolve_floors(floors: dict | None, precision_paths=(), predictions: dict | None = None,
-                   z: float = 3.0) -> dict:  # fmt: skip
+                   z: float = 3.0, n_people: int | None = None) -> dict:  # fmt: skip
     """Every predictor's constancy floor, one rule for all predictors of one precision
     (hapexp.engine.precision's module doc). `floors`: deep model → its floor from the spec
     (`model_floor`: fp32's, or None for a reduced precision or `auto`); a None is replaced
     by the per-gene floor its predict jobs measured (`constancy_floor` on the tables
-    `precision_paths`, margin `z`, over its genes in `predictions`). Every other predictor
+    `precision_paths`, margin `z`, over its genes in `predictions` and `n_people`, default its
+    columns). Every other predictor
     of `predictions` (elastic nets, PredictDB, heads: float64 arithmetic) gets float64's."""
     from hapexp.engine.precision import constancy_floor, used_precision
     from hapexp.engine.precision import read as read_precision
@@ -324,8 +325,9 @@ def resolve_floors(floors: dict | None, precision_paths=(), predictions: dict | 
         table = read_precision(list(precision_paths))
         for name, v in floors.items():
             if v is None:
-                genes = predictions[name].index if name in predictions else []
-                floors[name] = constancy_floor(table, name, genes, z)
+                pred = predictions.get(name, pd.DataFrame())
+                n = n_people if n_people is not None else pred.shape[1]
+                floors[name] = constancy_floor(table, name, pred.index, z, n)
                 log.info("%s: ran in %s; constancy floor from its audit: median %g, max %g", name,
                          used_precision(table, name), floors[name].median(), floors[name].max())  # fmt: skip
     for name in predictions:

@@ -242,7 +242,8 @@ def run_split_verdict(prepared, covariates, individuals, genes_split, genes, vcf
         preds[ELASTICNET] = linear
         # one floor rule for every predictor: reduced-precision models' measured by their
         # predict jobs' audits, float64 predictors' (heads, this elastic net) float64's
-        floors = resolve_floors(cfg["floors"], list(precision), preds, cfg.get("noise_z", NOISE_Z))
+        floors = resolve_floors(cfg["floors"], list(precision), preds, cfg.get("noise_z", NOISE_Z),
+                                n_people=len(people["test"]))  # fmt: skip
         perf = split_performance(expr, preds, people, gene_split, cov, floors, cfg["residualize"])
     summary = summarize_splits(perf)
     write_matrix(linear, elasticnet)
