@@ -15,8 +15,9 @@ the two residual vectors (its p-value from the same t approximation). The arithm
 
 Constant predictions: a prediction whose spread across the individuals is within what its
 model resolves (`hapexp.engine.precision`: 1e-6 relative in strict fp32; in a reduced
-precision z × the per-gene noise its predict jobs' audits measured; 1e-12 for float64
-predictors — `resolve_floors`, one rule for every predictor of one precision) is rounding,
+precision the per-gene rounding noise its predict jobs' audits measured, times a margin of
+z standard errors; 1e-12 for float64 predictors — `resolve_floors`, one rule for every
+predictor of one precision) is rounding,
 not signal: r is NaN, the gene is counted as constant, not tested.
 
 Gene sets: `fdr` is Benjamini-Hochberg across the genes each predictor tested (its own
@@ -253,8 +254,8 @@ def run_performance(
     `predictdb` (+ the normalized `bcf`): an external PredictDB db as one more predictor;
     `floors`: deep model → constancy floor (`model_floor`: None for a reduced precision or
     `auto`, measured by its predict jobs' `precision` tables with margin `noise_z`; every
-    other predictor float64's: `resolve_floors`); `legacy` (+ `genes`, `bcf`): Sasse et al.'s null; `level`: an
-    un-residualized expression matrix for the cross-gene correlation (else `raw`, the
+    other predictor float64's: `resolve_floors`); `legacy` (+ `genes`, `bcf`): Sasse et
+    al.'s null; `level`: an un-residualized expression matrix for the cross-gene correlation (else `raw`, the
     expression input)."""
     from hapexp.io import read_matrix, write_tsv
     from hapexp.linear.predictdb import predictdb_predict, read_predictdb_weights
@@ -313,9 +314,9 @@ def resolve_floors(floors: dict | None, precision_paths=(), predictions: dict | 
     (hapexp.engine.precision's module doc). `floors`: deep model → its floor from the spec
     (`model_floor`: fp32's, or None for a reduced precision or `auto`); a None is replaced
     by the per-gene floor its predict jobs measured (`constancy_floor` on the tables
-    `precision_paths`, margin `z`, over its genes in `predictions` and `n_people`, default its
-    columns). Every other predictor
-    of `predictions` (elastic nets, PredictDB, heads: float64 arithmetic) gets float64's."""
+    `precision_paths`, margin `z`, over its genes in `predictions` and `n_people`, default
+    its columns). Every other predictor of `predictions` (elastic nets, PredictDB, heads:
+    float64 arithmetic) gets float64's."""
     from hapexp.engine.precision import constancy_floor, used_precision
     from hapexp.engine.precision import read as read_precision
 
