@@ -75,6 +75,11 @@ def _count(bcf) -> int:
     return int(out.stdout.strip() or 0)
 
 
+def _decimal(x: float) -> str:
+    """A number as bcftools' option and expression parsers read it (no exponent)."""
+    return f"{float(x):.15f}".rstrip("0").rstrip(".") or "0"
+
+
 def prune(bcf, out_bcf, contigs: list[str], maf: float, r2: float, window: int, tmp) -> dict:
     """Steps 1–2 of the module doc: write the pruned, indexed BCF `out_bcf`; returns the
     counts (common_snvs: before pruning, kept: after)."""
@@ -84,16 +89,27 @@ def prune(bcf, out_bcf, contigs: list[str], maf: float, r2: float, window: int, 
             ["bcftools", "view", "--no-version", "-r", ",".join(contigs), "-m2", "-M2", "-v", "snps",
              "-Ou", str(bcf)],
             ["bcftools", "+fill-tags", "-Ou", "-", "--", "-t", "AN,AC"],
-            ["bcftools", "view", "--no-version", "-i", f"MAF>={maf!r}", "-Ob"],
+            ["bcftools", "view", "--no-version", "-i", f"MAF>={_decimal(maf)}", "-Ob"],
         ],
         filtered,
     )  # fmt: skip
     counts = {"common_snvs": _count(filtered)}
     _run(
-        [["bcftools", "+prune", "-m", f"r2={r2!r}", "-w", f"{int(window)}bp", "-Ob", str(filtered)]], out_bcf
+        [["bcftools", "+prune", "-m", f"r2={_decimal(r2)}", "-w", f"{int(window)}bp", "-Ob", str(filtered)]],
+        out_bcf,
     )
     counts["kept"] = _count(out_bcf)
     return counts
+
+
+def _too_many(bcf, n_pcs: int, n: int, m: int | None, maf, r2, window):
+    snvs = "" if m is None else f" and {m} LD-pruned common SNVs (MAF ≥ {maf}, r² ≤ {r2} within {window} bp)"
+    most = max(min(n, n if m is None else m) - 1, 0)
+    raise InputError(
+        bcf,
+        f"genotype_pcs.n_pcs={n_pcs} but {n} people{snvs} give at most {most} PCs",
+        "Lower genotype_pcs.n_pcs (or genotype_pcs.maf), or give more people/variants.",
+    )
 
 
 def genotype_pcs(bcf, n_pcs: int, maf: float = 0.05, r2: float = 0.2, window: int = 500_000, tmp=None):
@@ -106,6 +122,8 @@ def genotype_pcs(bcf, n_pcs: int, maf: float = 0.05, r2: float = 0.2, window: in
         raise InputError(
             bcf, "no autosomal record to compute genotype PCs from", "Set genotype_pcs.n_pcs: 0."
         )
+    if n_pcs > len(samples) - 1:  # known before any pruning
+        _too_many(bcf, n_pcs, len(samples), None, maf, r2, window)
     with tempfile.TemporaryDirectory(dir=tmp, prefix=".genotype_pcs.") as t:
         pruned = Path(t) / "pruned.bcf"
         counts = prune(bcf, pruned, contigs, maf, r2, window, t)
@@ -113,12 +131,7 @@ def genotype_pcs(bcf, n_pcs: int, maf: float = 0.05, r2: float = 0.2, window: in
         dosages = read_dosages(pruned, _contig_ends(pruned, contigs), samples, maf=0.0)
     n, m = len(samples), len(dosages)
     if n_pcs > min(n, m) - 1:
-        raise InputError(
-            bcf,
-            f"genotype_pcs.n_pcs={n_pcs} but {n} people and {m} LD-pruned common SNVs "
-            f"(MAF ≥ {maf}, r² ≤ {r2} within {window} bp) give at most {max(min(n, m) - 1, 0)} PCs",
-            "Lower genotype_pcs.n_pcs (or genotype_pcs.maf), or give more people/variants.",
-        )
+        _too_many(bcf, n_pcs, n, m, maf, r2, window)
     vectors, s, explained = principal_components(standardize_genotypes(dosages.dosage), n_pcs)
     index = pd.Index([f"genotype_PC{i + 1}" for i in range(n_pcs)], name="id")
     pcs = pd.DataFrame(vectors, index=index, columns=samples)
