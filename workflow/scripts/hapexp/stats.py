@@ -8,6 +8,8 @@ predictions), columns are samples, and every function works on many rows at once
   projected off Q, x0 − (x0 Q) Qᵀ: the least-squares residual on intercept + covariates.
   The expression (`hapexp.inputs.expression`), the eQTL scan (`hapexp.linear.eqtl`) and
   the verdict (`hapexp.verdict.performance`, `hapexp.verdict.legacy_null`) all use it.
+- Principal components (`standardize_genotypes`, `principal_components`): genotype
+  PCs as EIGENSOFT/plink compute them (`hapexp.variants.genotype_pcs`).
 - Correlation (`rowwise_pearson`, `rowwise_spearman`, scalar `pearson`/`spearman`):
   NaN-aware, between matching rows; r is NaN with fewer than 3 pairs or when either row
   is constant within a relative `floor` (`below_floor`; 0 = exactly constant).
@@ -70,6 +72,44 @@ class Residualizer:
 
     def transform(self, m: np.ndarray) -> np.ndarray:
         return residualize(np.atleast_2d(m), self.q)
+
+
+# --------------------------------------------------------------------------- principal components
+def standardize_genotypes(dosage: np.ndarray) -> np.ndarray:
+    """Variants × samples dosages (0..2, missing already imputed) standardized as
+    EIGENSOFT's smartpca and plink's --pca do: (g − 2p) / sqrt(2p(1 − p)), p = the
+    variant's in-sample ALT frequency (mean dosage / 2). Rows then have mean 0, and a
+    variant in Hardy-Weinberg equilibrium variance 1. A monomorphic row has no variance:
+    ValueError."""
+    g = np.asarray(dosage, dtype=float)
+    p = g.mean(axis=1, keepdims=True) / 2
+    sd = np.sqrt(2 * p * (1 - p))
+    if (sd <= 0).any():
+        raise ValueError(f"{int((sd <= 0).sum())} monomorphic variants cannot be standardized")
+    return (g - 2 * p) / sd
+
+
+def principal_components(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first `k` principal components of the samples of `x` (features × samples), by
+    SVD of the row-centred matrix: returns (eigenvectors k × samples, unit norm — what
+    plink's .eigenvec and EIGENSOFT's .evec hold; singular values of every component;
+    fraction of the total variance each component explains). Signs are fixed so that
+    each component's largest absolute feature loading is positive: the same answer on
+    every BLAS build. ValueError when k exceeds min(features, samples) − 1."""
+    x = np.asarray(x, dtype=float)
+    x = x - x.mean(axis=1, keepdims=True)
+    k_max = min(x.shape) - 1
+    if k > k_max:
+        raise ValueError(
+            f"{k} PCs asked but at most {k_max} exist for {x.shape[0]} features × {x.shape[1]} samples"
+        )
+    # x = W S Vᵀ: V's columns are the samples' eigenvectors, W's the features' loadings.
+    w, s, vt = np.linalg.svd(x, full_matrices=False)
+    w, vt = w[:, :k], vt[:k]
+    signs = np.sign(w[np.abs(w).argmax(axis=0), np.arange(k)])
+    signs[signs == 0] = 1.0
+    total = float((s**2).sum())
+    return vt * signs[:, None], s, (s**2 / total if total > 0 else np.zeros_like(s))
 
 
 # --------------------------------------------------------------------------- correlation

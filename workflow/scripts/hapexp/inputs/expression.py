@@ -7,7 +7,8 @@ compared on. The steps follow GTEx/tensorQTL practice:
    optional sample list), in the expression file's column order;
 2. transform each gene: rank-based inverse normal (`Φ⁻¹(rank / (n + 1))`, ties
    averaged, as GTEx's `inverse_normal_transform`), z-score, or none;
-3. covariates = user covariates + the first `n_pcs` principal components of the
+3. covariates = user covariates + the genotype PCs when asked (`genotype_PC1..`, rule
+   genotype_pcs: `hapexp.variants.genotype_pcs`) + the first `n_pcs` principal components of the
    transformed expression (samples' PC scores, sign fixed so that the largest
    loading is positive: deterministic across BLAS builds);
 4. residualize every gene on intercept + covariates by least squares
@@ -110,12 +111,15 @@ def prepare_expression(
     samples: list[str] | None = None,
     expression_path="expression",
     covariates_path="covariates",
+    genotype_pcs: pd.DataFrame | None = None,
+    genotype_pcs_path="genotype_pcs",
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Return (prepared residuals, covariates used, transformed expression), all on `samples`.
 
     `samples` (default: all expression columns) fixes the individuals and their order.
     Genes with no variance across the samples are dropped (logged): they cannot be
-    transformed or predicted.
+    transformed or predicted. `genotype_pcs` (PCs × samples, a superset of `samples`) are
+    added after the user covariates.
     """
     samples = list(expr.columns) if samples is None else list(samples)
     if len(samples) < 3:
@@ -145,6 +149,15 @@ def prepare_expression(
                 "Add the samples' covariates or restrict the cohort with a sample list.",
             )
         parts.append(covariates.loc[:, samples].astype(float))
+    if genotype_pcs is not None and genotype_pcs.shape[0] > 0:
+        missing = [s for s in samples if s not in genotype_pcs.columns]
+        if missing:
+            raise InputError(
+                genotype_pcs_path,
+                f"{len(missing)} analysed samples have no genotype PCs (e.g. {missing[0]!r})",
+                "Rerun rule genotype_pcs on the cohort's normalized BCF.",
+            )
+        parts.append(genotype_pcs.loc[:, samples].astype(float))
     try:
         pcs = expression_pcs(transformed, n_pcs)
     except ValueError as e:
@@ -157,7 +170,7 @@ def prepare_expression(
         raise InputError(
             covariates_path,
             f"{cov.shape[0]} covariates for {len(samples)} samples leave no degrees of freedom",
-            "Use fewer covariates / expression PCs.",
+            "Use fewer covariates / expression PCs / genotype PCs.",
         )
     try:
         q = covariate_design(cov.to_numpy().T)
@@ -169,12 +182,15 @@ def prepare_expression(
     return prepared, cov, transformed
 
 
-def run_prepare_expression(vcf, prepared, covariates, cohort: dict, transform: str, n_pcs: int) -> None:
+def run_prepare_expression(
+    vcf, prepared, covariates, cohort: dict, transform: str, n_pcs: int, genotype_pcs=None
+) -> None:
     """Rule `prepare_expression`: the analysed people (in the expression, the VCF, the
     covariates and the sample list), their expression transformed and residualized on the
-    covariates (+ `n_pcs` expression PCs), and the covariates used."""
+    covariates (+ the genotype PCs of rule genotype_pcs when on, + `n_pcs` expression PCs),
+    and the covariates used."""
     from hapexp.inputs.formats import read_covariates, read_expression, read_sample_list
-    from hapexp.io import write_matrix
+    from hapexp.io import read_matrix, write_matrix
     from hapexp.variants.files import vcf_samples
 
     expr = read_expression(cohort["expression"], cohort["expression_format"])
@@ -195,6 +211,8 @@ def run_prepare_expression(vcf, prepared, covariates, cohort: dict, transform: s
         expression_path=cohort["expression"],
         # the name errors about covariates give (there is no file without them)
         covariates_path=cohort.get("covariates") or "covariates",
+        genotype_pcs=read_matrix(genotype_pcs, index_col="id") if genotype_pcs else None,
+        genotype_pcs_path=genotype_pcs or "genotype_pcs",
     )
     log.info("prepared %d genes × %d samples; %d covariates", *residuals.shape, used.shape[0])
     write_matrix(used, covariates, index_col="id")

@@ -382,6 +382,7 @@ def run_summary(
     from hapexp.engine.precision import read, summary_lines
     from hapexp.io import atomic_output, write_tsv
     from hapexp.training.splits import read_splits
+    from hapexp.variants.genotype_pcs import genotype_pcs_lines
     from hapexp.verdict.split_verdict import concordance_before_after, concordance_markdown, markdown
 
     ctx = summary_context(context, validation, egenes, covariates, prepared)
@@ -403,6 +404,7 @@ def run_summary(
     if finetune_starts:
         table = concordance_before_after(conc, finetune_starts, gene_split)
         text = text.rstrip("\n") + "\n\n" + "\n".join(concordance_markdown(table, finetune_starts))
+    text = text.rstrip("\n") + "\n\n" + "\n".join(genotype_pcs_lines(covariates)) + "\n"
     with atomic_output(md) as tmp:
         tmp.write_text(text)
     log.info("summary:\n%s", summary.to_string())
