@@ -222,7 +222,10 @@ def prepare_expression(
         else:
             resid = residualize_fitted(transformed.to_numpy(), cov.to_numpy().T, fit)
     except ValueError as e:
-        raise InputError(covariates_path, str(e), "Drop the redundant covariate (or fewer PCs).") from None
+        where = "" if fit is None else " over the training people (rule splits)"
+        raise InputError(
+            covariates_path, f"{e}{where}", "Drop the redundant covariate (or fewer PCs)."
+        ) from None
     prepared = pd.DataFrame(resid, index=transformed.index, columns=samples)
     prepared.index.name = "gene_id"
     return prepared, cov, transformed

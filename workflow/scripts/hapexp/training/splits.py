@@ -277,9 +277,10 @@ def splits_lines(people: dict, genes_split, stated: dict) -> list[str]:
         f"{n_train} training people and applied to the {n_other} validation and test people, so what "
         "fine-tuning, the heads and the elastic net on the training people fit on does not depend on a "
         "held-out person's expression. The main tables above keep the all-people preparation "
-        "(expression/prepared.tsv): the deep models and PredictDB are not fitted on the cohort, and the "
-        "elastic net's nested cross-validation adjusts expression on all people before its folds, as "
-        "PredictDB's pipeline does.",
+        "(expression/prepared.tsv): no model is fitted on it but the elastic net, whose nested "
+        "cross-validation adjusts expression on all people before its folds, as PredictDB's pipeline does "
+        "(pretrained models and PredictDB are only scored; fine-tuned models and heads are fitted on the "
+        "split-aware preparation).",
     ]
     if stated["expression_corrected_upstream"]:
         lines.append(
