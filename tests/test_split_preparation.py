@@ -230,3 +230,46 @@ def test_trained_rules_read_the_split_aware_preparation():
     )
     assert "splits/individuals.tsv" in inputs("splits", "prepare_split_expression")
     assert not re.search(r"prepared_split|covariates_split", inputs("splits", "splits"))
+
+
+def test_split_verdict_on_the_split_aware_expression_is_calibrated_on_null_genes():
+    """The split verdict on test people whose expression was prepared by the training people's
+    fit: on 400 null genes (skewed expression driven by covariates, independent of genotype)
+    p < 0.05 in ≈ 2.5 % per tail and uniform (KS) for a genotype score and for the cross-gene
+    head fitted on the training people; 40 planted genes are found (power)."""
+    from hapexp.training.heads import crossgene_head
+    from hapexp.verdict.split_verdict import split_performance
+
+    rng = np.random.default_rng(0)
+    n_genes, n, per, n_signal = 440, 200, 10, 40
+    samples = [f"S{i:03d}" for i in range(n)]
+    cov = pd.DataFrame(rng.normal(size=(2, n)), index=["c0", "c1"], columns=samples)
+    dos = rng.binomial(2, rng.uniform(0.05, 0.5, (n_genes, per, 1)), size=(n_genes, per, n)).astype(float)
+    score = dos.sum(1)  # genes × people: a fixed genotype score per gene
+    noise = (
+        rng.normal(size=(n_genes, n))
+        + 0.5 * cov.to_numpy()[0]
+        + 0.3 * rng.normal(size=(n_genes, 1)) * cov.to_numpy()[1]
+    )
+    z = (score - score.mean(1, keepdims=True)) / score.std(1, keepdims=True)
+    noise[:n_signal] += 0.6 * z[:n_signal]
+    genes = [f"G{i:03d}" for i in range(n_genes)]
+    expr = pd.DataFrame(np.exp(noise), index=genes, columns=samples)  # skewed: the transform matters
+    table = split_individuals(samples, {"seed": 2})
+    people = {s: table.loc[table["split"] == s, "sample"].tolist() for s in ("train", "validation", "test")}
+    prep, used, _ = prepare_expression(expr, cov, "inverse_normal", n_pcs=2, fit_samples=people["train"])
+    feats = {g: dos[i].T for i, g in enumerate(genes)}
+    head, _ = crossgene_head(feats, prep, people["train"], genes[n_signal::2])
+    preds = {"score": pd.DataFrame(score, index=genes, columns=samples), "head": head}
+    split = pd.DataFrame({"gene_id": genes, "chrom": "chr1", "split": "test"})
+    perf = split_performance(prep, preds, people, split, used)
+    lo, hi = stats.binom.ppf([0.005, 0.995], n_genes - n_signal, 0.025)
+    for name, t in perf.groupby("predictor"):
+        null = t[~t["gene_id"].isin(genes[:n_signal])]
+        p, r = null["pearson_p"].to_numpy(float), null["pearson_r"].to_numpy(float)
+        assert np.isfinite(p).all() and len(p) == n_genes - n_signal, name
+        for tail in (r > 0, r < 0):
+            assert lo <= ((p < 0.05) & tail).sum() <= hi, (name, ((p < 0.05) & tail).sum(), lo, hi)
+        assert stats.kstest(p, "uniform").pvalue > 0.01, name
+    signal = perf[(perf["predictor"] == "score") & perf["gene_id"].isin(genes[:n_signal])]
+    assert ((signal["pearson_p"] < 0.05) & (signal["pearson_r"] > 0)).mean() > 0.8
