@@ -161,6 +161,14 @@ def cohort_vcfs(wildcards):
     return vcf_paths(c["vcf"], c.get("chromosomes"))
 
 
+def genotype_pcs_input(wildcards):
+    """The cohort's genotype PCs (rules/genotype_pcs.smk) when they are on: covariates of
+    both expression preparations (all people; fitted on the training people)."""
+    if config["genotype_pcs"]["n_pcs"] > 0:
+        return {"genotype_pcs": f"results/{wildcards.cohort}/genotype_pcs.tsv"}
+    return {}
+
+
 def cohort_input_files(wildcards):
     """The user-supplied files of a cohort (indexes are checked by validate_inputs)."""
     c = config["cohorts"][wildcards.cohort]

@@ -14,12 +14,7 @@ rule prepare_expression:
                     for key in ("expression", "covariates", "samples")
                     if config["cohorts"][wc.cohort].get(key)
                 },
-                # the genotype PCs, when on (rules/genotype_pcs.smk)
-                **(
-                    {"genotype_pcs": f"results/{wc.cohort}/genotype_pcs.tsv"}
-                    if config["genotype_pcs"]["n_pcs"] > 0
-                    else {}
-                ),
+                **genotype_pcs_input(wc),
             }
         ),
     output:

@@ -50,5 +50,19 @@ rule summary:
             "predictdb_exclusions": config["elasticnet"]["predictdb_exclusions"],
             "permutations": config["eqtl"]["permutations"],
         },
+        # what summary.md states about the split-aware preparation, the gene split and the
+        # PredictDB predictor's rules (splits_lines, predictdb_lines)
+        stated=lambda wildcards: {
+            "expression_corrected_upstream": config["cohorts"][wildcards.cohort][
+                "expression_corrected_upstream"
+            ],
+            "covariates": bool(config["cohorts"][wildcards.cohort].get("covariates")),
+            "predictdb": bool(config["cohorts"][wildcards.cohort].get("predictdb")),
+            "expression": config["expression"],
+            "splits_seed": config["splits"]["seed"],
+            "variants": config["variants"],
+            "variant_half_width": VARIANT_HALF_WIDTH,
+            "gene_body_flank": GENE_BODY_FLANK,
+        },
     script:
         "../workflow/scripts/summary.py"

@@ -8,6 +8,8 @@ predictions), columns are samples, and every function works on many rows at once
   projected off Q, x0 − (x0 Q) Qᵀ: the least-squares residual on intercept + covariates.
   The expression (`hapexp.inputs.expression`), the eQTL scan (`hapexp.linear.eqtl`) and
   the verdict (`hapexp.verdict.performance`, `hapexp.verdict.legacy_null`) all use it.
+  `residualize_fitted`: the coefficients fitted on some samples (training people) and
+  applied to all (the split-aware expression, `hapexp.inputs.expression.prepare_expression_split`).
 - Principal components (`standardize_genotypes`, `principal_components`): genotype
   PCs as EIGENSOFT/plink compute them (`hapexp.variants.genotype_pcs`).
 - Correlation (`rowwise_pearson`, `rowwise_spearman`, scalar `pearson`/`spearman`):
@@ -57,6 +59,27 @@ def residualize(x: np.ndarray, q: np.ndarray | None = None) -> np.ndarray:
     if q is None or q.shape[1] == 0:
         return x0
     return x0 - (x0 @ q) @ q.T
+
+
+def residualize_fitted(x: np.ndarray, cov: np.ndarray | None, fit: np.ndarray) -> np.ndarray:
+    """Residuals of each row of `x` (features × samples) on intercept + covariates (`cov`,
+    samples × k; None: intercept only), the least-squares coefficients fitted on the samples
+    `fit` (boolean mask) alone and applied to every sample: y − (a + C b) with (a, b) from
+    the `fit` columns. On the `fit` columns this is `residualize` of those columns; other
+    columns do not influence it. Raises ValueError when the covariates are collinear over
+    the `fit` samples."""
+    x = np.asarray(x, dtype=float)
+    fit = np.asarray(fit, dtype=bool)
+    x0 = x - x[:, fit].mean(axis=1, keepdims=True)
+    if cov is None or np.asarray(cov).shape[1] == 0:
+        return x0
+    c0 = np.asarray(cov, dtype=float)
+    c0 = c0 - c0[fit].mean(axis=0)
+    q = covariate_design(c0[fit])  # the collinearity check, on the samples that fit
+    # b = R⁻¹ Qᵀ y over the fit samples, with c0[fit] = Q R (c0[fit] is centred: Q spans it)
+    r = q.T @ c0[fit]
+    b = np.linalg.solve(r, q.T @ x0[:, fit].T)  # k × features
+    return x0 - (c0 @ b).T
 
 
 class Residualizer:

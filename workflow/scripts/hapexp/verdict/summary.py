@@ -371,6 +371,7 @@ def run_summary(
     context: dict,
     finetuned: dict,
     finetune_init: dict,
+    stated: dict | None = None,
 ):
     """Rule `summary`: summary.tsv (`tsv`) and summary.md (`md`) for one cohort, from its
     `performance` and `cross_gene` tables and each of `models`' `concordance` table; with
@@ -378,10 +379,12 @@ def run_summary(
     `individuals`, `genes_split`) and what summary.md states besides the numbers
     (`summary_context`: `context` params, `validation`, `egenes`, `covariates`, `prepared`).
     `finetuned`: fine-tuned model → the cohort it was trained on, `finetune_init`: → the
-    model it started from (the ISM/eQTL concordance before and after)."""
+    model it started from (the ISM/eQTL concordance before and after). `stated`: what the
+    sections of other modules state (split-aware preparation, PredictDB's rules)."""
     from hapexp.engine.precision import read, summary_lines
     from hapexp.io import atomic_output, write_tsv
-    from hapexp.training.splits import read_splits
+    from hapexp.linear.predictdb import predictdb_lines
+    from hapexp.training.splits import read_splits, splits_lines
     from hapexp.variants.genotype_pcs import genotype_pcs_lines
     from hapexp.verdict.split_verdict import concordance_before_after, concordance_markdown, markdown
 
@@ -404,6 +407,9 @@ def run_summary(
     if finetune_starts:
         table = concordance_before_after(conc, finetune_starts, gene_split)
         text = text.rstrip("\n") + "\n\n" + "\n".join(concordance_markdown(table, finetune_starts))
+    if stated is not None:  # part E's sections: split-aware preparation and gene split; PredictDB's rules
+        for section in (splits_lines(people, genes_split, stated), predictdb_lines(stated)):
+            text = text.rstrip("\n") + "\n\n" + "\n".join(section) if section else text
     text = text.rstrip("\n") + "\n\n" + "\n".join(genotype_pcs_lines(covariates)) + "\n"
     with atomic_output(md) as tmp:
         tmp.write_text(text)
