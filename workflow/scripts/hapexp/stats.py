@@ -13,6 +13,10 @@ predictions), columns are samples, and every function works on many rows at once
   is constant within a relative `floor` (`below_floor`; 0 = exactly constant).
 - p-values (`pval_from_t`, `pval_from_r2`, `r_pvalue`): the t-test of a
   (partial) correlation on dof = n − 2 − k (k covariates), two-sided.
+- Dependent correlations (`williams_t`): Williams' t / Steiger (1980) eq. 7, two
+  predictors' correlations with the same expression on the same people.
+- Permutation of people (`within_block_index`, `freedman_lane_r`): Freedman–Lane
+  permutation of residuals, optionally within blocks (outer folds), vectorized over rows.
 - Multiple testing (`bh_fdr`): Benjamini-Hochberg. Storey's q-values, a port of R's
   qvalue package, live in `hapexp.linear.qvalue`.
 - The beta approximation of permutation p-values (`beta_approx_pval`, tensorQTL's
@@ -170,6 +174,78 @@ def r_pvalue(r, n, k=0) -> np.ndarray:
         t = r * np.sqrt(df / np.maximum(1.0 - r * r, 1e-300))
         p = pval_from_t(t, df)
     return np.where(np.isfinite(r) & (df > 0), p, np.nan)
+
+
+# --------------------------------------------------------------------------- dependent correlations
+def williams_t(r12, r13, r23, n, k=0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Williams' t for H0 ρ12 = ρ13, two correlations that share variable 1 on the same
+    n samples (Steiger 1980, Psychol. Bull. 87:245, eq. 7; psych::r.test's "t"):
+
+        t = (r12 − r13) · sqrt((m − 1)(1 + r23) / (2 (m − 1)/(m − 3) |R| + r̄² (1 − r23)³)),
+        |R| = 1 − r12² − r13² − r23² + 2 r12 r13 r23,  r̄ = (r12 + r13)/2,  dof = m − 3.
+
+    With k covariates partialled out of all three variables (the r's are partial
+    correlations of covariate-residualized vectors), m = n − k: each covariate costs one
+    degree of freedom, as in the partial-correlation t-test (`r_pvalue`: n − 2 − k).
+    Returns (t, dof, two-sided p); NaN where a value is not finite or m − 3 <= 0."""
+    r12, r13, r23 = (np.asarray(v, dtype=float) for v in (r12, r13, r23))
+    m = np.asarray(n, dtype=float) - np.asarray(k, dtype=float)
+    det = 1.0 - r12 * r12 - r13 * r13 - r23 * r23 + 2.0 * r12 * r13 * r23
+    rbar = (r12 + r13) / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = 2.0 * (m - 1.0) / (m - 3.0) * det + rbar * rbar * (1.0 - r23) ** 3
+        t = (r12 - r13) * np.sqrt((m - 1.0) * (1.0 + r23) / denom)
+    dof = m - 3.0
+    ok = np.isfinite(t) & (dof > 0)
+    t = np.where(ok, t, np.nan)
+    return t, np.where(dof > 0, dof, np.nan), np.where(ok, pval_from_t(t, dof), np.nan)
+
+
+# --------------------------------------------------------------------------- permutation of people
+def within_block_index(keys: np.ndarray, blocks: np.ndarray | None = None) -> np.ndarray:
+    """Permutation indices that shuffle people only within blocks, driven by one random
+    key per person shared by all rows (so that rows with the same blocks get the same
+    shuffle, and the correlation between rows is kept).
+
+    `keys`: (n,) distinct ranks 0..n−1 (a random order of the people); `blocks`: None (one
+    block: the permutation argsort(keys)) or rows × n non-negative integer labels.
+    Row g's index idx[g] maps, within each block, the people in sample order to the people
+    in key order: x[g, idx[g]] is x[g] permuted within its blocks."""
+    keys = np.asarray(keys)
+    if blocks is None:
+        return np.argsort(keys, kind="stable")
+    blocks = np.asarray(blocks, dtype=np.int64)
+    n = keys.size
+    # int16 sort keys where they fit: numpy's stable sort is then a radix sort, O(n) per row.
+    kind = np.int16 if (int(blocks.max(initial=0)) + 1) * n < 2**15 else np.int64
+    by_key = np.argsort((blocks * n + keys[None, :]).astype(kind), axis=1, kind="stable")
+    by_sample = np.argsort(blocks.astype(kind), axis=1, kind="stable")
+    idx = np.empty_like(by_key)
+    np.put_along_axis(idx, by_sample, by_key, axis=1)
+    return idx
+
+
+def freedman_lane_r(e: np.ndarray, p: np.ndarray, q: np.ndarray | None, index: np.ndarray) -> np.ndarray:
+    """Correlations of matching rows after a Freedman–Lane permutation of people.
+
+    `e`: rows × n, the residuals of the reduced model (the expression on intercept +
+    covariates, `residualize(x, q)`); `p`: rows × n, the predictions (residualized here on
+    the same `q`); `index`: one permutation (n,) for all rows or one per row (rows × n).
+    The residuals are permuted, re-residualized on the covariates in the original order,
+    and correlated with the residualized predictions: r*_g = <P e_g∘π, p̃_g> / (|P e_g∘π| |p̃_g|)
+    with P the projection off [1, covariates]. Since p̃_g is already orthogonal to
+    [1, covariates], the numerator needs no projection and |P e∘π|² = |e∘π|² − |(e∘π) q|²
+    (e∘π is centred): O(rows·n·k) per permutation, no refit."""
+    pr = residualize(p, q)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pn = pr / np.sqrt((pr * pr).sum(axis=1, keepdims=True))
+    ep = e[:, index] if np.ndim(index) == 1 else np.take_along_axis(e, index, axis=1)
+    ep = ep - ep.mean(axis=1, keepdims=True)
+    ss = (ep * ep).sum(axis=1)
+    if q is not None and q.shape[1]:
+        ss = ss - ((ep @ q) ** 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (ep * pn).sum(axis=1) / np.sqrt(ss)
 
 
 # --------------------------------------------------------------------------- multiple testing

@@ -1,0 +1,163 @@
+"""Mean r across genes, tested by permuting people (hapexp.verdict.mean_r), against null
+simulations with genes correlated through a shared latent factor, and a planted effect."""
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kstest, ttest_1samp
+
+from hapexp import stats
+from hapexp.verdict import mean_r as mr
+from hapexp.verdict import performance as perf
+
+N_COHORTS = 300
+# binomial 99 % bounds of the rejection rate at 0.05 over N_COHORTS cohorts
+LOW, HIGH = 0.05 - 2.576 * np.sqrt(0.05 * 0.95 / N_COHORTS), 0.05 + 2.576 * np.sqrt(0.05 * 0.95 / N_COHORTS)
+
+
+def correlated_null(rng, n_genes=40, n=60, k=2, effect=0.0):
+    """Expression and predictions each driven by its own latent factor shared by all genes
+    (a person-level factor: technical batch, cell mix), with no causal link between the two
+    (effect = 0); `effect` plants a per-gene link prediction → expression."""
+    cov = rng.normal(size=(n, k))
+    f, h = rng.normal(size=n), rng.normal(size=n)
+    a, b = rng.uniform(0.5, 1.5, n_genes), rng.uniform(0.5, 1.5, n_genes)
+    pred = b[:, None] * h + rng.normal(size=(n_genes, n))
+    expr = (
+        a[:, None] * f
+        + rng.normal(size=(n_genes, n))
+        + effect * pred
+        + (cov @ rng.normal(size=(k, n_genes))).T
+    )
+    expr = stats.residualize(expr, stats.covariate_design(cov))  # the prepared expression is residualized
+    return expr, pred, cov
+
+
+def test_observed_mean_r_is_gene_table_mean():
+    """The statistic is the mean of performance.gene_table's partial r (same residualization)."""
+    rng = np.random.default_rng(0)
+    expr, pred, cov = correlated_null(rng, effect=0.3)
+    pred[3, 5] = np.nan  # a gene with a missing person: tested on its own people
+    genes, people = [f"G{i}" for i in range(len(expr))], [f"S{j}" for j in range(expr.shape[1])]
+    e = pd.DataFrame(expr, index=genes, columns=people)
+    p = pd.DataFrame(pred, index=genes, columns=people)
+    c = pd.DataFrame(cov.T, index=["c0", "c1"], columns=people)
+    t = perf.gene_table(e, p, c)
+    keys = mr.permutation_keys(len(people), 50, 1)
+    rows = mr.mean_r_rows("x", e, p, c, {"own": genes, "some": genes[:10]}, keys)
+    assert abs(rows[0]["mean_r"] - t["pearson_r"].mean()) < 1e-12
+    assert abs(rows[1]["mean_r"] - t["pearson_r"].iloc[:10].mean()) < 1e-12
+    assert rows[0]["mean_r_p"] == 1 / 51  # a planted effect no permutation reaches
+
+
+def test_freedman_lane_r_is_a_refit_on_permuted_residuals():
+    """The shortcut (no refit) equals residualizing the permuted residuals and correlating."""
+    rng = np.random.default_rng(1)
+    expr, pred, cov = correlated_null(rng, n_genes=5, k=3)
+    q = stats.covariate_design(cov)
+    idx = rng.permutation(expr.shape[1])
+    want, _ = stats.rowwise_pearson(stats.residualize(expr[:, idx], q), stats.residualize(pred, q))
+    assert np.allclose(stats.freedman_lane_r(expr, pred, q, idx), want, atol=1e-12)
+
+
+def _simulate(method, n_cohorts, effect=0.0, seed=7, permutations=199):
+    rng = np.random.default_rng(seed)
+    old, new, signs = [], [], []
+    for _ in range(n_cohorts):
+        expr, pred, cov = correlated_null(rng, effect=effect)
+        q = stats.covariate_design(cov)
+        r, _ = stats.rowwise_pearson(stats.residualize(pred, q), expr)
+        old.append(ttest_1samp(r, 0.0).pvalue)  # the old summary's test of mean r
+        keys = mr.permutation_keys(expr.shape[1], permutations, int(rng.integers(1 << 30)))
+        obs, null = mr.null_mean_r(expr, pred, cov, np.ones((len(expr), 1), bool), keys)
+        new.append(mr.permutation_p(obs, null)[0])
+        signs.append(np.sign(obs[0]))
+    return np.array(old), np.array(new), np.array(signs)
+
+
+def test_permutation_is_calibrated_where_the_t_test_over_genes_is_not():
+    """Correlated genes, no causal link: the t-test over genes rejects far more than 5 % of
+    cohorts; the permutation of people (one for all genes) ≈ 5 %, in each tail, uniform."""
+    old, new, signs = _simulate("fl", N_COHORTS)
+    assert (old < 0.05).mean() > 0.3, (old < 0.05).mean()
+    rate = (new < 0.05).mean()
+    assert LOW <= rate <= HIGH, rate
+    for s in (1, -1):  # each tail about half (binomial 99 % bounds of 2.5 %)
+        tail = ((new < 0.05) & (signs == s)).mean()
+        assert tail <= 0.025 + 2.576 * np.sqrt(0.025 * 0.975 / N_COHORTS), (s, tail)
+    # p on the grid k/200: uniform up to the grid (KS against U(0, 1) at 0.01)
+    assert kstest(new - 0.5 / 200, "uniform").pvalue > 0.01
+
+
+def test_permutation_rejects_a_planted_effect():
+    _, new, signs = _simulate("fl", 20, effect=0.25, seed=3)
+    assert (new < 0.05).mean() >= 0.9 and (signs > 0).all()
+
+
+def oof_null(rng, n_genes=30, n=60, folds=5, snps=4):
+    """An honest out-of-fold linear predictor on null genes (expression independent of the
+    genotypes): per gene, per outer fold, least squares on the other folds' people, predicting
+    the fold's people. Pooling folds biases r below 0 (each fold's intercept is the training
+    mean, anti-correlated with the held-out fold's mean)."""
+    expr = rng.normal(size=(n_genes, n))
+    pred = np.empty_like(expr)
+    labels = np.empty((n_genes, n), int)
+    for g in range(n_genes):
+        x = np.column_stack([np.ones(n), rng.binomial(2, 0.3, size=(n, snps))])
+        lab = rng.permutation(np.arange(n) % folds)
+        labels[g] = lab
+        for f in range(folds):
+            tr = lab != f
+            beta = np.linalg.lstsq(x[tr], expr[g, tr], rcond=None)[0]
+            pred[g, ~tr] = x[~tr] @ beta
+    return expr, pred, labels
+
+
+def test_fitted_predictor_is_tested_on_one_outer_fold_it_never_saw():
+    """Out-of-fold predictions of null genes. Pooled over folds, permuting people across all
+    folds or within each fold (models fixed) both reject too often: the pooling artefact and
+    the dependence between folds (fold f's model was trained on fold g's people and vice
+    versa) are in the statistic, not in its null. r on one outer fold's people, permuted
+    among them (one key per person for all genes), is calibrated."""
+    rng = np.random.default_rng(11)
+    across, within, fold0 = [], [], []
+    for _ in range(200):
+        expr, pred, labels = oof_null(rng)
+        keys = mr.permutation_keys(expr.shape[1], 99, int(rng.integers(1 << 30)))
+        sets = np.ones((len(expr), 1), bool)
+        obs, null = mr.null_mean_r(expr, pred, None, sets, keys)
+        across.append(mr.permutation_p(obs, null)[0])
+        obs, null = mr.null_mean_r(expr, pred, None, sets, keys, blocks=labels)
+        within.append(mr.permutation_p(obs, null)[0])
+        obs, null = mr.null_mean_r(expr, pred, None, sets, keys, held_out=labels == mr.TEST_FOLD)
+        fold0.append(mr.permutation_p(obs, null)[0])
+    across, within, fold0 = np.array(across), np.array(within), np.array(fold0)
+    half = 2.576 * np.sqrt(0.05 * 0.95 / 200)
+    assert (across < 0.05).mean() > 0.05 + half, (across < 0.05).mean()
+    assert (within < 0.05).mean() > 0.05 + half, (within < 0.05).mean()
+    assert 0.05 - half <= (fold0 < 0.05).mean() <= 0.05 + half, (fold0 < 0.05).mean()
+
+
+def test_fitted_predictor_test_has_power():
+    rng = np.random.default_rng(12)
+    hits = 0
+    for _ in range(10):
+        expr, pred, labels = oof_null(rng)
+        expr = expr + 0.6 * (pred - pred.mean(axis=1, keepdims=True))  # predictions carry signal
+        keys = mr.permutation_keys(expr.shape[1], 99, int(rng.integers(1 << 30)))
+        obs, null = mr.null_mean_r(
+            expr, pred, None, np.ones((len(expr), 1), bool), keys, held_out=labels == 0
+        )
+        hits += mr.permutation_p(obs, null)[0] < 0.05
+    assert hits >= 9
+
+
+def test_within_block_index_permutes_only_within_blocks_and_shares_the_shuffle():
+    rng = np.random.default_rng(2)
+    keys = rng.permutation(12)
+    blocks = np.array([np.arange(12) % 3, np.arange(12) % 3, np.arange(12) // 6])
+    idx = stats.within_block_index(keys, blocks)
+    for g in range(3):
+        assert sorted(idx[g]) == list(range(12))
+        assert (blocks[g, idx[g]] == blocks[g]).all()
+    assert (idx[0] == idx[1]).all()  # same folds, same shuffle
+    assert (stats.within_block_index(keys, np.zeros((1, 12), int))[0] == np.argsort(keys)).all()

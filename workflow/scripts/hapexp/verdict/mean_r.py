@@ -1,0 +1,274 @@
+"""Mean r across genes, tested by permuting people (rule `performance` → mean_r.tsv).
+
+"Is a predictor's mean r across genes different from 0?" cannot be a one-sample t-test
+over genes: nearby genes share regulators, LD and technical factors, in the expression
+and in the predictions alike, so their r's are correlated and the t-test over genes,
+which counts them as independent, is anti-conservative (tests/test_mean_r.py: a shared
+latent factor and no causal link make it reject far more than 5 % of cohorts). Permuting
+*people* — one permutation for all genes — keeps that correlation between genes in the
+null distribution.
+
+Predictors not fitted on the cohort (pretrained deep models, a pretrained PredictDB db):
+Freedman–Lane. The prepared expression is already the residual of the reduced model
+(expression ~ 1 + covariates); its residual vector is permuted across people, the same
+permutation for every gene, re-residualized on the covariates in the original order and
+correlated with the prediction residualized as in `hapexp.verdict.performance.gene_table`
+(the partial correlation; raw centred vectors with `residualize=False`). The statistic is
+the mean of the per-gene r over a gene set; p = (1 + #{|mean r*| ≥ |mean r|}) / (B + 1),
+two-sided, B = `performance.mean_r_permutations` seeded permutations
+(`stats.freedman_lane_r`, vectorized over genes in chunks).
+
+The elastic net (fitted on the cohort; its predictions are out-of-fold): tested on ONE
+outer fold per gene, fold TEST_FOLD (= 0, 0-based) of results/{cohort}/elasticnet/folds.tsv —
+people its model never saw — with that model held fixed: the gene's r on the fold's
+people (both vectors residualized on all people's covariates, then centred on the fold),
+the fold's people permuted among themselves, one random key per person shared by all genes
+(`stats.within_block_index`: genes with the same folds get the same shuffle). Exact under
+the null: the fold's expression is independent of its genotypes and of a model trained on
+the other folds. Why not all folds pooled: (1) pooling out-of-fold predictions into one
+vector puts fold-level artefacts into r (each fold's model has its own intercept, anti-
+correlated with the held-out fold's mean expression), and (2) the folds are not
+independent: fold f's model was trained on fold g's people and fold g's on fold f's, so
+fold f's and fold g's r share a term, and a permutation that holds the models fixed
+breaks that sharing — the null is too narrow. tests/test_mean_r.py measures both: on null
+out-of-fold predictions, permuting across all people or within every fold (pooled r)
+rejects 2–6× too often, one held-out fold is calibrated. The price is power (1/K of the
+people); refitting on permuted data (item 3's check) would cost a full fit per permutation.
+`mean_r` in mean_r.tsv is then the statistic tested (the mean of the fold's r), not the
+pooled out-of-fold mean r of performance.tsv. Without fold labels a fitted predictor's
+mean r is not tested (p NaN, method `not_tested`).
+
+Models fine-tuned on this cohort: on their test people only (splits/individuals.tsv),
+which they never saw — Freedman–Lane on those people, covariates restricted to them,
+genes testable there (`gene_table`'s constancy floors).
+
+Rows with missing values (a gene whose prediction or expression lacks some people) are
+tested on their own people, the permutation restricted to them (the same keys' order).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from hapexp import stats
+
+log = logging.getLogger(__name__)
+
+MEAN_R_COLUMNS = [
+    "predictor",
+    "gene_set",
+    "people",
+    "n_people",
+    "n_genes",
+    "mean_r",
+    "mean_r_p",
+    "method",
+    "permutations",
+]
+FREEDMAN_LANE = "freedman_lane"
+HELD_OUT_FOLD = "freedman_lane_one_outer_fold"
+# The outer fold (0-based label of folds.tsv) a fitted predictor's mean r is tested on.
+TEST_FOLD = 0
+NOT_TESTED = "not_tested"
+# Genes per block of the vectorized permutation (rows × people float64 matrices).
+CHUNK_ROWS = 2000
+
+
+def permutation_keys(n: int, permutations: int, seed: int) -> np.ndarray:
+    """permutations × n random orders of the n people (ranks), seeded: the same draws for
+    every predictor and gene."""
+    rng = np.random.default_rng(seed)
+    return (
+        np.stack([rng.permutation(n) for _ in range(int(permutations))])
+        if permutations
+        else np.zeros((0, n), int)
+    )
+
+
+def _ranks(a: np.ndarray) -> np.ndarray:
+    return np.argsort(np.argsort(a, axis=-1, kind="stable"), axis=-1, kind="stable")
+
+
+def _design(covariates: np.ndarray | None, cols) -> np.ndarray | None:
+    return None if covariates is None else stats.covariate_design(covariates[cols])
+
+
+def null_mean_r(
+    expression: np.ndarray,
+    prediction: np.ndarray,
+    covariates: np.ndarray | None,
+    sets: np.ndarray,
+    keys: np.ndarray,
+    blocks: np.ndarray | None = None,
+    held_out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(observed mean r per set (S,), permuted mean r (B × S)) for genes × people matrices.
+
+    `covariates`: people × k (None: intercept only); `sets`: genes × S booleans (which genes
+    each set averages); `keys`: B × people (`permutation_keys`); `blocks`: genes × people
+    integer labels to permute within (None: across all people); `held_out`: genes × people
+    booleans, each gene's r on those people only (both vectors residualized on all people's
+    covariates, then centred on the held-out people), permuted among them (complete rows)."""
+    if held_out is not None:
+        held_out = np.asarray(held_out, bool)
+        ok = np.isfinite(expression) & np.isfinite(prediction)
+        if not ok[sets.any(axis=1)].all():
+            raise ValueError("held-out people: complete rows only")
+        q = _design(covariates, np.arange(expression.shape[1]))
+        e, p = stats.residualize(expression, q), stats.residualize(prediction, q)
+        cnt = held_out.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            e = np.where(held_out, e - np.where(held_out, e, 0).sum(axis=1, keepdims=True) / cnt, 0.0)
+            p = np.where(held_out, p - np.where(held_out, p, 0).sum(axis=1, keepdims=True) / cnt, 0.0)
+        return null_mean_r(e, p, None, sets & (cnt[:, 0] >= 3)[:, None], keys, held_out.astype(np.int64))
+    n_sets = sets.shape[1]
+    size = sets.sum(axis=0).astype(float)
+    obs = np.zeros(n_sets)
+    null = np.zeros((len(keys), n_sets))
+    rows = np.flatnonzero(sets.any(axis=1))
+    ok = np.isfinite(expression) & np.isfinite(prediction)
+    complete = rows[ok[rows].all(axis=1)]
+    n = expression.shape[1]
+    q_all = _design(covariates, np.arange(n))
+    for start in range(0, complete.size, CHUNK_ROWS):
+        g = complete[start : start + CHUNK_ROWS]
+        e = stats.residualize(expression[g], q_all)
+        p = prediction[g]
+        w = sets[g].astype(float)
+        obs += stats.freedman_lane_r(e, p, q_all, np.arange(n)) @ w
+        for b, key in enumerate(keys):
+            idx = stats.within_block_index(key, None if blocks is None else blocks[g])
+            null[b] += stats.freedman_lane_r(e, p, q_all, idx) @ w
+    for g in rows[~ok[rows].all(axis=1)]:
+        cols = np.flatnonzero(ok[g])
+        if cols.size < 3:
+            continue
+        q = _design(covariates, cols)
+        e = stats.residualize(expression[g, cols][None, :], q)
+        p = prediction[g, cols][None, :]
+        w = sets[g].astype(float)
+        obs += stats.freedman_lane_r(e, p, q, np.arange(cols.size)) * w
+        sub = _ranks(keys[:, cols])
+        for b, key in enumerate(sub):
+            idx = stats.within_block_index(key, None if blocks is None else blocks[g, cols][None, :])
+            null[b] += stats.freedman_lane_r(e, p, q, idx) * w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return obs / size, null / size
+
+
+def permutation_p(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Two-sided permutation p per column: (1 + #{|null| ≥ |observed|}) / (B + 1); a
+    relative 1e-12 slack counts permutations equal to the observed one up to rounding."""
+    obs = np.abs(np.asarray(observed, float))
+    hits = (np.abs(null) >= obs * (1 - 1e-12)).sum(axis=0)
+    p = (1.0 + hits) / (null.shape[0] + 1.0)
+    return np.where(np.isfinite(obs) & (null.shape[0] > 0), p, np.nan)
+
+
+def mean_r_rows(
+    name: str,
+    expression: pd.DataFrame,
+    prediction: pd.DataFrame,
+    covariates: pd.DataFrame | None,
+    gene_sets: dict[str, list[str]],
+    keys: np.ndarray,
+    people: str = "all",
+    folds: pd.DataFrame | None = None,
+    method: str = FREEDMAN_LANE,
+) -> list[dict]:
+    """One mean_r.tsv row per gene set for one predictor (aligned genes × people matrices;
+    `covariates`: covariates × people, None = intercept only). `folds`: genes × people
+    outer-fold labels to permute within (genes or people missing from it: fold −1, their
+    own block... i.e. permuted among themselves)."""
+    genes = list(expression.index)
+    pos = {g: i for i, g in enumerate(genes)}
+    names = list(gene_sets)
+    sets = np.zeros((len(genes), len(names)), bool)
+    for j, s in enumerate(names):
+        sets[[pos[g] for g in gene_sets[s] if g in pos], j] = True
+    held_out = None
+    if folds is not None:
+        lab = folds.reindex(index=genes, columns=list(expression.columns))
+        held_out = lab.to_numpy(float) == TEST_FOLD
+    cov = None if covariates is None or not covariates.shape[0] else covariates.to_numpy(float).T
+    tested = method != NOT_TESTED and len(keys) > 0
+    obs, null = null_mean_r(
+        expression.to_numpy(float),
+        prediction.to_numpy(float),
+        cov,
+        sets,
+        keys if tested else keys[:0],
+        held_out=held_out,
+    )
+    pvals = permutation_p(obs, null) if tested else np.full(len(names), np.nan)
+    return [
+        {
+            "predictor": name,
+            "gene_set": s,
+            "people": people,
+            "n_people": expression.shape[1],
+            "n_genes": int(sets[:, j].sum()),
+            "mean_r": obs[j],
+            "mean_r_p": pvals[j],
+            "method": method,
+            "permutations": len(keys) if tested else 0,
+        }
+        for j, s in enumerate(names)
+    ]
+
+
+def mean_r_table(
+    expression: pd.DataFrame,
+    predictions: dict[str, pd.DataFrame],
+    covariates: pd.DataFrame | None,
+    perf: pd.DataFrame,
+    permutations: int,
+    seed: int,
+    residualize: bool = True,
+    folds: dict[str, pd.DataFrame] | None = None,
+    fitted: tuple[str, ...] = (),
+    test_people: dict[str, list[str]] | None = None,
+    floors: dict | None = None,
+) -> pd.DataFrame:
+    """mean_r.tsv (MEAN_R_COLUMNS): per predictor of `perf` (rule performance's table) its
+    mean r on the shared and on its own tested genes, on the people `perf` used, with the
+    permutation p-value (module doc). `folds`: predictor → outer-fold labels (fitted
+    predictors with out-of-fold predictions); `fitted`: predictors fitted on the cohort
+    (without folds: not tested); `test_people`: predictor → the only people it may be
+    scored on (models fine-tuned on this cohort: own genes testable on those people)."""
+    from hapexp.verdict.performance import align_all, gene_table
+
+    folds, test_people, floors = folds or {}, test_people or {}, floors or {}
+    expr, aligned, cov = align_all(expression, predictions, covariates)
+    cov = cov if residualize else None
+    keys_all = permutation_keys(expr.shape[1], permutations, seed)
+    rows = []
+    for name, (e, p) in aligned.items():
+        if name in test_people:
+            people = [s for s in expression.columns if s in set(test_people[name]) and s in set(p.columns)]
+            if covariates is not None:
+                people = [s for s in people if s in set(covariates.columns)]
+            e_t, p_t = expression.loc[e.index, people], p.loc[:, people]
+            c_t = None if covariates is None or not residualize else covariates.loc[:, people]
+            t = gene_table(e_t, p_t, c_t, floor=floors.get(name, 1e-6), residualize=residualize)
+            own = list(t.index[np.isfinite(t["pearson_r"])])
+            keys = permutation_keys(len(people), permutations, seed)
+            rows += mean_r_rows(name, e_t, p_t, c_t, {"own": own}, keys, people="test")
+            continue
+        d = perf[perf["predictor"] == name]
+        tested = d[np.isfinite(d["pearson_r"].astype(float))]
+        gene_sets = {
+            "shared": list(tested.loc[tested["in_shared_set"].astype(bool), "gene_id"]),
+            "own": list(tested["gene_id"]),
+        }
+        method = FREEDMAN_LANE
+        if name in folds:
+            method = HELD_OUT_FOLD
+        elif name in fitted:
+            method = NOT_TESTED
+            log.warning("%s is fitted on the cohort and has no fold labels: its mean r is not tested", name)
+        rows += mean_r_rows(name, e, p, cov, gene_sets, keys_all, folds=folds.get(name), method=method)
+    return pd.DataFrame(rows, columns=MEAN_R_COLUMNS)
