@@ -49,14 +49,33 @@ def test_observed_mean_r_is_gene_table_mean():
     assert rows[0]["mean_r_p"] == 1 / 51  # a planted effect no permutation reaches
 
 
-def test_freedman_lane_r_is_a_refit_on_permuted_residuals():
-    """The shortcut (no refit) equals residualizing the permuted residuals and correlating."""
+def test_permuted_mean_r_is_the_mean_of_correlations_with_permuted_residuals():
+    """The linear shortcut equals, permutation by permutation, the mean over genes of
+    ⟨P(e∘π), p̃⟩ / (|e| |p̃|) computed directly (P: residualization on the covariates), and
+    the held-out version the same on each gene's own people."""
     rng = np.random.default_rng(1)
-    expr, pred, cov = correlated_null(rng, n_genes=5, k=3)
+    expr, pred, cov = correlated_null(rng, n_genes=7, k=3)
     q = stats.covariate_design(cov)
-    idx = rng.permutation(expr.shape[1])
-    want, _ = stats.rowwise_pearson(stats.residualize(expr[:, idx], q), stats.residualize(pred, q))
-    assert np.allclose(stats.freedman_lane_r(expr, pred, q, idx), want, atol=1e-12)
+    index = np.stack([rng.permutation(expr.shape[1]) for _ in range(5)])
+    w = np.column_stack([np.full(7, 1 / 7), np.r_[np.full(3, 1 / 3), np.zeros(4)]])
+    obs, null = stats.permuted_mean_r(expr, pred, q, w, index)
+    pr = stats.residualize(pred, q)
+    for b, idx in enumerate(index):
+        ep = stats.residualize(expr[:, idx], q)
+        r = (ep * pr).sum(1) / np.sqrt((expr * expr).sum(1) * (pr * pr).sum(1))
+        assert np.allclose(null[b], r @ w, atol=1e-12)
+    r_obs, _ = stats.rowwise_pearson(expr, pr)
+    assert np.allclose(obs, r_obs @ w, atol=1e-12)
+    held = rng.random(expr.shape) < 0.4
+    keys = np.stack([rng.permutation(expr.shape[1]) for _ in range(4)])
+    obs, null = stats.permuted_mean_r_held_out(expr, pred, held, w, keys)
+    for b, key in enumerate(keys):
+        r = []
+        for g in range(7):
+            m = np.flatnonzero(held[g])
+            src = m[np.argsort(key[m], kind="stable")]  # the held-out people in key order
+            r.append(stats.pearson(expr[g, src], pred[g, m]))
+        assert np.allclose(null[b], np.array(r) @ w, atol=1e-12)
 
 
 def _simulate(n_cohorts, effect=0.0, seed=7, permutations=99):
@@ -113,6 +132,21 @@ def oof_null(rng, n_genes=30, n=60, folds=5, snps=4):
     return expr, pred, labels
 
 
+def _pooled_within_folds_p(expr, pred, labels, keys):
+    """The pooled out-of-fold mean r, people permuted within each gene's folds (models fixed)."""
+    obs = stats.rowwise_pearson(expr, pred)[0].mean()
+    n = expr.shape[1]
+    by_sample = np.argsort(labels, axis=1, kind="stable")
+    null = []
+    for key in keys:
+        # within each fold: the fold's people in sample order get those in key order
+        by_key = np.argsort(labels * n + key[None, :], axis=1, kind="stable")
+        idx = np.empty_like(by_key)
+        np.put_along_axis(idx, by_sample, by_key, axis=1)
+        null.append(stats.rowwise_pearson(np.take_along_axis(expr, idx, axis=1), pred)[0].mean())
+    return mr.permutation_p(np.array([obs]), np.array(null)[:, None])[0]
+
+
 def test_fitted_predictor_is_tested_on_one_outer_fold_it_never_saw():
     """Out-of-fold predictions of null genes. Pooled over folds, permuting people across all
     folds or within each fold (models fixed) both reject too often: the pooling artefact and
@@ -128,8 +162,7 @@ def test_fitted_predictor_is_tested_on_one_outer_fold_it_never_saw():
         if i < 60:  # the wrong ways: far off, 60 cohorts show it
             obs, null = mr.null_mean_r(expr, pred, None, sets, keys)
             across.append(mr.permutation_p(obs, null)[0])
-            obs, null = mr.null_mean_r(expr, pred, None, sets, keys, blocks=labels)
-            within.append(mr.permutation_p(obs, null)[0])
+            within.append(_pooled_within_folds_p(expr, pred, labels, keys))
         obs, null = mr.null_mean_r(expr, pred, None, sets, keys, held_out=labels == mr.TEST_FOLD)
         fold0.append(mr.permutation_p(obs, null)[0])
     across, within, fold0 = np.array(across), np.array(within), np.array(fold0)
@@ -152,18 +185,6 @@ def test_fitted_predictor_test_has_power():
         )
         hits += mr.permutation_p(obs, null)[0] <= 0.05
     assert hits >= 9
-
-
-def test_within_block_index_permutes_only_within_blocks_and_shares_the_shuffle():
-    rng = np.random.default_rng(2)
-    keys = rng.permutation(12)
-    blocks = np.array([np.arange(12) % 3, np.arange(12) % 3, np.arange(12) // 6])
-    idx = stats.within_block_index(keys, blocks)
-    for g in range(3):
-        assert sorted(idx[g]) == list(range(12))
-        assert (blocks[g, idx[g]] == blocks[g]).all()
-    assert (idx[0] == idx[1]).all()  # same folds, same shuffle
-    assert (stats.within_block_index(keys, np.zeros((1, 12), int))[0] == np.argsort(keys)).all()
 
 
 def test_rule_performance_writes_mean_r_and_paired(tmp_path):

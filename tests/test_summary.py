@@ -104,8 +104,9 @@ def test_wording_follows_the_test_and_the_effect_size_together():
         assert hw.mean_r_verdict(row) == verdict, (r, p)
         assert words in hw.mean_r_words(row), (r, p)
         assert hw.is_null_like(row) == (verdict == "no_evidence"), (r, p)
-    both = hw.mean_r_words(_row(0.0, 0.5, 4, 5))
-    assert "go both ways" in both
+    assert "go both ways" in hw.mean_r_words(_row(0.0, 0.5, 4, 5))
+    assert "go both ways" in hw.mean_r_words(_row(-0.03, 0.001, 4, 5))
+    assert "go both ways" not in hw.mean_r_words(_row(0.3, 0.001, 4, 0))
     assert hw.is_null_like({"genes_tested": 0, "genes_constant": 7, "mean_r": np.nan})
 
 

@@ -15,8 +15,9 @@ predictions), columns are samples, and every function works on many rows at once
   (partial) correlation on dof = n − 2 − k (k covariates), two-sided.
 - Dependent correlations (`williams_t`): Williams' t / Steiger (1980) eq. 7, two
   predictors' correlations with the same expression on the same people.
-- Permutation of people (`within_block_index`, `freedman_lane_r`): Freedman–Lane
-  permutation of residuals, optionally within blocks (outer folds), vectorized over rows.
+- Permutation of people (`permuted_mean_r`, `permuted_mean_r_held_out`): Freedman–Lane
+  permutation of residuals, one permutation for all rows, of a weighted mean of per-row
+  correlations (optionally each row on its own held-out people).
 - Multiple testing (`bh_fdr`): Benjamini-Hochberg. Storey's q-values, a port of R's
   qvalue package, live in `hapexp.linear.qvalue`.
 - The beta approximation of permutation p-values (`beta_approx_pval`, tensorQTL's
@@ -202,50 +203,75 @@ def williams_t(r12, r13, r23, n, k=0) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 # --------------------------------------------------------------------------- permutation of people
-def within_block_index(keys: np.ndarray, blocks: np.ndarray | None = None) -> np.ndarray:
-    """Permutation indices that shuffle people only within blocks, driven by one random
-    key per person shared by all rows (so that rows with the same blocks get the same
-    shuffle, and the correlation between rows is kept).
-
-    `keys`: (n,) distinct ranks 0..n−1 (a random order of the people); `blocks`: None (one
-    block: the permutation argsort(keys)) or rows × n non-negative integer labels.
-    Row g's index idx[g] maps, within each block, the people in sample order to the people
-    in key order: x[g, idx[g]] is x[g] permuted within its blocks."""
-    keys = np.asarray(keys)
-    if blocks is None:
-        return np.argsort(keys, kind="stable")
-    blocks = np.asarray(blocks, dtype=np.int64)
-    n = keys.size
-    # int16 sort keys where they fit: numpy's stable sort is then a radix sort, O(n) per row.
-    kind = np.int16 if (int(blocks.max(initial=0)) + 1) * n < 2**15 else np.int64
-    by_key = np.argsort((blocks * n + keys[None, :]).astype(kind), axis=1, kind="stable")
-    by_sample = np.argsort(blocks.astype(kind), axis=1, kind="stable")
-    idx = np.empty_like(by_key)
-    np.put_along_axis(idx, by_sample, by_key, axis=1)
-    return idx
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit norm (zero rows stay 0)."""
+    norm = np.sqrt((x * x).sum(axis=1, keepdims=True))
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
 
 
-def freedman_lane_r(e: np.ndarray, p: np.ndarray, q: np.ndarray | None, index: np.ndarray) -> np.ndarray:
-    """Correlations of matching rows after a Freedman–Lane permutation of people.
+def permuted_mean_r(
+    e: np.ndarray, p: np.ndarray, q: np.ndarray | None, weights: np.ndarray, index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted sums of per-row partial correlations and their Freedman–Lane permutations,
+    one permutation of the people for all rows.
 
     `e`: rows × n, the residuals of the reduced model (the expression on intercept +
-    covariates, `residualize(x, q)`); `p`: rows × n, the predictions (residualized here on
-    the same `q`); `index`: one permutation (n,) for all rows or one per row (rows × n).
-    The residuals are permuted, re-residualized on the covariates in the original order,
-    and correlated with the residualized predictions: r*_g = <P e_g∘π, p̃_g> / (|P e_g∘π| |p̃_g|)
-    with P the projection off [1, covariates]. Since p̃_g is already orthogonal to
-    [1, covariates], the numerator needs no projection and |P e∘π|² = |e∘π|² − |(e∘π) q|²
-    (e∘π is centred): O(rows·n·k) per permutation, no refit."""
-    pr = residualize(p, q)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pn = pr / np.sqrt((pr * pr).sum(axis=1, keepdims=True))
-    ep = e[:, index] if np.ndim(index) == 1 else np.take_along_axis(e, index, axis=1)
-    ep = ep - ep.mean(axis=1, keepdims=True)
-    ss = (ep * ep).sum(axis=1)
-    if q is not None and q.shape[1]:
-        ss = ss - ((ep @ q) ** 2).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (ep * pn).sum(axis=1) / np.sqrt(ss)
+    covariates; residualized again here, which changes nothing); `p`: rows × n predictions,
+    residualized here on `q` (`covariate_design`, None = intercept only); `weights`: rows × S
+    (e.g. 1/|set| for the rows of each gene set); `index`: B × n, permutation b maps person
+    i to the residual of person index[b, i]. Returns (observed (S,), permuted (B × S)).
+
+    Statistic: T = Σ_g w_g ⟨e_g∘π, p̃_g⟩ / (|e_g| |p̃_g|). With π the identity it is Σ_g w_g r_g
+    (the partial r of `hapexp.verdict.performance.gene_table`). Freedman–Lane re-residualizes
+    the permuted residuals on the covariates: that leaves the numerator unchanged (p̃_g is
+    orthogonal to [1, covariates]); the denominator keeps |e_g| (not |P(e_g∘π)|, which differs
+    by O(k/n)), any fixed statistic giving a valid permutation test. So T is linear in the
+    permutation: T_s(π) = Σ_i M_s[π(i), i] with M_s = Σ_g w_gs ê_g ⊗ p̂_g (unit rows; one n × n
+    matrix product), and B permutations cost O(B·n) after it, whatever the number of rows."""
+    en = _unit_rows(residualize(e, q))
+    pn = _unit_rows(residualize(p, q))
+    w = np.asarray(weights, dtype=float)
+    index = np.atleast_2d(np.asarray(index))
+    cols = np.arange(en.shape[1])
+    obs, null = np.zeros(w.shape[1]), np.zeros((index.shape[0], w.shape[1]))
+    for s in range(w.shape[1]):
+        m = en.T @ (pn * w[:, s : s + 1])  # m[j, i] = Σ_g w_gs ê_g[j] p̂_g[i]
+        obs[s] = np.trace(m)
+        null[:, s] = m[index, cols].sum(axis=1)
+    return obs, null
+
+
+def permuted_mean_r_held_out(
+    e: np.ndarray, p: np.ndarray, held_out: np.ndarray, weights: np.ndarray, keys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`permuted_mean_r` with each row's correlation on its own people only (`held_out`:
+    rows × n booleans, e.g. an outer fold its model never saw), permuted among them.
+
+    `e`, `p`: residualized rows × n (on all people's covariates); each row is centred on its
+    held-out people. `keys`: B × n, one random order of the people per permutation, shared
+    by all rows: in each row, its held-out people in sample order receive the residuals of
+    the same people in key order — rows with the same held-out people get the same shuffle
+    (the correlation between rows is kept). Returns (observed (S,), permuted (B × S))."""
+    held_out = np.asarray(held_out, bool)
+    w = np.asarray(weights, dtype=float)
+    keys = np.atleast_2d(np.asarray(keys))
+    obs, null = np.zeros(w.shape[1]), np.zeros((keys.shape[0], w.shape[1]))
+    count = held_out.sum(axis=1)
+    # small integer keys: numpy's stable argsort is then a radix sort, O(m) per row
+    if keys.size and keys.max() < 2**15:
+        keys = keys.astype(np.int16)
+    for m in np.unique(count[count >= 3]):
+        rows = np.flatnonzero(count == m)
+        # each row's held-out people, in sample order
+        members = np.argsort(~held_out[rows], axis=1, kind="stable")[:, :m]
+        ec, pc = (np.take_along_axis(x[rows], members, axis=1) for x in (e, p))
+        en = _unit_rows(ec - ec.mean(axis=1, keepdims=True))
+        pn = _unit_rows(pc - pc.mean(axis=1, keepdims=True))
+        obs += (en * pn).sum(axis=1) @ w[rows]
+        for b, key in enumerate(keys):
+            order = np.argsort(key[members], axis=1, kind="stable")
+            null[b] += (np.take_along_axis(en, order, axis=1) * pn).sum(axis=1) @ w[rows]
+    return obs, null
 
 
 # --------------------------------------------------------------------------- multiple testing

@@ -49,17 +49,18 @@ def mean_r_words(row: pd.Series | dict) -> str:
             " Its mean r is not tested here (a predictor fitted on this cohort is tested on an outer fold"
             " it never saw; its fold labels were not given)."
         )
+    both = bool(row["n_sig_positive"] and row["n_sig_negative"])
     if verdict == "no_evidence":
         text = (
             f" The test of mean r is not significant: {NO_EVIDENCE} on average; the predictor does not"
             " explain expression differences between people here"
         )
-        if row["n_sig_positive"] and row["n_sig_negative"]:
+        if both:
             text += (
                 " (its significant genes go both ways: it reacts to variants but not in the right direction)"
             )
         return text + "."
-    return {
+    text = {
         "better": " Better than chance on average.",
         "better_small": f" Better than chance, but the effect is small ({size}, below {SMALL_MEAN_R}).",
         "worse": " Worse than chance on average: anti-correlated with expression.",
@@ -67,6 +68,12 @@ def mean_r_words(row: pd.Series | dict) -> str:
             f" Worse than chance (anti-correlated), but the effect is small ({size}, above −{SMALL_MEAN_R})."
         ),
     }.get(verdict, "")
+    if text and both:
+        text += (
+            " Its significant genes go both ways: it reacts to variants, and on these genes its directions do"
+            " not cancel out."
+        )
+    return text
 
 
 METHOD_WORDS = {
