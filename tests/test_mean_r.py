@@ -51,8 +51,8 @@ def test_observed_mean_r_is_gene_table_mean():
 
 def test_permuted_mean_r_is_the_mean_of_correlations_with_permuted_residuals():
     """The linear shortcut equals, permutation by permutation, the mean over genes of
-    ⟨P(e∘π), p̃⟩ / (|e| |p̃|) computed directly (P: residualization on the covariates), and
-    the held-out version the same on each gene's own people."""
+    ⟨P(e∘π), p̃⟩ / (|e| sqrt(1 − k/(n − 1)) |p̃|) computed directly (P: residualization on the
+    covariates), and the held-out version the same on each gene's own people."""
     rng = np.random.default_rng(1)
     expr, pred, cov = correlated_null(rng, n_genes=7, k=3)
     q = stats.covariate_design(cov)
@@ -62,7 +62,8 @@ def test_permuted_mean_r_is_the_mean_of_correlations_with_permuted_residuals():
     pr = stats.residualize(pred, q)
     for b, idx in enumerate(index):
         ep = stats.residualize(expr[:, idx], q)
-        r = (ep * pr).sum(1) / np.sqrt((expr * expr).sum(1) * (pr * pr).sum(1))
+        # the expected re-residualized norm: |e|² (1 − k/(n − 1)), k = 3, n = 60
+        r = (ep * pr).sum(1) / np.sqrt((expr * expr).sum(1) * (1 - 3 / 59) * (pr * pr).sum(1))
         assert np.allclose(null[b], r @ w, atol=1e-12)
     r_obs, _ = stats.rowwise_pearson(expr, pr)
     assert np.allclose(obs, r_obs @ w, atol=1e-12)
@@ -78,11 +79,11 @@ def test_permuted_mean_r_is_the_mean_of_correlations_with_permuted_residuals():
         assert np.allclose(null[b], np.array(r) @ w, atol=1e-12)
 
 
-def _simulate(n_cohorts, effect=0.0, seed=7, permutations=99):
+def _simulate(n_cohorts, effect=0.0, seed=7, permutations=99, k=2):
     rng = np.random.default_rng(seed)
     old, new, signs = [], [], []
     for _ in range(n_cohorts):
-        expr, pred, cov = correlated_null(rng, effect=effect)
+        expr, pred, cov = correlated_null(rng, effect=effect, k=k)
         q = stats.covariate_design(cov)
         r, _ = stats.rowwise_pearson(stats.residualize(pred, q), expr)
         old.append(ttest_1samp(r, 0.0).pvalue)  # the old summary's test of mean r
@@ -106,6 +107,13 @@ def test_permutation_is_calibrated_where_the_t_test_over_genes_is_not():
         assert tail <= 0.025 + 2.576 * np.sqrt(0.025 * 0.975 / N_COHORTS), (s, tail)
     # p on the grid k/100: uniform up to the grid (KS against U(0, 1) at 0.01)
     assert kstest(new - 0.5 / 100, "uniform").pvalue > 0.01
+
+
+def test_permutation_is_calibrated_with_many_covariates():
+    """k = 15 covariates for 60 people (many expression PCs): the permuted correlations keep
+    the spread of the observed ones (the re-residualized norm, `stats.permuted_mean_r`)."""
+    _, new, _ = _simulate(N_COHORTS, seed=8, k=15)
+    assert LOW <= (new <= 0.05).mean() <= HIGH, (new <= 0.05).mean()
 
 
 def test_permutation_rejects_a_planted_effect():
