@@ -121,20 +121,24 @@ def test_permutation_rejects_a_planted_effect():
     assert (new <= 0.05).mean() >= 0.9 and (signs > 0).all()
 
 
-def oof_null(rng, n_genes=30, n=60, folds=5, snps=4):
+def oof_null(rng, n_genes=30, n=60, folds=5, snps=4, per_gene_folds=False):
     """An honest out-of-fold linear predictor on null genes (expression independent of the
     genotypes): per gene, per outer fold, least squares on the other folds' people, predicting
-    the fold's people. Pooling folds biases r below 0 (each fold's intercept is the training
-    mean, anti-correlated with the held-out fold's mean)."""
-    expr = rng.normal(size=(n_genes, n))
+    the fold's people. Genes are correlated as in a real cohort, with no causal link: the
+    expression through a person-level factor (batch, cell mix), the genotypes through two
+    populations with different allele frequencies (so the predictions of all genes share
+    ancestry). Outer folds common to all genes, or drawn per gene."""
+    expr = rng.uniform(1.0, 2.0, (n_genes, 1)) * rng.normal(size=n) + rng.normal(size=(n_genes, n))
+    population = rng.random(n) < 0.5
     pred = np.empty_like(expr)
+    common = rng.permutation(np.arange(n) % folds)
     labels = np.empty((n_genes, n), int)
     for g in range(n_genes):
-        x = np.column_stack([np.ones(n), rng.binomial(2, 0.3, size=(n, snps))])
-        lab = rng.permutation(np.arange(n) % folds)
-        labels[g] = lab
+        freq = np.where(population[:, None], 0.1, 0.5) * rng.uniform(0.8, 1.2, snps)
+        x = np.column_stack([np.ones(n), rng.binomial(2, freq)])
+        labels[g] = rng.permutation(np.arange(n) % folds) if per_gene_folds else common
         for f in range(folds):
-            tr = lab != f
+            tr = labels[g] != f
             beta = np.linalg.lstsq(x[tr], expr[g, tr], rcond=None)[0]
             pred[g, ~tr] = x[~tr] @ beta
     return expr, pred, labels
@@ -156,11 +160,12 @@ def _pooled_within_folds_p(expr, pred, labels, keys):
 
 
 def test_fitted_predictor_is_tested_on_one_outer_fold_it_never_saw():
-    """Out-of-fold predictions of null genes. Pooled over folds, permuting people across all
-    folds or within each fold (models fixed) both reject too often: the pooling artefact and
-    the dependence between folds (fold f's model was trained on fold g's people and vice
-    versa) are in the statistic, not in its null. r on one outer fold's people, permuted
-    among them (one key per person for all genes), is calibrated."""
+    """Out-of-fold predictions of null genes (outer folds common to all genes). Pooled over
+    folds, permuting people across all folds or within each fold (models fixed) both reject
+    too often: the pooling artefact and the dependence between folds (fold f's model was
+    trained on fold g's people and vice versa) are in the statistic, not in its null. r on
+    one outer fold's people, permuted among them (the same permutation for all genes), is
+    calibrated."""
     rng = np.random.default_rng(11)
     across, within, fold0 = [], [], []
     for i in range(200):
@@ -181,12 +186,37 @@ def test_fitted_predictor_is_tested_on_one_outer_fold_it_never_saw():
     assert 0.05 - half <= (fold0 <= 0.05).mean() <= 0.05 + half, (fold0 <= 0.05).mean()
 
 
+def test_per_gene_folds_cannot_keep_the_correlation_between_genes():
+    """Outer folds drawn per gene: shuffling each gene within its own held-out fold (even from
+    one key per person) loses the correlation between genes — too many rejections — so
+    mean_r_rows does not test it; with the same folds for every gene it does."""
+    rng = np.random.default_rng(13)
+    p = []
+    for _ in range(150):
+        expr, pred, labels = oof_null(rng, n_genes=80, per_gene_folds=True)
+        keys = mr.permutation_keys(expr.shape[1], 99, int(rng.integers(1 << 30)))
+        obs, null = mr.null_mean_r(
+            expr, pred, None, np.ones((len(expr), 1), bool), keys, held_out=labels == 0
+        )
+        p.append(mr.permutation_p(obs, null)[0])
+    assert (np.array(p) <= 0.05).mean() > 0.05 + 2.576 * np.sqrt(0.05 * 0.95 / 150)
+    genes, people = [f"G{i}" for i in range(len(expr))], [f"S{j}" for j in range(expr.shape[1])]
+    frames = [pd.DataFrame(m, index=genes, columns=people) for m in (expr, pred, labels)]
+    keys = mr.permutation_keys(len(people), 19, 0)
+    row = mr.mean_r_rows("en", frames[0], frames[1], None, {"own": genes}, keys, folds=frames[2])[0]
+    assert row["method"] == mr.PER_GENE_FOLDS and np.isnan(row["mean_r_p"])
+    same = frames[2].copy()
+    same.iloc[:] = labels[0]
+    row = mr.mean_r_rows("en", frames[0], frames[1], None, {"own": genes}, keys, folds=same)[0]
+    assert row["method"] == mr.HELD_OUT_FOLD and row["mean_r_p"] > 0
+
+
 def test_fitted_predictor_test_has_power():
     rng = np.random.default_rng(12)
     hits = 0
     for _ in range(10):
         expr, pred, labels = oof_null(rng)
-        expr = expr + 0.6 * (pred - pred.mean(axis=1, keepdims=True))  # predictions carry signal
+        expr = expr + 1.5 * (pred - pred.mean(axis=1, keepdims=True))  # predictions carry signal
         keys = mr.permutation_keys(expr.shape[1], 99, int(rng.integers(1 << 30)))
         obs, null = mr.null_mean_r(
             expr, pred, None, np.ones((len(expr), 1), bool), keys, held_out=labels == 0

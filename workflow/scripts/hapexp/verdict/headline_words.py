@@ -46,8 +46,9 @@ def mean_r_words(row: pd.Series | dict) -> str:
     size = f"mean r = {fmt_number(row['mean_r'])}"
     if verdict == "untested":
         return (
-            " Its mean r is not tested here (a predictor fitted on this cohort is tested on an outer fold"
-            " it never saw; its fold labels were not given)."
+            " Its mean r is not tested here ("
+            + UNTESTED_WHY.get(row.get("mean_r_method"), "no valid test")
+            + ")."
         )
     both = bool(row["n_sig_positive"] and row["n_sig_negative"])
     if verdict == "no_evidence":
@@ -76,6 +77,15 @@ def mean_r_words(row: pd.Series | dict) -> str:
     return text
 
 
+UNTESTED_WHY = {
+    "not_tested": (
+        "a predictor fitted on this cohort is tested on an outer fold it never saw; its fold labels were not given"
+    ),
+    "not_tested_per_gene_folds": (
+        "fitted on this cohort with outer folds drawn per gene: no permutation of people stays within every"
+        " gene's held-out fold and is common to all genes, so the correlation between genes could not be kept"
+    ),
+}
 METHOD_WORDS = {
     "freedman_lane": "people permuted, one permutation for all genes",
     "freedman_lane_one_outer_fold": "on one outer fold's people the model never saw, permuted among them",

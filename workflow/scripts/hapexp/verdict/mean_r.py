@@ -20,27 +20,39 @@ two-sided, B = `performance.mean_r_permutations` seeded permutations
 20,000 genes cost one n × n matrix product per gene chunk and O(B·n) after it).
 
 The elastic net (fitted on the cohort; its predictions are out-of-fold): tested on ONE
-outer fold per gene, fold TEST_FOLD (= 0, 0-based) of results/{cohort}/elasticnet/folds.tsv —
-people its model never saw — with that model held fixed: the gene's r on the fold's
+outer fold, fold TEST_FOLD (= 0, 0-based) of results/{cohort}/elasticnet/folds.tsv —
+people its models never saw — with those models held fixed: each gene's r on the fold's
 people (both vectors residualized on all people's covariates, then centred on the fold),
-the fold's people permuted among themselves, one random key per person shared by all genes
-(`stats.permuted_mean_r_held_out`: genes with the same folds get the same shuffle). Exact
-under the null, up to the residualization on all people's covariates: the fold's expression is independent of its genotypes and of a model trained on
-the other folds. Why not all folds pooled: (1) pooling out-of-fold predictions into one
-vector puts fold-level artefacts into r (each fold's model has its own intercept, anti-
-correlated with the held-out fold's mean expression; hapexp.linear.elasticnet standardizes
-within folds against it, but a permutation across folds would still see any that is left),
-and (2) the folds are not independent: fold f's model was trained on fold g's people and
-fold g's on fold f's, so fold f's and fold g's r share a term (to first order
+the fold's people permuted among themselves, the same permutation for every gene
+(`stats.permuted_mean_r_held_out`). Valid under the null up to the residualization on all
+people: the fold's expression is independent of its genotypes and of models trained on
+the other folds.
+
+This needs the fold to hold the same people for every gene. With outer folds drawn per
+gene (PredictDB's habit, hapexp.linear.elasticnet.gene_folds), no permutation of people
+stays within every gene's held-out fold and is common to all genes: shuffling each gene
+within its own fold (even from one random key per person) loses the correlation between
+genes that person-level factors (ancestry, batch, overlapping cis windows) give the
+observed mean r, and the test rejects far too often (tests/test_mean_r.py: 25 % of null
+cohorts with a shared factor, 1,000 cohorts; 5.6 % with the same folds for every gene).
+So with per-gene folds the elastic net's mean r is not tested (method
+`not_tested_per_gene_folds`); with folds common to all genes it is.
+
+Why not all folds pooled: (1) pooling out-of-fold predictions into one vector puts
+fold-level artefacts into r (each fold's model has its own intercept, anti-correlated
+with the held-out fold's mean expression; hapexp.linear.elasticnet standardizes within
+folds against it, but a permutation across folds would still see any that is left), and
+(2) the folds are not independent: fold f's model was trained on fold g's people and fold
+g's on fold f's, so fold f's and fold g's r share a term (to first order
 r_f ∝ e_fᵀX_f A⁻¹ X_gᵀe_g + …, and r_g holds the same term), and a permutation that holds
 the models fixed breaks that sharing — its null is too narrow (about half the variance).
-tests/test_mean_r.py measures both on null out-of-fold predictions (600 cohorts, least
-squares, 5 folds): permuting across all people rejects 88 %, within every fold (pooled r)
-38 %; one held-out fold 3.3 % (binomial 99 % bounds 2.7–7.3 %). The price is power (1/K of the
-people); refitting on permuted data (item 3's check) would cost a full fit per permutation.
+Measured on null out-of-fold predictions (600 cohorts, least squares, 5 folds):
+permuting across all people rejects 88 %, within every fold (pooled r) 38 %; one held-out
+fold 3.3 % (binomial 99 % bounds 2.7–7.3 %). The price is power (1/K of the people);
+refitting on permuted data (item 3's check) would cost a full fit per permutation.
 `mean_r` in mean_r.tsv is then the statistic tested (the mean of the fold's r), not the
 pooled out-of-fold mean r of performance.tsv. Without fold labels a fitted predictor's
-mean r is not tested (p NaN, method `not_tested`).
+mean r is not tested (method `not_tested`).
 
 Models fine-tuned on this cohort: on their test people only (splits/individuals.tsv),
 which they never saw — Freedman–Lane on those people, covariates restricted to them,
@@ -84,6 +96,7 @@ HELD_OUT_FOLD = "freedman_lane_one_outer_fold"
 # The outer fold (0-based label of folds.tsv) a fitted predictor's mean r is tested on.
 TEST_FOLD = 0
 NOT_TESTED = "not_tested"
+PER_GENE_FOLDS = "not_tested_per_gene_folds"
 # Genes per block of the vectorized permutation (rows × people float64 matrices).
 CHUNK_ROWS = 2000
 
@@ -183,8 +196,9 @@ def mean_r_rows(
 ) -> list[dict]:
     """One mean_r.tsv row per gene set for one predictor (aligned genes × people matrices;
     `covariates`: covariates × people, None = intercept only). `folds`: genes × people
-    outer-fold labels to permute within (genes or people missing from it: fold −1, their
-    own block... i.e. permuted among themselves)."""
+    outer-fold labels (0-based): r on fold TEST_FOLD's people only, permuted among them —
+    tested only when that fold holds the same people for every gene (else PER_GENE_FOLDS,
+    not tested: module doc)."""
     genes = list(expression.index)
     pos = {g: i for i, g in enumerate(genes)}
     names = list(gene_sets)
@@ -195,8 +209,17 @@ def mean_r_rows(
     if folds is not None:
         lab = folds.reindex(index=genes, columns=list(expression.columns))
         held_out = lab.to_numpy(float) == TEST_FOLD
+        sets = sets & (held_out.sum(axis=1) >= 3)[:, None]
+        common = len(np.unique(held_out[sets.any(axis=1)], axis=0)) <= 1
+        method = HELD_OUT_FOLD if common else PER_GENE_FOLDS
+        if not common:
+            log.warning(
+                "%s: outer folds differ between genes: its mean r is not tested (no permutation of people "
+                "is both within every gene's held-out fold and common to all genes; use folds common to all genes)",
+                name,
+            )
     cov = None if covariates is None or not covariates.shape[0] else covariates.to_numpy(float).T
-    tested = method != NOT_TESTED and len(keys) > 0
+    tested = method not in (NOT_TESTED, PER_GENE_FOLDS) and len(keys) > 0
     obs, null = null_mean_r(
         expression.to_numpy(float),
         prediction.to_numpy(float),
@@ -266,10 +289,8 @@ def mean_r_table(
             "shared": list(tested.loc[tested["in_shared_set"].astype(bool), "gene_id"]),
             "own": list(tested["gene_id"]),
         }
-        method = FREEDMAN_LANE
-        if name in folds:
-            method = HELD_OUT_FOLD
-        elif name in fitted:
+        method = FREEDMAN_LANE  # with folds: mean_r_rows decides (one held-out fold, if common)
+        if name in fitted and name not in folds:
             method = NOT_TESTED
             log.warning("%s is fitted on the cohort and has no fold labels: its mean r is not tested", name)
         rows += mean_r_rows(name, e, p, cov, gene_sets, keys_all, folds=folds.get(name), method=method)
