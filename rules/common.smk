@@ -257,4 +257,15 @@ def performance_inputs(wildcards):
         inputs["predictdb"] = c["predictdb"]
     if c.get("predictdb") or config["concordance"]["legacy_null"]:
         inputs["bcf"] = f"results/{cohort}/variants/normalized.bcf"
+    if finetuned_here(wildcards):  # scored on their test people only (mean_r.tsv)
+        inputs["individuals"] = f"results/{cohort}/splits/individuals.tsv"
+    # The elastic net's outer-fold labels (mean_r.tsv tests it on a fold it never saw),
+    # once rule gather_elasticnet writes them.
+    if "folds" in rules.gather_elasticnet.output.keys():
+        inputs["folds"] = f"results/{cohort}/elasticnet/folds.tsv"
     return inputs
+
+
+def finetuned_here(wildcards):
+    """The models fine-tuned on this cohort (they saw some of its people: out of the headline)."""
+    return [m for m, c in FINETUNED.items() if c == wildcards.cohort]

@@ -14,6 +14,8 @@ rule summary:
         ),
         performance="results/{cohort}/performance.tsv",
         cross_gene="results/{cohort}/cross_gene.tsv",
+        mean_r="results/{cohort}/mean_r.tsv",
+        paired="results/{cohort}/paired.tsv",
         concordance=expand("results/{{cohort}}/concordance/{model}.tsv", model=MODELS),
         validation="results/{cohort}/validation.json",
         egenes="results/{cohort}/eqtl/egenes.json",
