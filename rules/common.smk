@@ -161,6 +161,14 @@ def cohort_vcfs(wildcards):
     return vcf_paths(c["vcf"], c.get("chromosomes"))
 
 
+def genotype_pcs_input(wildcards):
+    """The cohort's genotype PCs (rules/genotype_pcs.smk) when they are on: covariates of
+    both expression preparations (all people; fitted on the training people)."""
+    if config["genotype_pcs"]["n_pcs"] > 0:
+        return {"genotype_pcs": f"results/{wildcards.cohort}/genotype_pcs.tsv"}
+    return {}
+
+
 def cohort_input_files(wildcards):
     """The user-supplied files of a cohort (indexes are checked by validate_inputs)."""
     c = config["cohorts"][wildcards.cohort]
@@ -251,4 +259,15 @@ def performance_inputs(wildcards):
         inputs["predictdb"] = c["predictdb"]
     if c.get("predictdb") or config["concordance"]["legacy_null"]:
         inputs["bcf"] = f"results/{cohort}/variants/normalized.bcf"
+    if finetuned_here(wildcards):  # scored on their test people only (mean_r.tsv)
+        inputs["individuals"] = f"results/{cohort}/splits/individuals.tsv"
+    # The elastic net's outer-fold labels (mean_r.tsv tests it on a fold it never saw),
+    # once rule gather_elasticnet writes them.
+    if "folds" in rules.gather_elasticnet.output.keys():
+        inputs["folds"] = f"results/{cohort}/elasticnet/folds.tsv"
     return inputs
+
+
+def finetuned_here(wildcards):
+    """The models fine-tuned on this cohort (they saw some of its people: out of the headline)."""
+    return [m for m, c in FINETUNED.items() if c == wildcards.cohort]

@@ -1,5 +1,5 @@
 # The expression every predictor is judged on: transformed and residualized on the
-# covariates (+ expression PCs) (hapexp.inputs.expression.run_prepare_expression).
+# covariates (+ genotype PCs, + expression PCs) (hapexp.inputs.expression.run_prepare_expression).
 
 
 rule prepare_expression:
@@ -14,6 +14,7 @@ rule prepare_expression:
                     for key in ("expression", "covariates", "samples")
                     if config["cohorts"][wc.cohort].get(key)
                 },
+                **genotype_pcs_input(wc),
             }
         ),
     output:

@@ -12,7 +12,8 @@ rule finetune:
         # the files of the model finetune.init starts from
         lambda wildcards: finetune_init_files(wildcards.model),
         indexes=per_chunk("results/{cohort}/haplotypes/{chunk}.npz"),
-        prepared="results/{cohort}/expression/prepared.tsv",
+        # fitted on the training people, applied to the others (rule prepare_split_expression)
+        prepared="results/{cohort}/expression/prepared_split.tsv",
         individuals="results/{cohort}/splits/individuals.tsv",
         genes="results/{cohort}/splits/genes.tsv",
     output:

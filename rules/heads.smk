@@ -8,7 +8,8 @@
 rule track_heads:
     input:
         tracks=per_chunk("results/{cohort}/predict/{model}/{chunk}.tracks.npz"),
-        prepared="results/{cohort}/expression/prepared.tsv",
+        # fitted on the training people, applied to the others (rule prepare_split_expression)
+        prepared="results/{cohort}/expression/prepared_split.tsv",
         individuals="results/{cohort}/splits/individuals.tsv",
         genes="results/{cohort}/splits/genes.tsv",
     output:

@@ -1,6 +1,7 @@
 # Cross-individual performance of every predictor (deep models, elastic net out-of-fold,
 # optional external PredictDB db) on the same people, residualization and genes, and
-# cross-gene performance (hapexp.verdict.performance.run_performance).
+# cross-gene performance; mean r tested by permuting people (mean_r.tsv) and deep vs
+# linear per gene (paired.tsv) (hapexp.verdict.performance.run_performance).
 
 
 rule performance:
@@ -9,6 +10,8 @@ rule performance:
     output:
         performance="results/{cohort}/performance.tsv",
         cross_gene="results/{cohort}/cross_gene.tsv",
+        mean_r="results/{cohort}/mean_r.tsv",
+        paired="results/{cohort}/paired.tsv",
     log:
         "logs/{cohort}/performance.log",
     benchmark:
@@ -28,5 +31,8 @@ rule performance:
         noise_z=config["precision_audit"]["noise_floor_z"],
         level_format=lambda wildcards: cohort_cfg(wildcards)["expression_level_format"],
         policies=config["variants"],
+        finetuned_here=finetuned_here,
+        mean_r_permutations=config["performance"]["mean_r_permutations"],
+        mean_r_seed=config["performance"]["mean_r_seed"],
     script:
         "../workflow/scripts/performance.py"

@@ -5,8 +5,9 @@
 rule split_verdict:
     input:
         "results/{cohort}/variants/normalized.bcf.csi",  # the BCF's index (bcftools reads it)
-        prepared="results/{cohort}/expression/prepared.tsv",
-        covariates="results/{cohort}/expression/covariates.tsv",
+        # fitted on the training people, applied to the others (rule prepare_split_expression)
+        prepared="results/{cohort}/expression/prepared_split.tsv",
+        covariates="results/{cohort}/expression/covariates_split.tsv",
         individuals="results/{cohort}/splits/individuals.tsv",
         genes_split="results/{cohort}/splits/genes.tsv",
         genes="results/{cohort}/genes.tsv",
@@ -36,6 +37,8 @@ rule split_verdict:
     params:
         models=MODELS,
         head_names=[f"{m}_head_{h}" for m in HEADS for h in ("gene", "crossgene")],
+        # heads fitted gene by gene: marked as per-gene models in the split tables
+        per_gene=[f"{m}_head_gene" for m in HEADS],
         cfg={
             "elasticnet": config["elasticnet"],
             "models": config["models"],

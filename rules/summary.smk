@@ -14,6 +14,8 @@ rule summary:
         ),
         performance="results/{cohort}/performance.tsv",
         cross_gene="results/{cohort}/cross_gene.tsv",
+        mean_r="results/{cohort}/mean_r.tsv",
+        paired="results/{cohort}/paired.tsv",
         concordance=expand("results/{{cohort}}/concordance/{model}.tsv", model=MODELS),
         validation="results/{cohort}/validation.json",
         egenes="results/{cohort}/eqtl/egenes.json",
@@ -49,6 +51,20 @@ rule summary:
             "eqtl_significance": config["concordance"]["eqtl_significance"],
             "predictdb_exclusions": config["elasticnet"]["predictdb_exclusions"],
             "permutations": config["eqtl"]["permutations"],
+        },
+        # what summary.md states about the split-aware preparation, the gene split and the
+        # PredictDB predictor's rules (splits_lines, predictdb_lines)
+        stated=lambda wildcards: {
+            "expression_corrected_upstream": config["cohorts"][wildcards.cohort][
+                "expression_corrected_upstream"
+            ],
+            "covariates": bool(config["cohorts"][wildcards.cohort].get("covariates")),
+            "predictdb": bool(config["cohorts"][wildcards.cohort].get("predictdb")),
+            "expression": config["expression"],
+            "splits_seed": config["splits"]["seed"],
+            "variants": config["variants"],
+            "variant_half_width": VARIANT_HALF_WIDTH,
+            "gene_body_flank": GENE_BODY_FLANK,
         },
     script:
         "../workflow/scripts/summary.py"

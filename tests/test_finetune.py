@@ -251,3 +251,40 @@ def test_lora_adapters_are_low_rank_merged_and_resume_exactly(cohort, tmp_path, 
             torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-6)
     with pytest.raises(InputError, match="match no Linear"):
         Trainer(spec, resolve({"trainable": "lora", "lora": {"targets": ["nope"]}}), start_model(spec, None))
+
+
+def test_a_checkpoint_resumes_only_on_the_same_training_targets(cohort, tmp_path, caplog, torch_one_thread):
+    """The checkpoint's digest covers the expression fine-tuning trains and stops early on
+    (training genes × training and validation people): a change of the test people's expression
+    resumes, a change of one training target (e.g. another preparation) starts over."""
+    import logging
+    import shutil
+
+    from hapexp.training.splits import read_splits
+
+    d = cohort[0]
+    people, genes = read_splits(d / "ind.tsv", d / "genes_split.tsv")
+    expr = pd.read_csv(d / "expression.tsv", sep="\t", index_col=0)
+    work = tmp_path / "cohort"
+    work.mkdir()
+    for name in ("idx.npz", "ind.tsv", "genes_split.tsv"):
+        shutil.copy(d / name, work / name)
+    expr.to_csv(work / "expression.tsv", sep="\t")
+    _run(work, tmp_path / "a", stop_after=2)  # checkpoint_every 2: a checkpoint at step 2
+    assert (tmp_path / "a/checkpoint.pt").exists()
+
+    def resumes_with(changed: pd.DataFrame) -> bool:
+        changed.to_csv(work / "expression.tsv", sep="\t")
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="hapexp.training.finetune"):
+            _run(work, tmp_path / "a", stop_after=1)
+        assert ("resuming from" in caplog.text) != ("starting over" in caplog.text), caplog.text
+        return "resuming from" in caplog.text
+
+    test_changed = expr.copy()
+    test_changed[people["test"]] *= 3.0
+    assert resumes_with(test_changed)
+    train_changed = expr.copy()
+    gene = [g for g in genes["train"] if g in expr.index][0]
+    train_changed.loc[gene, people["train"][0]] += 1.0
+    assert not resumes_with(train_changed)

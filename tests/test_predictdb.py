@@ -336,3 +336,22 @@ def test_predict_with_real_v6p_model_matches_by_rsid(tmp_path):
     dose = np.array([0.0, 1.0, 2.0])
     want = np.array([(wt[1:] * d).sum() + wt[0] * (2 - d) for d in dose])
     np.testing.assert_allclose(pred.loc["ENSG00000107959"].to_numpy(), want, rtol=1e-12)
+
+
+def test_summary_states_where_predictdb_rules_differ_from_the_cohorts():
+    """The pretrained PredictDB predictor keeps PrediXcan's rules; summary.md names each rule of
+    the cohort's variant policy that it does not follow, and only those."""
+    from hapexp.linear.predictdb import predictdb_lines
+
+    variants = {"snv_only": True, "maf": 0.0, "missing": "ref", "unphased": "error", "harmonize_chrom": True}
+    stated = {"predictdb": True, "variants": variants, "variant_half_width": 100_000, "gene_body_flank": 0}
+    assert predictdb_lines({**stated, "predictdb": False}) == []
+    text = "\n".join(predictdb_lines(stated))
+    assert "keeps PrediXcan's own rules" in text and "mean-imputed" in text
+    assert "variants.missing: ref" in text and "variants.snv_only: true" in text
+    assert "variants.maf" not in text and "variants.unphased" not in text
+    assert "±100,000 bp of each TSS" in text and "gene bodies" not in text
+    other = {**variants, "snv_only": False, "maf": 0.05, "missing": "error", "unphased": "ref"}
+    text = "\n".join(predictdb_lines({**stated, "variants": other, "gene_body_flank": 5000}))
+    assert "variants.snv_only" not in text and "MAF < 0.05" in text
+    assert "variants.missing: error" in text and "variants.unphased: ref" in text and "gene bodies" in text

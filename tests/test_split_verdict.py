@@ -145,3 +145,25 @@ def test_split_verdict_floors_one_rule_per_precision():
     ppl = {"train": [], "validation": [], "test": people}
     perf = split_performance(expr, preds, ppl, split, None, floors)
     assert not perf["constant"].any() and perf["pearson_r"].notna().all()
+
+
+def test_per_gene_models_are_labelled_in_the_split_tables():
+    """The elastic net on the training people and the per-gene heads are fitted on every gene,
+    the held-out ones included: verdict.tsv says so (`per_gene_model`) and the markdown labels
+    their rows and explains the label; a model that never saw the held-out genes is not labelled."""
+    from hapexp.verdict.split_verdict import PER_GENE_NOTE, markdown
+
+    d, genes, expr, people, split = _cohort(n_people=240, n_genes=20, n_signal=20)
+    rng = np.random.default_rng(4)
+    preds = {name: expr + rng.normal(size=expr.shape) for name in ("deep", "deep_head_gene", ELASTICNET)}
+    perf = split_performance(expr, preds, people, split)
+    s = summarize_splits(perf, per_gene=[ELASTICNET, "deep_head_gene"])
+    flags = s.groupby("predictor")["per_gene_model"].all()
+    assert flags.to_dict() == {"deep": False, "deep_head_gene": True, ELASTICNET: True}
+    lines = markdown(s, people)
+    rows = {ln.split(" | ")[0].lstrip("| "): ln for ln in lines if ln.startswith("| ") and "---" not in ln}
+    assert f"{ELASTICNET} (per-gene model †)" in rows and "deep_head_gene (per-gene model †)" in rows
+    assert "deep" in rows and "deep (per-gene model †)" not in rows
+    assert PER_GENE_NOTE in lines and "held-out genes included" in PER_GENE_NOTE
+    # a table without per-gene models carries no note
+    assert PER_GENE_NOTE not in markdown(s[s["predictor"] == "deep"], people)

@@ -91,3 +91,28 @@ def test_run_splits_files_and_bad_sheet(tmp_path):
             cfg,
         )
     assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").iterdir())
+
+
+def _stated(**kw):
+    return {"expression_corrected_upstream": False, "covariates": True, "splits_seed": 5,
+            "expression": {"transform": "inverse_normal", "n_pcs": 3}, **kw}  # fmt: skip
+
+
+def test_summary_states_a_random_gene_split_and_upstream_correction(tmp_path):
+    """A one-chromosome cohort's random gene split is said in summary.md, not only in the log; a
+    chromosome split names the held-out chromosomes; an upstream correction on all people is said."""
+    from hapexp.training.splits import splits_lines
+
+    people = {"train": ["a"] * 30, "validation": ["b"] * 5, "test": ["c"] * 10}
+    split_genes(_genes(["chr7"] * 20), {"seed": 5}).to_csv(tmp_path / "one.tsv", sep="\t", index=False)
+    text = "\n".join(splits_lines(people, tmp_path / "one.tsv", _stated()))
+    assert "**Genes split at random, not by chromosome**: all 20 genes lie on one chromosome (chr7)" in text
+    assert "seed 5; 14 training and 6 held-out genes" in text
+    assert "fitted on the 30 training people and applied to the 15 validation and test people" in text
+    assert "3 expression PCs" in text and "corrected upstream" not in text
+    split_genes(_genes(["chr1"] * 6 + ["chr2"] * 6), {"seed": 5}).to_csv(
+        tmp_path / "two.tsv", sep="\t", index=False
+    )
+    text = "\n".join(splits_lines(people, tmp_path / "two.tsv", _stated(expression_corrected_upstream=True)))
+    assert "at random" not in text and "Genes split by chromosome" in text
+    assert "**The cohort's expression was corrected upstream on all people**" in text

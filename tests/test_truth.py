@@ -13,6 +13,7 @@ import pytest
 from hapexp.demo import truth
 from hapexp.verdict import performance as perf
 from hapexp.verdict import summary as sm
+from hapexp.verdict.mean_r import mean_r_table
 from tests.simulated_cohort import concordance_table, scanned_cohort
 
 
@@ -87,7 +88,9 @@ def test_validate_demo_on_computed_outputs(tmp_path, cohort):
     conc = concordance_table(cohort)
     conc.to_csv(res / "concordance" / "oracle.tsv", sep="\t", index=False)
     cg = pd.DataFrame({"model": ["oracle"], "spearman_r": [0.9], "pearson_r": [0.9]})
-    s = sm.build_summary(p, cg, {"oracle": conc}, ["oracle", "enformer_tiny"])
+    preds = {"oracle": cohort["oracle"], "enformer_tiny": cohort["tiny"]}
+    means = mean_r_table(cohort["expr"], preds, None, p, 999, 0)
+    s = sm.build_summary(p, cg, {"oracle": conc}, ["oracle", "enformer_tiny"], mean_r=means)
     s.to_csv(res / "summary.tsv", sep="\t", index=False)
     (res / "summary.md").write_text(sm.render_markdown(s, "demo"))
     out = truth.validate_demo(res, tdir, "oracle", "enformer_tiny")

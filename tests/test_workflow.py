@@ -129,6 +129,10 @@ def test_demo_verdict_is_fair_and_recovers_the_truth(demo):
     assert all(v == [] for v in out.values()), out
     md = (res / "summary.md").read_text()
     assert "**Shared gene set:" in md and "Linear vs deep on the shared gene set" in md
+    assert "Paired, gene by gene on the same people" in md  # paired.tsv
+    assert "**enformer_tiny_ft** is fine-tuned on this cohort's training people" in md  # not in the headline
+    mean_r = pd.read_csv(res / "mean_r.tsv", sep="\t")
+    assert set(mean_r.loc[mean_r["predictor"] == "enformer_tiny_ft", "people"]) == {"test"}
     assert "permutations per gene" in md and "pval_nominal_threshold" in md
     genes = pd.read_csv(res / "eqtl/genes.tsv", sep="\t")
     assert {"pval_beta", "qval", "is_egene", "pval_nominal_threshold"} <= set(genes.columns)
@@ -141,3 +145,6 @@ def test_demo_verdict_is_fair_and_recovers_the_truth(demo):
         assert not (ism["score"] == 0).any()  # unresolved = NaN, never 0
         conc = pd.read_csv(res / f"concordance/{model}.tsv", sep="\t")
         assert conc["n_ism_unresolved"].sum() == ism["score"].isna().sum()
+        # ism_eqtl_p by permuting people (concordance.ism_eqtl_permutations, 1000 by default)
+        p = conc["ism_eqtl_p"].dropna()
+        assert len(p) and ((p >= 1 / 1001) & (p <= 1)).all()

@@ -10,4 +10,9 @@ setup_rule_logging(snakemake)
 
 from hapexp.inputs.expression import run_prepare_expression
 
-run_prepare_expression(vcf=snakemake.input.vcf, **snakemake.output, **snakemake.params)
+run_prepare_expression(
+    vcf=snakemake.input.vcf,
+    genotype_pcs=snakemake.input.get("genotype_pcs"),
+    **snakemake.output,
+    **snakemake.params,
+)

@@ -8,11 +8,20 @@ predictions), columns are samples, and every function works on many rows at once
   projected off Q, x0 − (x0 Q) Qᵀ: the least-squares residual on intercept + covariates.
   The expression (`hapexp.inputs.expression`), the eQTL scan (`hapexp.linear.eqtl`) and
   the verdict (`hapexp.verdict.performance`, `hapexp.verdict.legacy_null`) all use it.
+  `residualize_fitted`: the coefficients fitted on some samples (training people) and
+  applied to all (the split-aware expression, `hapexp.inputs.expression.prepare_expression_split`).
+- Principal components (`standardize_genotypes`, `principal_components`): genotype
+  PCs as EIGENSOFT/plink compute them (`hapexp.variants.genotype_pcs`).
 - Correlation (`rowwise_pearson`, `rowwise_spearman`, scalar `pearson`/`spearman`):
   NaN-aware, between matching rows; r is NaN with fewer than 3 pairs or when either row
   is constant within a relative `floor` (`below_floor`; 0 = exactly constant).
 - p-values (`pval_from_t`, `pval_from_r2`, `r_pvalue`): the t-test of a
   (partial) correlation on dof = n − 2 − k (k covariates), two-sided.
+- Dependent correlations (`williams_t`): Williams' t / Steiger (1980) eq. 7, two
+  predictors' correlations with the same expression on the same people.
+- Permutation of people (`permuted_mean_r`, `permuted_mean_r_held_out`): Freedman–Lane
+  permutation of residuals, one permutation for all rows, of a weighted mean of per-row
+  correlations (optionally each row on its own held-out people).
 - Multiple testing (`bh_fdr`): Benjamini-Hochberg. Storey's q-values, a port of R's
   qvalue package, live in `hapexp.linear.qvalue`.
 - The beta approximation of permutation p-values (`beta_approx_pval`, tensorQTL's
@@ -60,6 +69,27 @@ def residualize(x: np.ndarray, q: np.ndarray | None = None) -> np.ndarray:
     return x0 - (x0 @ q) @ q.T
 
 
+def residualize_fitted(x: np.ndarray, cov: np.ndarray | None, fit: np.ndarray) -> np.ndarray:
+    """Residuals of each row of `x` (features × samples) on intercept + covariates (`cov`,
+    samples × k; None: intercept only), the least-squares coefficients fitted on the samples
+    `fit` (boolean mask) alone and applied to every sample: y − (a + C b) with (a, b) from
+    the `fit` columns. On the `fit` columns this is `residualize` of those columns; other
+    columns do not influence it. Raises ValueError when the covariates are collinear over
+    the `fit` samples."""
+    x = np.asarray(x, dtype=float)
+    fit = np.asarray(fit, dtype=bool)
+    x0 = x - x[:, fit].mean(axis=1, keepdims=True)
+    if cov is None or np.asarray(cov).shape[1] == 0:
+        return x0
+    c0 = np.asarray(cov, dtype=float)
+    c0 = c0 - c0[fit].mean(axis=0)
+    q = covariate_design(c0[fit])  # the collinearity check, on the samples that fit
+    # b = R⁻¹ Qᵀ y over the fit samples, with c0[fit] = Q R (c0[fit] is centred: Q spans it)
+    r = q.T @ c0[fit]
+    b = np.linalg.solve(r, q.T @ x0[:, fit].T)  # k × features
+    return x0 - (c0 @ b).T
+
+
 class Residualizer:
     """Residualizes rows on intercept + covariates (samples × k, None = none) and knows the
     degrees of freedom left for one more regressor: dof = n − 2 − k."""
@@ -73,6 +103,44 @@ class Residualizer:
 
     def transform(self, m: np.ndarray) -> np.ndarray:
         return residualize(np.atleast_2d(m), self.q)
+
+
+# --------------------------------------------------------------------------- principal components
+def standardize_genotypes(dosage: np.ndarray) -> np.ndarray:
+    """Variants × samples dosages (0..2, missing already imputed) standardized as
+    EIGENSOFT's smartpca and plink's --pca do: (g − 2p) / sqrt(2p(1 − p)), p = the
+    variant's in-sample ALT frequency (mean dosage / 2). Rows then have mean 0, and a
+    variant in Hardy-Weinberg equilibrium variance 1. A monomorphic row has no variance:
+    ValueError."""
+    g = np.asarray(dosage, dtype=float)
+    p = g.mean(axis=1, keepdims=True) / 2
+    sd = np.sqrt(2 * p * (1 - p))
+    if (sd <= 0).any():
+        raise ValueError(f"{int((sd <= 0).sum())} monomorphic variants cannot be standardized")
+    return (g - 2 * p) / sd
+
+
+def principal_components(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first `k` principal components of the samples of `x` (features × samples), by
+    SVD of the row-centred matrix: returns (eigenvectors k × samples, unit norm — what
+    plink's .eigenvec and EIGENSOFT's .evec hold; singular values of every component;
+    fraction of the total variance each component explains). Signs are fixed so that
+    each component's largest absolute feature loading is positive: the same answer on
+    every BLAS build. ValueError when k exceeds min(features, samples) − 1."""
+    x = np.asarray(x, dtype=float)
+    x = x - x.mean(axis=1, keepdims=True)
+    k_max = min(x.shape) - 1
+    if k > k_max:
+        raise ValueError(
+            f"{k} PCs asked but at most {k_max} exist for {x.shape[0]} features × {x.shape[1]} samples"
+        )
+    # x = W S Vᵀ: V's columns are the samples' eigenvectors, W's the features' loadings.
+    w, s, vt = np.linalg.svd(x, full_matrices=False)
+    w, vt = w[:, :k], vt[:k]
+    signs = np.sign(w[np.abs(w).argmax(axis=0), np.arange(k)])
+    signs[signs == 0] = 1.0
+    total = float((s**2).sum())
+    return vt * signs[:, None], s, (s**2 / total if total > 0 else np.zeros_like(s))
 
 
 # --------------------------------------------------------------------------- correlation
@@ -206,6 +274,113 @@ def permutation_pvalue(observed: float, null) -> float:
         return np.nan
     a = abs(float(observed))
     return float((1 + np.sum(np.abs(null) >= a * (1 - 1e-12))) / (1 + null.size))
+
+
+# --------------------------------------------------------------------------- dependent correlations
+def williams_t(r12, r13, r23, n, k=0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Williams' t for H0 ρ12 = ρ13, two correlations that share variable 1 on the same
+    n samples (Steiger 1980, Psychol. Bull. 87:245, eq. 7; psych::r.test's "t"):
+
+        t = (r12 − r13) · sqrt((m − 1)(1 + r23) / (2 (m − 1)/(m − 3) |R| + r̄² (1 − r23)³)),
+        |R| = 1 − r12² − r13² − r23² + 2 r12 r13 r23,  r̄ = (r12 + r13)/2,  dof = m − 3.
+
+    With k covariates partialled out of all three variables (the r's are partial
+    correlations of covariate-residualized vectors), m = n − k: each covariate costs one
+    degree of freedom, as in the partial-correlation t-test (`r_pvalue`: n − 2 − k).
+    Returns (t, dof, two-sided p); NaN where a value is not finite or m − 3 <= 0."""
+    r12, r13, r23 = (np.asarray(v, dtype=float) for v in (r12, r13, r23))
+    m = np.asarray(n, dtype=float) - np.asarray(k, dtype=float)
+    det = 1.0 - r12 * r12 - r13 * r13 - r23 * r23 + 2.0 * r12 * r13 * r23
+    rbar = (r12 + r13) / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = 2.0 * (m - 1.0) / (m - 3.0) * det + rbar * rbar * (1.0 - r23) ** 3
+        t = (r12 - r13) * np.sqrt((m - 1.0) * (1.0 + r23) / denom)
+    dof = m - 3.0
+    ok = np.isfinite(t) & (dof > 0)
+    t = np.where(ok, t, np.nan)
+    return t, np.where(dof > 0, dof, np.nan), np.where(ok, pval_from_t(t, dof), np.nan)
+
+
+# --------------------------------------------------------------------------- permutation of people
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit norm (zero rows stay 0)."""
+    norm = np.sqrt((x * x).sum(axis=1, keepdims=True))
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+
+
+def permuted_mean_r(
+    e: np.ndarray, p: np.ndarray, q: np.ndarray | None, weights: np.ndarray, index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted sums of per-row partial correlations and their Freedman–Lane permutations,
+    one permutation of the people for all rows.
+
+    `e`: rows × n, the residuals of the reduced model (the expression on intercept +
+    covariates; residualized again here, which changes nothing); `p`: rows × n predictions,
+    residualized here on `q` (`covariate_design`, None = intercept only); `weights`: rows × S
+    (e.g. 1/|set| for the rows of each gene set); `index`: B × n, permutation b maps person
+    i to the residual of person index[b, i]. Returns (observed (S,), permuted (B × S)).
+
+    Statistic: T = Σ_g w_g r_g, r_g the partial r of `hapexp.verdict.performance.gene_table`.
+    Freedman–Lane re-residualizes the permuted residuals on the covariates: that leaves the
+    numerator ⟨P(e_g∘π), p̃_g⟩ = ⟨e_g∘π, p̃_g⟩ unchanged (p̃_g is orthogonal to [1, covariates]);
+    the denominator |P(e_g∘π)| is taken at its expectation over permutations,
+    |e_g|·sqrt(1 − k/(n − 1)) (not per permutation: that would cost O(n·k) per gene and
+    permutation). So T* is linear in the permutation: T*_s(π) = c Σ_i M_s[π(i), i] with
+    M_s = Σ_g w_gs ê_g ⊗ p̂_g (unit rows; one n × n matrix product) and
+    c = 1/sqrt(1 − k/(n − 1)); B permutations cost O(B·n) after it, whatever the number of rows.
+    Checked against Freedman–Lane with the exact re-residualized r*: 5.0 % vs 5.2 % of 600
+    null cohorts at p <= 0.05 with k = 20 covariates for n = 100 people."""
+    en = _unit_rows(residualize(e, q))
+    pn = _unit_rows(residualize(p, q))
+    w = np.asarray(weights, dtype=float)
+    index = np.atleast_2d(np.asarray(index))
+    cols = np.arange(en.shape[1])
+    # Re-residualizing a permuted residual removes on average a fraction k/(n − 1) of its
+    # squared norm (E[(e∘π)(e∘π)ᵀ] = |e|²/(n − 1)·(I − 11ᵀ/n) for centred e, Q orthonormal
+    # and orthogonal to 1): the permuted correlations are scaled by that expected
+    # denominator, |P(e∘π)| ≈ |e|·sqrt(1 − k/(n − 1)), else their spread would be too
+    # narrow by k/n (liberal with many expression PCs).
+    k = 0 if q is None else q.shape[1]
+    scale = 1.0 / np.sqrt(1.0 - k / (en.shape[1] - 1.0))
+    obs, null = np.zeros(w.shape[1]), np.zeros((index.shape[0], w.shape[1]))
+    for s in range(w.shape[1]):
+        m = en.T @ (pn * w[:, s : s + 1])  # m[j, i] = Σ_g w_gs ê_g[j] p̂_g[i]
+        obs[s] = np.trace(m)
+        null[:, s] = scale * m[index, cols].sum(axis=1)
+    return obs, null
+
+
+def permuted_mean_r_held_out(
+    e: np.ndarray, p: np.ndarray, held_out: np.ndarray, weights: np.ndarray, keys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`permuted_mean_r` with each row's correlation on its own people only (`held_out`:
+    rows × n booleans, e.g. an outer fold its model never saw), permuted among them.
+
+    `e`, `p`: residualized rows × n (on all people's covariates); each row is centred on its
+    held-out people. `keys`: B × n, one random order of the people per permutation, shared
+    by all rows: in each row, its held-out people in sample order receive the residuals of
+    the same people in key order — rows with the same held-out people get the same shuffle
+    (the correlation between rows is kept). Returns (observed (S,), permuted (B × S))."""
+    held_out = np.asarray(held_out, bool)
+    w = np.asarray(weights, dtype=float)
+    keys = np.atleast_2d(np.asarray(keys))
+    obs, null = np.zeros(w.shape[1]), np.zeros((keys.shape[0], w.shape[1]))
+    count = held_out.sum(axis=1)
+    # small integer keys: numpy's stable argsort is then a radix sort, O(m) per row
+    if keys.size and keys.max() < 2**15:
+        keys = keys.astype(np.int16)
+    for m in np.unique(count[count >= 3]):
+        rows = np.flatnonzero(count == m)
+        # each row's held-out people, in sample order
+        members = np.argsort(~held_out[rows], axis=1, kind="stable")[:, :m]
+        ec, pc = (np.take_along_axis(x[rows], members, axis=1) for x in (e, p))
+        en = _unit_rows(ec - ec.mean(axis=1, keepdims=True))
+        pn = _unit_rows(pc - pc.mean(axis=1, keepdims=True))
+        obs += (en * pn).sum(axis=1) @ w[rows]
+        for b, key in enumerate(keys):
+            order = np.argsort(key[members], axis=1, kind="stable")
+            null[b] += (np.take_along_axis(en, order, axis=1) * pn).sum(axis=1) @ w[rows]
+    return obs, null
 
 
 # --------------------------------------------------------------------------- multiple testing

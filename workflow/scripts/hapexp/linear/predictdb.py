@@ -290,3 +290,63 @@ def predictdb_predict(weights: pd.DataFrame, vcf_path, samples: list[str], genes
     df = pd.DataFrame.from_dict(out, orient="index", columns=samples)
     df.index.name = "gene_id"
     return df
+
+
+def predictdb_lines(stated: dict) -> list[str]:
+    """summary.md's statement of the pretrained PredictDB predictor's rules (`predictdb_predict`):
+    it is the published baseline and keeps PrediXcan's, and where they differ from the cohort's
+    variant policy (`variants`) and missing-genotype rule. `stated`: rule summary's `stated`
+    params (predictdb given for the cohort, the variants block, the half-width of the
+    normalized genotypes around each TSS and their gene-body flank: rule normalize_variants'
+    regions). Empty without a PredictDB db."""
+    if not stated.get("predictdb"):
+        return []
+    v = stated["variants"]
+    half = int(stated["variant_half_width"])
+    lines = [
+        "### The pretrained PredictDB predictor",
+        "",
+        "`predictdb` is the published baseline and keeps PrediXcan's own rules: predicted expression = "
+        "Σ weight × dosage of the model's effect allele over the model variants found in the normalized "
+        "genotypes (matched by position and alleles, or by rs id), with no variant policy applied and "
+        "missing genotypes mean-imputed over the analysed people. Where that differs from the rules the "
+        "other predictors follow:",
+        "",
+    ]
+    if v["missing"] == "ref":
+        lines.append(
+            "- Missing genotypes: the cohort's rule (variants.missing: ref) reads a missing allele as the "
+            "reference in the haplotypes the deep models and ISM see; PredictDB gives a missing dosage the "
+            "variant's mean dosage (as the cohort's eQTL scan and elastic net do)."
+        )
+    else:
+        lines.append(
+            "- Missing genotypes: the cohort's rule (variants.missing: error) stops the run on a missing "
+            "allele in the models' windows; PredictDB mean-imputes any it meets among its own variants."
+        )
+    if v["snv_only"]:
+        lines.append(
+            "- Indels: the policy drops them (variants.snv_only: true); PredictDB uses any indel its model "
+            "weights (PredictDB's published models exclude indels when they are trained)."
+        )
+    if float(v["maf"]) > 0:
+        lines.append(
+            f"- Rare variants: the policy drops records with MAF < {v['maf']} in the cohort (variants.maf); "
+            "PredictDB uses every model variant whatever its frequency here."
+        )
+    if v["unphased"] == "ref":
+        lines.append(
+            "- Unphased heterozygous genotypes: the policy reads them as reference (variants.unphased: ref); "
+            "PredictDB counts their ALT allele (dosages need no phase)."
+        )
+    lines.append(
+        "- Symbolic or non-ACGTN alleles, which the policy always drops, cannot match a model's alleles."
+    )
+    lines.append(
+        f"- Window: the normalized genotypes hold the variants within ±{half:,} bp of each TSS (the models' "
+        "and the linear models' windows"
+        + (", and the gene bodies ± the linear models' flank" if stated.get("gene_body_flank") else "")
+        + "); a model variant beyond that, or absent from the cohort, "
+        "contributes nothing, as PrediXcan skips variants missing from its genotypes."
+    )
+    return lines + [""]

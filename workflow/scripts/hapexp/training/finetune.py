@@ -3,7 +3,9 @@
 The model is trained on the training people's haplotype windows, rendered on the
 fly from the haplotype indexes (`HaplotypeIndex.gene_haplotypes` with the step's
 people: no sequence is written to disk), against their prepared expression of the
-training genes (hapexp.training.splits; `hapexp.training.data`). The value trained is the
+training genes (hapexp.training.splits; `hapexp.training.data`) — the split-aware
+preparation (rule prepare_split_expression: transform, PCs and covariates fitted on the
+training people), so no target depends on a validation or test person's expression. The value trained is the
 value `predict` reports: the same `Predictor` read-out gathers the same central bins of
 the same tracks (antisense pair tracks), then bin aggregation, the optional log, the
 mean over tracks and the haplotype aggregation (hapexp.training.readout) — so the
@@ -105,15 +107,22 @@ def pairwise_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return (d**2).sum() / (2 * n * (n - 1))
 
 
-def config_digest(spec: dict, cfg: dict, people: dict, genes: dict) -> str:
-    """What a checkpoint must agree with to be resumed (not the bookkeeping keys)."""
+def config_digest(spec: dict, cfg: dict, people: dict, genes: dict, targets: str | None = None) -> str:
+    """What a checkpoint must agree with to be resumed (not the bookkeeping keys); `targets`:
+    `targets_digest` of the expression trained on (None: not part of the digest, as before
+    the split-aware preparation — a checkpoint trained on other targets is then resumed)."""
     keep = {k: v for k, v in cfg.items() if k not in ("progress", "checkpoint_every", "device")}
-    blob = json.dumps(
-        [{k: v for k, v in spec.items() if not k.startswith("_")}, keep, people, genes],
-        sort_keys=True,
-        default=str,
-    )
+    parts = [{k: v for k, v in spec.items() if not k.startswith("_")}, keep, people, genes]
+    blob = json.dumps(parts + ([targets] if targets is not None else []), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def targets_digest(expr: pd.DataFrame, people: dict, genes: dict) -> str:
+    """sha256 of the expression fine-tuning reads (training genes × training and validation
+    people, float64 bytes): a checkpoint trained on other targets (e.g. another expression
+    preparation) is not resumed."""
+    x = expr.loc[list(genes["train"]), list(people["train"]) + list(people["validation"])]
+    return hashlib.sha256(np.ascontiguousarray(x.to_numpy(np.float64)).tobytes()).hexdigest()[:16]
 
 
 def validation_r(
@@ -353,7 +362,7 @@ def run_finetune(
     log.info("fine-tuning %s: %d trained parameters (%s), %d training genes, %d/%d training/validation people",
              spec.get("name"), trainer.n_trained, cfg["trainable"], len(gene_split["train"]), len(people["train"]),
              len(people["validation"]))  # fmt: skip
-    digest = config_digest(spec, cfg, people, gene_split)
+    digest = config_digest(spec, cfg, people, gene_split, targets_digest(expr, people, gene_split))
     out = trainer.fit(source, expr, people, gene_split, checkpoint, digest, stop_after=stop_after)
     if out["stopped"]:
         return out

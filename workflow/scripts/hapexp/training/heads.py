@@ -108,7 +108,8 @@ def run_track_heads(tracks, prepared, individuals, genes, gene_matrix, crossgene
                     spec: dict, cfg: dict, threads: int = 1) -> None:  # fmt: skip
     """Rule `track_heads`: both heads of one model from its chunks' all-track files (`tracks`),
     fitted on the training people (`individuals`, `genes`: the splits) against the `prepared`
-    expression; writes their genes × people matrices (`gene_matrix`, `crossgene_matrix`) and the
+    expression (the split-aware preparation, fitted on the training people: rule
+    prepare_split_expression); writes their genes × people matrices (`gene_matrix`, `crossgene_matrix`) and the
     cross-gene weights per track. `threads`: BLAS threads of the job."""
     from threadpoolctl import threadpool_limits
 

@@ -205,3 +205,112 @@ def run_splits(genes, prepared, individuals, genes_split, cfg: dict) -> tuple[pd
         people["split"].value_counts().to_dict(), gsplit["unit"].iloc[0], gsplit["split"].value_counts().to_dict(),
     )  # fmt: skip
     return people, gsplit
+
+
+def run_prepare_split_expression(individuals, prepared_split, covariates_split, cohort: dict, transform: str,
+                                 n_pcs: int, genotype_pcs=None) -> None:  # fmt: skip
+    """Rule `prepare_split_expression`: the expression that everything trained on the cohort
+    fits on and is judged by (fine-tuning, the heads, the split verdict). The people of
+    `individuals` (rule splits, in its order), their expression transformed, with `n_pcs`
+    expression PCs, and residualized on the covariates (+ the `genotype_pcs` of rule
+    genotype_pcs when on: from everyone's genotypes, no expression in them), every step
+    *fitted on the training people* and applied to the validation and test people
+    (`hapexp.inputs.expression.prepare_expression` with `fit_samples`); writes the residuals
+    (`prepared_split`) and the covariates used (`covariates_split`: held-out people's PCs
+    projected on the training loadings)."""
+    from hapexp.inputs.expression import prepare_expression
+    from hapexp.inputs.formats import read_covariates, read_expression
+    from hapexp.io import read_matrix, write_matrix
+
+    table = pd.read_csv(individuals, sep="\t", dtype={"sample": str, "group": str})
+    samples = table["sample"].tolist()
+    train = table.loc[table["split"] == "train", "sample"].tolist()
+    expr = read_expression(cohort["expression"], cohort["expression_format"])
+    missing = [s for s in samples if s not in expr.columns]
+    if missing:
+        raise InputError(
+            individuals,
+            f"{len(missing)} people of the split have no expression (e.g. {missing[0]!r})",
+            "rerun rule splits for this cohort",
+        )
+    cov = read_covariates(cohort["covariates"]) if cohort.get("covariates") else None
+    residuals, used, _ = prepare_expression(
+        expr, cov, transform=transform, n_pcs=n_pcs, samples=samples,
+        expression_path=cohort["expression"], covariates_path=cohort.get("covariates") or "covariates",
+        fit_samples=train,
+        genotype_pcs=read_matrix(genotype_pcs, index_col="id") if genotype_pcs else None,
+        genotype_pcs_path=genotype_pcs or "genotype_pcs",
+    )  # fmt: skip
+    log.info(
+        "split-aware preparation fitted on %d training people, applied to %d others: %d genes, %d covariates",
+        len(train), len(samples) - len(train), residuals.shape[0], used.shape[0],
+    )  # fmt: skip
+    write_matrix(used, covariates_split, index_col="id")
+    write_matrix(residuals, prepared_split)
+
+
+TRANSFORM_WORDS = {
+    "inverse_normal": "the inverse-normal transform (held-out values: their mid-rank among the training "
+    "people's values — a tie takes the training value's rank, a value beyond the training extremes half a "
+    "rank further)",
+    "zscore": "the z-score (the training people's mean and SD)",
+    "none": "no transform",
+}
+
+
+def splits_lines(people: dict, genes_split, stated: dict) -> list[str]:
+    """summary.md's statement of how the split verdict's, fine-tuning's and the heads' expression
+    was prepared (split-aware, fitted on the training people), whether the cohort's expression
+    was already corrected upstream on all people (`cohorts.<c>.expression_corrected_upstream`),
+    and how the genes were split (a random gene split of a one-chromosome cohort said plainly).
+    `people`: `read_splits`' people; `genes_split`: rule splits' gene table (path);
+    `stated`: rule summary's `stated` params (expression block, covariates given, seed)."""
+    table = pd.read_csv(genes_split, sep="\t", dtype={"gene_id": str, "chrom": str})
+    n_pcs = int(stated["expression"]["n_pcs"])
+    covs = (["the user covariates"] if stated["covariates"] else []) + (
+        [f"{n_pcs} expression PCs (held-out people projected on the training loadings)"] if n_pcs else []
+    )
+    regression = f"the regression on {' and '.join(covs)}" if covs else "the centring (no covariates)"
+    n_train, n_other = len(people["train"]), len(people["validation"]) + len(people["test"])
+    lines = [
+        "### Expression of the split verdict, fine-tuning and heads",
+        "",
+        f"- Split-aware preparation (expression/prepared_split.tsv): "
+        f"{TRANSFORM_WORDS[stated['expression']['transform']]} and {regression} are fitted on the "
+        f"{n_train} training people and applied to the {n_other} validation and test people, so what "
+        "fine-tuning, the heads and the elastic net on the training people fit on does not depend on a "
+        "held-out person's expression. The main tables above keep the all-people preparation "
+        "(expression/prepared.tsv): no model is fitted on it but the elastic net, whose nested "
+        "cross-validation adjusts expression on all people before its folds, as PredictDB's pipeline does "
+        "(pretrained models and PredictDB are only scored; fine-tuned models and heads are fitted on the "
+        "split-aware preparation).",
+    ]
+    if stated["expression_corrected_upstream"]:
+        lines.append(
+            "- **The cohort's expression was corrected upstream on all people** "
+            "(`expression_corrected_upstream: true`, e.g. Geuvadis' PEER-residualized file or GTEx's PEER "
+            "covariates): those factors were estimated from every person's expression, the test people's "
+            "included. The split-aware preparation cannot undo that: the training targets of the split "
+            "verdict, fine-tuning and the heads still carry some information from the test people through it."
+        )
+    unit = table["unit"].iloc[0] if len(table) else "chromosome"
+    chroms = list(dict.fromkeys(table["chrom"]))
+    held = table.loc[table["split"] == "test"]
+    counts = f"{int((table['split'] == 'train').sum())} training and {len(held)} held-out genes"
+    if unit == "gene" and len(chroms) == 1:
+        lines.append(
+            f"- **Genes split at random, not by chromosome**: all {len(table)} genes lie on one chromosome "
+            f"({chroms[0]}), so the gene split is a seeded random draw (splits.seed {stated['splits_seed']}; "
+            f"{counts}). Neighbouring genes and paralogs sharing regulatory regions can sit on both sides: "
+            '"held-out genes" are less independent of the training genes than with a chromosome split.'
+        )
+    elif unit == "gene":
+        lines.append(
+            f"- Genes split at random (splits.genes.by: gene, seed {stated['splits_seed']}; {counts}): "
+            "neighbouring genes can sit on both sides."
+        )
+    else:
+        lines.append(
+            f"- Genes split by chromosome ({counts}); held out: {', '.join(dict.fromkeys(held['chrom']))}."
+        )
+    return lines + [""]

@@ -195,10 +195,12 @@ def cross_individual(
     return add_shared_set(pd.concat(frames, ignore_index=True))
 
 
-def shared_genes(perf: pd.DataFrame) -> list[str]:
+def shared_genes(perf: pd.DataFrame, exclude=()) -> list[str]:
     """Genes with a finite r for every predictor that tested at least one gene (a predictor
-    whose predictions are all constant does not empty the set; it is reported as such)."""
-    tested = perf[np.isfinite(perf["pearson_r"].astype(float))]
+    whose predictions are all constant does not empty the set; it is reported as such).
+    `exclude`: predictors that do not shape the set (models fine-tuned on the cohort: scored
+    here on their own training people, they stay out of the headline)."""
+    tested = perf[np.isfinite(perf["pearson_r"].astype(float)) & ~perf["predictor"].isin(list(exclude))]
     preds = list(dict.fromkeys(tested["predictor"]))
     if not preds:
         return []
@@ -207,11 +209,16 @@ def shared_genes(perf: pd.DataFrame) -> list[str]:
     return [g for g in dict.fromkeys(perf["gene_id"]) if g in common]
 
 
-def add_shared_set(perf: pd.DataFrame) -> pd.DataFrame:
-    """`in_shared_set` and `fdr_shared` (BH per predictor across the shared genes)."""
+def add_shared_set(perf: pd.DataFrame, exclude=()) -> pd.DataFrame:
+    """`in_shared_set` and `fdr_shared` (BH per predictor across the shared genes); the
+    predictors in `exclude` neither shape the set nor are in it (`shared_genes`)."""
     perf = perf.copy()
-    shared = set(shared_genes(perf))
-    perf["in_shared_set"] = perf["gene_id"].isin(shared) & np.isfinite(perf["pearson_r"].astype(float))
+    shared = set(shared_genes(perf, exclude))
+    perf["in_shared_set"] = (
+        perf["gene_id"].isin(shared)
+        & np.isfinite(perf["pearson_r"].astype(float))
+        & ~perf["predictor"].isin(list(exclude))
+    )
     perf["fdr_shared"] = np.nan
     for idx in perf.groupby("predictor", sort=False).groups.values():
         sub = perf.loc[idx]
@@ -244,6 +251,13 @@ def run_performance(
     floors: dict | None = None,
     policies: dict | None = None,
     noise_z: float = 3.0,
+    mean_r=None,
+    paired=None,
+    folds=None,
+    individuals=None,
+    finetuned_here=(),
+    mean_r_permutations: int = 1000,
+    mean_r_seed: int = 0,
 ) -> pd.DataFrame:
     """Rule `performance`: every predictor against the same `prepared` expression, on the
     same individuals, residualized on the same `covariates` (module doc); writes the per-gene
@@ -255,8 +269,14 @@ def run_performance(
     `floors`: deep model → constancy floor (`model_floor`: None for a reduced precision or
     `auto`, measured by its predict jobs' `precision` tables with margin `noise_z`; every
     other predictor float64's: `resolve_floors`); `legacy` (+ `genes`, `bcf`): Sasse et
-    al.'s null; `level`: an un-residualized expression matrix for the cross-gene correlation (else `raw`, the
-    expression input)."""
+    al.'s null; `level`: an un-residualized expression matrix for the cross-gene correlation
+    (else `raw`, the expression input).
+
+    Also (`verdict_tables`): `mean_r` (mean_r.tsv: mean r tested by permuting people,
+    `mean_r_permutations` seeded by `mean_r_seed`; the elastic net on one outer fold of
+    `folds`, its elasticnet/folds.tsv) and `paired` (paired.tsv: deep vs linear per gene).
+    `finetuned_here`: models fine-tuned on this cohort: out of the shared gene set, their
+    mean r on the test people of `individuals` (splits/individuals.tsv) only."""
     from hapexp.io import read_matrix, write_tsv
     from hapexp.linear.predictdb import predictdb_predict, read_predictdb_weights
     from hapexp.verdict.cross_gene import cross_gene as cross_gene_table
@@ -277,6 +297,9 @@ def run_performance(
     # one constancy floor rule for every predictor (measured for reduced-precision models)
     floors = resolve_floors(floors, precision, predictions, noise_z)
     perf = cross_individual(expression, predictions, cov, floors=floors, residualize=residualize)
+    finetuned_here = [m for m in finetuned_here if m in predictions]
+    if finetuned_here:
+        perf = add_shared_set(perf, exclude=finetuned_here)
     log.info(
         "predictions %s on %d covariates; %d genes in the shared gene set",
         "residualized" if residualize else "NOT residualized (raw correlation, dof n - 2)",
@@ -297,6 +320,11 @@ def run_performance(
             policies=policies,
         )
     write_tsv(perf, performance)
+    if mean_r or paired:
+        verdict_tables(
+            expression, predictions, cov, perf, mean_r, paired, models, folds, individuals, finetuned_here,
+            floors, residualize, mean_r_permutations, mean_r_seed,
+        )  # fmt: skip
 
     if level:
         levels = expression_levels(level, level_format, list(expression.columns))
@@ -334,3 +362,35 @@ def resolve_floors(floors: dict | None, precision_paths=(), predictions: dict | 
     for name in predictions:
         floors.setdefault(name, LINEAR_FLOOR)
     return floors
+
+
+def verdict_tables(
+    expression, predictions, cov, perf, mean_r_path, paired_path, models, folds, individuals, finetuned_here,
+    floors, residualize, permutations, seed,
+):  # fmt: skip
+    """mean_r.tsv (`hapexp.verdict.mean_r`) and paired.tsv (`hapexp.verdict.paired`) of rule
+    performance (see run_performance)."""
+    from hapexp.io import read_matrix, write_tsv
+    from hapexp.verdict.mean_r import mean_r_table
+    from hapexp.verdict.paired import paired_table
+
+    test_people = {}
+    if finetuned_here:
+        if not individuals:
+            raise ValueError(f"{finetuned_here} fine-tuned on this cohort: splits/individuals.tsv is needed")
+        ind = pd.read_csv(individuals, sep="\t", dtype={"sample": str})
+        test = ind.loc[ind["split"] == "test", "sample"].tolist()
+        test_people = {m: test for m in finetuned_here}
+    fold_tables = {"elasticnet": read_matrix(folds)} if folds and "elasticnet" in predictions else {}
+    if mean_r_path:
+        t = mean_r_table(
+            expression, predictions, cov, perf, permutations, seed, residualize, folds=fold_tables,
+            fitted=("elasticnet",), test_people=test_people, floors=floors,
+        )  # fmt: skip
+        write_tsv(t, mean_r_path)
+        log.info("mean r by permutation of people:\n%s", t.to_string())
+    if paired_path:
+        deep = [m for m in models if m in predictions and m not in finetuned_here]
+        linear = [m for m in ("elasticnet", "predictdb") if m in predictions]
+        t = paired_table(expression, predictions, cov, perf, deep, linear, residualize)
+        write_tsv(t, paired_path)

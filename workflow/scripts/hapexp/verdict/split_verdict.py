@@ -4,10 +4,13 @@ Every predictor — each model of the registry (fine-tuned or not) and an elasti
 fitted on the *training people only* (`elasticnet_on_training_people`, the same
 variants, window, α and glmnet fit as rule elasticnet, λ by cv.glmnet on the training
 people) — is judged by `hapexp.verdict.performance.cross_individual` on the **test people**
-only: the same residualization on the expression's covariates, the same constancy floor rule
-(`resolve_floors`: the elastic net on the training people and the heads, float64
-arithmetic, get the main elastic net's), the same shared gene set. Genes are labelled by the gene split: a fine-tuned model saw
-the training genes (of other people), never the held-out ones; the per-gene elastic
+only: the same residualization on the expression's covariates, the same constancy floor
+rule (`resolve_floors`: the elastic net on the training people and the heads, float64
+arithmetic, get the main elastic net's), the same shared gene set. The expression is the
+split-aware preparation (rule prepare_split_expression: transform, PCs and covariate
+regression fitted on the training people, applied to the test people), so what the
+elastic net and the heads fit on does not depend on a test person's expression. Genes
+are labelled by the gene split: a fine-tuned model saw the training genes (of other people), never the held-out ones; the per-gene elastic
 net is fitted for every gene on the training people, so for it the gene split only
 says which genes are compared.
 """
@@ -27,7 +30,16 @@ log = logging.getLogger(__name__)
 
 ELASTICNET = "elasticnet_train_people"
 NOISE_Z = defaults("precision_audit")["noise_floor_z"]
-SUMMARY_COLUMNS = ["predictor", "gene_split", "n_people", "n_genes", "mean_r", "median_r", "n_significant"]
+SUMMARY_COLUMNS = [
+    "predictor", "gene_split", "n_people", "n_genes", "mean_r", "median_r", "n_significant", "per_gene_model",
+]  # fmt: skip
+# Why per-gene models are marked in the tables: a model fitted gene by gene (the elastic net
+# below, the per-gene heads) is fitted on every gene, the held-out ones included; for it
+# "held-out genes" means held-out people only, not genes it never saw.
+PER_GENE_NOTE = (
+    "† per-gene model: one model per gene, fitted on the training people of every gene, the "
+    "held-out genes included; its held-out-gene columns are held-out people only, not genes it never saw."
+)
 
 
 def elasticnet_on_training_people(
@@ -86,16 +98,18 @@ def split_performance(
     return perf
 
 
-def summarize_splits(perf: pd.DataFrame, fdr: float = 0.05) -> pd.DataFrame:
-    """Per predictor × gene split, on the shared gene set: genes, mean/median r, BH-significant."""
+def summarize_splits(perf: pd.DataFrame, fdr: float = 0.05, per_gene=(ELASTICNET,)) -> pd.DataFrame:
+    """Per predictor × gene split, on the shared gene set: genes, mean/median r, BH-significant;
+    `per_gene_model`: the predictor is one of `per_gene` (fitted gene by gene, PER_GENE_NOTE)."""
     rows = []
+    per_gene = set(per_gene)
     shared = perf[perf["in_shared_set"].astype(bool)]
     for (name, split), t in shared.groupby(["predictor", "gene_split"], sort=False):
         r = t["pearson_r"].astype(float)
         rows.append({
             "predictor": name, "gene_split": split, "n_people": int(t["n"].max()) if len(t) else 0,
             "n_genes": int(r.notna().sum()), "mean_r": float(r.mean()), "median_r": float(r.median()),
-            "n_significant": int((t["fdr_shared"].astype(float) < fdr).sum()),
+            "n_significant": int((t["fdr_shared"].astype(float) < fdr).sum()), "per_gene_model": name in per_gene,
         })  # fmt: skip
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
@@ -111,7 +125,8 @@ def markdown(
         "",
         f"{len(people['test'])} test people (fine-tuning and the elastic net below used "
         f"{len(people['train'])} training + {len(people['validation'])} validation people); "
-        "mean Pearson r over the shared gene set, residualized as above.",
+        "mean Pearson r over the shared gene set, residualized as above, against the expression "
+        "prepared on the training people (expression/prepared_split.tsv).",
         "",
         "| predictor | training genes: n | mean r | held-out genes: n | mean r |",
         "| --- | --- | --- | --- | --- |",
@@ -126,17 +141,21 @@ def markdown(
         lines.append(
             "| (no gene testable: too few test people for the covariates, or no shared gene) | | | | |"
         )
+    marked = False
     for name, t in summary.groupby("predictor", sort=False):
         by = t.set_index("gene_split")
         cell = [
             (str(int(by.loc[s, "n_genes"])), f"{by.loc[s, 'mean_r']:.3f}") if s in by.index else ("0", "–")
             for s in ("train", "test")
         ]
-        lines.append(f"| {name} | {cell[0][0]} | {cell[0][1]} | {cell[1][0]} | {cell[1][1]} |")
-    return lines + [""]
+        per_gene = "per_gene_model" in t and bool(t["per_gene_model"].astype(bool).any())
+        marked |= per_gene
+        label = f"{name} (per-gene model †)" if per_gene else name
+        lines.append(f"| {label} | {cell[0][0]} | {cell[0][1]} | {cell[1][0]} | {cell[1][1]} |")
+    return lines + ([""] + [PER_GENE_NOTE] if marked else []) + [""]
 
 
-# On significant eQTL pairs, as the headline (hapexp.verdict.concordance.HEADLINE_ISM):
+# On significant eQTL pairs, as the headline (hapexp.verdict.concordance.ism_headline):
 # r of ISM with the slopes and sign agreement over them, and the top-k |ISM| variants
 # backed by one.
 BEFORE_AFTER_METRICS = ("ism_eqtl_r_sig", "sign_agree_sig", "supported_fraction")
@@ -206,14 +225,15 @@ def concordance_markdown(table: pd.DataFrame, starts: dict[str, str | None]) -> 
 
 def run_split_verdict(prepared, covariates, individuals, genes_split, genes, vcf, matrices, heads, precision,
                       performance, verdict, elasticnet, models: list[str], head_names: list[str], cfg: dict,
-                      threads: int = 1):  # fmt: skip
+                      per_gene: list[str] = (), threads: int = 1):  # fmt: skip
     """Rule `split_verdict`: the elastic net on the training people (`individuals`), then every
     predictor (the `matrices` of `models`, the `heads` named `head_names`, that elastic net)
     on the test people, with the genes labelled by `genes_split`; writes the per-gene
     `performance` table, the `verdict` summary and the `elasticnet`'s predictions. `cfg`: the
     validated config's elasticnet, models and variants blocks, the models' floors (None:
     measured by the predict jobs' `precision` tables, margin `noise_z`) and performance's
-    residualize_predictions; `threads`: BLAS threads."""
+    residualize_predictions; `per_gene`: the heads fitted gene by gene (marked in the tables
+    with the elastic net: PER_GENE_NOTE); `threads`: BLAS threads."""
     from threadpoolctl import threadpool_limits
 
     from hapexp.io import read_matrix, write_matrix, write_tsv
@@ -245,7 +265,7 @@ def run_split_verdict(prepared, covariates, individuals, genes_split, genes, vcf
         floors = resolve_floors(cfg["floors"], list(precision), preds, cfg.get("noise_z", NOISE_Z),
                                 n_people=len(people["test"]))  # fmt: skip
         perf = split_performance(expr, preds, people, gene_split, cov, floors, cfg["residualize"])
-    summary = summarize_splits(perf)
+    summary = summarize_splits(perf, per_gene=[ELASTICNET, *per_gene])
     write_matrix(linear, elasticnet)
     write_tsv(perf, performance)
     write_tsv(summary, verdict)

@@ -10,6 +10,13 @@ compare on shared genes). The same numbers on each predictor's own tested genes
 (BH within them) are the secondary rows (`gene_set = own`). summary.md says which
 set each number is on.
 
+Mean r is tested by permuting people (mean_r.tsv, `hapexp.verdict.mean_r`), and the
+wording follows that test and the effect size together (`mean_r_verdict`). Deep vs
+linear is also compared gene by gene on the same people (paired.tsv,
+`hapexp.verdict.paired`). Models fine-tuned on the cohort are not in the headline tables
+(they saw some of these people): a pointer gives their mean r on the test people, and the
+split verdict scores them there. Heads appear only in the split verdict.
+
 The demo's planted-truth checks on these outputs are `hapexp.demo.truth`.
 """
 
@@ -19,20 +26,21 @@ import logging
 
 import numpy as np
 import pandas as pd
-from scipy.stats import ttest_1samp
 
 from hapexp.config.schema import defaults
 from hapexp.verdict.concordance import ism_headline
-from hapexp.verdict.performance import shared_genes
+from hapexp.verdict.headline_words import (
+    METHOD_WORDS,
+    NO_EVIDENCE,
+    held_out_lines,
+    mean_r_words,
+    paired_sentence,
+    people_words,
+)
+from hapexp.verdict.headline_words import fmt_number as _fmt
+from hapexp.verdict.headline_words import fmt_p as _fmt_p
 
 log = logging.getLogger(__name__)
-
-# "Mean r near 0": a one-sample t-test of the per-gene r against 0 is not significant
-# at this level, or |mean r| is below NULL_MEAN_R. Significant genes are not part of
-# the rule: an untrained network still reacts to variants, in random directions, so
-# it can reach significance in both directions while averaging to 0.
-NULL_TEST_ALPHA = 0.05
-NULL_MEAN_R = 0.05
 
 SUMMARY_COLUMNS = [
     "predictor",
@@ -44,6 +52,7 @@ SUMMARY_COLUMNS = [
     "median_r",
     "mean_spearman_r",
     "mean_r_p",
+    "mean_r_method",
     "n_sig_positive",
     "n_sig_negative",
     "median_supported_fraction",
@@ -78,8 +87,6 @@ def summarize_performance(perf: pd.DataFrame, fdr: float = 0.05, gene_set: str =
                 "mean_r": t["pearson_r"].mean() if len(t) else np.nan,
                 "median_r": t["pearson_r"].median() if len(t) else np.nan,
                 "mean_spearman_r": t["spearman_r"].mean() if len(t) else np.nan,
-                # Is the average r different from 0 across genes? (one-sample t-test)
-                "mean_r_p": float(ttest_1samp(t["pearson_r"], 0.0).pvalue) if len(t) > 2 else np.nan,
                 "n_sig_positive": int((sig & (t["pearson_r"] > 0)).sum()),
                 "n_sig_negative": int((sig & (t["pearson_r"] < 0)).sum()),
             }
@@ -93,20 +100,30 @@ def build_summary(
     concordance: dict[str, pd.DataFrame],
     deep_models: list[str],
     fdr: float = 0.05,
+    mean_r: pd.DataFrame | None = None,
+    exclude=(),
 ) -> pd.DataFrame:
-    """Per predictor two rows: `gene_set = shared` (headline) and `own` (secondary)."""
+    """Per predictor two rows: `gene_set = shared` (headline) and `own` (secondary).
+    `mean_r`: mean_r.tsv (the permutation p of mean r, on all people; without it mean_r_p
+    is NaN: not tested); `exclude`: predictors left out (models fine-tuned on the cohort)."""
     rows = []
     cg = cross_gene.set_index("model") if len(cross_gene) else pd.DataFrame()
+    performance = performance[~performance["predictor"].isin(list(exclude))]
+    shared = set(performance.loc[performance["in_shared_set"].astype(bool), "gene_id"])
+    tests = {}
+    if mean_r is not None:
+        for _, m in mean_r[mean_r["people"] == "all"].iterrows():
+            tests[(m["predictor"], m["gene_set"])] = (m["mean_r_p"], m["method"])
     for gene_set in ("shared", "own"):
         s = summarize_performance(performance, fdr=fdr, gene_set=gene_set)
         for _, r in s.iterrows():
             name = r["predictor"]
             row = dict(r)
             row["kind"] = "deep" if name in deep_models else "linear"
+            row["mean_r_p"], row["mean_r_method"] = tests.get((name, gene_set), (np.nan, "not_tested"))
             c = concordance.get(name)
             if c is not None and gene_set == "shared":  # ISM numbers: on the genes tested jointly
-                shared = set(shared_genes(performance))
-                c = c[c["gene_id"].isin(shared)] if shared else c.iloc[0:0]
+                c = c[c["gene_id"].isin(shared)]
             row.update(ism_headline(c))  # ISM–eQTL r on significant pairs (hapexp.verdict.concordance)
             full = concordance.get(name)
             has_counts = full is not None and "n_ism_unresolved" in full
@@ -118,31 +135,8 @@ def build_summary(
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def is_null_like(row: pd.Series | dict) -> bool:
-    """Mean r near 0 across genes (see NULL_TEST_ALPHA / NULL_MEAN_R), or nothing testable
-    because the predictions do not vary between individuals."""
-    if row["genes_tested"] == 0:
-        return row.get("genes_constant", 0) > 0
-    if not np.isfinite(row["mean_r"]):
-        return False
-    p = row.get("mean_r_p", np.nan)
-    return bool(abs(row["mean_r"]) < NULL_MEAN_R or (np.isfinite(p) and p >= NULL_TEST_ALPHA))
-
-
-def _fmt(x, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "–"
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    return f"{x:.{digits}f}"
-
-
-def _fmt_p(p) -> str:
-    return "–" if p is None or not np.isfinite(p) else f"{p:.2g}"
-
-
 def _table(rows: pd.DataFrame, fdr: float, ism: bool) -> list[str]:
-    header = ["predictor", "kind", "genes tested", "constant", "mean r", "median r"]
+    header = ["predictor", "kind", "genes tested", "constant", "mean r", "p (mean r)", "median r"]
     header += [f"sig. + (FDR<{fdr})", f"sig. − (FDR<{fdr})"]
     if ism:
         header += ["median supported fraction", "cross-gene Spearman r"]
@@ -154,6 +148,7 @@ def _table(rows: pd.DataFrame, fdr: float, ism: bool) -> list[str]:
             _fmt(int(r["genes_tested"])),
             _fmt(int(r["genes_constant"])),
             _fmt(r["mean_r"]),
+            _fmt_p(r["mean_r_p"]),
             _fmt(r["median_r"]),
             _fmt(int(r["n_sig_positive"])),
             _fmt(int(r["n_sig_negative"])),
@@ -165,10 +160,17 @@ def _table(rows: pd.DataFrame, fdr: float, ism: bool) -> list[str]:
 
 
 def render_markdown(
-    summary: pd.DataFrame, cohort: str, fdr: float = 0.05, context: dict | None = None
+    summary: pd.DataFrame,
+    cohort: str,
+    fdr: float = 0.05,
+    context: dict | None = None,
+    paired: pd.DataFrame | None = None,
+    held_out: pd.DataFrame | None = None,
 ) -> str:
     """summary.md: the shared-gene-set table and sentences in the papers' form, the
     per-predictor (own gene set) table, and how eQTLs, ISM and variants were handled.
+    `paired`: paired.tsv (deep vs linear per gene); `held_out`: mean_r.tsv's rows of the
+    models fine-tuned on this cohort (on their test people), named out of the headline.
 
     `context` (optional): n_samples, n_covariates, residualized, egenes (the summary of
     `hapexp.linear.egenes.egenes` + permutations), variant_policy (validation.json facts) — each stated when given
@@ -207,6 +209,7 @@ def render_markdown(
     lines.append("")
     lines += _table(shared, fdr, ism=True)
     lines.append("")
+    lines += held_out_lines(held_out)
     for _, r in shared.iterrows():
         n_const = int(r.get("genes_constant", 0))
         if r["genes_tested"] == 0:
@@ -214,7 +217,7 @@ def render_markdown(
                 f"- **{r['predictor']}** ({r['kind']}): no gene could be tested: the predictions of all "
                 f"{n_const} genes do not vary between individuals beyond the model's numerical resolution "
                 "(float rounding at its precision). The model is insensitive to the cohort's variants here: "
-                "no better than chance."
+                f"{NO_EVIDENCE}."
             )
             continue
         n_sig = int(r["n_sig_positive"] + r["n_sig_negative"])
@@ -222,29 +225,27 @@ def render_markdown(
             f"- **{r['predictor']}** ({r['kind']}): of the {int(r['genes_tested'])} shared genes, "
             f"{n_sig} are significant at FDR {fdr}: {int(r['n_sig_positive'])} with r > 0 and "
             f"{int(r['n_sig_negative'])} with r < 0 (predicted in the wrong direction); mean r = {_fmt(r['mean_r'])}"
-            f" (t-test of mean r against 0: p = {_fmt_p(r['mean_r_p'])})."
+            + (
+                f" (permutation test of mean r, {METHOD_WORDS.get(r['mean_r_method'], r['mean_r_method'])}:"
+                f" p = {_fmt_p(r['mean_r_p'])})."
+                if np.isfinite(r["mean_r_p"])
+                else "."
+            )
         )
         if n_const:
             sentence += (
                 f" On {n_const} genes its predictions do not vary between individuals beyond numerical resolution"
                 " (no variant the model responds to) and are not tested."
             )
-        if is_null_like(r):
-            sentence += (
-                " Mean r is near 0: no better than chance on average; the predictor does not explain"
-                " expression differences between people here"
-            )
-            if r["n_sig_positive"] and r["n_sig_negative"]:
-                sentence += " (its significant genes go both ways: it reacts to variants but not in the right direction)"
-            sentence += "."
+        sentence += mean_r_words(r)
         lines.append(sentence)
     deep = shared[shared["kind"] == "deep"]
     linear = shared[shared["kind"] == "linear"]
     if len(deep) and len(linear):
         lines.append("")
         lines.append(
-            f"Linear vs deep on the shared gene set ({n_shared} genes, same individuals; significant genes, "
-            "positive/negative): "
+            f"Linear vs deep on the shared gene set ({n_shared} genes; {people_words(ctx, linear)}; "
+            "significant genes, positive/negative): "
             + "; ".join(
                 f"{r['predictor']} {int(r['n_sig_positive'])}/{int(r['n_sig_negative'])}"
                 for _, r in linear.iterrows()
@@ -255,6 +256,7 @@ def render_markdown(
                 for _, r in deep.iterrows()
             )
             + "."
+            + paired_sentence(paired, fdr)
         )
     lines += ["", "## Each predictor on its own genes (secondary)", ""]
     lines.append(
@@ -353,6 +355,8 @@ def summary_context(
 def run_summary(
     performance,
     cross_gene,
+    mean_r,
+    paired,
     concordance,
     validation,
     egenes,
@@ -370,17 +374,22 @@ def run_summary(
     context: dict,
     finetuned: dict,
     finetune_init: dict,
+    stated: dict | None = None,
 ):
     """Rule `summary`: summary.tsv (`tsv`) and summary.md (`md`) for one cohort, from its
-    `performance` and `cross_gene` tables and each of `models`' `concordance` table; with
+    `performance`, `cross_gene`, `mean_r` and `paired` tables and each of `models'`
+    `concordance` table; with
     the precision budget (`precision`), the verdict on the splits (`split_verdict`,
     `individuals`, `genes_split`) and what summary.md states besides the numbers
     (`summary_context`: `context` params, `validation`, `egenes`, `covariates`, `prepared`).
     `finetuned`: fine-tuned model → the cohort it was trained on, `finetune_init`: → the
-    model it started from (the ISM/eQTL concordance before and after)."""
+    model it started from (the ISM/eQTL concordance before and after). `stated`: what the
+    sections of other modules state (split-aware preparation, PredictDB's rules)."""
     from hapexp.engine.precision import read, summary_lines
     from hapexp.io import atomic_output, write_tsv
-    from hapexp.training.splits import read_splits
+    from hapexp.linear.predictdb import predictdb_lines
+    from hapexp.training.splits import read_splits, splits_lines
+    from hapexp.variants.genotype_pcs import genotype_pcs_lines
     from hapexp.verdict.split_verdict import concordance_before_after, concordance_markdown, markdown
 
     ctx = summary_context(context, validation, egenes, covariates, prepared)
@@ -391,9 +400,12 @@ def run_summary(
     conc = {
         m: pd.read_csv(p, sep="\t", dtype={"gene_id": str}) for m, p in zip(models, concordance, strict=True)
     }
-    summary = build_summary(perf, cg, conc, models, fdr)
+    mr = pd.read_csv(mean_r, sep="\t")
+    pairs = pd.read_csv(paired, sep="\t", dtype={"gene_id": str})
+    summary = build_summary(perf, cg, conc, models, fdr, mean_r=mr, exclude=trained)
     write_tsv(summary, tsv)
-    text = render_markdown(summary, cohort, fdr, ctx)
+    held_out = mr[mr["predictor"].isin(trained) & (mr["people"] == "test")]
+    text = render_markdown(summary, cohort, fdr, ctx, paired=pairs, held_out=held_out)
     lines = summary_lines(read([precision]))
     text = text.rstrip("\n") + "\n\n## Precision budget (precision.tsv)\n\n" + "\n".join(lines) + "\n"
     verdict = pd.read_csv(split_verdict, sep="\t")
@@ -402,6 +414,10 @@ def run_summary(
     if finetune_starts:
         table = concordance_before_after(conc, finetune_starts, gene_split)
         text = text.rstrip("\n") + "\n\n" + "\n".join(concordance_markdown(table, finetune_starts))
+    if stated is not None:  # part E's sections: split-aware preparation and gene split; PredictDB's rules
+        for section in (splits_lines(people, genes_split, stated), predictdb_lines(stated)):
+            text = text.rstrip("\n") + "\n\n" + "\n".join(section) if section else text
+    text = text.rstrip("\n") + "\n\n" + "\n".join(genotype_pcs_lines(covariates)) + "\n"
     with atomic_output(md) as tmp:
         tmp.write_text(text)
     log.info("summary:\n%s", summary.to_string())
