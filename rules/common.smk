@@ -203,8 +203,9 @@ VARIANT_HALF_WIDTH = max(
 )
 GENE_BODY_FLANK = max([w[1] for w in LINEAR_WINDOWS if w[0] == "gene_body"], default=0)
 
-# Each model's constancy floor in the verdicts, from its precision (hapexp.engine.precision);
-# None for precision: auto, resolved from its predict jobs' tables (auto_precision_tables).
+# Each model's constancy floor in the verdicts (hapexp.engine.precision.model_floor): fp32's
+# for strict fp32; None for a reduced precision or auto: measured by its predict jobs'
+# audits (reduced_precision_tables).
 MODEL_FLOORS = {m: model_floor(resolved_model(m)) for m in MODELS}
 # Sasse et al.'s legacy null, for the performance rule; on/off, draws, seed, each model's window.
 LEGACY_NULL = {
@@ -225,10 +226,11 @@ MODEL_FIGURES = [
 ]
 
 
-def auto_precision_tables(wildcards):
-    """The predict jobs' precision tables of the `precision: auto` models: the precision
-    each job chose sets that model's constancy floor in the verdicts."""
-    auto = [m for m in MODELS if requested(resolved_model(m)) == "auto"]
+def reduced_precision_tables(wildcards):
+    """The predict jobs' precision tables of the models not in strict fp32 (reduced or
+    `auto`): the noise their audits measured sets each such model's constancy floor in the
+    verdicts (hapexp.engine.precision.constancy_floor)."""
+    auto = [m for m in MODELS if requested(resolved_model(m)) != "fp32"]
     return [
         f"results/{wildcards.cohort}/predict/{m}/{c}.precision.tsv"
         for m in auto
@@ -249,7 +251,7 @@ def performance_inputs(wildcards):
         "references": [f"results/{cohort}/predict/{m}.reference.tsv" for m in MODELS],
         "oof": f"results/{cohort}/elasticnet/oof.tsv",
     }
-    if precision := auto_precision_tables(wildcards):
+    if precision := reduced_precision_tables(wildcards):
         inputs["precision"] = precision
     if c.get("expression_level"):
         inputs["level"] = c["expression_level"]

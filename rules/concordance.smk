@@ -9,6 +9,9 @@ rule concordance:
         egenes="results/{cohort}/eqtl/genes.tsv",
         predictions="results/{cohort}/predict/{model}.matrix.tsv",
         bcf="results/{cohort}/variants/normalized.bcf",
+        # ism_eqtl_p: the eQTL slopes recomputed under permutations of people
+        prepared="results/{cohort}/expression/prepared.tsv",
+        covariates="results/{cohort}/expression/covariates.tsv",
     output:
         table="results/{cohort}/concordance/{model}.tsv",
         drivers="results/{cohort}/concordance/{model}.drivers.tsv",

@@ -28,6 +28,7 @@ rule performance:
         legacy=LEGACY_NULL,
         residualize=config["performance"]["residualize_predictions"],
         floors=MODEL_FLOORS,
+        noise_z=config["precision_audit"]["noise_floor_z"],
         level_format=lambda wildcards: cohort_cfg(wildcards)["expression_level_format"],
         policies=config["variants"],
         finetuned_here=finetuned_here,

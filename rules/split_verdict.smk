@@ -18,8 +18,8 @@ rule split_verdict:
             model=HEADS,
             head=["gene", "crossgene"],
         ),
-        # precision auto: the precision its predict jobs used sets its constancy floor
-        precision=auto_precision_tables,
+        # models not in strict fp32: the noise their predict jobs measured sets their constancy floor
+        precision=reduced_precision_tables,
     output:
         performance="results/{cohort}/splits/performance.tsv",
         verdict="results/{cohort}/splits/verdict.tsv",
@@ -44,6 +44,7 @@ rule split_verdict:
             "models": config["models"],
             "policies": config["variants"],
             "floors": MODEL_FLOORS,
+            "noise_z": config["precision_audit"]["noise_floor_z"],
             "residualize": config["performance"]["residualize_predictions"],
         },
     script:

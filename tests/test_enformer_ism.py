@@ -93,8 +93,10 @@ def test_every_variant_equals_full_forward(cohort, name):
         np.testing.assert_allclose(
             alt, want[1:], rtol=1e-5, atol=1e-6 * scale, err_msg=f"{name} {gene['gene_id']}"
         )
-        # Scores (alt − ref) to the same absolute tolerance: tiny effects keep their value.
-        np.testing.assert_allclose(alt - ref, want[1:] - want[0], rtol=0, atol=2e-5 * scale)
+        # Scores (alt − ref) within the bound the reuse path declares (ISM's unresolved floor
+        # adds it): tiny effects keep their value.
+        atol = EnformerReuse.score_error * scale
+        np.testing.assert_allclose(alt - ref, want[1:] - want[0], rtol=0, atol=atol)
         worst = max(worst, float(np.max(np.abs(alt - want[1:]) / np.abs(want[1:]))))
         n_variants += len(variants)
         n_indels += int((~variants["is_snv"].astype(bool)).sum())

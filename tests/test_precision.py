@@ -257,28 +257,28 @@ def test_enformer_tiny_bf16_audit_on_cpu(small_cohort):
 
 
 def test_auto_constancy_floor_is_the_precision_its_jobs_used():
-    """performance's constancy floor for `precision: auto` = the coarsest precision the
-    model's predict jobs used (bf16 on one chunk → 1e-2), fp32 when every job ran strict
-    (header-only tables), and a fixed precision needs no table."""
-    from hapexp.engine.precision import empty_table, finish, model_floor, relative_resolution, used_precision
+    """The precision a `precision: auto` model used = the coarsest of its predict jobs (bf16 on
+    one chunk), fp32 when every job ran strict (header-only tables); only strict fp32 has a
+    floor without a table (a reduced one is measured: `constancy_floor`)."""
+    from hapexp.engine.precision import empty_table, finish, model_floor, used_precision
 
     row = pd.DataFrame([{"gene_id": "g1", "n": 4, "noise_sd": 0.0, "signal_sd": 1.0, "noise_ratio": 0.0,
                          "flagged": False, "stage": "predict"}]).reindex(columns=precision.COLUMNS)  # fmt: skip
     bf16_job = finish([("bf16", row)], "bf16", "m")
     tf32_job = finish([("bf16", row.assign(flagged=True)), ("tf32", row)], "tf32", "m")
     both = pd.concat([tf32_job, bf16_job, empty_table()], ignore_index=True)
-    assert used_precision(both, "m") == "bf16" and relative_resolution("bf16") == 1e-2
+    assert used_precision(both, "m") == "bf16"
     assert used_precision(tf32_job, "m") == "tf32"
     assert used_precision(both, "other") == "fp32" and used_precision(empty_table(), "m") == "fp32"
     assert used_precision(both, "m", stage="ism") == "fp32"
-    assert model_floor({"precision": "auto"}) is None and model_floor({"precision": "tf32"}) == 1e-4
+    assert model_floor({"precision": "auto"}) is None and model_floor({"precision": "tf32"}) is None
 
 
 def test_both_verdicts_resolve_auto_floors_from_the_jobs_tables(tmp_path):
     """`performance` and `split_verdict` get the same floors: a `precision: auto` model's is
-    the resolution of the precision its predict jobs wrote in their tables (bf16 here), a
-    fixed precision's stays; both rules take the auto models' per-chunk tables as input
-    (the workflow parsed by Snakemake with such a config)."""
+    measured by its predict jobs' audits (the tables: bf16 here, rel_noise × margin), a strict
+    fp32 model's is fp32's; both rules take the per-chunk tables of every model not in
+    strict fp32 as input (the workflow parsed by Snakemake with such a config)."""
     import yaml
 
     from hapexp.engine.precision import finish
@@ -286,7 +286,7 @@ def test_both_verdicts_resolve_auto_floors_from_the_jobs_tables(tmp_path):
     from tests.workflow_utils import parse_workflow
 
     row = pd.DataFrame([{"gene_id": "g1", "n": 4, "noise_sd": 0.0, "signal_sd": 1.0, "noise_ratio": 0.0,
-                         "flagged": False, "stage": "predict"}]).reindex(columns=precision.COLUMNS)  # fmt: skip
+                         "rel_noise": 1e-3, "flagged": False, "stage": "predict"}]).reindex(columns=precision.COLUMNS)  # fmt: skip
     finish([("bf16", row)], "bf16", "a").to_csv(tmp_path / "a.tsv", sep="\t", index=False)
     o = {"kind": "oracle", "weights": "oracle.pt", "window": 2048}
     config = {"reference": {"fasta": "ref.fa"}, "genes": {"table": "genes.tsv", "chunks": 2},
@@ -296,12 +296,201 @@ def test_both_verdicts_resolve_auto_floors_from_the_jobs_tables(tmp_path):
     c = "SimpleNamespace(cohort='c')"
     got = parse_workflow(tmp_path, tmp_path / "config.yaml", {
         "floors": "MODEL_FLOORS",
-        "tables": f"auto_precision_tables({c})",
+        "tables": f"reduced_precision_tables({c})",
         "performance": f"performance_inputs({c})['precision']",
         "split_verdict": "rules.split_verdict.rule.input.precision.__name__",
     })  # fmt: skip
     assert got["floors"] == {"a": None, "b": 1e-6}
-    assert resolve_floors(got["floors"], [tmp_path / "a.tsv"]) == {"a": 1e-2, "b": 1e-6}
+    preds = {"a": pd.DataFrame(index=["g1", "g2"]), "b": pd.DataFrame(index=["g1"])}
+    floors = resolve_floors(got["floors"], [tmp_path / "a.tsv"], preds, 3.0)
+    want = 1e-3 * np.exp(3.0 * np.sqrt(1 / (2 * 3)))  # 4 haplotypes audited, no people given
+    assert floors["b"] == 1e-6 and floors["a"].to_dict() == pytest.approx({"g1": want, "g2": want})
     tables = ["results/c/predict/a/000.precision.tsv", "results/c/predict/a/001.precision.tsv"]
     assert got["tables"] == tables and got["performance"] == tables
-    assert got["split_verdict"] == "auto_precision_tables"
+    assert got["split_verdict"] == "reduced_precision_tables"
+
+
+class Sensitive(torch.nn.Module):
+    """Every bin: 100 + eps × Σ weight × one-hot over the window's first half (variants in
+    the second half do not move it: an insensitive gene there), plus, only under bf16
+    autocast, sigma × a deterministic pseudo-random term of the whole sequence (rounding
+    that follows genotype)."""
+
+    def __init__(self, eps: float, sigma: float):
+        super().__init__()
+        self.eps, self.sigma = eps, sigma
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        w = torch.from_numpy(_weights(n))
+        w[n // 2 :] = 0
+        level = 100 + self.eps * (x.double() * w).sum((1, 2))
+        if torch.is_autocast_enabled("cpu"):
+            ws = torch.sin(torch.arange(n, dtype=torch.float64) * 0.37)
+            level = level + self.sigma * torch.sin(
+                (x.double() @ torch.arange(1, 5.0, dtype=torch.float64)) @ ws * 12.9898
+            )
+        return level[:, None, None].expand(b, n // 128, 1).float()
+
+
+class HalfIndex(FakeIndex):
+    """FakeIndex whose gene G0 has its SNVs in the window's first half (the model reads
+    them: a small real spread) and G1 in its second half (the model is blind to them)."""
+
+    def __init__(self, n_samples=40, length=2048, seed=3):
+        super().__init__(n_genes=2, n_samples=n_samples, length=length, seed=seed)
+        rng = np.random.default_rng(seed)
+        for gid, lo in (("G0", length // 2 - 400), ("G1", length // 2 + 10)):
+            ref = self._data[gid][2]
+            pos = rng.choice(np.arange(lo, lo + 300), 6, replace=False)
+            alt = np.array([{65: 67, 67: 71, 71: 84, 84: 65}[ref[p]] for p in pos], np.uint8)
+            gt = rng.random((n_samples, 2, len(pos))) < 0.3
+            haps = np.repeat(ref[None, None, :], n_samples * 2, 0).reshape(n_samples, 2, length)
+            for k, p in enumerate(pos):
+                haps[:, :, p] = np.where(gt[:, :, k], alt[k], ref[p])
+            uniq, inv = np.unique(haps.reshape(-1, length), axis=0, return_inverse=True)
+            self._data[gid] = (uniq, inv.reshape(n_samples, 2).astype(np.int32), ref)
+
+
+def _sensitive_matrix(index, mode, eps=0.5, sigma=0.02, audit=False):
+    from hapexp.engine.predict import aggregate_predictions
+
+    model = LoadedModel(Sensitive(eps, sigma), 2048, 128, 0, 1, ["t"], kind="planted")
+    spec = {"kind": "oracle", "window": 2048, "tracks": [0], "bins": 2, "device": "cpu", "precision": mode,
+            "batch_size": 8}  # fmt: skip
+    p = Predictor(spec, model=model)
+    table = audit_predict(index, p, {"fraction": 1.0}, model="m") if audit else None
+    tidy, _ = predict_chunk(index, p, progress=False)
+    matrix, _ = aggregate_predictions(tidy, "mean")
+    return matrix, table
+
+
+def test_precision_does_not_change_the_gene_set(tmp_path):
+    """The same model at fp32 and bf16 (autocast on CPU, through the engine, its audit and
+    the verdict's floor rule): G0's real spread across people (~0.3 % of its level, from
+    the fp32 run) is far above bf16's measured rounding noise, so bf16 keeps it as fp32
+    does; G1's model output does not depend on its variants (fp32: identical for everyone)
+    and bf16's per-sequence rounding of it is called constant, as in fp32. The old static
+    bf16 floor (1 % of the level) dropped G0 from the gene set at bf16 only."""
+    from hapexp.verdict.performance import cross_individual, resolve_floors
+
+    index = HalfIndex()
+    m32, _ = _sensitive_matrix(index, "fp32")
+    m16, table = _sensitive_matrix(index, "bf16", audit=True)
+    rel = m32.std(axis=1, ddof=0) / np.sqrt((m32**2).mean(axis=1))
+    assert 1e-3 < rel["G0"] < 1e-2 and rel["G1"] == 0  # the case: a small real spread, and none
+    assert m16.loc["G1"].std() > 0  # bf16 rounding moves the blind gene's predictions
+    table.to_csv(tmp_path / "bf16.tsv", sep="\t", index=False)
+    expr = pd.DataFrame(np.random.default_rng(0).normal(size=m32.shape), index=m32.index, columns=m32.columns)
+    constant = {}
+    for mode, m, paths in (("fp32", m32, []), ("bf16", m16, [tmp_path / "bf16.tsv"])):
+        floors = resolve_floors({"m": precision.model_floor({"precision": mode})}, paths, {"m": m}, 3.0)
+        perf = cross_individual(expr, {"m": m}, floors=floors)
+        constant[mode] = set(perf.loc[perf["constant"], "gene_id"])
+    assert constant["fp32"] == constant["bf16"] == {"G1"}
+    # the old rule, bf16's static 1e-2 relative floor, dropped G0 too
+    old = cross_individual(expr, {"m": m16}, floors={"m": precision.RELATIVE_RESOLUTION["bf16"]})
+    assert set(old.loc[old["constant"], "gene_id"]) == {"G0", "G1"}
+
+
+def test_constancy_floor_from_the_audit():
+    """Per gene: its audited relative noise × exp(z·√(1/(2(n_h − 1)) + 1/(2(n − 1)))) (z SEs
+    of the log ratio of two SDs), never below fp32's; unaudited genes the largest audited
+    noise with the smallest audit's margin; fp32 runs (no used rows) fp32's; a reduced run
+    that measured nothing its static floor. Float64 predictors get float64's."""
+    from hapexp.verdict.performance import LINEAR_FLOOR, resolve_floors
+
+    row = pd.DataFrame([{"gene_id": g, "n": n, "rel_noise": v, "flagged": False, "stage": "predict"}
+                        for g, n, v in (("a", 60, 1e-4), ("b", 60, 1e-9), ("c", 20, 3e-4))]
+                       ).reindex(columns=precision.COLUMNS)  # fmt: skip
+    t = precision.finish([("bf16", row)], "bf16", "m")
+    got = precision.constancy_floor(t, "m", ["a", "b", "c", "d"], z=3.0, n_people=30)
+
+    def margin(n_h):
+        return np.exp(3.0 * np.sqrt(1 / (2 * (n_h - 1)) + 1 / (2 * 29)))
+
+    want = [1e-4 * margin(60), 1e-6, 3e-4 * margin(20), 3e-4 * margin(20)]
+    np.testing.assert_allclose(got.to_numpy(), want, rtol=1e-12)
+    assert 1.5 < margin(60) < 1.7  # 30 people: a spread 1.6 × the rounding noise is real
+    assert (precision.constancy_floor(t, "other", ["a"]) == 1e-6).all()  # strict fp32: no used rows
+    nothing = precision.finish([("tf32", row.assign(rel_noise=np.nan))], "tf32", "m")
+    assert (precision.constancy_floor(nothing, "m", ["a"]) == precision.STATIC_FLOOR["tf32"]).all()
+    assert precision.model_floor({"precision": "fp32"}) == 1e-6
+    assert all(precision.model_floor({"precision": p}) is None for p in ("bf16", "tf32", "auto"))
+    preds = {"m": pd.DataFrame(index=["a"]), "elasticnet": None, "m_head_gene": None}
+    assert resolve_floors({"m": 1e-6}, [], preds) == {"m": 1e-6, "elasticnet": LINEAR_FLOOR,
+                                                      "m_head_gene": LINEAR_FLOOR}  # fmt: skip
+
+
+def test_enformer_tiny_gene_set_same_in_fp32_and_bf16(small_cohort):
+    """enformer_tiny (random weights) through the engine in fp32 and in bf16 autocast on CPU:
+    its bf16 rounding is large (0.7–1 % of the level, 15–50 % of the between-people SD) and
+    the genes' real spread 2–5 %; the measured floor keeps every gene at both precisions
+    (a fixed 3 × the noise would drop the noisiest one at bf16 only)."""
+    from hapexp.engine.predict import aggregate_predictions
+    from hapexp.verdict.performance import cross_individual, resolve_floors
+
+    idx = small_cohort
+    p16 = Predictor(TINY_BF16)
+    table = audit_predict(idx, p16, {"fraction": 1.0}, model="tiny")
+    m16, _ = aggregate_predictions(predict_chunk(idx, p16, progress=False)[0], "mean")
+    m32, _ = aggregate_predictions(
+        predict_chunk(idx, Predictor({**TINY_BF16, "precision": "fp32"}), progress=False)[0], "mean"
+    )
+    expr = pd.DataFrame(np.random.default_rng(0).normal(size=m32.shape), index=m32.index, columns=m32.columns)
+    tables = {"fp32": precision.empty_table(), "bf16": table}
+    constant = {}
+    for mode, m in (("fp32", m32), ("bf16", m16)):
+        floors = {"tiny": precision.model_floor({"precision": mode})}
+        if floors["tiny"] is None:
+            floors["tiny"] = precision.constancy_floor(tables[mode], "tiny", m.index, 3.0, m.shape[1])
+        perf = cross_individual(expr, {"tiny": m}, floors=resolve_floors(floors, [], {"tiny": m}))
+        constant[mode] = set(perf.loc[perf["constant"], "gene_id"])
+    assert constant["fp32"] == constant["bf16"] == set()
+    spread = m16.std(axis=1, ddof=0) / np.sqrt((m16**2).mean(axis=1))
+    rel = table.set_index("gene_id")["rel_noise"].reindex(spread.index)
+    assert (spread <= 3 * rel).any()  # the case a fixed z = 3 on the SD gets wrong
+
+
+def test_ism_floor_includes_the_reference_reuse_error():
+    """A model blind to the variants whose scores come from a path with error up to 1e-5 ×
+    |ref| (reference reuse's measured class: 2.8e-6, declared 2e-5): in fp32 the old floor
+    (1e-6) called that error resolved effects; with the path's declared bound added they
+    are NaN, while a full-forward path (bound 0) keeps fp32's floor and a real effect
+    survives. The engine's read-out declares the bound of the model's reuse, and 0 without
+    reuse or for a model that has none."""
+    from hapexp.models.enformer.ism_reuse import EnformerReuse
+    from tests.test_ism import FakeIndex as IsmIndex
+    from tests.test_ism import additive_readout
+
+    index = IsmIndex()
+    weights = np.random.default_rng(1).normal(size=(ISM_L, 4))
+    base = additive_readout(weights)
+
+    def blind(path_error, size):
+        def fn(seqs, tss_index):
+            out = base(seqs, tss_index)
+            # the path's error: deterministic per sequence, up to `size` × the reference read-out
+            return out[0] + size * np.sin(np.arange(len(out)) * 1.3) * np.abs(out[0])
+
+        fn.path_error = path_error
+        return fn
+
+    spec, cfg = {"window": ISM_L, "precision": "fp32"}, {"maf": 0.0}
+    old = ism.score_chunk(index, blind(0.0, 1e-5), spec, cfg)  # the floor without the path's bound
+    assert old["score"].iloc[1:].notna().all()  # rounding of the path passed for effects
+    new = ism.score_chunk(index, blind(EnformerReuse.score_error, 1e-5), spec, cfg)
+    assert new["score"].isna().all()
+    real = base
+    real.path_error = EnformerReuse.score_error
+    assert ism.score_chunk(index, real, spec, cfg)["score"].notna().all()
+    tiny = {
+        "kind": "enformer_tiny",
+        "window": 2048,
+        "tracks": [0],
+        "bins": 2,
+        "device": "cpu",
+        "precision": "fp32",
+    }
+    assert ism.make_readout(tiny, reuse=True).path_error == EnformerReuse.score_error
+    assert ism.make_readout(tiny, reuse=False).path_error == 0.0

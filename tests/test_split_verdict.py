@@ -100,28 +100,51 @@ def test_markdown_table_rows():
 
 def test_concordance_before_after_uses_the_same_genes_per_split():
     """Medians over the genes where both the fine-tuned model and the model it started from
-    have an ISM–eQTL r, per gene split; a model started from its own initialisation gets a
-    line saying what to set, not numbers."""
+    have an ISM–eQTL r on significant eQTL pairs, per gene split — the significant pairs'
+    r and sign agreement, not every cis variant's (`ism_eqtl_r`, `sign_agree_topk` here
+    differ on purpose); a model started from its own initialisation gets a line saying
+    what to set, not numbers."""
     from hapexp.verdict.split_verdict import concordance_before_after, concordance_markdown
 
     def conc(r, sign, sup):
-        return pd.DataFrame(
-            {"gene_id": list("abcde"), "ism_eqtl_r": r, "sign_agree_topk": sign, "supported_fraction": sup}
-        )
+        return pd.DataFrame({"gene_id": list("abcde"), "ism_eqtl_r_sig": r, "sign_agree_sig": sign,
+                             "supported_fraction": sup, "ism_eqtl_r": -9.0, "sign_agree_topk": -9.0})  # fmt: skip
 
     before = conc([0.1, np.nan, 0.3, -0.2, 0.5], [0.5, 0.5, 1.0, 0.0, 1.0], [0.0, 0.0, 0.5, 0.0, 1.0])
     after = conc([0.4, 0.9, np.nan, 0.2, 0.7], [1.0, 1.0, 1.0, 0.5, 1.0], [0.5, 1.0, 1.0, 0.5, 1.0])
+    # every cis variant's r exists for every gene: it must not widen the gene set
     split = {"train": list("abc"), "test": list("de")}
     t = concordance_before_after({"base": before, "ft": after}, {"ft": "base", "own": None}, split)
     tr, te = t.set_index("gene_split").loc["train"], t.set_index("gene_split").loc["test"]
-    # training genes: only a (b lacks r before, c after); held-out: d and e
-    assert tr["n_genes"] == 1 and tr["ism_eqtl_r_before"] == 0.1 and tr["ism_eqtl_r_after"] == 0.4
-    assert te["n_genes"] == 2 and te["ism_eqtl_r_before"] == pytest.approx(0.15, abs=1e-12)
-    assert te["ism_eqtl_r_after"] == pytest.approx(0.45, abs=1e-12)
-    assert te["sign_agree_topk_before"] == 0.5 and te["supported_fraction_after"] == 0.75
+    # training genes: only a (b lacks a significant-pair r before, c after); held-out: d and e
+    assert tr["n_genes"] == 1 and tr["ism_eqtl_r_sig_before"] == 0.1 and tr["ism_eqtl_r_sig_after"] == 0.4
+    assert te["n_genes"] == 2 and te["ism_eqtl_r_sig_before"] == pytest.approx(0.15, abs=1e-12)
+    assert te["ism_eqtl_r_sig_after"] == pytest.approx(0.45, abs=1e-12)
+    assert te["sign_agree_sig_before"] == 0.5 and te["supported_fraction_after"] == 0.75
     md = "\n".join(concordance_markdown(t, {"ft": "base", "own": None}))
     assert "| ft | base | held-out | 2 | 0.150 → 0.450 | 0.500 → 0.750 | 0.500 → 0.750 |" in md
+    assert "significant eQTL pairs" in md and "-9" not in md
     assert "| own | (its own random initialisation" in md
+
+
+def test_split_verdict_floors_one_rule_per_precision():
+    """The split verdict gives the training-people elastic net and the heads (float64
+    arithmetic) the main elastic net's floor, as `performance` does: a prediction varying by
+    1e-9 of its level (float64 resolves it; the old default, fp32's 1e-6, called it
+    constant) is tested for all three alike."""
+    from hapexp.verdict.performance import LINEAR_FLOOR, resolve_floors
+
+    rng = np.random.default_rng(0)
+    people = [f"S{i:02d}" for i in range(60)]
+    expr = pd.DataFrame(rng.normal(size=(1, 60)), index=["g"], columns=people)
+    tiny = pd.DataFrame(100 + 1e-7 * rng.normal(size=(1, 60)), index=["g"], columns=people)
+    preds = {"elasticnet": tiny, ELASTICNET: tiny, "m_head_gene": tiny, "m_head_crossgene": tiny}
+    floors = resolve_floors({}, [], preds)
+    assert set(floors.values()) == {LINEAR_FLOOR}
+    split = pd.DataFrame({"gene_id": ["g"], "split": ["test"]})
+    ppl = {"train": [], "validation": [], "test": people}
+    perf = split_performance(expr, preds, ppl, split, None, floors)
+    assert not perf["constant"].any() and perf["pearson_r"].notna().all()
 
 
 def test_per_gene_models_are_labelled_in_the_split_tables():

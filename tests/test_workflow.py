@@ -145,3 +145,6 @@ def test_demo_verdict_is_fair_and_recovers_the_truth(demo):
         assert not (ism["score"] == 0).any()  # unresolved = NaN, never 0
         conc = pd.read_csv(res / f"concordance/{model}.tsv", sep="\t")
         assert conc["n_ism_unresolved"].sum() == ism["score"].isna().sum()
+        # ism_eqtl_p by permuting people (concordance.ism_eqtl_permutations, 1000 by default)
+        p = conc["ism_eqtl_p"].dropna()
+        assert len(p) and ((p >= 1 / 1001) & (p <= 1)).all()

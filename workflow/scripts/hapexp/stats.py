@@ -26,6 +26,9 @@ predictions), columns are samples, and every function works on many rows at once
   qvalue package, live in `hapexp.linear.qvalue`.
 - The beta approximation of permutation p-values (`beta_approx_pval`, tensorQTL's
   `calculate_beta_approx_pval` / `fit_beta_parameters`).
+- Scores against eQTL slopes under permutation of people (`slope_score_correlation`,
+  `permutation_pvalue`): the r of per-variant scores with the variants' OLS slopes, and its
+  null with the phenotype permuted (LD between the variants kept).
 """
 
 from __future__ import annotations
@@ -238,6 +241,39 @@ def r_pvalue(r, n, k=0) -> np.ndarray:
         t = r * np.sqrt(df / np.maximum(1.0 - r * r, 1e-300))
         p = pval_from_t(t, df)
     return np.where(np.isfinite(r) & (df > 0), p, np.nan)
+
+
+def slope_score_correlation(scores, genotypes, phenotype, residualizer: Residualizer, perm_ix=None):
+    """Pearson r between per-variant `scores` and the OLS slopes of `phenotype` on each
+    variant (rows of `genotypes`, variants × samples), on intercept + the covariates of
+    `residualizer` (tensorQTL's slope: residualized genotype and phenotype); and the same
+    r for the phenotype permuted by each row of `perm_ix` (permutations × samples; the
+    residualized phenotype is permuted, then residualized again: Freedman–Lane, as the eQTL
+    permutation pass does). The genotypes are not permuted, so LD between the variants
+    stays in every null slope vector. Variants without residual variance are left out.
+    Returns (r, r under each permutation)."""
+    g = residualizer.transform(np.asarray(genotypes, dtype=float))
+    ss = np.einsum("ij,ij->i", g, g)
+    ok = ss > 1e-12 * max(float(ss.max(initial=0.0)), 1e-300)
+    gw = g[ok] / ss[ok, None]  # slope of y on variant v = gw[v] · y_res
+    y = residualizer.transform(np.asarray(phenotype, dtype=float))[0]
+    ys = y[None, :] if perm_ix is None else np.vstack([y, residualizer.transform(y[np.asarray(perm_ix)])])
+    slopes = ys @ gw.T  # (1 + permutations) × variants
+    s = np.broadcast_to(np.asarray(scores, dtype=float)[ok], slopes.shape)
+    r, _ = rowwise_pearson(slopes, s)
+    return float(r[0]), r[1:]
+
+
+def permutation_pvalue(observed: float, null) -> float:
+    """Two-sided permutation p-value (1 + #{|null| ≥ |observed|}) / (1 + #null) over the
+    finite null values (a 1e-12 relative tolerance: ties in float arithmetic count); NaN
+    when `observed` is not finite or there is no null."""
+    null = np.asarray(null, dtype=float)
+    null = null[np.isfinite(null)]
+    if not np.isfinite(observed) or null.size == 0:
+        return np.nan
+    a = abs(float(observed))
+    return float((1 + np.sum(np.abs(null) >= a * (1 - 1e-12))) / (1 + null.size))
 
 
 # --------------------------------------------------------------------------- dependent correlations

@@ -91,6 +91,9 @@ def audit_ism(index, readout, values: Callable, audit_cfg: dict | None, model: s
     the gene's raw read-outs with `fn` (hapexp.engine.ism.gene_values), or with fn None
     whether the gene has variants to score."""
     cfg = with_defaults("precision_audit", audit_cfg)
+    # the error of the path that computes the scores (reference reuse) is in both runs alike:
+    # added to the measured floor and to fp32's (hapexp.engine.ism.EngineReadout.path_error)
+    path = float(getattr(readout, "path_error", 0.0))
     genes = index.genes.set_index("gene_id", drop=False)
     with_variants = [g for g in genes["gene_id"] if values(genes.loc[g], None) is not None]
     sample = audit_genes(with_variants, cfg["fraction"], cfg["min_genes"])
@@ -104,16 +107,16 @@ def audit_ism(index, readout, values: Callable, audit_cfg: dict | None, model: s
         red = {g: values(genes.loc[g], readout) for g in sample}
         kept[p] = red
         if not sample:
-            floors[p] = STATIC_FLOOR[p]
+            floors[p] = STATIC_FLOOR[p] + path
             return None
         cat = [np.concatenate([red[g][1] for g in sample]), np.concatenate([np.full(len(red[g][1]), red[g][2]) for g in sample]),
                np.concatenate([strict[g][1] for g in sample]), np.concatenate([np.full(len(strict[g][1]), strict[g][2]) for g in sample])]  # fmt: skip
-        floors[p] = measure_floor(*cat, z=cfg["noise_floor_z"])
+        floors[p] = measure_floor(*cat, z=cfg["noise_floor_z"]) + path
         rows = [(g, red[g][1], red[g][2], strict[g][1], strict[g][2]) for g in sample]
-        return ism_budget(rows, floors[p], cfg["max_noise_ratio"])
+        return ism_budget(rows, floors[p], cfg["max_noise_ratio"], STATIC_FLOOR["fp32"] + path)
 
     trials, used = try_candidates(readout.candidates, readout.requested, readout.set_precision, measure)
-    floor = floors.get(used, STATIC_FLOOR["fp32"])
+    floor = floors.get(used, STATIC_FLOOR["fp32"] + path)
     log.info("ISM precision: %s (tried %s), noise floor %.3g × |reference read-out|",
              used, "/".join(p for p, _ in trials), floor)  # fmt: skip
     return finish(trials, used, model), used, floor, (kept.get(used) or (strict if used == "fp32" else {}))

@@ -12,7 +12,12 @@ Resolution: a score whose |alt − ref| is at most a noise floor × |ref| is NaN
 (unresolved: its sign is rounding, not biology). In strict fp32 the floor is fp32's
 (1e-6); in reduced precision it is measured in every job against strict fp32 on a
 deterministic sample of genes, which also yields the job's precision budget
-(hapexp.engine.audit, hapexp.engine.precision; `precision.tsv`).
+(hapexp.engine.audit, hapexp.engine.precision; `precision.tsv`). To either is added the
+error bound of the path that computed the scores (`EngineReadout.path_error`): 0 for full
+forwards, the bound the model's reference reuse declares for reused ones (the audit
+compares reduced and strict runs that both reuse, so it cannot see that error). The bound
+is per job: with reuse on, the few variants that run a full forward (long indels) get it
+too (conservative).
 
 Distances: `tss_distance` = variant pos − TSS on `+` genes and TSS − pos on `−`
 genes (both 1-based), i.e. positive = downstream in the gene's orientation.
@@ -75,6 +80,14 @@ class EngineReadout:
 
     def reusing(self, reference: np.ndarray):
         return self.predictor.reusing(reference) if self.reuse else contextlib.nullcontext(False)
+
+    @property
+    def path_error(self) -> float:
+        """Relative error bound (× |reference read-out|) of the path that computes the scores:
+        the model's reference reuse declares its own (`ReferenceReuse.score_error`); a full
+        forward adds none beyond the precision's floor."""
+        reuse = self.predictor.reuse
+        return float(reuse.score_error) if self.reuse and reuse is not None else 0.0
 
     @property
     def precision(self) -> str:
@@ -223,7 +236,7 @@ def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict, audit_cfg:
     if isinstance(readout, EngineReadout) and readout.candidates != ("fp32",):
         table, _, floor, cache = audit_ism(index, readout, values, audit_cfg, model)
     else:
-        floor = relative_resolution(requested(spec))
+        floor = relative_resolution(requested(spec)) + float(getattr(readout, "path_error", 0.0))
     frames = []
     for _, gene in index.genes.iterrows():
         gid = str(gene["gene_id"])

@@ -29,17 +29,26 @@ ISM noise floor (`measure_floor`): z × RMS of (reduced − fp32) / |reference r
 over the audited variants (z = `noise_floor_z`, 3); every score of the job whose
 |alt − ref| is at most floor × |ref| is NaN. fp32 runs use the fp32 rounding floor
 (`STATIC_FLOOR`); a reduced run whose sample has no variant falls back to its static
-floor (logged).
+floor (logged). ISM adds to either the error bound of the path that computed the scores
+(reference reuse's, declared by the model: hapexp.engine.ism.EngineReadout.path_error).
 
-Constancy (`relative_resolution`, `model_floor`, `used_precision`): a prediction whose
-spread across individuals is below `relative resolution ×` its magnitude is rounding,
-not signal: an insensitive model's rounding noise is deterministic per sequence, so it
-follows genotype and would pass for a (tiny) genetic effect. `hapexp.verdict.performance` calls
-such a gene's prediction constant. fp32 1e-6 (spacing ~1.2e-7 relative, a few ulps
-accumulate); tf32 1e-4; bf16 1e-2 (8 significant bits: per-sequence rounding of a
-read-out ~1e-3, so 1e-2 keeps a margin; ISM's floor too); fp64 (linear predictors,
-float64 from dosages) 1e-12. `auto` resolves to the precision its jobs used, read from
-their precision tables.
+Constancy (`constancy_floor`, `model_floor`, `used_precision`): a prediction whose
+spread across individuals is within what the model resolves is rounding, not signal: an
+insensitive model's rounding noise is deterministic per sequence, so it follows genotype
+and would pass for a (tiny) genetic effect. `hapexp.verdict.performance` calls such a
+gene's prediction constant. What the model resolves is measured, never assumed from the
+precision's mantissa: in strict fp32 fp32's resolution (1e-6 relative: spacing ~1.2e-7,
+a few ulps accumulate); in a reduced precision (tf32, bf16, `auto` that chose one) the
+rounding noise its predict jobs' audits measured — per audited gene its own relative
+noise (`rel_noise`), for the other genes the largest audited — times a margin of
+`noise_floor_z` (3) standard errors of the log ratio of the two SDs (`noise_margin`;
+×1.6 with 30 people, ×1.1 with 450), never below fp32's. With no real spread the
+people's SD is at most the noise SD, so a gene whose real spread is resolved is tested
+at every precision: the choice of precision does not change the gene set (the old static
+bf16 floor, 1e-2, dropped genes whose real spread bf16 resolves; on enformer_tiny in bf16
+on CPU the noise is 0.7–1 % of the level, and a fixed z = 3 on the SD would drop genes
+whose real spread is 2 %). Linear predictors (float64 from dosages) and everything fitted in float64 on
+the model's outputs (heads): 1e-12 (`RELATIVE_RESOLUTION["fp64"]`).
 """
 
 from __future__ import annotations
@@ -104,10 +113,10 @@ def relative_resolution(precision: str | None) -> float:
 
 
 def model_floor(spec: dict) -> float | None:
-    """The constancy floor of a deep model from its resolved spec's `precision`;
-    None for `auto`, whose precision is known only after its jobs ran (`used_precision`)."""
-    precision = requested(spec)
-    return None if precision == "auto" else relative_resolution(precision)
+    """The constancy floor of a deep model known from its resolved spec: fp32's resolution for
+    strict fp32; None for a reduced precision or `auto`, whose floor is measured by its
+    predict jobs' audits (`constancy_floor` on their precision tables)."""
+    return RELATIVE_RESOLUTION["fp32"] if requested(spec) == "fp32" else None
 
 
 def used_precision(table: pd.DataFrame, model: str, stage: str = "predict") -> str:
@@ -116,6 +125,43 @@ def used_precision(table: pd.DataFrame, model: str, stage: str = "predict") -> s
     t = table[table["used"].astype(bool) & (table["model"] == model) & (table["stage"] == stage)]
     used = set(t["precision"].astype(str))
     return max(used, key=lambda p: RELATIVE_RESOLUTION.get(p, 0.0)) if used else "fp32"
+
+
+def constancy_floor(table: pd.DataFrame, model: str, genes, z: float = 3.0, n_people: int = 0) -> pd.Series:
+    """Per gene of `genes`, the relative constancy floor of a deep model's predictions from
+    its predict jobs' precision tables (`table`; module doc): fp32's resolution when no job
+    ran reduced; else the gene's audited relative rounding noise (`rel_noise`: SD over its
+    haplotypes of reduced − fp32, over the level) × `noise_margin`, never below fp32's;
+    unaudited genes the largest audited noise (with the smallest audit's margin). A reduced
+    run whose audit measured nothing (no finite `rel_noise`) falls back to its precision's
+    static floor (logged). `n_people`: the people the spread is taken over."""
+    genes = pd.Index([str(g) for g in genes], name="gene_id")
+    fp32 = RELATIVE_RESOLUTION["fp32"]
+    used = used_precision(table, model)
+    if used == "fp32":
+        return pd.Series(fp32, index=genes)
+    t = table[table["used"].astype(bool) & (table["model"] == model) & (table["stage"] == "predict")]
+    t = t.assign(rel=pd.to_numeric(t["rel_noise"], errors="coerce"), gene_id=t["gene_id"].astype(str))
+    t = t[np.isfinite(t["rel"])].sort_values("rel").drop_duplicates("gene_id", keep="last")
+    if t.empty:
+        log.warning("%s ran in %s but its audit measured no noise: static floor %g", model, used,
+                    STATIC_FLOOR[used])  # fmt: skip
+        return pd.Series(STATIC_FLOOR[used], index=genes)
+    n_hap = t["n"].astype(float).to_numpy()
+    floor = pd.Series(t["rel"].to_numpy() * noise_margin(n_hap, n_people, z), index=t["gene_id"].to_numpy())
+    unaudited = float(t["rel"].max() * noise_margin(n_hap.min(), n_people, z))
+    return floor.reindex(genes).fillna(unaudited).clip(lower=fp32).rename(None)
+
+
+def noise_margin(n_haplotypes, n_people: int, z: float = 3.0):
+    """How far a spread across people must exceed the measured rounding noise to be real:
+    with no real spread the people's SD is at most the noise SD (a person's prediction
+    averages or sums rounding of their haplotypes), so the bound is the noise SD times z
+    standard errors of the log ratio of two SD estimates, exp(z·√(1/(2(n_h − 1)) +
+    1/(2(n − 1)))) — n_h haplotypes audited, n people (0: that term left out)."""
+    n_h = np.maximum(np.asarray(n_haplotypes, dtype=float), 2.0)
+    var = 1 / (2 * (n_h - 1)) + (1 / (2 * (max(int(n_people), 2) - 1)) if n_people else 0.0)
+    return np.exp(float(z) * np.sqrt(var))
 
 
 def audit_genes(gene_ids, fraction: float = 0.02, min_genes: int = 3) -> list[str]:
@@ -194,15 +240,18 @@ def unresolved(alt, ref, floor: float) -> np.ndarray:
     return np.abs(alt - ref) <= floor * max(abs(float(ref)), 1e-12)
 
 
-def ism_budget(genes: list[tuple], floor: float, bound: float) -> pd.DataFrame:
-    """Per gene: (gene_id, alt_red, ref_red, alt_fp32, ref_fp32) raw read-outs → budget rows."""
+def ism_budget(
+    genes: list[tuple], floor: float, bound: float, fp32_floor: float = STATIC_FLOOR["fp32"]
+) -> pd.DataFrame:
+    """Per gene: (gene_id, alt_red, ref_red, alt_fp32, ref_fp32) raw read-outs → budget rows;
+    `floor`: the reduced run's, `fp32_floor`: the strict run's (both with the path's error)."""
     rows = []
     for gid, alt_red, ref_red, alt_ref, ref_ref in genes:
         s_red = np.asarray(alt_red, float) - ref_red
         s_ref = np.asarray(alt_ref, float) - ref_ref
         noise, signal = _sd(s_red - s_ref), _sd(s_ref)
         kept = ~unresolved(alt_red, ref_red, floor)
-        real = ~unresolved(alt_ref, ref_ref, STATIC_FLOOR["fp32"])
+        real = ~unresolved(alt_ref, ref_ref, fp32_floor)
         both = kept & real
         ratio = _ratio(noise, signal)
         rows.append({

@@ -104,12 +104,15 @@ class ReferenceReuse(Protocol):
     row, compared with reference `ref_ids[b]`, up to float rounding equal to a full forward;
     `release()` drops the cache. `tail` is the part that runs in full after the reused
     part, `tail_fn` what `forward` calls for it (the engine sets a compiled `tail`).
-    `stats` counts rows `reused` and run `full`, and `prepare_s` seconds.
+    `stats` counts rows `reused` and run `full`, and `prepare_s` seconds. `score_error`: the
+    bound of a score's (alt − ref read-out) error from full forwards, relative to the
+    reference read-out (the model's tests enforce it); ISM's unresolved floor includes it.
     """
 
     tail: Callable
     tail_fn: Callable
     stats: dict
+    score_error: float
 
     def prepare(self, ref_onehot: torch.Tensor) -> None: ...
 

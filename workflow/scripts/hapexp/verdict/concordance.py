@@ -18,7 +18,19 @@ drivers and the model-agreement table.
 
 Definitions (config/README.md, `concordance`):
 - `ism_eqtl_r`: Pearson r of ISM vs eQTL slope over the gene's variants in both tables;
-  `ism_eqtl_r_sig`: the same over FDR-significant eQTLs only.
+  `ism_eqtl_r_sig`: the same over significant eQTL pairs only (what the headline and the
+  before/after fine-tuning table report: `hapexp.verdict.summary`, `split_verdict`).
+- `ism_eqtl_p`: the permutation p-value of `ism_eqtl_r` (`ism_eqtl_permutations`, seeded
+  per gene): the people's prepared expression is permuted (Freedman–Lane, as the eQTL
+  permutation pass), every variant's slope recomputed from the cohort's dosages
+  (`hapexp.stats.slope_score_correlation`) and its r with the ISM scores taken; the
+  genotypes stay, so the LD between the variants is in the null. The t-test of r on the
+  number of variants it replaces treated variants in LD as independent: with ISM and
+  slopes both smooth along the window (a few LD blocks) it rejected far too often
+  (tests/test_concordance.py). A block jackknife along the window was not chosen: cis
+  windows hold few LD blocks, often one, too few for its variance. It tests the sharp null
+  "no association of the gene's expression with its variants", so it is for r over all
+  the variants; `ism_eqtl_r_sig` (pairs selected by that association) has none.
 - `sign_agree_topk`: among the `top_k` variants with largest |ISM| (non-zero, tested
   for eQTL), the fraction whose ISM sign equals the slope sign.
 - `sign_agree_sig`: the same among FDR-significant eQTLs.
@@ -140,6 +152,24 @@ def forward_select_drivers(
     return chosen, rs
 
 
+def ism_eqtl_permutation_p(merged: pd.DataFrame, dosages: pd.DataFrame, expression: pd.Series,
+                           residualizer, perm_ix) -> float:  # fmt: skip
+    """`ism_eqtl_p` (module doc): the ISM scores of `merged` (variant_id, score) against the
+    slopes of the gene's `expression` (people) on their `dosages` (variants × people; missing
+    calls mean-imputed), the observed r and its null under the permutations `perm_ix`."""
+    vids = [v for v in dict.fromkeys(merged["variant_id"]) if v in dosages.index]
+    if len(vids) < 3:
+        return np.nan
+    d = dosages.loc[~dosages.index.duplicated()].loc[vids, expression.index].to_numpy(dtype=float)
+    mu = np.nanmean(np.where(np.isfinite(d), d, np.nan), axis=1, keepdims=True)
+    d = np.where(np.isfinite(d), d, np.nan_to_num(mu))
+    scores = merged.drop_duplicates("variant_id").set_index("variant_id").loc[vids, "score"]
+    r, null = stats.slope_score_correlation(
+        scores.to_numpy(float), d, expression.to_numpy(float), residualizer, perm_ix
+    )
+    return stats.permutation_pvalue(r, null)
+
+
 def gene_concordance(
     gene_id: str,
     ism: pd.DataFrame,
@@ -149,8 +179,11 @@ def gene_concordance(
     prediction: pd.Series | None = None,
     driver_target_r: float = 0.9,
     max_drivers: int = 10,
+    eqtl_null: tuple | None = None,
 ) -> tuple[dict, pd.DataFrame]:
-    """Concordance metrics for one gene. `eqtl` must carry `significant` (mark_significant)."""
+    """Concordance metrics for one gene. `eqtl` must carry `significant` (mark_significant).
+    `eqtl_null`: (expression of the gene over people, residualizer on the covariates,
+    permutation indices) for `ism_eqtl_p` from `dosages` (NaN without)."""
     row = dict.fromkeys(CONCORDANCE_COLUMNS, np.nan)
     resolved = np.isfinite(ism["score"].to_numpy(dtype=float))
     row.update(
@@ -167,7 +200,8 @@ def gene_concordance(
     row["n_shared"] = len(merged)
     if len(merged):
         row["ism_eqtl_r"] = stats.pearson(merged["score"], merged["slope"], floor=FLOOR)
-        row["ism_eqtl_p"] = float(stats.r_pvalue(row["ism_eqtl_r"], len(merged)))
+        if eqtl_null is not None and dosages is not None:
+            row["ism_eqtl_p"] = ism_eqtl_permutation_p(merged, dosages, *eqtl_null)
         sig = merged[merged["significant"]]
         row["n_sig_eqtl"] = len(sig)
         row["ism_eqtl_r_sig"] = stats.pearson(sig["score"], sig["slope"], floor=FLOOR)
@@ -220,10 +254,22 @@ def concordance(
     dosage_fn: DosageFn | None = None,
     predictions: pd.DataFrame | None = None,
     egenes: pd.DataFrame | None = None,
+    expression: pd.DataFrame | None = None,
+    covariates: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-gene concordance table and the long drivers table for one model. `egenes`:
-    eqtl/genes.tsv, for `cfg["eqtl_significance"] == "permutation"` (the default)."""
+    eqtl/genes.tsv, for `cfg["eqtl_significance"] == "permutation"` (the default);
+    `expression` (the prepared expression, genes × people) and `covariates` (covariates ×
+    people, the eQTL scan's) for `ism_eqtl_p` (with `dosage_fn`; NaN without)."""
+    from hapexp.linear.elasticnet import gene_rng
+    from hapexp.stats import Residualizer
+
     cfg = with_defaults("concordance", cfg)
+    n_perm = int(cfg["ism_eqtl_permutations"])
+    res = None
+    if expression is not None and n_perm > 0 and dosage_fn is not None:
+        cov = None if covariates is None else covariates.loc[:, list(expression.columns)].to_numpy(float).T
+        res = Residualizer(cov, n_samples=expression.shape[1])
     fdr, top_k = float(cfg["fdr"]), int(cfg["top_k"])
     eq = mark_significant(eqtl, fdr, cfg["eqtl_significance"], egenes)
     eq_by_gene = dict(tuple(eq.groupby("phenotype_id", sort=False)))
@@ -231,9 +277,14 @@ def concordance(
     rows, drivers = [], []
     for gene_id, g in ism.groupby("gene_id", sort=True):
         gene_id = str(gene_id)
-        dos = pred = None
+        dos = pred = null = None
         if dosage_fn is not None and predictions is not None and gene_id in predictions.index:
             pred = predictions.loc[gene_id].astype(float)
+        if res is not None and gene_id in expression.index:
+            y = expression.loc[gene_id].astype(float)
+            perm = gene_rng(cfg["seed"], gene_id).permuted(np.tile(np.arange(len(y)), (n_perm, 1)), axis=1)
+            null = (y, res, perm)
+        if dosage_fn is not None and (pred is not None or null is not None):
             dos = dosage_fn(gene_id, list(g["variant_id"]))
         row, drv = gene_concordance(
             gene_id,
@@ -244,6 +295,7 @@ def concordance(
             prediction=pred,
             driver_target_r=float(cfg["driver_target_r"]),
             max_drivers=int(cfg["max_drivers"]),
+            eqtl_null=null,
         )
         rows.append(row)
         if len(drv):
@@ -305,19 +357,37 @@ def vcf_dosage_fn(vcf_path, samples: list[str], ism: pd.DataFrame) -> DosageFn:
     return fn
 
 
+def ism_headline(table: pd.DataFrame | None) -> dict:
+    """The ISM columns of summary.tsv from a model's concordance table (its genes already
+    chosen): median supported fraction, median ISM–eQTL r on significant eQTL pairs
+    (`ism_eqtl_r_sig`, as the README describes; genes with fewer than 3 significant pairs
+    have none), mean additive r. NaN without a table."""
+    if table is None:
+        return dict.fromkeys(("median_supported_fraction", "median_ism_eqtl_r", "mean_additive_r"), np.nan)
+    return {
+        "median_supported_fraction": table["supported_fraction"].median(),
+        "median_ism_eqtl_r": table["ism_eqtl_r_sig"].median(),
+        "mean_additive_r": table["additive_r"].mean(),
+    }
+
+
 def read_egenes(path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"phenotype_id": str})
 
 
-def run_concordance(ism, eqtl, egenes, predictions, bcf, table, drivers, cfg: dict) -> pd.DataFrame:
+def run_concordance(ism, eqtl, egenes, predictions, bcf, table, drivers, cfg: dict, prepared=None,
+                    covariates=None) -> pd.DataFrame:  # fmt: skip
     """Rule `concordance` (one model): its `ism` scores against the `eqtl` scan (significance
     from `egenes`, eqtl/genes.tsv), drivers of its `predictions` from the dosages of the
-    normalized `bcf`; writes the per-gene `table` and the `drivers` table."""
+    normalized `bcf`, `ism_eqtl_p` by permuting the `prepared` expression (on the eQTL scan's
+    `covariates`); writes the per-gene `table` and the `drivers` table."""
     from hapexp.io import read_matrix, write_tsv
 
     ism = pd.read_parquet(ism)
     eqtl = pd.read_parquet(eqtl, columns=["phenotype_id", "variant_id", "slope", "pval_nominal"])
     predictions = read_matrix(predictions)
+    expression = read_matrix(prepared) if prepared else None
+    cov = read_matrix(covariates, index_col="id") if covariates else None
     egenes = read_egenes(egenes) if egenes else None
     unresolved = int(ism["score"].isna().sum())
     log.info(
@@ -326,8 +396,12 @@ def run_concordance(ism, eqtl, egenes, predictions, bcf, table, drivers, cfg: di
         unresolved,
         with_defaults("concordance", cfg)["eqtl_significance"],
     )
-    dosage_fn = vcf_dosage_fn(bcf, list(predictions.columns), ism) if len(ism) else None
-    per_gene, driver_table = concordance(ism, eqtl, cfg, dosage_fn, predictions, egenes)
+    # dosages of the model's people (drivers) and of the expression's (ism_eqtl_p)
+    people = list(predictions.columns)
+    if expression is not None:
+        people += [s for s in expression.columns if s not in set(people)]
+    dosage_fn = vcf_dosage_fn(bcf, people, ism) if len(ism) else None
+    per_gene, driver_table = concordance(ism, eqtl, cfg, dosage_fn, predictions, egenes, expression, cov)
     write_tsv(per_gene, table)
     write_tsv(driver_table, drivers)
     log.info("concordance: %d genes", len(per_gene))

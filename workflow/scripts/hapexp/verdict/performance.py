@@ -13,9 +13,11 @@ anchors' raw correlation with dof = n − 2. Spearman r is the Pearson r of the 
 the two residual vectors (its p-value from the same t approximation). The arithmetic
 (residualization, correlations, p-values, BH) is `hapexp.stats`.
 
-Constant predictions: a prediction whose spread across the individuals is within its
-model's numerical resolution (`hapexp.engine.precision`: 1e-6 relative in fp32, 1e-2 in bf16,
-or a measured noise floor passed as `floors`, per predictor or per gene) is rounding,
+Constant predictions: a prediction whose spread across the individuals is within what its
+model resolves (`hapexp.engine.precision`: 1e-6 relative in strict fp32; in a reduced
+precision the per-gene rounding noise its predict jobs' audits measured, times a margin of
+z standard errors; 1e-12 for float64 predictors — `resolve_floors`, one rule for every
+predictor of one precision) is rounding,
 not signal: r is NaN, the gene is counted as constant, not tested.
 
 Gene sets: `fdr` is Benjamini-Hochberg across the genes each predictor tested (its own
@@ -248,6 +250,7 @@ def run_performance(
     legacy: dict | None = None,
     floors: dict | None = None,
     policies: dict | None = None,
+    noise_z: float = 3.0,
     mean_r=None,
     paired=None,
     folds=None,
@@ -263,11 +266,11 @@ def run_performance(
     `matrices`, `references`: each model's genes × people predictions and reference-genome
     values, in the order of `models`; `oof`: the elastic net's out-of-fold predictions;
     `predictdb` (+ the normalized `bcf`): an external PredictDB db as one more predictor;
-    `floors`: predictor → relative resolution (deep models: from their precision, None for
-    `auto`, resolved from the predict jobs' `precision` tables; linear predictors default to
-    float64's); `legacy` (+ `genes`, `bcf`): Sasse et al.'s null; `level`: an
-    un-residualized expression matrix for the cross-gene correlation (else `raw`, the
-    expression input).
+    `floors`: deep model → constancy floor (`model_floor`: None for a reduced precision or
+    `auto`, measured by its predict jobs' `precision` tables with margin `noise_z`; every
+    other predictor float64's: `resolve_floors`); `legacy` (+ `genes`, `bcf`): Sasse et
+    al.'s null; `level`: an un-residualized expression matrix for the cross-gene correlation
+    (else `raw`, the expression input).
 
     Also (`verdict_tables`): `mean_r` (mean_r.tsv: mean r tested by permuting people,
     `mean_r_permutations` seeded by `mean_r_seed`; the elastic net on one outer fold of
@@ -280,22 +283,19 @@ def run_performance(
     from hapexp.verdict.cross_gene import expression_levels, read_references
     from hapexp.verdict.legacy_null import legacy_columns
 
-    floors = resolve_floors(floors, precision)
-
     expression = read_matrix(prepared)
     cov = read_matrix(covariates, index_col="id") if covariates else None
     predictions = {name: read_matrix(p) for name, p in zip(models, matrices, strict=True)}
-    floors = dict(floors or {})
     if oof:
         predictions["elasticnet"] = read_matrix(oof)
-        floors.setdefault("elasticnet", LINEAR_FLOOR)
     if predictdb:
         weights = read_predictdb_weights(predictdb)
         predictions["predictdb"] = predictdb_predict(
             weights, bcf, list(expression.columns), list(expression.index)
         )
-        floors.setdefault("predictdb", LINEAR_FLOOR)
         log.info("predictdb: predictions for %d genes", len(predictions["predictdb"]))
+    # one constancy floor rule for every predictor (measured for reduced-precision models)
+    floors = resolve_floors(floors, precision, predictions, noise_z)
     perf = cross_individual(expression, predictions, cov, floors=floors, residualize=residualize)
     finetuned_here = [m for m in finetuned_here if m in predictions]
     if finetuned_here:
@@ -336,20 +336,31 @@ def run_performance(
     return perf
 
 
-def resolve_floors(floors: dict | None, precision_paths=()) -> dict:
-    """`floors` with each None (a `precision: auto` model) replaced by the resolution of
-    the precision its predict jobs used, read from their precision tables."""
+def resolve_floors(floors: dict | None, precision_paths=(), predictions: dict | None = None,
+                   z: float = 3.0, n_people: int | None = None) -> dict:  # fmt: skip
+    """Every predictor's constancy floor, one rule for all predictors of one precision
+    (hapexp.engine.precision's module doc). `floors`: deep model → its floor from the spec
+    (`model_floor`: fp32's, or None for a reduced precision or `auto`); a None is replaced
+    by the per-gene floor its predict jobs measured (`constancy_floor` on the tables
+    `precision_paths`, margin `z`, over its genes in `predictions` and `n_people`, default
+    its columns). Every other predictor of `predictions` (elastic nets, PredictDB, heads:
+    float64 arithmetic) gets float64's."""
+    from hapexp.engine.precision import constancy_floor, used_precision
     from hapexp.engine.precision import read as read_precision
-    from hapexp.engine.precision import relative_resolution, used_precision
 
     floors = dict(floors or {})
+    predictions = predictions or {}
     if any(v is None for v in floors.values()):
         table = read_precision(list(precision_paths))
         for name, v in floors.items():
             if v is None:
-                used = used_precision(table, name)
-                floors[name] = relative_resolution(used)
-                log.info("%s: precision auto ran in %s: constancy floor %g", name, used, floors[name])
+                pred = predictions.get(name, pd.DataFrame())
+                n = n_people if n_people is not None else pred.shape[1]
+                floors[name] = constancy_floor(table, name, pred.index, z, n)
+                log.info("%s: ran in %s; constancy floor from its audit: median %g, max %g", name,
+                         used_precision(table, name), floors[name].median(), floors[name].max())  # fmt: skip
+    for name in predictions:
+        floors.setdefault(name, LINEAR_FLOOR)
     return floors
 
 

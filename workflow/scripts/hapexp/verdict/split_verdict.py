@@ -4,12 +4,13 @@ Every predictor — each model of the registry (fine-tuned or not) and an elasti
 fitted on the *training people only* (`elasticnet_on_training_people`, the same
 variants, window, α and glmnet fit as rule elasticnet, λ by cv.glmnet on the training
 people) — is judged by `hapexp.verdict.performance.cross_individual` on the **test people**
-only: the same residualization on the expression's covariates, the same floors, the
-same shared gene set. The expression is the split-aware preparation (rule
-prepare_split_expression: transform, PCs and covariate regression fitted on the training
-people, applied to the test people), so what the elastic net and the heads fit on does not
-depend on a test person's expression. Genes are labelled by the gene split: a fine-tuned model saw
-the training genes (of other people), never the held-out ones; the per-gene elastic
+only: the same residualization on the expression's covariates, the same constancy floor
+rule (`resolve_floors`: the elastic net on the training people and the heads, float64
+arithmetic, get the main elastic net's), the same shared gene set. The expression is the
+split-aware preparation (rule prepare_split_expression: transform, PCs and covariate
+regression fitted on the training people, applied to the test people), so what the
+elastic net and the heads fit on does not depend on a test person's expression. Genes
+are labelled by the gene split: a fine-tuned model saw the training genes (of other people), never the held-out ones; the per-gene elastic
 net is fitted for every gene on the training people, so for it the gene split only
 says which genes are compared.
 """
@@ -21,12 +22,14 @@ import logging
 import numpy as np
 import pandas as pd
 
+from hapexp.config.schema import defaults
 from hapexp.linear.elasticnet import fit_predict_on
 from hapexp.verdict.performance import cross_individual, resolve_floors
 
 log = logging.getLogger(__name__)
 
 ELASTICNET = "elasticnet_train_people"
+NOISE_Z = defaults("precision_audit")["noise_floor_z"]
 SUMMARY_COLUMNS = [
     "predictor", "gene_split", "n_people", "n_genes", "mean_r", "median_r", "n_significant", "per_gene_model",
 ]  # fmt: skip
@@ -152,17 +155,12 @@ def markdown(
     return lines + ([""] + [PER_GENE_NOTE] if marked else []) + [""]
 
 
-CONCORDANCE_BEFORE_AFTER = [
-    "model",
-    "before",
-    "gene_split",
-    "n_genes",
-    "ism_eqtl_r_before",
-    "ism_eqtl_r_after",
-    "sign_agree_topk_before",
-    "sign_agree_topk_after",
-    "supported_fraction_before",
-    "supported_fraction_after",
+# On significant eQTL pairs, as the headline (hapexp.verdict.concordance.ism_headline):
+# r of ISM with the slopes and sign agreement over them, and the top-k |ISM| variants
+# backed by one.
+BEFORE_AFTER_METRICS = ("ism_eqtl_r_sig", "sign_agree_sig", "supported_fraction")
+CONCORDANCE_BEFORE_AFTER = ["model", "before", "gene_split", "n_genes"] + [
+    f"{m}_{when}" for m in BEFORE_AFTER_METRICS for when in ("before", "after")
 ]
 
 
@@ -171,8 +169,8 @@ def concordance_before_after(
 ) -> pd.DataFrame:
     """ISM/eQTL concordance of each fine-tuned model beside the model it started from
     (`starts`: fine-tuned model → its finetune.init), per gene split (`read_splits`' genes:
-    train/test → gene ids), as medians over the genes where both have an ISM–eQTL r (the
-    same genes before and after)."""
+    train/test → gene ids), as medians over the genes where both have an ISM–eQTL r on
+    significant eQTL pairs (`BEFORE_AFTER_METRICS`; the same genes before and after)."""
     rows = []
     split_of = {g: part for part, ids in gene_split.items() for g in ids}
     for model, before in starts.items():
@@ -180,11 +178,11 @@ def concordance_before_after(
             continue
         a = concordance[before].set_index("gene_id")
         b = concordance[model].set_index("gene_id")
-        genes = a.index[a["ism_eqtl_r"].notna()].intersection(b.index[b["ism_eqtl_r"].notna()])
+        genes = a.index[a["ism_eqtl_r_sig"].notna()].intersection(b.index[b["ism_eqtl_r_sig"].notna()])
         for part in ("train", "test"):
             g = [x for x in genes if split_of.get(x) == part]
             row = {"model": model, "before": before, "gene_split": part, "n_genes": len(g)}
-            for col in ("ism_eqtl_r", "sign_agree_topk", "supported_fraction"):
+            for col in BEFORE_AFTER_METRICS:
                 row[f"{col}_before"] = float(a.loc[g, col].median()) if g else np.nan
                 row[f"{col}_after"] = float(b.loc[g, col].median()) if g else np.nan
             rows.append(row)
@@ -198,11 +196,13 @@ def concordance_markdown(table: pd.DataFrame, starts: dict[str, str | None]) -> 
     lines = [
         "### ISM/eQTL concordance before and after fine-tuning",
         "",
-        "Medians over the genes where both models have an ISM–eQTL r (all people's eQTLs; "
-        "concordance/{model}.tsv): r of ISM with eQTL slopes, sign agreement of the top-k "
-        "ISM variants, fraction of them backed by significant eQTLs.",
+        "Medians over the genes where both models have an ISM–eQTL r on significant eQTL pairs "
+        "(all people's eQTLs; concordance/{model}.tsv `ism_eqtl_r_sig`): r of ISM with the slopes "
+        "of the significant pairs, sign agreement over those pairs, fraction of the top-k |ISM| "
+        "variants backed by a significant eQTL of the same sign.",
         "",
-        "| model | started from | genes | n | ISM–eQTL r before → after | top-k sign agreement | supported fraction |",
+        "| model | started from | genes | n | ISM–eQTL r (sig. pairs) before → after | sign agreement (sig. pairs) "
+        "| supported fraction |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     names = {"train": "training", "test": "held-out"}
@@ -213,7 +213,7 @@ def concordance_markdown(table: pd.DataFrame, starts: dict[str, str | None]) -> 
     for r in table.to_dict("records"):
         lines.append(
             f"| {r['model']} | {r['before']} | {names[r['gene_split']]} | {r['n_genes']} | "
-            f"{pair(r, 'ism_eqtl_r')} | {pair(r, 'sign_agree_topk')} | {pair(r, 'supported_fraction')} |"
+            f"{pair(r, 'ism_eqtl_r_sig')} | {pair(r, 'sign_agree_sig')} | {pair(r, 'supported_fraction')} |"
         )
     for model, before in starts.items():
         if before is None:
@@ -231,7 +231,7 @@ def run_split_verdict(prepared, covariates, individuals, genes_split, genes, vcf
     on the test people, with the genes labelled by `genes_split`; writes the per-gene
     `performance` table, the `verdict` summary and the `elasticnet`'s predictions. `cfg`: the
     validated config's elasticnet, models and variants blocks, the models' floors (None:
-    resolved from the predict jobs' `precision` tables) and performance's
+    measured by the predict jobs' `precision` tables, margin `noise_z`) and performance's
     residualize_predictions; `per_gene`: the heads fitted gene by gene (marked in the tables
     with the elastic net: PER_GENE_NOTE); `threads`: BLAS threads."""
     from threadpoolctl import threadpool_limits
@@ -260,8 +260,10 @@ def run_split_verdict(prepared, covariates, individuals, genes_split, genes, vcf
         preds = {m: read_matrix(p) for m, p in zip(models, matrices, strict=True)}
         preds.update({name: read_matrix(p) for name, p in zip(head_names, heads, strict=True)})
         preds[ELASTICNET] = linear
-        # precision auto: its floor is the precision its predict jobs used (their tables)
-        floors = resolve_floors(cfg["floors"], list(precision))
+        # one floor rule for every predictor: reduced-precision models' measured by their
+        # predict jobs' audits, float64 predictors' (heads, this elastic net) float64's
+        floors = resolve_floors(cfg["floors"], list(precision), preds, cfg.get("noise_z", NOISE_Z),
+                                n_people=len(people["test"]))  # fmt: skip
         perf = split_performance(expr, preds, people, gene_split, cov, floors, cfg["residualize"])
     summary = summarize_splits(perf, per_gene=[ELASTICNET, *per_gene])
     write_matrix(linear, elasticnet)

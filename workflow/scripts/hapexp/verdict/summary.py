@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from hapexp.config.schema import defaults
+from hapexp.verdict.concordance import ism_headline
 from hapexp.verdict.headline_words import (
     METHOD_WORDS,
     NO_EVIDENCE,
@@ -123,9 +124,7 @@ def build_summary(
             c = concordance.get(name)
             if c is not None and gene_set == "shared":  # ISM numbers: on the genes tested jointly
                 c = c[c["gene_id"].isin(shared)]
-            row["median_supported_fraction"] = c["supported_fraction"].median() if c is not None else np.nan
-            row["median_ism_eqtl_r"] = c["ism_eqtl_r"].median() if c is not None else np.nan
-            row["mean_additive_r"] = c["additive_r"].mean() if c is not None else np.nan
+            row.update(ism_headline(c))  # ISM–eQTL r on significant pairs (hapexp.verdict.concordance)
             full = concordance.get(name)
             has_counts = full is not None and "n_ism_unresolved" in full
             row["ism_scores"] = int(full["n_ism"].sum()) if has_counts else np.nan

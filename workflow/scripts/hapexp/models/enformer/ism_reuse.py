@@ -145,7 +145,14 @@ class EnformerReuse:
     forward and reverse complement); `forward(x, ref_ids)` returns the model output
     (B, bins, tracks) for one-hot sequences x (B, L, 4), each compared with reference
     `ref_ids[b]`. Run both under the same precision (autocast) as a full forward.
+
+    `score_error`: the bound this path's scores (alt − ref read-out) keep from full forwards,
+    relative to the gene's reference read-out: tests/test_enformer_ism.py enforces it on
+    every variant (measured at most 2.8e-6, bench/RESULTS.md); ISM adds it to the
+    unresolved floor of the scores it computes (hapexp.engine.ism).
     """
+
+    score_error = 2e-5
 
     def __init__(self, model: nn.Module, head: str | None = "human", max_fraction: float = 0.25):
         self.model = model
