@@ -133,8 +133,8 @@ def markdown(
     ]
     if trained:
         lines[4:4] = [
-            f"Fine-tuned on this cohort's training people: {', '.join(trained)}. The tables above "
-            "judge them on every person, their training people included; judge them here.",
+            f"Fine-tuned on this cohort's training people: {', '.join(trained)}. They are judged here, "
+            "on the test people only (the headline tables above leave them out).",
             "",
         ]
     if summary.empty:
