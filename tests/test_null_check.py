@@ -227,6 +227,11 @@ def test_summary_section_states_bounds_few_genes_and_uncovered():
     assert f"fewer than {nc.MIN_GENES}" in text
     assert "Not covered: tiny_ft, tiny_head_gene" in text
     assert "4 permutations" in text and "at least 10" in text
+    # a predictor constant on every gene is not checked (not "outside")
+    flat = table[table["predictor"] == "null_model"].assign(predictor="flat", genes_tested=0)
+    text = "\n".join(nc.null_check_lines(pd.concat([table, flat]), 0.05, []))
+    assert "flat: its predictions do not vary" in text and "| no gene tested |" in text
+    assert "flat is outside" not in text and "Every predictor checked (null_model, signal_model)" in text
     big = nc.run_fractions(
         _runs(*_cohort(np.random.default_rng(9), genes=nc.MIN_GENES + 10, n=80)[:2],
               {"m": _cohort(np.random.default_rng(10), genes=nc.MIN_GENES + 10, n=80)[2]["null_model"]}, 10), 0.05

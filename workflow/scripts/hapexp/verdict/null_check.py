@@ -217,8 +217,9 @@ def null_bounds(table: pd.DataFrame, fdr: float) -> pd.DataFrame:
         real = t[t["run"] == REAL]
         b = len(perm)
         genes = int(np.median(perm["genes_tested"])) if b else 0
-        row = {"predictor": name, "permutations": b, "genes_tested": genes}
-        inside = b >= 2 and genes > 0
+        # a predictor constant on every gene (nothing tested) is not checked, not outside
+        row = {"predictor": name, "permutations": b, "genes_tested": genes, "checked": genes > 0}
+        inside = b >= 2
         for col, nominal in NOMINAL.items():
             f = perm[col].to_numpy(float)
             f = f[np.isfinite(f)]
@@ -284,17 +285,23 @@ def null_check_lines(null_check, fdr: float, predictors: list[str]) -> list[str]
         side = (
             "above: more genes than chance" if real > r["run_hi"] else "below" if real < r["run_lo"] else "inside"
         ) if np.isfinite(real) else "–"  # fmt: skip
+        verdict = "no gene tested" if not r["checked"] else "inside" if r["inside"] else "**outside**"
         lines.append(
             f"| {r['predictor']} | {r['genes_tested']} | {_pct(r['fraction_p05'])} ({_pct(r['fraction_p05_min'])}–"
             f"{_pct(r['fraction_p05_max'])}) | {_pct(r['fraction_p05_lo'])}–{_pct(r['fraction_p05_hi'])} | "
             f"{_pct(r['fraction_p05_positive'])} / {_pct(r['fraction_p05_negative'])} | {r['fdr_runs_any']} of "
-            f"{r['permutations']} (≤ {r['fdr_runs_max']}) | {'inside' if r['inside'] else '**outside**'} | "
+            f"{r['permutations']} (≤ {r['fdr_runs_max']}) | {verdict} | "
             f"{_pct(real)} ({_pct(r['run_lo'])}–{_pct(r['run_hi'])}): {side} | {_pct(r['real_fdr'])} |"
         )
     lines.append("")
-    outside = bounds[~bounds["inside"]]
-    if len(bounds) and not len(outside):
-        lines.append(f"- Every predictor checked ({', '.join(covered)}) is inside the bounds.")
+    checked = bounds[bounds["checked"]]
+    outside = checked[~checked["inside"]]
+    if len(checked) and not len(outside):
+        lines.append(f"- Every predictor checked ({', '.join(checked['predictor'])}) is inside the bounds.")
+    for name in bounds.loc[~bounds["checked"], "predictor"]:
+        lines.append(
+            f"- {name}: its predictions do not vary between people on any gene under permutation: not checked."
+        )
     for _, r in outside.iterrows():
         failed = [
             what
@@ -311,7 +318,7 @@ def null_check_lines(null_check, fdr: float, predictors: list[str]) -> list[str]
             "not what they claim when there is nothing to find; its significant genes in the tables above are not "
             "to be trusted at face value."
         )
-    few = bounds[bounds["genes_tested"] < MIN_GENES]
+    few = checked[checked["genes_tested"] < MIN_GENES]
     if len(few):
         lines.append(
             f"- Too few genes for the check to mean much: {', '.join(few['predictor'])} tested "
