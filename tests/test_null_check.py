@@ -105,6 +105,12 @@ def test_null_fractions_centre_on_nominal_and_planted_signal_is_outside():
         assert bounds.loc[name, "inside"], bounds.loc[name].to_dict()
         # every permuted run within one run's null bounds
         assert f["fraction_p05"].between(bounds.loc[name, "run_lo"], bounds.loc[name, "run_hi"]).all()
+    # uniform, not just centred: the null model's permuted p-values (its predictions are
+    # independent across genes, so its tests are nearly independent within a permutation)
+    from scipy import stats
+
+    p_null = runs.loc[(runs["run"] == nc.PERMUTED) & (runs["predictor"] == "null_model"), "pearson_p"]
+    assert stats.kstest(p_null, "uniform").pvalue > 0.01
     sig, null = bounds.loc["signal_model"], bounds.loc["null_model"]
     assert sig["real_p05"] > sig["run_hi"] and sig["real_fdr"] > 0.3
     assert null["run_lo"] <= null["real_p05"] <= null["run_hi"]
@@ -240,3 +246,47 @@ def test_summary_section_states_bounds_few_genes_and_uncovered():
     assert "fewer than" not in text and "Not covered" not in text and "at least 10" not in text
     assert "Every predictor checked (m) is inside the bounds." in text
     assert nc.MIN_GENES == 127  # z(0.995)² · 0.95 / 0.05 = 126.1
+
+
+def test_run_null_check_reads_the_rules_files_and_takes_the_real_run_from_performance(tmp_path):
+    """Rule null_check's entry point on files: a fixed model and a refitted predictor (long
+    tables as rule null_check_elasticnet writes them), the real run copied from performance.tsv."""
+    from hapexp.io import write_matrix, write_tsv
+
+    prepared, covariates, fixed = _cohort(np.random.default_rng(11), genes=40, n=60, signal=0.7)
+    write_matrix(prepared, tmp_path / "prepared.tsv")
+    write_matrix(covariates, tmp_path / "covariates.tsv", index_col="id")
+    write_matrix(fixed["signal_model"], tmp_path / "m.matrix.tsv")
+    perf = cross_individual(prepared, {"m": fixed["signal_model"], "en": fixed["null_model"]}, covariates)
+    write_tsv(perf, tmp_path / "performance.tsv")
+    # the "refitted" predictor: the same fixed predictions under each permutation, split in two chunks
+    refits = pd.concat([fixed["null_model"].assign(permutation=b) for b in (1, 2)]).rename_axis("gene_id")
+    refits = refits.reset_index()[["permutation", "gene_id", *prepared.columns]]
+    chunks = []
+    for i, part in enumerate((refits[refits["gene_id"] < "g2"], refits[refits["gene_id"] >= "g2"])):
+        write_tsv(part, tmp_path / f"{i}.oof.tsv")
+        write_tsv(part.iloc[0:0], tmp_path / f"{i}.folds.tsv")  # no fold labels: the partial t-test
+        chunks.append(i)
+    out = nc.run_null_check(
+        tmp_path / "performance.tsv", tmp_path / "prepared.tsv", tmp_path / "covariates.tsv",
+        [tmp_path / "m.matrix.tsv"], [tmp_path / f"{i}.oof.tsv" for i in chunks],
+        [tmp_path / f"{i}.folds.tsv" for i in chunks], tmp_path / "null_check.tsv", tmp_path / "pvalues.tsv",
+        models=["m"], floors={"m": 1e-6}, residualize=True, fdr=0.05,
+        null_check={"enabled": True, "permutations": 2, "seed": 4},
+    )  # fmt: skip
+    table = pd.read_csv(tmp_path / "null_check.tsv", sep="\t")
+    pd.testing.assert_frame_equal(table, out.reset_index(drop=True), check_dtype=False)
+    assert list(table.columns) == nc.TABLE_COLUMNS
+    assert set(zip(table["predictor"], table["permutation"], strict=True)) == {
+        (p, b) for p in ("m", "elasticnet") for b in (0, 1, 2)
+    } - {("elasticnet", 0)}  # performance.tsv has no "elasticnet" here: no real row for it
+    pv = pd.read_csv(tmp_path / "pvalues.tsv", sep="\t", dtype={"gene_id": str})
+    real = pv[(pv["run"] == nc.REAL) & (pv["predictor"] == "m")].set_index("gene_id")["pearson_p"]
+    want = perf[perf["predictor"] == "m"].set_index("gene_id")["pearson_p"]
+    np.testing.assert_allclose(real.loc[want.index], want, rtol=1e-12)
+    # the refitted predictor was scored against the permuted expressions: as a fixed model would be
+    fixed_scored = nc.score_permutations(prepared, covariates, {"elasticnet": fixed["null_model"]}, {}, {},
+                                         permutations=2, seed=4, floors={}, residualize=True)  # fmt: skip
+    got = pv[pv["predictor"] == "elasticnet"].set_index(["permutation", "gene_id"])["pearson_p"]
+    want = fixed_scored.set_index(["permutation", "gene_id"])["pearson_p"]
+    np.testing.assert_allclose(got.loc[want.index], want, rtol=1e-10)
