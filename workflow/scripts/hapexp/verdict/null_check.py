@@ -6,9 +6,10 @@ any gene in at most q of the runs (BH under the complete null). This module make
 genes out of the cohort itself and counts:
 
 - **Permutations of people** (`permutation_index`, `permuted_expression`): permutation b
-  (1-based, b = 1..B) is `default_rng([seed, b]).permutation(n)` over the prepared
-  expression's people: one permutation for all genes, so the correlation between genes
-  (and so the spread of the fraction of significant genes) is the cohort's, and
+  (1-based, b = 1..B) is the b-th of `hapexp.verdict.mean_r.permutation_keys(n, ·, seed)`
+  (the mean-r test's seeded permutations of people, drawn one after the other) over the
+  prepared expression's people: one permutation for all genes, so the correlation between
+  genes (and so the spread of the fraction of significant genes) is the cohort's, and
   permutation b does not depend on B. Freedman–Lane: the prepared expression is already
   the residual of the reduced model (expression on intercept + covariates + expression
   PCs, `hapexp.inputs.expression`); its columns are permuted and re-residualized on the
@@ -80,7 +81,9 @@ def permutation_index(n: int, seed: int, b: int) -> np.ndarray:
     """Permutation b (1-based) of n people: the same for every gene and job."""
     if b < 1:
         raise ValueError(f"permutation numbers start at 1 (0 is the real run), got {b}")
-    return np.random.default_rng([int(seed), int(b)]).permutation(n)
+    from hapexp.verdict.mean_r import permutation_keys
+
+    return permutation_keys(n, int(b), int(seed))[int(b) - 1]
 
 
 def permuted_expression(
