@@ -39,6 +39,7 @@ include: "rules/elasticnet.smk"
 include: "rules/performance.smk"
 include: "rules/concordance.smk"
 include: "rules/split_verdict.smk"
+include: "rules/null_check.smk"
 include: "rules/figures.smk"
 include: "rules/summary.smk"
 

@@ -215,8 +215,14 @@ LEGACY_NULL = {
     "windows": {m: int(resolved_model(m)["window"]) for m in MODELS},
 }
 
-# Figures of rules figures_cohort and figures_model (summary asks for them all).
-COHORT_FIGURES = ["r_hist", "cross_gene", "ism_models"]
+# The permuted-expression check (rules/null_check.smk): on/off, permutations, seed.
+NULL_CHECK = {k: config["null_check"][k] for k in ("enabled", "permutations", "seed")}
+
+# Figures of rules figures_cohort, figures_null_check and figures_model (summary asks for
+# them all).
+COHORT_FIGURES = ["r_hist", "cross_gene", "ism_models"] + (
+    ["null_check_qq"] if NULL_CHECK["enabled"] else []
+)
 MODEL_FIGURES = [
     "deep_vs_linear",
     "ism_vs_eqtl",
@@ -271,3 +277,45 @@ def performance_inputs(wildcards):
 def finetuned_here(wildcards):
     """The models fine-tuned on this cohort (they saw some of its people: out of the headline)."""
     return [m for m, c in FINETUNED.items() if c == wildcards.cohort]
+
+
+def null_check_models(wildcards):
+    """The deep models the permuted-expression check scores as they are: every model not
+    fine-tuned on this cohort (a fine-tuned one is judged on held-out people instead).
+    """
+    return [m for m in MODELS if m not in finetuned_here(wildcards)]
+
+
+def null_check_inputs(wildcards):
+    """The null_check job's inputs — the real run (performance.tsv), the expression and
+    covariates it permutes, the predictions of the models it scores as they are, the
+    elastic net refitted per chunk, and what rule performance's floors and PredictDB use.
+    """
+    cohort = wildcards.cohort
+    c = config["cohorts"][cohort]
+    inputs = {
+        "performance": f"results/{cohort}/performance.tsv",
+        "prepared": f"results/{cohort}/expression/prepared.tsv",
+        "covariates": f"results/{cohort}/expression/covariates.tsv",
+        "matrices": [
+            f"results/{cohort}/predict/{m}.matrix.tsv"
+            for m in null_check_models(wildcards)
+        ],
+        "oof_chunks": expand(
+            f"results/{cohort}/null_check/{{chunk}}.oof.tsv", chunk=CHUNKS
+        ),
+        "folds_chunks": expand(
+            f"results/{cohort}/null_check/{{chunk}}.folds.tsv", chunk=CHUNKS
+        ),
+    }
+    if precision := auto_precision_tables(wildcards):
+        inputs["precision"] = precision
+    if c.get("predictdb"):
+        inputs["predictdb"] = c["predictdb"]
+        inputs["bcf"] = f"results/{cohort}/variants/normalized.bcf"
+    return inputs
+
+
+def null_check_summary(wildcards):
+    """summary.md's permuted-expression section reads null_check.tsv when the check is on."""
+    return f"results/{wildcards.cohort}/null_check.tsv" if NULL_CHECK["enabled"] else []

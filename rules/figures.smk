@@ -116,3 +116,27 @@ rule figures_model:
         cfg=config["concordance"],
     script:
         "../workflow/scripts/figures_model.py"
+
+
+rule figures_null_check:
+    input:
+        pvalues="results/{cohort}/null_check/pvalues.tsv",
+    output:
+        # the PDF, written beside the PNG below by the same call
+        "results/{cohort}/figures/null_check_qq.pdf",
+        png=report(
+            "results/{cohort}/figures/null_check_qq.png",
+            caption="../report/null_check_qq.rst",
+            category="{cohort}",
+            subcategory="all predictors",
+        ),
+    log:
+        "logs/{cohort}/figures/null_check.log",
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../workflow/scripts/figures_null_check.py"

@@ -25,6 +25,7 @@ rule summary:
         split_verdict="results/{cohort}/splits/verdict.tsv",
         individuals="results/{cohort}/splits/individuals.tsv",
         genes_split="results/{cohort}/splits/genes.tsv",
+        null_check=null_check_summary,
     output:
         tsv=report(
             "results/{cohort}/summary.tsv",

@@ -86,3 +86,28 @@ def test_pick_genes():
     conc = pd.DataFrame({"gene_id": ["A", "B", "C"], "n_sig_eqtl": [1, 5, 5], "ism_eqtl_r": [0.9, -0.2, 0.8]})
     assert fg.pick_genes(conc, [], n=2) == ["C", "B"]
     assert fg.pick_genes(conc, ["B", "Z"]) == ["B"]
+
+
+def test_null_check_qq_renders(tmp_path):
+    rng = np.random.default_rng(2)
+    rows = [
+        pd.DataFrame(
+            {
+                "predictor": name,
+                "run": run,
+                "permutation": b,
+                "gene_id": [f"G{i}" for i in range(50)],
+                "pearson_r": rng.normal(size=50),
+                "pearson_p": rng.uniform(size=50) ** power,
+            }
+        )
+        for name in ("oracle", "elasticnet")
+        for run, b, power in (("real", 0, 3.0), ("permuted", 1, 1.0), ("permuted", 2, 1.0))
+    ]
+    path = tmp_path / "pv.tsv"
+    pd.concat(rows, ignore_index=True).to_csv(path, sep="\t", index=False)
+    fg.run_figures_null_check(path, tmp_path / "qq.png")
+    _check(tmp_path / "qq.png")
+    fg.null_check_qq(pd.DataFrame(columns=["predictor", "run", "permutation", "gene_id", "pearson_p"]),
+                     tmp_path / "e.png")  # fmt: skip
+    assert (tmp_path / "e.png").stat().st_size > 1000 and (tmp_path / "e.pdf").exists()

@@ -375,3 +375,67 @@ def run_figures_cohort(
     mean, scale = mean_expression(levels)
     cross_gene(read_references(models, references), mean, scale, cross_gene_png)
     ism_models({name: pd.read_parquet(p) for name, p in zip(models, ism, strict=True)}, ism_models_png)
+
+
+def null_check_qq(pvalues: pd.DataFrame, path) -> None:
+    """QQ plot of each predictor's p-values (`pvalues`: predictor, run, permutation,
+    pearson_p; hapexp.verdict.null_check): expected vs observed −log10 p, the real run in
+    colour over the permuted runs in grey, with the 99 % pointwise band of uniform order
+    statistics (Beta(i, m − i + 1) quantiles, m genes). The y axis is scaled to the permuted
+    runs and the band (what the check is about); a real run beyond it is cut at the top
+    edge and its largest −log10 p is written in the title."""
+    from scipy.stats import beta
+
+    preds = list(dict.fromkeys(pvalues["predictor"]))
+    with plt.rc_context(STYLE):
+        fig, axes = _grid(len(preds))
+        if not preds:
+            _no_data(axes[0], "no predictor checked")
+        for ax, name in zip(axes, preds, strict=False):
+            curves = []
+            for (run, b), t in pvalues[pvalues["predictor"] == name].groupby(
+                ["run", "permutation"], sort=True
+            ):
+                p = np.sort(t["pearson_p"].to_numpy(float))
+                p = p[np.isfinite(p)]
+                if p.size:
+                    x = -np.log10(np.arange(1, p.size + 1) / (p.size + 1))
+                    curves.append((run == "real", int(b), x, -np.log10(np.maximum(p, 1e-300))))
+            if not curves:
+                _no_data(ax, f"{name}: no gene tested")
+                continue
+            xmax = max(c[2].max() for c in curves)
+            ymax = max([xmax] + [c[3].max() for c in curves if not c[0]])
+            real_top, genes = np.nan, 0
+            for real, b, x, y in curves:
+                if real:  # where a calibrated predictor's points fall, 99 % of the time each
+                    m = x.size
+                    i = np.arange(1, m + 1)
+                    lo, hi = (
+                        -np.log10(beta.ppf(0.995, i, m - i + 1)),
+                        -np.log10(beta.ppf(0.005, i, m - i + 1)),
+                    )
+                    ax.fill_between(x, lo, hi, color=GREY, alpha=0.15, lw=0, label="99 % band")
+                    ymax, real_top, genes = max(ymax, hi.max()), y.max(), m
+                ax.plot(
+                    x, y, color=POS if real else GREY, lw=2 if real else 0.8, alpha=1 if real else 0.7,
+                    label="real" if real else ("permuted" if b == min(c[1] for c in curves if not c[0]) else None),
+                    zorder=3 if real else 2,
+                )  # fmt: skip
+            top = 1.25 * ymax
+            ax.plot([0, xmax], [0, xmax], color="black", lw=0.8, ls="--")
+            ax.set_ylim(0, top)
+            title = f"{name} ({genes} genes)" if genes else name
+            if real_top > top:
+                title += f"\nreal run cut: up to {real_top:.1f}"
+            ax.set_title(title)
+            ax.set_xlabel("expected −log10 p")
+            ax.set_ylabel("observed −log10 p")
+            ax.legend(loc="upper left", frameon=False)
+        save(fig, path)
+
+
+def run_figures_null_check(pvalues, png) -> None:
+    """Rule `figures_null_check`: the QQ figure (`png`, a PDF beside it) of the
+    permuted-expression check's per-gene p-values (`pvalues`, rule null_check)."""
+    null_check_qq(pd.read_csv(pvalues, sep="\t", dtype={"gene_id": str}), png)

@@ -375,6 +375,7 @@ def run_summary(
     finetuned: dict,
     finetune_init: dict,
     stated: dict | None = None,
+    null_check=None,
 ):
     """Rule `summary`: summary.tsv (`tsv`) and summary.md (`md`) for one cohort, from its
     `performance`, `cross_gene`, `mean_r` and `paired` tables and each of `models'`
@@ -384,7 +385,9 @@ def run_summary(
     (`summary_context`: `context` params, `validation`, `egenes`, `covariates`, `prepared`).
     `finetuned`: fine-tuned model → the cohort it was trained on, `finetune_init`: → the
     model it started from (the ISM/eQTL concordance before and after). `stated`: what the
-    sections of other modules state (split-aware preparation, PredictDB's rules)."""
+    sections of other modules state (split-aware preparation, PredictDB's rules).
+    `null_check`: the permuted-expression check's table (null_check.tsv; none when the check
+    is off)."""
     from hapexp.engine.precision import read, summary_lines
     from hapexp.io import atomic_output, write_tsv
     from hapexp.linear.predictdb import predictdb_lines
@@ -418,6 +421,11 @@ def run_summary(
         for section in (splits_lines(people, genes_split, stated), predictdb_lines(stated)):
             text = text.rstrip("\n") + "\n\n" + "\n".join(section) if section else text
     text = text.rstrip("\n") + "\n\n" + "\n".join(genotype_pcs_lines(covariates)) + "\n"
+    if null_check:
+        from hapexp.verdict.null_check import null_check_lines
+
+        judged = list(dict.fromkeys([*perf["predictor"], *verdict["predictor"]]))
+        text = text.rstrip("\n") + "\n\n" + "\n".join(null_check_lines(null_check, fdr, judged)) + "\n"
     with atomic_output(md) as tmp:
         tmp.write_text(text)
     log.info("summary:\n%s", summary.to_string())
