@@ -308,7 +308,7 @@ def null_check_inputs(wildcards):
             f"results/{cohort}/null_check/{{chunk}}.folds.tsv", chunk=CHUNKS
         ),
     }
-    if precision := auto_precision_tables(wildcards):
+    if precision := reduced_precision_tables(wildcards):
         inputs["precision"] = precision
     if c.get("predictdb"):
         inputs["predictdb"] = c["predictdb"]
