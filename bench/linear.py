@@ -206,7 +206,7 @@ def bench_enet(d, genes, expr, n_genes: int, thresh: float, tmp: Path, seed: int
         )
         m["seconds"] = time.perf_counter() - t
         ours.append(m)
-        outer, inner, final = gene_folds(len(y), 5, 10, gene_rng(seed, row.gene_id))
+        outer, inner, final = gene_folds(len(y), 5, 10, gene_rng(seed, row.gene_id), seed)
         folds = {"outer": outer + 1, "final": final + 1}
         for k, f in enumerate(inner):
             col = np.zeros(len(y), dtype=int)

@@ -267,10 +267,9 @@ def performance_inputs(wildcards):
         inputs["bcf"] = f"results/{cohort}/variants/normalized.bcf"
     if finetuned_here(wildcards):  # scored on their test people only (mean_r.tsv)
         inputs["individuals"] = f"results/{cohort}/splits/individuals.tsv"
-    # The elastic net's outer-fold labels (mean_r.tsv tests it on a fold it never saw),
-    # once rule gather_elasticnet writes them.
-    if "folds" in rules.gather_elasticnet.output.keys():
-        inputs["folds"] = f"results/{cohort}/elasticnet/folds.tsv"
+    # The elastic net's outer-fold labels: its p-values from the held-out folds, its mean r
+    # on one fold it never saw (mean_r.tsv).
+    inputs["folds"] = f"results/{cohort}/elasticnet/folds.tsv"
     return inputs
 
 

@@ -1,5 +1,5 @@
 # PrediXcan elastic net with PredictDB's nested CV per chunk, then the cohort's metrics,
-# out-of-fold predictions, PredictDB db and covariances (hapexp.linear.elasticnet:
+# out-of-fold predictions, PredictDB db, covariances and outer-fold labels (hapexp.linear.elasticnet:
 # run_elasticnet, run_gather_elasticnet).
 
 
@@ -14,6 +14,7 @@ rule elasticnet:
         oof="results/{cohort}/elasticnet/{chunk}.oof.tsv",
         weights="results/{cohort}/elasticnet/{chunk}.weights.tsv",
         covariances="results/{cohort}/elasticnet/{chunk}.covariances.tsv",
+        folds="results/{cohort}/elasticnet/{chunk}.folds.tsv",
     log:
         "logs/{cohort}/elasticnet/{chunk}.log",
     benchmark:
@@ -48,12 +49,14 @@ rule gather_elasticnet:
         covariances_chunks=per_chunk(
             "results/{cohort}/elasticnet/{chunk}.covariances.tsv"
         ),
+        folds_chunks=per_chunk("results/{cohort}/elasticnet/{chunk}.folds.tsv"),
         genes="results/{cohort}/genes.tsv",
     output:
         metrics="results/{cohort}/elasticnet/metrics.tsv",
         oof="results/{cohort}/elasticnet/oof.tsv",
         db="results/{cohort}/elasticnet/weights.db",
         covariances="results/{cohort}/elasticnet/covariances.txt.gz",
+        folds="results/{cohort}/elasticnet/folds.tsv",
     log:
         "logs/{cohort}/gather_elasticnet.log",
     conda:

@@ -262,10 +262,14 @@ def test_run_null_check_reads_the_rules_files_and_takes_the_real_run_from_perfor
     # the "refitted" predictor: the same fixed predictions under each permutation, split in two chunks
     refits = pd.concat([fixed["null_model"].assign(permutation=b) for b in (1, 2)]).rename_axis("gene_id")
     refits = refits.reset_index()[["permutation", "gene_id", *prepared.columns]]
+    labels = pd.DataFrame(np.tile(np.arange(prepared.shape[1]) % 3, (len(prepared), 1)),
+                          index=prepared.index, columns=prepared.columns)  # fmt: skip
+    folds = pd.concat([labels.assign(permutation=b) for b in (1, 2)]).rename_axis("gene_id").reset_index()
+    folds = folds[["permutation", "gene_id", *prepared.columns]]
     chunks = []
     for i, part in enumerate((refits[refits["gene_id"] < "g2"], refits[refits["gene_id"] >= "g2"])):
         write_tsv(part, tmp_path / f"{i}.oof.tsv")
-        write_tsv(part.iloc[0:0], tmp_path / f"{i}.folds.tsv")  # no fold labels: the partial t-test
+        write_tsv(folds[folds["gene_id"].isin(part["gene_id"])], tmp_path / f"{i}.folds.tsv")
         chunks.append(i)
     out = nc.run_null_check(
         tmp_path / "performance.tsv", tmp_path / "prepared.tsv", tmp_path / "covariates.tsv",
@@ -284,8 +288,9 @@ def test_run_null_check_reads_the_rules_files_and_takes_the_real_run_from_perfor
     real = pv[(pv["run"] == nc.REAL) & (pv["predictor"] == "m")].set_index("gene_id")["pearson_p"]
     want = perf[perf["predictor"] == "m"].set_index("gene_id")["pearson_p"]
     np.testing.assert_allclose(real.loc[want.index], want, rtol=1e-12)
-    # the refitted predictor was scored against the permuted expressions: as a fixed model would be
-    fixed_scored = nc.score_permutations(prepared, covariates, {"elasticnet": fixed["null_model"]}, {}, {},
+    # the refitted predictor was scored against the permuted expressions on its outer folds
+    fixed_scored = nc.score_permutations(prepared, covariates, {}, {"elasticnet": {1: fixed["null_model"],
+                                         2: fixed["null_model"]}}, {"elasticnet": {1: labels, 2: labels}},
                                          permutations=2, seed=4, floors={}, residualize=True)  # fmt: skip
     got = pv[pv["predictor"] == "elasticnet"].set_index(["permutation", "gene_id"])["pearson_p"]
     want = fixed_scored.set_index(["permutation", "gene_id"])["pearson_p"]

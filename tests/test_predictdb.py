@@ -261,7 +261,7 @@ def _fit_with_real_rsids(tmp_path, n=300, seed=0):
             "end0": [10**6],
         }
     )
-    metrics, _, weights, cov = fit_chunk(
+    metrics, _, weights, cov, _ = fit_chunk(
         d, genes, expr, alpha=0.5, outer_folds=5, inner_folds=5, seed=1, build="GRCh37"
     )
     metrics["gene_name"] = "PITRM1"

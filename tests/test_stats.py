@@ -145,3 +145,58 @@ def test_beta_approximation_is_stable_under_rounding_noise():
         b = stats.beta_approx_pval(r2 * (1 + 1e-14 * rng.standard_normal(r2.shape)), 0.2, 78)
         for key in ["beta_shape1", "beta_shape2", "true_df", "pval_beta"]:
             np.testing.assert_allclose(a[key], b[key], rtol=1e-10, err_msg=key)
+
+
+def test_t_to_z_matches_scipy_quantiles_far_into_the_tail():
+    """z with the t's tail probability, from scipy's t and normal distributions (mpmath-free:
+    their isf/sf are independent kernels), including t where 1 − T(t) underflows in float64."""
+    t = np.array([-40.0, -3.0, -0.5, 0.0, 0.7, 2.5, 30.0])
+    dof = np.array([5.0, 17.0, 40.0, 10.0, 3.0, 200.0, 50.0])
+    want = np.where(t >= 0, sps.norm.isf(sps.t.sf(t, dof)), sps.norm.ppf(sps.t.cdf(t, dof)))
+    np.testing.assert_allclose(stats.t_to_z(t, dof), want, rtol=1e-9, atol=1e-12)
+    assert np.isnan(stats.t_to_z(np.array([1.0, np.nan]), np.array([0.0, 5.0]))).all()
+
+
+def test_heldout_fold_test_against_ols_per_fold_and_the_explicit_covariance():
+    """Per fold, OLS y ~ 1 + covariates + prediction on the fold's people (statsmodels): its
+    t for the prediction → z via scipy; combined as wᵀz / sqrt(wᵀ C w) with C written out as
+    a matrix (1 on the diagonal, 1/(K − 1) between two folds with a model, 0 with a fold
+    whose model is empty, whose z is the given draw), w = √dof."""
+    rng = np.random.default_rng(3)
+    n, k_folds = 97, 5
+    labels = rng.permutation(np.arange(n) % k_folds)
+    cov = rng.normal(size=(n, 2))
+    pred = rng.normal(size=(3, n))
+    expr = 0.3 * pred + rng.normal(size=(3, n)) + cov @ [0.5, -1.0]
+    pred[2, labels == 1] = 0.25  # gene 3: fold 1's model is empty
+    pred[2, labels == 3] = 0.0  # and fold 3's
+    fill = rng.normal(size=(3, k_folds))
+    z, p, dof, used = stats.heldout_fold_test(pred, expr, labels, k_folds, fill, cov)
+    zr = stats.heldout_fold_test(pred, expr, labels, k_folds, fill, cov, rank=True)[0]
+    for g in range(3):
+        zs, ws, zs_rank, fitted = [], [], [], []
+        for f in range(k_folds):
+            m = labels == f
+            df = m.sum() - 2 - 2
+            ws.append(np.sqrt(df))
+            fitted.append(np.ptp(pred[g, m]) > 0)
+            if not fitted[-1]:
+                zs.append(fill[g, f])
+                zs_rank.append(fill[g, f])
+                continue
+            fit = sm.OLS(expr[g, m], sm.add_constant(np.column_stack([cov[m], pred[g, m]]))).fit()
+            assert fit.df_resid == df
+            zs.append(sps.norm.isf(sps.t.sf(fit.tvalues[-1], df)))
+            # Spearman within the fold: Pearson of the ranks of the two OLS residual vectors
+            q = sm.add_constant(cov[m])
+            r = sps.spearmanr(sm.OLS(pred[g, m], q).fit().resid, sm.OLS(expr[g, m], q).fit().resid).statistic
+            zs_rank.append(sps.norm.isf(sps.t.sf(r * np.sqrt(df / (1 - r * r)), df)))
+        w, fitted = np.array(ws), np.array(fitted)
+        c = np.where(np.outer(fitted, fitted), 1 / (k_folds - 1), 0.0)
+        np.fill_diagonal(c, 1.0)
+        want = w @ np.array(zs) / np.sqrt(w @ c @ w)
+        assert z[g] == pytest.approx(want, rel=1e-9)
+        assert p[g] == pytest.approx(2 * sps.norm.sf(abs(want)), rel=1e-9)
+        assert zr[g] == pytest.approx(w @ np.array(zs_rank) / np.sqrt(w @ c @ w), rel=1e-9)
+        assert dof[g] == pytest.approx((w[fitted] ** 2).sum()) and used[g] == fitted.sum()
+    assert used[2] == k_folds - 2

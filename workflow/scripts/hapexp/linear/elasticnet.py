@@ -7,7 +7,12 @@ Faithful to PredictDB where it matters for the numbers; the glmnet fit itself (p
   scaled to unit standard deviation (R's `scale`, ddof=1) — PredictDB's
   `adjust_for_covariates`. Weights and out-of-fold predictions are in these units.
 - **folds** (`fold_ids`): balanced, `rep(1:k, ceiling(n/k))[1:n]` shuffled — PredictDB's
-  `generate_fold_ids`, with numpy's seeded generator (seed, gene id) instead of R's.
+  `generate_fold_ids`, with numpy's seeded generators instead of R's. The **outer** folds
+  are the same for every gene (`outer_fold_labels`: drawn from the seed alone; written to
+  elasticnet/folds.tsv); the inner folds and the final fit's folds are drawn per gene
+  (seed, gene id). PredictDB draws its outer folds per gene too; common outer folds let
+  the verdict test the mean r across genes on one outer fold's people, permuted alike
+  for every gene (`hapexp.verdict.mean_r`), which per-gene folds cannot do.
 - **nested CV** (`nested_cv`): outer folds; inner cv.glmnet picks λ on the training
   part; the held-out part is predicted. Per outer fold: R² = 1 - RSS/Σy², ρ =
   cor(pred, y) (0 when the prediction is constant), z = atanh(ρ)·sqrt(n_test - 3),
@@ -36,6 +41,10 @@ Faithful to PredictDB where it matters for the numbers; the glmnet fit itself (p
   models, and within the ±0.02 the null check allows (tests/test_elasticnet.py). The
   prediction scale is dropped; the verdict only uses correlations. PredictDB's per-fold
   statistics above are computed on the unscaled predictions, unchanged.
+  The pooled r is what the verdict reports (over all people, like the deep models'), but
+  not what it tests: one t-test of the pooled vector is anti-conservative (null genes,
+  40 SNPs, 10 inner folds: 11.8 % at p < 0.05); the verdict's p-value is the held-out
+  fold test of `hapexp.stats.heldout_fold_test` on the outer-fold labels (folds.tsv).
 - **final model**: cv.glmnet on all individuals (fresh inner folds), weights at
   `lambda.min`; `in_sample_R2` from that fit. Genes with < 2 variants are not fit.
 
@@ -51,7 +60,6 @@ import logging
 import math
 import multiprocessing
 import warnings
-import zlib
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -59,7 +67,7 @@ import pandas as pd
 from scipy import stats
 
 from hapexp.linear.glmnet import cv_glmnet
-from hapexp.stats import r_pvalue
+from hapexp.stats import keyed_rng, r_pvalue
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +98,9 @@ def fold_ids(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def gene_rng(seed: int, gene_id: str) -> np.random.Generator:
-    """Per-gene generator: results do not depend on chunking or thread scheduling."""
-    return np.random.default_rng([int(seed), zlib.crc32(str(gene_id).encode())])
+    """Per-gene generator (`hapexp.stats.keyed_rng`): results do not depend on chunking or
+    thread scheduling."""
+    return keyed_rng(seed, gene_id)
 
 
 def _fold_perf(y_test, y_pred, rng):
@@ -110,12 +119,23 @@ def _fold_perf(y_test, y_pred, rng):
     return r2, rho, z, pval
 
 
-def gene_folds(n: int, outer_folds: int, inner_folds: int, rng):
-    """All fold assignments of a gene, drawn up front in a fixed order: outer folds, the
-    inner folds of each outer training set, the folds of the final fit. (Drawing them
-    first keeps them independent of the random p-values drawn for constant predictions,
-    and lets other implementations reuse identical folds.)"""
-    outer = fold_ids(n, outer_folds, rng)
+def outer_fold_labels(n: int, outer_folds: int, seed: int) -> np.ndarray:
+    """The outer-fold labels (0-based) of the n people, the same for every gene: drawn from
+    `seed` alone (module doc)."""
+    return fold_ids(n, outer_folds, np.random.default_rng([int(seed), OUTER_STREAM]))
+
+
+# The outer folds' stream of the seed, apart from any gene's (gene_rng's second word is a crc32).
+OUTER_STREAM = 2**32
+
+
+def gene_folds(n: int, outer_folds: int, inner_folds: int, rng, seed: int):
+    """All fold assignments of a gene: the outer folds common to all genes
+    (`outer_fold_labels(n, outer_folds, seed)`), then, drawn up front from the gene's `rng`
+    in a fixed order, the inner folds of each outer training set and the folds of the final
+    fit. (Drawing them first keeps them independent of the random p-values drawn for
+    constant predictions, and lets other implementations reuse identical folds.)"""
+    outer = outer_fold_labels(n, outer_folds, seed)
     inner = [fold_ids(int((outer != k).sum()), inner_folds, rng) for k in range(outer_folds)]
     final = fold_ids(n, inner_folds, rng)
     return outer, inner, final
@@ -179,7 +199,7 @@ def fit_gene(gene_id, x, y, *, alpha, outer_folds, inner_folds, seed, thresh=1e-
     if p < 2:
         return m, np.full(n, np.nan), None
     y = scale_expression(y)
-    outer, inner, final = gene_folds(n, outer_folds, inner_folds, rng)
+    outer, inner, final = gene_folds(n, outer_folds, inner_folds, rng, seed)
     perf, oof = nested_cv(x, y, outer, inner, alpha, rng, thresh=thresh)
     m.update(perf)
     fit = cv_glmnet(x, y, final, alpha, thresh=thresh)
@@ -225,7 +245,8 @@ def fit_chunk(
     """Fit every gene of `genes` (with start0/end0 windows), `threads` genes at a time
     (worker processes). Returns (metrics, oof, weights, covariances); weights and
     covariances are keyed by PredictDB's rsid/varID (`hapexp.linear.predictdb.variant_keys`,
-    genome `build` for the varID suffix)."""
+    genome `build` for the varID suffix) and the outer-fold labels (genes × people, 0-based:
+    the folds each out-of-fold prediction was held out in; the same for every gene)."""
     from hapexp.linear.predictdb import WEIGHT_COLUMNS, variant_keys
 
     samples = list(expression.columns)
@@ -284,7 +305,9 @@ def fit_chunk(
     oof_df.index.name = "gene_id"
     w_df = pd.concat(weights, ignore_index=True) if weights else pd.DataFrame(columns=WEIGHT_COLUMNS)
     c_df = pd.concat(covs, ignore_index=True) if covs else pd.DataFrame(columns=COV_COLUMNS)
-    return metrics_df, oof_df, w_df, c_df
+    labels = outer_fold_labels(len(samples), outer_folds, seed)
+    folds_df = pd.DataFrame(np.tile(labels, (len(oof_df), 1)), index=oof_df.index, columns=samples)
+    return metrics_df, oof_df, w_df, c_df, folds_df
 
 
 def _fit_job(args):
@@ -306,13 +329,13 @@ def covariance_rows(gene_id: str, ids: np.ndarray, g: np.ndarray) -> pd.DataFram
     return df.sort_values(["RSID1", "RSID2"], kind="mergesort").reset_index(drop=True)
 
 
-def run_elasticnet(prepared, vcf, chunk, metrics, oof, weights, covariances, window, models: dict, maf: float,
+def run_elasticnet(prepared, vcf, chunk, metrics, oof, weights, covariances, folds, window, models: dict, maf: float,
                    alpha: float, outer_folds: int, inner_folds: int, seed: int, thresh: float, policies: dict,
                    predictdb_exclusions: bool, build, threads: int) -> None:  # fmt: skip
     """Rule `elasticnet`: PredictDB's nested-CV elastic net for one `chunk` of genes, on the
     run's variant policy and (unless `predictdb_exclusions` is false) PredictDB's exclusions;
-    writes the per-gene `metrics`, out-of-fold predictions (`oof`), `weights` and
-    `covariances` of the chunk."""
+    writes the per-gene `metrics`, out-of-fold predictions (`oof`), `weights`,
+    `covariances` and outer-fold labels (`folds`) of the chunk."""
     from threadpoolctl import threadpool_limits
 
     from hapexp.io import read_matrix, write_matrix, write_tsv
@@ -334,13 +357,15 @@ def run_elasticnet(prepared, vcf, chunk, metrics, oof, weights, covariances, win
     write_matrix(fitted[1], oof)
     write_tsv(fitted[2], weights)
     write_tsv(fitted[3], covariances)
+    write_matrix(fitted[4], folds)
 
 
-def run_gather_elasticnet(metrics_chunks, oof_chunks, weights_chunks, covariances_chunks, genes, metrics, oof,
-                          db, covariances, seed: int, filter_db: bool) -> None:  # fmt: skip
+def run_gather_elasticnet(metrics_chunks, oof_chunks, weights_chunks, covariances_chunks, folds_chunks, genes,
+                          metrics, oof, db, covariances, folds, seed: int, filter_db: bool) -> None:  # fmt: skip
     """Rule `gather_elasticnet`: the chunks' `metrics` and out-of-fold predictions (`oof`) in
     one table each, the PredictDB model database `db` (only models with rho_avg > 0.1 and
-    zscore_pval < 0.05 unless `filter_db` is false) and its `covariances`."""
+    zscore_pval < 0.05 unless `filter_db` is false), its `covariances` and the outer-fold
+    labels (`folds`, genes × people, what the verdict's held-out fold test reads)."""
     from hapexp.io import read_matrix, write_matrix, write_tsv
     from hapexp.linear.predictdb import extra_table, filter_models, write_covariances, write_db
 
@@ -360,6 +385,7 @@ def run_gather_elasticnet(metrics_chunks, oof_chunks, weights_chunks, covariance
     )
     write_tsv(per_gene, metrics)
     write_matrix(predicted, oof)
+    write_matrix(pd.concat([read_matrix(f) for f in folds_chunks]).astype(int), folds)
     chroms = table.loc[table["gene_id"].isin(set(extra["gene"])), "chrom"]
     write_db(db, w, extra, chroms, seed, predicted.shape[1])
     write_covariances(covariances, cov, genes=extra["gene"])

@@ -261,8 +261,7 @@ def concordance(
     eqtl/genes.tsv, for `cfg["eqtl_significance"] == "permutation"` (the default);
     `expression` (the prepared expression, genes × people) and `covariates` (covariates ×
     people, the eQTL scan's) for `ism_eqtl_p` (with `dosage_fn`; NaN without)."""
-    from hapexp.linear.elasticnet import gene_rng
-    from hapexp.stats import Residualizer
+    from hapexp.stats import Residualizer, keyed_rng
 
     cfg = with_defaults("concordance", cfg)
     n_perm = int(cfg["ism_eqtl_permutations"])
@@ -282,7 +281,7 @@ def concordance(
             pred = predictions.loc[gene_id].astype(float)
         if res is not None and gene_id in expression.index:
             y = expression.loc[gene_id].astype(float)
-            perm = gene_rng(cfg["seed"], gene_id).permuted(np.tile(np.arange(len(y)), (n_perm, 1)), axis=1)
+            perm = keyed_rng(cfg["seed"], gene_id).permuted(np.tile(np.arange(len(y)), (n_perm, 1)), axis=1)
             null = (y, res, perm)
         if dosage_fn is not None and (pred is not None or null is not None):
             dos = dosage_fn(gene_id, list(g["variant_id"]))

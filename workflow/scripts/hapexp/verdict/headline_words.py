@@ -111,7 +111,8 @@ def people_words(ctx: dict, linear: pd.DataFrame) -> str:
     text += " for every predictor, none scored on people it was fitted on"
     if "elasticnet" in set(linear["predictor"]):
         text += (
-            " (the elastic net's predictions are out-of-fold: each person's from a model fitted without them)"
+            " (the elastic net's predictions are out-of-fold: each person's from a model fitted without them,"
+            " and its p-values come from within its held-out outer folds)"
         )
     return text
 

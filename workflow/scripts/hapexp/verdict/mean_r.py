@@ -28,8 +28,9 @@ the fold's people permuted among themselves, the same permutation for every gene
 people: the fold's expression is independent of its genotypes and of models trained on
 the other folds.
 
-This needs the fold to hold the same people for every gene. With outer folds drawn per
-gene (PredictDB's habit, hapexp.linear.elasticnet.gene_folds), no permutation of people
+This needs the fold to hold the same people for every gene, as hapexp's outer folds do
+(hapexp.linear.elasticnet.outer_fold_labels: drawn from the seed alone, for this test).
+With outer folds drawn per gene (PredictDB's habit; a folds table from elsewhere), no permutation of people
 stays within every gene's held-out fold and is common to all genes: shuffling each gene
 within its own fold (even from one random key per person) loses the correlation between
 genes that person-level factors (ancestry, batch, overlapping cis windows) give the

@@ -105,8 +105,7 @@ def refit_elasticnet(dosages, genes, prepared, covariates, *, permutations: int,
     """The elastic net of rule elasticnet (`fit_chunk`, settings `en`: alpha, outer_folds,
     inner_folds, seed, thresh) refitted on each of `permutations` permuted expressions.
     Returns (out-of-fold predictions, outer-fold labels), each a long table: `permutation`
-    (1..B), gene_id, one column per person; the labels are empty where `fit_chunk` gives
-    none."""
+    (1..B), gene_id, one column per person."""
     from hapexp.linear.elasticnet import fit_chunk
 
     oofs, folds = [], []
@@ -117,10 +116,7 @@ def refit_elasticnet(dosages, genes, prepared, covariates, *, permutations: int,
             inner_folds=en["inner_folds"], seed=en["seed"], thresh=en["thresh"], threads=threads, build=build,
         )  # fmt: skip
         oofs.append(fitted[1].assign(permutation=b))
-        # fit_chunk's fifth item (issue 20, part A): the outer-fold labels of the elastic
-        # net's held-out p-value
-        if len(fitted) > 4:
-            folds.append(fitted[4].assign(permutation=b))
+        folds.append(fitted[4].assign(permutation=b))  # its held-out fold p-values
         log.info("permutation %d: elastic net refitted on %d genes", b, len(fitted[1]))
     return _long(oofs, prepared.columns), _long(folds, prepared.columns)
 
@@ -147,7 +143,7 @@ def score_permutations(prepared, covariates, fixed: dict, refitted: dict, refit_
     """`cross_individual` of every predictor against each permuted expression: `fixed`
     (name → genes × people, not fitted on the cohort, scored as they are) and `refitted`
     (name → {permutation: predictions refitted on that permuted expression}, with their
-    outer-fold labels in `refit_folds` when there are any). Returns the per-gene rows
+    outer-fold labels in `refit_folds`: tested on their held-out folds). Returns the per-gene rows
     (PVALUE_COLUMNS + fdr) of every permuted run."""
     from hapexp.verdict.performance import cross_individual
 
@@ -162,10 +158,8 @@ def score_permutations(prepared, covariates, fixed: dict, refitted: dict, refit_
                     f"{name}: no refit for permutation {b} (rerun its null_check_elasticnet jobs)"
                 )
             preds[name] = by_b[b]
-            if refit_folds.get(name, {}).get(b) is not None:
-                folds[name] = refit_folds[name][b]
-        kw = {"folds": folds} if folds else {}  # held-out fold p-values (part A's cross_individual)
-        perf = cross_individual(expr, preds, covariates, floors=floors, residualize=residualize, **kw)
+            folds[name] = refit_folds[name][b]
+        perf = cross_individual(expr, preds, covariates, floors=floors, residualize=residualize, folds=folds)
         frames.append(perf.assign(run=PERMUTED, permutation=b))
     return pd.concat(frames, ignore_index=True)[[*PVALUE_COLUMNS, "fdr"]]
 
@@ -408,10 +402,8 @@ def run_null_check(performance, prepared, covariates, matrices, oof_chunks, fold
         read = [pd.read_csv(f, sep="\t", dtype={"gene_id": str}) for f in oof_chunks]
         refitted["elasticnet"] = _split_long(pd.concat(read, ignore_index=True))
         labels = [pd.read_csv(f, sep="\t", dtype={"gene_id": str}) for f in folds_chunks]
-        labels = pd.concat(labels, ignore_index=True) if labels else pd.DataFrame()
-        refit_folds["elasticnet"] = (
-            {b: m.astype(np.int64) for b, m in _split_long(labels).items()} if len(labels) else {}
-        )
+        labels = _split_long(pd.concat(labels, ignore_index=True))
+        refit_folds["elasticnet"] = {b: m.astype(np.int64) for b, m in labels.items()}
         floors["elasticnet"] = LINEAR_FLOOR
     permuted = score_permutations(
         expr, cov, fixed, refitted, refit_folds, permutations=null_check["permutations"],
