@@ -187,9 +187,10 @@ def test_heldout_fold_test_against_ols_per_fold_and_the_explicit_covariance():
             fit = sm.OLS(expr[g, m], sm.add_constant(np.column_stack([cov[m], pred[g, m]]))).fit()
             assert fit.df_resid == df
             zs.append(sps.norm.isf(sps.t.sf(fit.tvalues[-1], df)))
-            # Spearman within the fold: Pearson of the ranks of the two OLS residual vectors
+            # partial Spearman within the fold: Pearson of the two rank vectors' OLS residuals
             q = sm.add_constant(cov[m])
-            r = sps.spearmanr(sm.OLS(pred[g, m], q).fit().resid, sm.OLS(expr[g, m], q).fit().resid).statistic
+            rp = sm.OLS(sps.rankdata(pred[g, m]), q).fit().resid
+            r = sps.pearsonr(rp, sm.OLS(sps.rankdata(expr[g, m]), q).fit().resid).statistic
             zs_rank.append(sps.norm.isf(sps.t.sf(r * np.sqrt(df / (1 - r * r)), df)))
         w, fitted = np.array(ws), np.array(fitted)
         c = np.where(np.outer(fitted, fitted), 1 / (k_folds - 1), 0.0)

@@ -17,7 +17,7 @@ predictions), columns are samples, and every function works on many rows at once
   is constant within a relative `floor` (`below_floor`; 0 = exactly constant).
 - p-values (`pval_from_t`, `pval_from_r2`, `r_pvalue`): the t-test of a
   (partial) correlation on dof = n − 2 − k (k covariates), two-sided.
-- Held-out folds (`t_to_z`, `heldout_fold_test`): a predictor fitted on the cohort by
+- Held-out folds (`t_to_z`, `heldout_fold_test`, `combine_fold_z`): a predictor fitted on the cohort by
   cross-validation tested only on people its models never saw — the partial correlation
   within each outer fold, its exact normal score, combined across folds allowing for the
   folds' correlation (the elastic net's verdict p-value, `hapexp.verdict.performance`).
@@ -194,7 +194,7 @@ def rowwise_pearson(x: np.ndarray, y: np.ndarray, floor=0.0) -> tuple[np.ndarray
     return r, n
 
 
-def _rank_rows(a: np.ndarray) -> np.ndarray:
+def rank_rows(a: np.ndarray) -> np.ndarray:
     """Average ranks per row, NaN kept as NaN (ties averaged, like scipy.stats.spearmanr)."""
     return stats.rankdata(a, axis=1, method="average", nan_policy="omit")
 
@@ -205,8 +205,8 @@ def rowwise_spearman(x: np.ndarray, y: np.ndarray, floor=0.0) -> tuple[np.ndarra
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     mask = np.isfinite(x) & np.isfinite(y)
-    xr = _rank_rows(np.where(mask, x, np.nan))
-    yr = _rank_rows(np.where(mask, y, np.nan))
+    xr = rank_rows(np.where(mask, x, np.nan))
+    yr = rank_rows(np.where(mask, y, np.nan))
     rho, n = rowwise_pearson(xr, yr, floor=0.0)
     r_values, _ = rowwise_pearson(x, y, floor)
     return np.where(np.isnan(r_values), np.nan, rho), n
@@ -275,7 +275,7 @@ def heldout_fold_test(pred, expr, labels, n_folds: int, fill, cov=None, rank: bo
     `pred`, `expr`: rows × samples; `labels`: the samples' outer-fold labels 0..n_folds-1,
     the same for every row; `cov`: samples × k covariates (None: intercept only). Per fold f:
     both rows residualized on intercept + covariates over the fold's people, their Pearson r
-    (`rank`: of the residuals' ranks, Spearman's) with t on dof_f = n_f − 2 − k, and its exact
+    (`rank`: of the residualized ranks, the partial Spearman) with t on dof_f = n_f − 2 − k, and its exact
     normal score z_f (`t_to_z`): given the other folds' people, z_f ~ N(0, 1) under the null.
 
     A fold whose prediction is constant (an empty model) takes its z from `fill` (rows ×
@@ -297,16 +297,17 @@ def heldout_fold_test(pred, expr, labels, n_folds: int, fill, cov=None, rank: bo
     rows = pred.shape[0]
     k = 0 if cov is None else np.asarray(cov).shape[1]
     zs = np.full((rows, n_folds), np.nan)
-    w = np.zeros((rows, n_folds))
+    w = np.zeros((rows, n_folds))  # √dof_f of every fold with a dof, fitted or not
     for f in range(n_folds):
         cols = np.flatnonzero(labels == f)
         dof = cols.size - 2 - k
         if dof <= 0:
             continue
         q = None if k == 0 else covariate_design(np.asarray(cov, dtype=float)[cols])
-        pr, er = residualize(pred[:, cols], q), residualize(expr[:, cols], q)
-        if rank:
-            pr, er = _rank_rows(pr), _rank_rows(er)
+        pr, er = pred[:, cols], expr[:, cols]
+        if rank:  # Spearman's partial correlation: ranks first, then residualized
+            pr, er = rank_rows(pr), rank_rows(er)
+        pr, er = residualize(pr, q), residualize(er, q)
         # an empty model's fold: constant before residualizing (its residual is rounding)
         flat = below_floor(pred[:, cols], 1e-12) | below_floor(expr[:, cols], 1e-12)
         r, _ = rowwise_pearson(pr, er)
@@ -315,16 +316,27 @@ def heldout_fold_test(pred, expr, labels, n_folds: int, fill, cov=None, rank: bo
             t = r * np.sqrt(dof / np.maximum(1.0 - r * r, 1e-300))
         zs[:, f] = t_to_z(t, dof)
         w[:, f] = math.sqrt(dof)
-    fitted = np.isfinite(zs)
-    z_all = np.where(fitted, zs, fill)
+    z, p = combine_fold_z(zs, w, fill)
+    wf = np.where(np.isfinite(zs), w, 0.0)
+    return z, p, (wf * wf).sum(axis=1), np.isfinite(zs).sum(axis=1)
+
+
+def combine_fold_z(zs, w, fill):
+    """Per row, the outer folds' normal scores `zs` (rows × K; NaN: the fold's model is empty,
+    its z taken from `fill`) combined with weights `w` (rows × K; 0 for a fold with no dof):
+    Z = Σ w_f z_f / sqrt(Σ w_f² + Σ_{f≠g both fitted} w_f w_g / (K − 1)) (`heldout_fold_test`'s
+    doc) and its two-sided p. NaN where no fold has a fitted z."""
+    zs = np.atleast_2d(np.asarray(zs, dtype=float))
+    w = np.broadcast_to(np.asarray(w, dtype=float), zs.shape)
+    n_folds = zs.shape[1]
+    fitted = np.isfinite(zs) & (w > 0)
+    z_all = np.where(fitted, zs, np.asarray(fill, dtype=float))
     c = 1.0 / (n_folds - 1) if n_folds > 1 else 0.0
     wf = np.where(fitted, w, 0.0)
     var = (w * w).sum(axis=1) + c * (wf.sum(axis=1) ** 2 - (wf * wf).sum(axis=1))
-    used = fitted.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(used > 0, (w * z_all).sum(axis=1) / np.sqrt(var), np.nan)
-    p = np.where(np.isfinite(z), 2.0 * special.ndtr(-np.abs(z)), np.nan)
-    return z, p, (wf * wf).sum(axis=1), used
+        z = np.where(fitted.any(axis=1), (w * z_all).sum(axis=1) / np.sqrt(var), np.nan)
+    return z, np.where(np.isfinite(z), 2.0 * special.ndtr(-np.abs(z)), np.nan)
 
 
 def slope_score_correlation(scores, genotypes, phenotype, residualizer: Residualizer, perm_ix=None):

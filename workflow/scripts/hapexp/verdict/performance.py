@@ -5,12 +5,13 @@ prediction against the prepared expression over the same individuals — the sam
 shared by the expression and *every* predictor, so that all are judged on the same
 people. The prediction is first residualized on exactly the covariates (+ expression
 PCs) the expression was residualized on (intercept included; least squares), then
-Pearson and Spearman r of the two residual vectors with t-test p-values on
-dof = n − 2 − k (k covariates): the partial correlation, i.e. the t-test of the
-prediction's coefficient in OLS `expression ~ 1 + covariates + prediction`.
-`residualize=False` (config `performance.residualize_predictions: false`) gives the
-anchors' raw correlation with dof = n − 2. Spearman r is the Pearson r of the ranks of
-the two residual vectors (its p-value from the same t approximation). The arithmetic
+Pearson r of the two residual vectors with t-test p-values on dof = n − 2 − k (k
+covariates): the partial correlation, i.e. the t-test of the prediction's coefficient in
+OLS `expression ~ 1 + covariates + prediction`. `residualize=False` (config
+`performance.residualize_predictions: false`) gives the anchors' raw correlation with
+dof = n − 2. Spearman r is the partial Spearman: the Pearson r of the two rows' ranks,
+each residualized on the covariates (its p-value from the same t approximation; ranking
+the residuals instead is conservative for sparse predictions, `_partial_spearman`). The arithmetic
 (residualization, correlations, p-values, BH) is `hapexp.stats`.
 
 Constant predictions: a prediction whose spread across the individuals is within what its
@@ -114,6 +115,7 @@ def gene_table(
     complete = ok.all(axis=1)
     for rows, cols in _row_groups(testable, complete, ok):
         pr, er = p[np.ix_(rows, cols)], e[np.ix_(rows, cols)]
+        q = None
         if residualize:
             q = None if cov is None else stats.covariate_design(cov[cols])
             pr, er = stats.residualize(pr, q), stats.residualize(er, q)
@@ -124,7 +126,7 @@ def gene_table(
         else:
             gone = np.zeros(len(rows), bool)
         rr, _ = stats.rowwise_pearson(pr, er, floor=0.0)
-        rs, _ = stats.rowwise_spearman(pr, er, floor=0.0)
+        rs = _partial_spearman(p[np.ix_(rows, cols)], e[np.ix_(rows, cols)], q if residualize else None)
         r[rows] = np.where(gone, np.nan, rr)
         rho[rows] = np.where(gone, np.nan, rs)
         constant[rows] |= gone
@@ -141,6 +143,16 @@ def gene_table(
         },
         index=pd.Index(expression.index.astype(str), name="gene_id"),
     )[GENE_TABLE_COLUMNS]
+
+
+def _partial_spearman(p, e, q):
+    """Spearman's partial correlation: the rows' ranks residualized on the covariates (`q`,
+    their `covariate_design`; None: centred), then Pearson r. Ranking the residuals instead
+    breaks a sparse prediction's ties (a model of one or two SNPs has a handful of values)
+    in covariate order and makes the t-test conservative (null genes, one-SNP PredictDB
+    models: 0.6 % at p < 0.05 at MAF 0.05; ranks first: 5 %)."""
+    rp, re = stats.rank_rows(p), stats.rank_rows(e)
+    return stats.rowwise_pearson(stats.residualize(rp, q), stats.residualize(re, q), floor=0.0)[0]
 
 
 def _row_groups(testable, complete, ok):
@@ -459,5 +471,5 @@ def verdict_tables(
     if paired_path:
         deep = [m for m in models if m in predictions and m not in finetuned_here]
         linear = [m for m in ("elasticnet", "predictdb") if m in predictions]
-        t = paired_table(expression, predictions, cov, perf, deep, linear, residualize)
+        t = paired_table(expression, predictions, cov, perf, deep, linear, residualize, folds=fold_tables)
         write_tsv(t, paired_path)
