@@ -139,7 +139,15 @@ def test_demo_verdict_is_fair_and_recovers_the_truth(demo):
     assert genes["is_egene"].sum() >= 3
     perf = pd.read_csv(res / "performance.tsv", sep="\t")
     perf = perf[perf["pearson_r"].notna()]
-    assert perf["n"].nunique() == 1 and (perf["dof"] == perf["n"] - 2 - 5).all()  # 3 covariates + 2 PCs
+    assert perf["n"].nunique() == 1  # every predictor on the same people
+    t = perf[perf["p_method"] == "partial_t"]
+    assert (t["dof"] == t["n"] - 2 - 5).all()  # 3 covariates + 2 PCs
+    # the elastic net: tested on its 5 held-out outer folds (dof n_f − 2 − 5 each, summed)
+    en = perf[perf["predictor"] == "elasticnet"]
+    assert (en["p_method"] == "heldout_folds").all() and set(
+        perf.loc[perf["p_method"] == "heldout_folds", "predictor"]
+    ) == {"elasticnet"}
+    assert en["dof"].isin([k * (en["n"].iloc[0] // 5 - 7) for k in range(1, 6)]).all()
     for model in ("oracle", "enformer_tiny"):
         ism = pd.read_parquet(res / f"ism/{model}.parquet")
         assert not (ism["score"] == 0).any()  # unresolved = NaN, never 0
