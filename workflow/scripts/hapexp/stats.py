@@ -317,8 +317,8 @@ def heldout_fold_test(pred, expr, labels, n_folds: int, fill, cov=None, rank: bo
         zs[:, f] = t_to_z(t, dof)
         w[:, f] = math.sqrt(dof)
     z, p = combine_fold_z(zs, w, fill)
-    wf = np.where(np.isfinite(zs), w, 0.0)
-    return z, p, (wf * wf).sum(axis=1), np.isfinite(zs).sum(axis=1)
+    dof_f = np.array([(labels == f).sum() - 2 - k for f in range(n_folds)], dtype=float)
+    return z, p, np.where(np.isfinite(zs), dof_f, 0.0).sum(axis=1), np.isfinite(zs).sum(axis=1)
 
 
 def combine_fold_z(zs, w, fill):

@@ -69,7 +69,7 @@ def paired_genes_heldout(expression, deep, linear, covariates, labels, fill) -> 
     testable = np.isfinite(out["williams_t"])
     out["williams_t"] = np.where(testable, z, np.nan)
     out["p"] = np.where(testable, p, np.nan)
-    out["dof"] = np.where(testable, (np.where(np.isfinite(zs), w, 0.0) ** 2).sum(axis=1), np.nan)
+    out["dof"] = np.where(testable, np.round((np.where(np.isfinite(zs), w, 0.0) ** 2).sum(axis=1)), np.nan)
     return out
 
 
