@@ -42,6 +42,7 @@ include: "rules/split_verdict.smk"
 include: "rules/null_check.smk"
 include: "rules/figures.smk"
 include: "rules/summary.smk"
+include: "rules/tissues.smk"
 
 
 rule all:

@@ -3,6 +3,7 @@
 # module of the same name: hapexp.<package>.<stage>.run_<rule>).
 
 import copy
+import re
 import sys
 from pathlib import Path
 
@@ -19,6 +20,14 @@ from hapexp.inputs.genes import chunk_ids  # noqa: E402
 from hapexp.variants.files import vcf_paths  # noqa: E402
 from hapexp.variants.windows import resolve_window, window_flank  # noqa: E402
 from hapexp.config.check import check_config  # noqa: E402
+from hapexp.config.units import (  # noqa: E402
+    cohort_units,
+    split_unit,
+    tissues,
+    track_groups,
+    unit_config,
+    units,
+)
 
 # Config errors in people's words first (key path, did-you-mean), then
 # Snakemake's validate() to fill the schema defaults. Nothing else writes to `config`:
@@ -50,19 +59,27 @@ if _EXON_MODELS and not (config["genes"].get("gtf") or config["genes"].get("exon
 
 COHORTS = list(config["cohorts"])
 MODELS = list(config["models"])
+# Per-tissue stages run per unit: `<cohort>` (one expression) or `<cohort>/<tissue>`
+# (hapexp.config.units); MULTI_TISSUE: the cohorts with `tissues`.
+UNITS = units(config["cohorts"])
+MULTI_TISSUE = [c for c in COHORTS if tissues(config["cohorts"][c])]
+TISSUES = sorted({t for c in MULTI_TISSUE for t in tissues(config["cohorts"][c])})
 
-# Fine-tuned models (a `finetune` block): trained by rule finetune on one cohort
-# (finetune.cohort, null = the first); their weights are that rule's output.
+# Fine-tuned models (a `finetune` block): trained by rule finetune on one unit
+# (finetune.cohort: a cohort, or `cohort/tissue`; null = the first unit); their weights
+# are that rule's output.
 FINETUNED = {}
 # fine-tuned model -> the registry model it starts from (None: its own initialisation)
 FINETUNE_INIT = {}
 for _m, _c in config["models"].items():
     if _c.get("finetune") is not None:
         _ft = _c["finetune"]
-        _cohort = _ft["cohort"] or COHORTS[0]
-        if _cohort not in config["cohorts"]:
+        # a unit (one tissue), or a multi-tissue cohort's name: every tissue (finetune_tissues)
+        _cohort = _ft["cohort"] or UNITS[0]
+        if _cohort not in UNITS + MULTI_TISSUE:
             raise WorkflowError(
-                f"invalid configuration: models.{_m}.finetune.cohort {_cohort!r} is not a cohort"
+                f"invalid configuration: models.{_m}.finetune.cohort {_cohort!r} is not a cohort "
+                f"or cohort/tissue; use one of {', '.join(UNITS + MULTI_TISSUE)}"
             )
         _init = _ft["init"]
         if _init is not None and (_init not in config["models"] or _init == _m):
@@ -80,15 +97,19 @@ for _m in HEADS:
         raise WorkflowError(f"invalid configuration: heads.{_m} is not a model")
 
 
-def resolved_model(name):
+def resolved_model(name, cohort=None):
     """The spec of models.<name> (model_spec) with what the workflow derives for it: a
     fine-tuned model's weights are rule finetune's output; a model with heads stores
-    every track at the TSS (rule track_heads reads them)."""
+    every track at the TSS (rule track_heads reads them); on a multi-tissue `cohort`, each
+    tissue's track selection (`track_groups`: predict and ISM run every track any tissue
+    selects, once)."""
     derived = {}
     if name in FINETUNED:
         derived["weights"] = f"results/{FINETUNED[name]}/finetune/{name}/weights.pt"
     if name in HEADS:
         derived["store_all_tracks"] = True
+    if cohort is not None and (groups := track_groups(config["cohorts"][cohort], name)):
+        derived["track_groups"] = groups
     return model_spec({**config["models"][name], **derived}, name)
 
 
@@ -102,9 +123,16 @@ def finetune_init_files(model):
     return [] if spec is None else model_input_files(spec)
 
 
+def _alternatives(names):
+    """A wildcard constraint matching exactly these names (none: nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!x)x"
+
+
 wildcard_constraints:
-    cohort="|".join(COHORTS),
-    model="|".join(MODELS),
+    cohort=_alternatives(COHORTS),
+    unit=_alternatives(UNITS),
+    tissue=_alternatives(TISSUES),
+    model=_alternatives(MODELS),
     chunk=r"\d\d\d+",
 
 
@@ -112,13 +140,47 @@ def cohort_cfg(wildcards):
     return config["cohorts"][wildcards.cohort]
 
 
+def cohort_of(wildcards):
+    """The cohort of a job's `cohort` or `unit` wildcard (None: neither)."""
+    if (cohort := getattr(wildcards, "cohort", None)) is not None:
+        return cohort
+    unit = getattr(wildcards, "unit", None)
+    return None if unit is None else split_unit(unit)[0]
+
+
+def unit_cfg(wildcards):
+    """A per-tissue job's cohort config: the cohort's keys with its tissue's over them."""
+    return unit_config(config["cohorts"], wildcards.unit)
+
+
+def from_cohort(pattern):
+    """Input function of a per-tissue rule: a per-cohort file (`{cohort}` filled in from
+    the job's unit; other wildcards as they are)."""
+
+    def inner(wildcards):
+        return pattern.format(
+            **{**dict(wildcards.items()), "cohort": cohort_of(wildcards)}
+        )
+
+    return inner
+
+
 def model_cfg(wildcards):
-    return resolved_model(wildcards.model)
+    return resolved_model(wildcards.model, cohort_of(wildcards))
 
 
 def finetune_spec(wildcards):
-    """The spec rule finetune trains, with the finetune block as written (FINETUNE_AS_WRITTEN)."""
-    return {**model_cfg(wildcards), "finetune": FINETUNE_AS_WRITTEN[wildcards.model]}
+    """The spec rule finetune trains, with the finetune block as written (FINETUNE_AS_WRITTEN);
+    on a tissue, the tracks that tissue selects for the model are the ones trained; on a
+    multi-tissue cohort (rule finetune_tissues), every tissue's (`track_groups`)."""
+    spec = {**model_cfg(wildcards), "finetune": FINETUNE_AS_WRITTEN[wildcards.model]}
+    if getattr(wildcards, "cohort", None) in MULTI_TISSUE:
+        return spec  # every tissue, each its track_groups entry (rule finetune_tissues)
+    groups = spec.pop("track_groups", None)
+    tissue = split_unit(getattr(wildcards, "unit", ""))[1]
+    if groups and groups.get(tissue) is not None:
+        spec["tracks"] = groups[tissue]
+    return spec
 
 
 # A fixed number of gene chunks (genes.chunks), so that the whole DAG — every
@@ -132,7 +194,11 @@ def per_chunk(pattern):
     """Input function: `pattern` expanded over all chunks of the cohort."""
 
     def inner(wildcards):
-        return expand(pattern, chunk=CHUNKS, **wildcards)
+        return expand(
+            pattern,
+            chunk=CHUNKS,
+            **{**dict(wildcards.items()), "cohort": cohort_of(wildcards)},
+        )
 
     return inner
 
@@ -146,12 +212,12 @@ def model_resources(wildcards):
 
 
 def all_outputs():
+    """Every unit's summary; a multi-tissue cohort's tissue summary (rules/tissues.smk)."""
     out = []
-    for cohort in COHORTS:
-        out += [
-            f"results/{cohort}/summary.tsv",
-            f"results/{cohort}/summary.md",
-        ]
+    for unit in UNITS:
+        out += [f"results/{unit}/summary.tsv", f"results/{unit}/summary.md"]
+    for cohort in MULTI_TISSUE:
+        out += [f"results/{cohort}/tissues.tsv", f"results/{cohort}/summary.md"]
     return out
 
 
@@ -165,22 +231,25 @@ def genotype_pcs_input(wildcards):
     """The cohort's genotype PCs (rules/genotype_pcs.smk) when they are on: covariates of
     both expression preparations (all people; fitted on the training people)."""
     if config["genotype_pcs"]["n_pcs"] > 0:
-        return {"genotype_pcs": f"results/{wildcards.cohort}/genotype_pcs.tsv"}
+        return {"genotype_pcs": f"results/{cohort_of(wildcards)}/genotype_pcs.tsv"}
     return {}
 
 
 def cohort_input_files(wildcards):
-    """The user-supplied files of a cohort (indexes are checked by validate_inputs)."""
-    c = config["cohorts"][wildcards.cohort]
+    """The user-supplied files of a cohort, every tissue's (indexes are checked by
+    validate_inputs)."""
+    unit_cfgs = [
+        unit_config(config["cohorts"], u)
+        for u in cohort_units(config["cohorts"], wildcards.cohort)
+    ]
     files = {
         "fasta": config["reference"]["fasta"],
         "genes": config["genes"].get("table") or config["genes"]["gtf"],
-        "expression": c["expression"],
         "vcf": cohort_vcfs(wildcards),
     }
-    for key in ("covariates", "samples", "predictdb"):
-        if c.get(key):
-            files[key] = c[key]
+    for key in ("expression", "covariates", "samples", "predictdb"):
+        if paths := [c[key] for c in unit_cfgs if c.get(key)]:
+            files[key] = paths if len(unit_cfgs) > 1 else paths[0]
     return files
 
 
@@ -238,7 +307,7 @@ def reduced_precision_tables(wildcards):
     verdicts (hapexp.engine.precision.constancy_floor)."""
     auto = [m for m in MODELS if requested(resolved_model(m)) != "fp32"]
     return [
-        f"results/{wildcards.cohort}/predict/{m}/{c}.precision.tsv"
+        f"results/{cohort_of(wildcards)}/predict/{m}/{c}.precision.tsv"
         for m in auto
         for c in CHUNKS
     ]
@@ -246,16 +315,16 @@ def reduced_precision_tables(wildcards):
 
 def performance_inputs(wildcards):
     """What the performance job reads: every predictor's predictions and what the options need."""
-    cohort = wildcards.cohort
-    c = config["cohorts"][cohort]
+    unit, cohort = wildcards.unit, cohort_of(wildcards)
+    c = unit_cfg(wildcards)
     inputs = {
-        "prepared": f"results/{cohort}/expression/prepared.tsv",
-        "covariates": f"results/{cohort}/expression/covariates.tsv",
+        "prepared": f"results/{unit}/expression/prepared.tsv",
+        "covariates": f"results/{unit}/expression/covariates.tsv",
         "raw": c["expression"],
         "genes": f"results/{cohort}/genes.tsv",
-        "matrices": [f"results/{cohort}/predict/{m}.matrix.tsv" for m in MODELS],
-        "references": [f"results/{cohort}/predict/{m}.reference.tsv" for m in MODELS],
-        "oof": f"results/{cohort}/elasticnet/oof.tsv",
+        "matrices": [f"results/{unit}/predict/{m}.matrix.tsv" for m in MODELS],
+        "references": [f"results/{unit}/predict/{m}.reference.tsv" for m in MODELS],
+        "oof": f"results/{unit}/elasticnet/oof.tsv",
     }
     if precision := reduced_precision_tables(wildcards):
         inputs["precision"] = precision
@@ -269,13 +338,15 @@ def performance_inputs(wildcards):
         inputs["individuals"] = f"results/{cohort}/splits/individuals.tsv"
     # The elastic net's outer-fold labels: its p-values from the held-out folds, its mean r
     # on one fold it never saw (mean_r.tsv).
-    inputs["folds"] = f"results/{cohort}/elasticnet/folds.tsv"
+    inputs["folds"] = f"results/{unit}/elasticnet/folds.tsv"
     return inputs
 
 
 def finetuned_here(wildcards):
-    """The models fine-tuned on this cohort (they saw some of its people: out of the headline)."""
-    return [m for m, c in FINETUNED.items() if c == wildcards.cohort]
+    """The models fine-tuned on this cohort, in any of its tissues (they saw some of its
+    people: out of the headline, judged on the test people the split shares)."""
+    cohort = cohort_of(wildcards)
+    return [m for m, u in FINETUNED.items() if split_unit(u)[0] == cohort]
 
 
 def null_check_models(wildcards):
@@ -290,21 +361,21 @@ def null_check_inputs(wildcards):
     covariates it permutes, the predictions of the models it scores as they are, the
     elastic net refitted per chunk, and what rule performance's floors and PredictDB use.
     """
-    cohort = wildcards.cohort
-    c = config["cohorts"][cohort]
+    unit, cohort = wildcards.unit, cohort_of(wildcards)
+    c = unit_cfg(wildcards)
     inputs = {
-        "performance": f"results/{cohort}/performance.tsv",
-        "prepared": f"results/{cohort}/expression/prepared.tsv",
-        "covariates": f"results/{cohort}/expression/covariates.tsv",
+        "performance": f"results/{unit}/performance.tsv",
+        "prepared": f"results/{unit}/expression/prepared.tsv",
+        "covariates": f"results/{unit}/expression/covariates.tsv",
         "matrices": [
-            f"results/{cohort}/predict/{m}.matrix.tsv"
+            f"results/{unit}/predict/{m}.matrix.tsv"
             for m in null_check_models(wildcards)
         ],
         "oof_chunks": expand(
-            f"results/{cohort}/null_check/{{chunk}}.oof.tsv", chunk=CHUNKS
+            f"results/{unit}/null_check/{{chunk}}.oof.tsv", chunk=CHUNKS
         ),
         "folds_chunks": expand(
-            f"results/{cohort}/null_check/{{chunk}}.folds.tsv", chunk=CHUNKS
+            f"results/{unit}/null_check/{{chunk}}.folds.tsv", chunk=CHUNKS
         ),
     }
     if precision := reduced_precision_tables(wildcards):
@@ -317,4 +388,21 @@ def null_check_inputs(wildcards):
 
 def null_check_summary(wildcards):
     """summary.md's permuted-expression section reads null_check.tsv when the check is on."""
-    return f"results/{wildcards.cohort}/null_check.tsv" if NULL_CHECK["enabled"] else []
+    return f"results/{wildcards.unit}/null_check.tsv" if NULL_CHECK["enabled"] else []
+
+
+def tissue_summary_inputs(wildcards):
+    """A multi-tissue cohort's tissue summary (rules/tissues.smk): every tissue's verdict,
+    expression and covariates, and every model read with every tissue's tracks."""
+    us = cohort_units(config["cohorts"], wildcards.cohort)
+    return {
+        "performance": [f"results/{u}/performance.tsv" for u in us],
+        "prepared": [f"results/{u}/expression/prepared.tsv" for u in us],
+        "covariates": [f"results/{u}/expression/covariates.tsv" for u in us],
+        "predictions": [
+            f"results/{u}/predict/{m}.matrix.tsv" for m in MODELS for u in us
+        ],
+        "splits": f"results/{wildcards.cohort}/splits/tissues.tsv",
+        # asked for so that `all` builds every tissue's summary first
+        "summaries": [f"results/{u}/summary.md" for u in us],
+    }

@@ -4,21 +4,21 @@
 
 rule concordance:
     input:
-        ism="results/{cohort}/ism/{model}.parquet",
-        eqtl="results/{cohort}/eqtl/nominal.parquet",
-        egenes="results/{cohort}/eqtl/genes.tsv",
-        predictions="results/{cohort}/predict/{model}.matrix.tsv",
-        bcf="results/{cohort}/variants/normalized.bcf",
+        ism="results/{unit}/ism/{model}.parquet",
+        eqtl="results/{unit}/eqtl/nominal.parquet",
+        egenes="results/{unit}/eqtl/genes.tsv",
+        predictions="results/{unit}/predict/{model}.matrix.tsv",
+        bcf=from_cohort("results/{cohort}/variants/normalized.bcf"),
         # ism_eqtl_p: the eQTL slopes recomputed under permutations of people
-        prepared="results/{cohort}/expression/prepared.tsv",
-        covariates="results/{cohort}/expression/covariates.tsv",
+        prepared="results/{unit}/expression/prepared.tsv",
+        covariates="results/{unit}/expression/covariates.tsv",
     output:
-        table="results/{cohort}/concordance/{model}.tsv",
-        drivers="results/{cohort}/concordance/{model}.drivers.tsv",
+        table="results/{unit}/concordance/{model}.tsv",
+        drivers="results/{unit}/concordance/{model}.drivers.tsv",
     log:
-        "logs/{cohort}/concordance/{model}.log",
+        "logs/{unit}/concordance/{model}.log",
     benchmark:
-        "benchmarks/{cohort}/concordance/{model}.tsv"
+        "benchmarks/{unit}/concordance/{model}.tsv"
     conda:
         "../envs/stats.yaml"
     threads: 1
@@ -33,11 +33,11 @@ rule concordance:
 
 rule ism_agreement:
     input:
-        ism=expand("results/{{cohort}}/ism/{model}.parquet", model=MODELS),
+        ism=expand("results/{{unit}}/ism/{model}.parquet", model=MODELS),
     output:
-        agreement="results/{cohort}/concordance/models.tsv",
+        agreement="results/{unit}/concordance/models.tsv",
     log:
-        "logs/{cohort}/concordance/models.log",
+        "logs/{unit}/concordance/models.log",
     conda:
         "../envs/stats.yaml"
     threads: 1

@@ -5,20 +5,20 @@
 
 rule elasticnet:
     input:
-        "results/{cohort}/variants/normalized.bcf.csi",  # the BCF's index (bcftools reads it)
-        prepared="results/{cohort}/expression/prepared.tsv",
-        vcf="results/{cohort}/variants/normalized.bcf",
-        chunk="results/{cohort}/chunks/{chunk}.tsv",
+        from_cohort("results/{cohort}/variants/normalized.bcf.csi"),  # the BCF's index (bcftools reads it)
+        prepared="results/{unit}/expression/prepared.tsv",
+        vcf=from_cohort("results/{cohort}/variants/normalized.bcf"),
+        chunk=from_cohort("results/{cohort}/chunks/{chunk}.tsv"),
     output:
-        metrics="results/{cohort}/elasticnet/{chunk}.metrics.tsv",
-        oof="results/{cohort}/elasticnet/{chunk}.oof.tsv",
-        weights="results/{cohort}/elasticnet/{chunk}.weights.tsv",
-        covariances="results/{cohort}/elasticnet/{chunk}.covariances.tsv",
-        folds="results/{cohort}/elasticnet/{chunk}.folds.tsv",
+        metrics="results/{unit}/elasticnet/{chunk}.metrics.tsv",
+        oof="results/{unit}/elasticnet/{chunk}.oof.tsv",
+        weights="results/{unit}/elasticnet/{chunk}.weights.tsv",
+        covariances="results/{unit}/elasticnet/{chunk}.covariances.tsv",
+        folds="results/{unit}/elasticnet/{chunk}.folds.tsv",
     log:
-        "logs/{cohort}/elasticnet/{chunk}.log",
+        "logs/{unit}/elasticnet/{chunk}.log",
     benchmark:
-        "benchmarks/{cohort}/elasticnet/{chunk}.tsv"
+        "benchmarks/{unit}/elasticnet/{chunk}.tsv"
     conda:
         "../envs/stats.yaml"
     threads: 2
@@ -43,22 +43,22 @@ rule elasticnet:
 
 rule gather_elasticnet:
     input:
-        metrics_chunks=per_chunk("results/{cohort}/elasticnet/{chunk}.metrics.tsv"),
-        oof_chunks=per_chunk("results/{cohort}/elasticnet/{chunk}.oof.tsv"),
-        weights_chunks=per_chunk("results/{cohort}/elasticnet/{chunk}.weights.tsv"),
+        metrics_chunks=per_chunk("results/{unit}/elasticnet/{chunk}.metrics.tsv"),
+        oof_chunks=per_chunk("results/{unit}/elasticnet/{chunk}.oof.tsv"),
+        weights_chunks=per_chunk("results/{unit}/elasticnet/{chunk}.weights.tsv"),
         covariances_chunks=per_chunk(
-            "results/{cohort}/elasticnet/{chunk}.covariances.tsv"
+            "results/{unit}/elasticnet/{chunk}.covariances.tsv"
         ),
-        folds_chunks=per_chunk("results/{cohort}/elasticnet/{chunk}.folds.tsv"),
-        genes="results/{cohort}/genes.tsv",
+        folds_chunks=per_chunk("results/{unit}/elasticnet/{chunk}.folds.tsv"),
+        genes=from_cohort("results/{cohort}/genes.tsv"),
     output:
-        metrics="results/{cohort}/elasticnet/metrics.tsv",
-        oof="results/{cohort}/elasticnet/oof.tsv",
-        db="results/{cohort}/elasticnet/weights.db",
-        covariances="results/{cohort}/elasticnet/covariances.txt.gz",
-        folds="results/{cohort}/elasticnet/folds.tsv",
+        metrics="results/{unit}/elasticnet/metrics.tsv",
+        oof="results/{unit}/elasticnet/oof.tsv",
+        db="results/{unit}/elasticnet/weights.db",
+        covariances="results/{unit}/elasticnet/covariances.txt.gz",
+        folds="results/{unit}/elasticnet/folds.tsv",
     log:
-        "logs/{cohort}/gather_elasticnet.log",
+        "logs/{unit}/gather_elasticnet.log",
     conda:
         "../envs/stats.yaml"
     threads: 1

@@ -5,18 +5,18 @@
 
 rule eqtl:
     input:
-        "results/{cohort}/variants/normalized.bcf.csi",  # the BCF's index (bcftools reads it)
-        prepared="results/{cohort}/expression/prepared.tsv",
-        covariates="results/{cohort}/expression/covariates.tsv",
-        vcf="results/{cohort}/variants/normalized.bcf",
-        chunk="results/{cohort}/chunks/{chunk}.tsv",
+        from_cohort("results/{cohort}/variants/normalized.bcf.csi"),  # the BCF's index (bcftools reads it)
+        prepared="results/{unit}/expression/prepared.tsv",
+        covariates="results/{unit}/expression/covariates.tsv",
+        vcf=from_cohort("results/{cohort}/variants/normalized.bcf"),
+        chunk=from_cohort("results/{cohort}/chunks/{chunk}.tsv"),
     output:
-        nominal="results/{cohort}/eqtl/{chunk}.parquet",
-        top="results/{cohort}/eqtl/{chunk}.top.tsv",
+        nominal="results/{unit}/eqtl/{chunk}.parquet",
+        top="results/{unit}/eqtl/{chunk}.top.tsv",
     log:
-        "logs/{cohort}/eqtl/{chunk}.log",
+        "logs/{unit}/eqtl/{chunk}.log",
     benchmark:
-        "benchmarks/{cohort}/eqtl/{chunk}.tsv"
+        "benchmarks/{unit}/eqtl/{chunk}.tsv"
     conda:
         "../envs/stats.yaml"
     threads: 1
@@ -36,14 +36,14 @@ rule eqtl:
 
 rule gather_eqtl:
     input:
-        nominal_chunks=per_chunk("results/{cohort}/eqtl/{chunk}.parquet"),
-        top_chunks=per_chunk("results/{cohort}/eqtl/{chunk}.top.tsv"),
+        nominal_chunks=per_chunk("results/{unit}/eqtl/{chunk}.parquet"),
+        top_chunks=per_chunk("results/{unit}/eqtl/{chunk}.top.tsv"),
     output:
-        nominal="results/{cohort}/eqtl/nominal.parquet",
-        genes="results/{cohort}/eqtl/genes.tsv",
-        summary="results/{cohort}/eqtl/egenes.json",
+        nominal="results/{unit}/eqtl/nominal.parquet",
+        genes="results/{unit}/eqtl/genes.tsv",
+        summary="results/{unit}/eqtl/egenes.json",
     log:
-        "logs/{cohort}/gather_eqtl.log",
+        "logs/{unit}/gather_eqtl.log",
     conda:
         "../envs/stats.yaml"
     threads: 1

@@ -7,21 +7,21 @@ rule prepare_expression:
         # expression plus the optional covariates / sample list of the cohort
         unpack(
             lambda wc: {
-                "validation": f"results/{wc.cohort}/validation.json",
-                "vcf": f"results/{wc.cohort}/variants/normalized.bcf",
+                "validation": f"results/{cohort_of(wc)}/validation.json",
+                "vcf": f"results/{cohort_of(wc)}/variants/normalized.bcf",
                 **{
-                    key: config["cohorts"][wc.cohort][key]
+                    key: unit_cfg(wc)[key]
                     for key in ("expression", "covariates", "samples")
-                    if config["cohorts"][wc.cohort].get(key)
+                    if unit_cfg(wc).get(key)
                 },
                 **genotype_pcs_input(wc),
             }
         ),
     output:
-        prepared="results/{cohort}/expression/prepared.tsv",
-        covariates="results/{cohort}/expression/covariates.tsv",
+        prepared="results/{unit}/expression/prepared.tsv",
+        covariates="results/{unit}/expression/covariates.tsv",
     log:
-        "logs/{cohort}/prepare_expression.log",
+        "logs/{unit}/prepare_expression.log",
     conda:
         "../envs/stats.yaml"
     threads: 1
@@ -29,7 +29,7 @@ rule prepare_expression:
         mem_mb=4000,
         runtime=30,
     params:
-        cohort=cohort_cfg,
+        cohort=unit_cfg,
         transform=config["expression"]["transform"],
         n_pcs=config["expression"]["n_pcs"],
     script:

@@ -6,40 +6,40 @@
 
 rule figures_cohort:
     input:
-        performance="results/{cohort}/performance.tsv",
-        prepared="results/{cohort}/expression/prepared.tsv",
+        performance="results/{unit}/performance.tsv",
+        prepared="results/{unit}/expression/prepared.tsv",
         # the un-residualized expression level when given (cross-gene), else the expression
-        raw=lambda wildcards: cohort_cfg(wildcards).get("expression_level")
-        or cohort_cfg(wildcards)["expression"],
+        raw=lambda wildcards: unit_cfg(wildcards).get("expression_level")
+        or unit_cfg(wildcards)["expression"],
         references=expand(
-            "results/{{cohort}}/predict/{model}.reference.tsv", model=MODELS
+            "results/{{unit}}/predict/{model}.reference.tsv", model=MODELS
         ),
-        ism=expand("results/{{cohort}}/ism/{model}.parquet", model=MODELS),
+        ism=expand("results/{{unit}}/ism/{model}.parquet", model=MODELS),
     output:
         # PDFs, written beside the PNGs below by the same calls
-        "results/{cohort}/figures/r_hist.pdf",
-        "results/{cohort}/figures/cross_gene.pdf",
-        "results/{cohort}/figures/ism_models.pdf",
+        "results/{unit}/figures/r_hist.pdf",
+        "results/{unit}/figures/cross_gene.pdf",
+        "results/{unit}/figures/ism_models.pdf",
         r_hist_png=report(
-            "results/{cohort}/figures/r_hist.png",
+            "results/{unit}/figures/r_hist.png",
             caption="../report/r_hist.rst",
-            category="{cohort}",
+            category="{unit}",
             subcategory="all predictors",
         ),
         cross_gene_png=report(
-            "results/{cohort}/figures/cross_gene.png",
+            "results/{unit}/figures/cross_gene.png",
             caption="../report/cross_gene.rst",
-            category="{cohort}",
+            category="{unit}",
             subcategory="all predictors",
         ),
         ism_models_png=report(
-            "results/{cohort}/figures/ism_models.png",
+            "results/{unit}/figures/ism_models.png",
             caption="../report/ism_models.rst",
-            category="{cohort}",
+            category="{unit}",
             subcategory="all predictors",
         ),
     log:
-        "logs/{cohort}/figures/cohort.log",
+        "logs/{unit}/figures/cohort.log",
     conda:
         "../envs/plot.yaml"
     threads: 1
@@ -49,11 +49,11 @@ rule figures_cohort:
     params:
         models=MODELS,
         raw_format=lambda wildcards: (
-            cohort_cfg(wildcards)["expression_level_format"]
-            if cohort_cfg(wildcards).get("expression_level")
-            else cohort_cfg(wildcards)["expression_format"]
+            unit_cfg(wildcards)["expression_level_format"]
+            if unit_cfg(wildcards).get("expression_level")
+            else unit_cfg(wildcards)["expression_format"]
         ),
-        is_level=lambda wildcards: bool(cohort_cfg(wildcards).get("expression_level")),
+        is_level=lambda wildcards: bool(unit_cfg(wildcards).get("expression_level")),
         cfg=config["concordance"],
     script:
         "../workflow/scripts/figures_cohort.py"
@@ -61,51 +61,51 @@ rule figures_cohort:
 
 rule figures_model:
     input:
-        performance="results/{cohort}/performance.tsv",
-        ism="results/{cohort}/ism/{model}.parquet",
-        eqtl="results/{cohort}/eqtl/nominal.parquet",
-        egenes="results/{cohort}/eqtl/genes.tsv",
-        concordance="results/{cohort}/concordance/{model}.tsv",
-        drivers="results/{cohort}/concordance/{model}.drivers.tsv",
+        performance="results/{unit}/performance.tsv",
+        ism="results/{unit}/ism/{model}.parquet",
+        eqtl="results/{unit}/eqtl/nominal.parquet",
+        egenes="results/{unit}/eqtl/genes.tsv",
+        concordance="results/{unit}/concordance/{model}.tsv",
+        drivers="results/{unit}/concordance/{model}.drivers.tsv",
     output:
         # PDFs, written beside the PNGs below by the same calls
-        "results/{cohort}/figures/{model}/deep_vs_linear.pdf",
-        "results/{cohort}/figures/{model}/ism_vs_eqtl.pdf",
-        "results/{cohort}/figures/{model}/ism_vs_eqtl_genes.pdf",
-        "results/{cohort}/figures/{model}/supported_vs_r.pdf",
-        "results/{cohort}/figures/{model}/driver_distance.pdf",
+        "results/{unit}/figures/{model}/deep_vs_linear.pdf",
+        "results/{unit}/figures/{model}/ism_vs_eqtl.pdf",
+        "results/{unit}/figures/{model}/ism_vs_eqtl_genes.pdf",
+        "results/{unit}/figures/{model}/supported_vs_r.pdf",
+        "results/{unit}/figures/{model}/driver_distance.pdf",
         deep_vs_linear_png=report(
-            "results/{cohort}/figures/{model}/deep_vs_linear.png",
+            "results/{unit}/figures/{model}/deep_vs_linear.png",
             caption="../report/deep_vs_linear.rst",
-            category="{cohort}",
+            category="{unit}",
             subcategory="{model}",
         ),
         ism_vs_eqtl_png=report(
-            "results/{cohort}/figures/{model}/ism_vs_eqtl.png",
+            "results/{unit}/figures/{model}/ism_vs_eqtl.png",
             caption="../report/ism_vs_eqtl.rst",
-            category="{cohort}",
+            category="{unit}",
             subcategory="{model}",
         ),
         ism_vs_eqtl_genes_png=report(
-            "results/{cohort}/figures/{model}/ism_vs_eqtl_genes.png",
+            "results/{unit}/figures/{model}/ism_vs_eqtl_genes.png",
             caption="../report/ism_vs_eqtl_genes.rst",
-            category="{cohort}",
+            category="{unit}",
             subcategory="{model}",
         ),
         supported_vs_r_png=report(
-            "results/{cohort}/figures/{model}/supported_vs_r.png",
+            "results/{unit}/figures/{model}/supported_vs_r.png",
             caption="../report/supported_vs_r.rst",
-            category="{cohort}",
+            category="{unit}",
             subcategory="{model}",
         ),
         driver_distance_png=report(
-            "results/{cohort}/figures/{model}/driver_distance.png",
+            "results/{unit}/figures/{model}/driver_distance.png",
             caption="../report/driver_distance.rst",
-            category="{cohort}",
+            category="{unit}",
             subcategory="{model}",
         ),
     log:
-        "logs/{cohort}/figures/{model}.log",
+        "logs/{unit}/figures/{model}.log",
     conda:
         "../envs/plot.yaml"
     threads: 1
@@ -120,18 +120,18 @@ rule figures_model:
 
 rule figures_null_check:
     input:
-        pvalues="results/{cohort}/null_check/pvalues.tsv",
+        pvalues="results/{unit}/null_check/pvalues.tsv",
     output:
         # the PDF, written beside the PNG below by the same call
-        "results/{cohort}/figures/null_check_qq.pdf",
+        "results/{unit}/figures/null_check_qq.pdf",
         png=report(
-            "results/{cohort}/figures/null_check_qq.png",
+            "results/{unit}/figures/null_check_qq.png",
             caption="../report/null_check_qq.rst",
-            category="{cohort}",
+            category="{unit}",
             subcategory="all predictors",
         ),
     log:
-        "logs/{cohort}/figures/null_check.log",
+        "logs/{unit}/figures/null_check.log",
     conda:
         "../envs/plot.yaml"
     threads: 1

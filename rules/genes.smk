@@ -8,7 +8,7 @@ rule genes:
         validated,
         fasta=config["reference"]["fasta"],
         exons=config["genes"].get("exons") or [],
-        expression=lambda wildcards: config["cohorts"][wildcards.cohort]["expression"],
+        expression=lambda wildcards: cohort_input_files(wildcards)["expression"],
         vcf=cohort_vcfs,
     output:
         genes="results/{cohort}/genes.tsv",

@@ -9,15 +9,15 @@ rule track_heads:
     input:
         tracks=per_chunk("results/{cohort}/predict/{model}/{chunk}.tracks.npz"),
         # fitted on the training people, applied to the others (rule prepare_split_expression)
-        prepared="results/{cohort}/expression/prepared_split.tsv",
-        individuals="results/{cohort}/splits/individuals.tsv",
-        genes="results/{cohort}/splits/genes.tsv",
+        prepared="results/{unit}/expression/prepared_split.tsv",
+        individuals=from_cohort("results/{cohort}/splits/individuals.tsv"),
+        genes=from_cohort("results/{cohort}/splits/genes.tsv"),
     output:
-        gene_matrix="results/{cohort}/heads/{model}.gene.matrix.tsv",
-        crossgene_matrix="results/{cohort}/heads/{model}.crossgene.matrix.tsv",
-        crossgene_weights="results/{cohort}/heads/{model}.crossgene.weights.tsv",
+        gene_matrix="results/{unit}/heads/{model}.gene.matrix.tsv",
+        crossgene_matrix="results/{unit}/heads/{model}.crossgene.matrix.tsv",
+        crossgene_weights="results/{unit}/heads/{model}.crossgene.weights.tsv",
     log:
-        "logs/{cohort}/heads/{model}.log",
+        "logs/{unit}/heads/{model}.log",
     conda:
         "../envs/stats.yaml"
     threads: 1

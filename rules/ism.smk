@@ -51,3 +51,24 @@ rule gather_ism:
         runtime=30,
     script:
         "../workflow/scripts/gather_ism.py"
+
+
+# A multi-tissue cohort's ISM as one tissue reads it: the score of its tracks (the
+# column score:<tissue> of the cohort's one ISM run).
+rule tissue_ism:
+    input:
+        table="results/{cohort}/ism/{model}.parquet",
+    output:
+        ism="results/{cohort}/{tissue}/ism/{model}.parquet",
+    log:
+        "logs/{cohort}/{tissue}/ism/{model}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        tissue=lambda wildcards: wildcards.tissue,
+    script:
+        "../workflow/scripts/tissue_ism.py"

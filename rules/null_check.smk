@@ -6,18 +6,18 @@
 
 rule null_check_elasticnet:
     input:
-        "results/{cohort}/variants/normalized.bcf.csi",  # the BCF's index (bcftools reads it)
-        prepared="results/{cohort}/expression/prepared.tsv",
-        covariates="results/{cohort}/expression/covariates.tsv",
-        vcf="results/{cohort}/variants/normalized.bcf",
-        chunk="results/{cohort}/chunks/{chunk}.tsv",
+        from_cohort("results/{cohort}/variants/normalized.bcf.csi"),  # the BCF's index (bcftools reads it)
+        prepared="results/{unit}/expression/prepared.tsv",
+        covariates="results/{unit}/expression/covariates.tsv",
+        vcf=from_cohort("results/{cohort}/variants/normalized.bcf"),
+        chunk=from_cohort("results/{cohort}/chunks/{chunk}.tsv"),
     output:
-        oof="results/{cohort}/null_check/{chunk}.oof.tsv",
-        folds="results/{cohort}/null_check/{chunk}.folds.tsv",
+        oof="results/{unit}/null_check/{chunk}.oof.tsv",
+        folds="results/{unit}/null_check/{chunk}.folds.tsv",
     log:
-        "logs/{cohort}/null_check/{chunk}.log",
+        "logs/{unit}/null_check/{chunk}.log",
     benchmark:
-        "benchmarks/{cohort}/null_check/{chunk}.tsv"
+        "benchmarks/{unit}/null_check/{chunk}.tsv"
     conda:
         "../envs/stats.yaml"
     threads: 2
@@ -38,12 +38,12 @@ rule null_check:
     input:
         unpack(null_check_inputs),
     output:
-        table="results/{cohort}/null_check.tsv",
-        pvalues="results/{cohort}/null_check/pvalues.tsv",
+        table="results/{unit}/null_check.tsv",
+        pvalues="results/{unit}/null_check/pvalues.tsv",
     log:
-        "logs/{cohort}/null_check.log",
+        "logs/{unit}/null_check.log",
     benchmark:
-        "benchmarks/{cohort}/null_check.tsv"
+        "benchmarks/{unit}/null_check.tsv"
     conda:
         "../envs/stats.yaml"
     threads: 1

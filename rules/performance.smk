@@ -8,14 +8,14 @@ rule performance:
     input:
         unpack(performance_inputs),
     output:
-        performance="results/{cohort}/performance.tsv",
-        cross_gene="results/{cohort}/cross_gene.tsv",
-        mean_r="results/{cohort}/mean_r.tsv",
-        paired="results/{cohort}/paired.tsv",
+        performance="results/{unit}/performance.tsv",
+        cross_gene="results/{unit}/cross_gene.tsv",
+        mean_r="results/{unit}/mean_r.tsv",
+        paired="results/{unit}/paired.tsv",
     log:
-        "logs/{cohort}/performance.log",
+        "logs/{unit}/performance.log",
     benchmark:
-        "benchmarks/{cohort}/performance.tsv"
+        "benchmarks/{unit}/performance.tsv"
     conda:
         "../envs/stats.yaml"
     threads: 1
@@ -24,12 +24,12 @@ rule performance:
         runtime=60,
     params:
         models=MODELS,
-        raw_format=lambda wildcards: cohort_cfg(wildcards)["expression_format"],
+        raw_format=lambda wildcards: unit_cfg(wildcards)["expression_format"],
         legacy=LEGACY_NULL,
         residualize=config["performance"]["residualize_predictions"],
         floors=MODEL_FLOORS,
         noise_z=config["precision_audit"]["noise_floor_z"],
-        level_format=lambda wildcards: cohort_cfg(wildcards)["expression_level_format"],
+        level_format=lambda wildcards: unit_cfg(wildcards)["expression_level_format"],
         policies=config["variants"],
         finetuned_here=finetuned_here,
         mean_r_permutations=config["performance"]["mean_r_permutations"],

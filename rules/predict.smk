@@ -19,6 +19,8 @@ rule predict:
         # Precision budget of a reduced-precision run (header only in strict fp32).
         precision="results/{cohort}/predict/{model}/{chunk}.precision.tsv",
         exon_stats="results/{cohort}/predict/{model}/{chunk}.exons.tsv",
+        # which tracks the model's own selection and each tissue's average (hapexp.engine.predict)
+        groups="results/{cohort}/predict/{model}/{chunk}.groups.tsv",
     log:
         "logs/{cohort}/predict/{model}/{chunk}.log",
     benchmark:
@@ -40,6 +42,7 @@ rule predict:
 rule gather_predictions:
     input:
         chunks=per_chunk("results/{cohort}/predict/{model}/{chunk}.parquet"),
+        groups=per_chunk("results/{cohort}/predict/{model}/{chunk}.groups.tsv"),
     output:
         table="results/{cohort}/predict/{model}.parquet",
         matrix="results/{cohort}/predict/{model}.matrix.tsv",
@@ -56,3 +59,27 @@ rule gather_predictions:
         spec=model_cfg,
     script:
         "../workflow/scripts/gather_predictions.py"
+
+
+# A multi-tissue cohort's predictions as one tissue reads them: the mean of the tracks it
+# selects (cohorts.<c>.tissues.<t>.tracks.<model>), from the cohort's one predict run.
+rule tissue_predictions:
+    input:
+        table="results/{cohort}/predict/{model}.parquet",
+        groups=f"results/{{cohort}}/predict/{{model}}/{CHUNKS[0]}.groups.tsv",
+    output:
+        matrix="results/{cohort}/{tissue}/predict/{model}.matrix.tsv",
+        reference="results/{cohort}/{tissue}/predict/{model}.reference.tsv",
+    log:
+        "logs/{cohort}/{tissue}/predict/{model}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        spec=model_cfg,
+        tissue=lambda wildcards: wildcards.tissue,
+    script:
+        "../workflow/scripts/tissue_predictions.py"

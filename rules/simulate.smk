@@ -2,24 +2,20 @@
 # (hapexp.demo.simulate.run_simulate_demo). Deterministic from config["simulate"]["seed"].
 
 
+# With simulate.tissues [a, b, ...] the per-tissue outputs (expression, noiseless,
+# covariates, truth, truth_genes) are lists of expression_a.tsv, ... in tissue order, plus
+# samples.tsv; without, the one-tissue files (hapexp.demo.files, the contract with the script).
+
+from hapexp.demo.files import rule_outputs  # noqa: E402
+
 SIM = config["simulate"]
 SIM_OUTDIR = SIM["outdir"]
+SIM_TISSUES = list(SIM.get("tissues") or [])
 
 
 rule simulate_demo:
     output:
-        fasta=f"{SIM_OUTDIR}/reference.fa",
-        fai=f"{SIM_OUTDIR}/reference.fa.fai",
-        vcf=f"{SIM_OUTDIR}/cohort.vcf.gz",
-        tbi=f"{SIM_OUTDIR}/cohort.vcf.gz.tbi",
-        genes=f"{SIM_OUTDIR}/genes.tsv",
-        exons=f"{SIM_OUTDIR}/exons.tsv",
-        expression=f"{SIM_OUTDIR}/expression.tsv",
-        noiseless=f"{SIM_OUTDIR}/expression_noiseless.tsv",
-        covariates=f"{SIM_OUTDIR}/covariates.tsv",
-        truth=f"{SIM_OUTDIR}/truth.tsv",
-        truth_genes=f"{SIM_OUTDIR}/truth_genes.tsv",
-        oracle=f"{SIM_OUTDIR}/oracle.pt",
+        **rule_outputs(SIM_OUTDIR, SIM_TISSUES),
     log:
         "logs/simulate_demo.log",
     benchmark:
@@ -38,5 +34,6 @@ rule simulate_demo:
         n_genes=SIM["n_genes"],
         window=SIM["window"],
         fit_window=SIM["fit_window"],
+        tissues=SIM_TISSUES,
     script:
         "../workflow/scripts/simulate_demo.py"

@@ -4,30 +4,32 @@
 
 rule split_verdict:
     input:
-        "results/{cohort}/variants/normalized.bcf.csi",  # the BCF's index (bcftools reads it)
+        from_cohort("results/{cohort}/variants/normalized.bcf.csi"),  # the BCF's index (bcftools reads it)
         # fitted on the training people, applied to the others (rule prepare_split_expression)
-        prepared="results/{cohort}/expression/prepared_split.tsv",
-        covariates="results/{cohort}/expression/covariates_split.tsv",
-        individuals="results/{cohort}/splits/individuals.tsv",
-        genes_split="results/{cohort}/splits/genes.tsv",
-        genes="results/{cohort}/genes.tsv",
-        vcf="results/{cohort}/variants/normalized.bcf",
-        matrices=expand("results/{{cohort}}/predict/{model}.matrix.tsv", model=MODELS),
+        prepared="results/{unit}/expression/prepared_split.tsv",
+        covariates="results/{unit}/expression/covariates_split.tsv",
+        individuals=from_cohort("results/{cohort}/splits/individuals.tsv"),
+        genes_split=from_cohort("results/{cohort}/splits/genes.tsv"),
+        genes=from_cohort("results/{cohort}/genes.tsv"),
+        vcf=from_cohort("results/{cohort}/variants/normalized.bcf"),
+        matrices=expand("results/{{unit}}/predict/{model}.matrix.tsv", model=MODELS),
         heads=expand(
-            "results/{{cohort}}/heads/{model}.{head}.matrix.tsv",
+            "results/{{unit}}/heads/{model}.{head}.matrix.tsv",
             model=HEADS,
             head=["gene", "crossgene"],
         ),
         # models not in strict fp32: the noise their predict jobs measured sets their constancy floor
         precision=reduced_precision_tables,
+        # people per tissue and split: a tissue below splits.min_test_people is not scored
+        tissues=from_cohort("results/{cohort}/splits/tissues.tsv"),
     output:
-        performance="results/{cohort}/splits/performance.tsv",
-        verdict="results/{cohort}/splits/verdict.tsv",
-        elasticnet="results/{cohort}/splits/elasticnet_train_people.matrix.tsv",
+        performance="results/{unit}/splits/performance.tsv",
+        verdict="results/{unit}/splits/verdict.tsv",
+        elasticnet="results/{unit}/splits/elasticnet_train_people.matrix.tsv",
     log:
-        "logs/{cohort}/split_verdict.log",
+        "logs/{unit}/split_verdict.log",
     benchmark:
-        "benchmarks/{cohort}/split_verdict.tsv"
+        "benchmarks/{unit}/split_verdict.tsv"
     conda:
         "../envs/stats.yaml"
     threads: 1
@@ -35,6 +37,7 @@ rule split_verdict:
         mem_mb=4000,
         runtime=120,
     params:
+        tissue=lambda wildcards: split_unit(wildcards.unit)[1] or "",
         models=MODELS,
         head_names=[f"{m}_head_{h}" for m in HEADS for h in ("gene", "crossgene")],
         # heads fitted gene by gene: marked as per-gene models in the split tables

@@ -5,11 +5,16 @@
 rule splits:
     input:
         genes="results/{cohort}/genes.tsv",
-        prepared="results/{cohort}/expression/prepared.tsv",
+        # every tissue's people (one split for the cohort: a test person is a test person in every tissue)
+        prepared=lambda wc: [
+            f"results/{u}/expression/prepared.tsv"
+            for u in cohort_units(config["cohorts"], wc.cohort)
+        ],
         sample_sheet=config["splits"]["sample_sheet"] or [],
     output:
         individuals="results/{cohort}/splits/individuals.tsv",
         genes_split="results/{cohort}/splits/genes.tsv",
+        tissues_out="results/{cohort}/splits/tissues.tsv",
     log:
         "logs/{cohort}/splits.log",
     conda:
@@ -19,6 +24,9 @@ rule splits:
         runtime=10,
     params:
         cfg=config["splits"],
+        tissues=lambda wc: [
+            split_unit(u)[1] or "" for u in cohort_units(config["cohorts"], wc.cohort)
+        ],
     script:
         "../workflow/scripts/splits.py"
 
@@ -32,20 +40,20 @@ rule prepare_split_expression:
         # the people and their split, plus the cohort's expression and optional covariates
         unpack(
             lambda wc: {
-                "individuals": f"results/{wc.cohort}/splits/individuals.tsv",
+                "individuals": f"results/{cohort_of(wc)}/splits/individuals.tsv",
                 **{
-                    key: config["cohorts"][wc.cohort][key]
+                    key: unit_cfg(wc)[key]
                     for key in ("expression", "covariates")
-                    if config["cohorts"][wc.cohort].get(key)
+                    if unit_cfg(wc).get(key)
                 },
                 **genotype_pcs_input(wc),
             }
         ),
     output:
-        prepared_split="results/{cohort}/expression/prepared_split.tsv",
-        covariates_split="results/{cohort}/expression/covariates_split.tsv",
+        prepared_split="results/{unit}/expression/prepared_split.tsv",
+        covariates_split="results/{unit}/expression/covariates_split.tsv",
     log:
-        "logs/{cohort}/prepare_split_expression.log",
+        "logs/{unit}/prepare_split_expression.log",
     conda:
         "../envs/stats.yaml"
     threads: 1
@@ -53,7 +61,7 @@ rule prepare_split_expression:
         mem_mb=4000,
         runtime=30,
     params:
-        cohort=cohort_cfg,
+        cohort=unit_cfg,
         transform=config["expression"]["transform"],
         n_pcs=config["expression"]["n_pcs"],
     script:

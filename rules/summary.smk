@@ -5,37 +5,37 @@
 rule summary:
     input:
         # Not read here: asked for so that `all` builds them (the report's content).
-        "results/{cohort}/concordance/models.tsv",
-        expand("results/{{cohort}}/figures/{name}.png", name=COHORT_FIGURES)
+        "results/{unit}/concordance/models.tsv",
+        expand("results/{{unit}}/figures/{name}.png", name=COHORT_FIGURES)
         + expand(
-            "results/{{cohort}}/figures/{model}/{name}.png",
+            "results/{{unit}}/figures/{model}/{name}.png",
             model=MODELS,
             name=MODEL_FIGURES,
         ),
-        performance="results/{cohort}/performance.tsv",
-        cross_gene="results/{cohort}/cross_gene.tsv",
-        mean_r="results/{cohort}/mean_r.tsv",
-        paired="results/{cohort}/paired.tsv",
-        concordance=expand("results/{{cohort}}/concordance/{model}.tsv", model=MODELS),
-        validation="results/{cohort}/validation.json",
-        egenes="results/{cohort}/eqtl/egenes.json",
-        covariates="results/{cohort}/expression/covariates.tsv",
-        prepared="results/{cohort}/expression/prepared.tsv",
-        precision="results/{cohort}/precision.tsv",
-        split_verdict="results/{cohort}/splits/verdict.tsv",
-        individuals="results/{cohort}/splits/individuals.tsv",
-        genes_split="results/{cohort}/splits/genes.tsv",
+        performance="results/{unit}/performance.tsv",
+        cross_gene="results/{unit}/cross_gene.tsv",
+        mean_r="results/{unit}/mean_r.tsv",
+        paired="results/{unit}/paired.tsv",
+        concordance=expand("results/{{unit}}/concordance/{model}.tsv", model=MODELS),
+        validation=from_cohort("results/{cohort}/validation.json"),
+        egenes="results/{unit}/eqtl/egenes.json",
+        covariates="results/{unit}/expression/covariates.tsv",
+        prepared="results/{unit}/expression/prepared.tsv",
+        precision=from_cohort("results/{cohort}/precision.tsv"),
+        split_verdict="results/{unit}/splits/verdict.tsv",
+        individuals=from_cohort("results/{cohort}/splits/individuals.tsv"),
+        genes_split=from_cohort("results/{cohort}/splits/genes.tsv"),
         null_check=null_check_summary,
     output:
         tsv=report(
-            "results/{cohort}/summary.tsv",
+            "results/{unit}/summary.tsv",
             caption="../report/summary.rst",
-            category="{cohort}",
+            category="{unit}",
             subcategory="summary",
         ),
-        md="results/{cohort}/summary.md",
+        md="results/{unit}/summary.md",
     log:
-        "logs/{cohort}/summary.log",
+        "logs/{unit}/summary.log",
     conda:
         "../envs/stats.yaml"
     threads: 1
@@ -56,11 +56,11 @@ rule summary:
         # what summary.md states about the split-aware preparation, the gene split and the
         # PredictDB predictor's rules (splits_lines, predictdb_lines)
         stated=lambda wildcards: {
-            "expression_corrected_upstream": config["cohorts"][wildcards.cohort][
+            "expression_corrected_upstream": unit_cfg(wildcards)[
                 "expression_corrected_upstream"
             ],
-            "covariates": bool(config["cohorts"][wildcards.cohort].get("covariates")),
-            "predictdb": bool(config["cohorts"][wildcards.cohort].get("predictdb")),
+            "covariates": bool(unit_cfg(wildcards).get("covariates")),
+            "predictdb": bool(unit_cfg(wildcards).get("predictdb")),
             "expression": config["expression"],
             "splits_seed": config["splits"]["seed"],
             "variants": config["variants"],

@@ -1,6 +1,7 @@
 """A simulated cohort with a known answer for the summary and demo-truth tests: planted
 effects, an oracle, an untrained model and the oracle's ISM (tests/test_summary.py,
-tests/test_truth.py)."""
+tests/test_truth.py); and `simulated_index`: the demo simulator's files turned into a
+haplotype index, the way the workflow does (engine, ISM and fine-tuning tests)."""
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,21 @@ from hapexp.variants.genotypes import Dosages
 from hapexp.verdict import concordance as cc
 
 N_VAR = 8
+
+
+def simulated_index(d, seed: int, window: int = 2048, **simulate):
+    """simulate_demo(d, seed, window, **simulate) → bcftools-normalized BCF → the haplotype index
+    of every gene for `window` (hapexp.sequences: the workflow's path), loaded."""
+    from hapexp.demo.simulate import simulate_demo
+    from hapexp.sequences.haplotypes import build_index
+    from hapexp.sequences.index import HaplotypeIndex
+    from hapexp.variants.normalize import normalize
+
+    simulate_demo(d, seed=seed, window=window, **simulate)
+    genes = pd.read_csv(d / "genes.tsv", sep="\t")
+    normalize([str(d / "cohort.vcf.gz")], d / "reference.fa", d / "norm.bcf")
+    build_index(d / "norm.bcf", d / "reference.fa", genes, window, d / "idx.npz")
+    return HaplotypeIndex.load(d / "idx.npz")
 
 
 def simulated_cohort(seed=0, n_genes=25, n_samples=200):

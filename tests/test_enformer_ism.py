@@ -16,7 +16,6 @@ forward at batch 1 vs batched differs by up to ~1e-5 relative on single outputs)
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -44,17 +43,10 @@ ISM_CFG = {"maf": 0.0, "indels": True}
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     """A simulated cohort (msprime, 8 % indels) → normalized BCF → haplotype index."""
-    from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.haplotypes import build_index
-    from hapexp.sequences.index import HaplotypeIndex
-    from hapexp.variants.normalize import normalize
+    from tests.simulated_cohort import simulated_index
 
     d = tmp_path_factory.mktemp("reuse")
-    simulate_demo(d, seed=5, n_individuals=20, n_chromosomes=1, chromosome_length=60000, n_genes=4)
-    genes = pd.read_csv(d / "genes.tsv", sep="\t")
-    normalize([str(d / "cohort.vcf.gz")], d / "reference.fa", d / "norm.bcf")
-    build_index(d / "norm.bcf", d / "reference.fa", genes, WINDOW, d / "idx.npz")
-    return HaplotypeIndex.load(d / "idx.npz")
+    return simulated_index(d, 5, WINDOW, n_individuals=20, n_chromosomes=1, chromosome_length=60000, n_genes=4)
 
 
 def _direct_readouts(module, spec, seqs, tss_index, n_bins_out):

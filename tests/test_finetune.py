@@ -24,22 +24,17 @@ TINY = {"kind": "enformer_tiny", "seed": 0, "window": 2048, "tracks": [0, 3], "b
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     """A small simulated cohort: haplotype index, noiseless expression, splits on disk."""
-    from hapexp.demo.simulate import simulate_demo
     from hapexp.io import read_matrix
-    from hapexp.sequences.haplotypes import build_index
-    from hapexp.sequences.index import HaplotypeIndex
     from hapexp.training.splits import split_genes, split_individuals
-    from hapexp.variants.normalize import normalize
+    from tests.simulated_cohort import simulated_index
 
     d = tmp_path_factory.mktemp("ft")
-    simulate_demo(d, seed=5, n_individuals=20, n_chromosomes=2, chromosome_length=60000, n_genes=6)
+    index = simulated_index(d, 5, n_individuals=20, n_chromosomes=2, chromosome_length=60000, n_genes=6)
     genes = pd.read_csv(d / "genes.tsv", sep="\t")
-    normalize([str(d / "cohort.vcf.gz")], d / "reference.fa", d / "norm.bcf")
-    build_index(d / "norm.bcf", d / "reference.fa", genes, 2048, d / "idx.npz")
     expr = read_matrix(d / "expression.tsv")
     split_individuals(list(expr.columns), {"seed": 1}).to_csv(d / "ind.tsv", sep="\t", index=False)
     split_genes(genes, {"seed": 1}).to_csv(d / "genes_split.tsv", sep="\t", index=False)
-    return d, HaplotypeIndex.load(d / "idx.npz"), expr, genes
+    return d, index, expr, genes
 
 
 def test_training_readout_is_predicts(cohort, torch_one_thread):

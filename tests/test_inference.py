@@ -224,16 +224,19 @@ def test_oracle_reproduces_simulator_noiseless_expression(tmp_path):
 
 
 def test_gather_predictions_files(index, tmp_path):
-    from hapexp.engine.predict import run_gather_predictions
+    from hapexp.engine.predict import run_gather_predictions, track_groups_table
     from hapexp.io import read_matrix, write_parquet
 
-    tidy, _ = predict_chunk(index, Predictor(TINY), progress=False)
+    p = Predictor(TINY)
+    tidy, _ = predict_chunk(index, p, progress=False)
     a, b = tidy[tidy["gene_id"] == "G0"], tidy[tidy["gene_id"] != "G0"]
     write_parquet(a, tmp_path / "000.parquet")
     write_parquet(b, tmp_path / "001.parquet")
+    track_groups_table(p).to_csv(tmp_path / "000.groups.tsv", sep="\t", index=False)
     paths = [tmp_path / "000.parquet", tmp_path / "001.parquet"]
+    groups = [tmp_path / "000.groups.tsv"] * 2
     out = [tmp_path / "all.parquet", tmp_path / "m.matrix.tsv", tmp_path / "m.reference.tsv"]
-    run_gather_predictions(paths, *out, spec={"haplotype_aggregation": "mean"})
+    run_gather_predictions(paths, groups, *out, spec={"haplotype_aggregation": "mean"})
     pd.testing.assert_frame_equal(pd.read_parquet(out[0]), tidy)
     m = read_matrix(out[1])
     want, ref = aggregate_predictions(tidy, "mean")
@@ -243,7 +246,7 @@ def test_gather_predictions_files(index, tmp_path):
     assert list(r.columns) == ["gene_id", "value"]
     np.testing.assert_allclose(r["value"], ref.to_numpy(), rtol=1e-9)
     with pytest.raises(ValueError, match="more than one chunk"):
-        run_gather_predictions([paths[0], paths[0]], *out, spec={"haplotype_aggregation": "mean"})
+        run_gather_predictions([paths[0], paths[0]], groups, *out, spec={"haplotype_aggregation": "mean"})
 
 
 # -- GPU-path pieces that run on CPU: prefetching, batch size, strict mode ----------------

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hapexp.errors import InputError
-from hapexp.models.oracle import DEFAULT_MOTIFS, Oracle, one_hot, revcomp
+from hapexp.models.oracle import DEFAULT_MOTIFS, Oracle, one_hot, revcomp, tissue_motif_sets
 
 
 def random_seq(rng, n: int) -> str:
@@ -119,3 +119,45 @@ def test_load_rejects_foreign_file(tmp_path):
     torch.save({"state_dict": {}}, path)
     with pytest.raises(InputError, match="not a hapexp oracle file"):
         Oracle.load(path)
+
+
+def test_tissue_oracle_track_k_reads_tissue_k_motifs_only(tmp_path):
+    """One track per tissue: a motif of tissue k placed near the TSS moves track k by its
+    weight's sign and leaves every other track exactly unchanged; the file loads through
+    the config's oracle block with one track per tissue."""
+    import yaml
+
+    from hapexp.models.oracle import load_oracle
+    from hapexp.models.spec import model_spec
+
+    tissues = ["liver", "blood", "brain"]
+    model = Oracle.for_tissues(tissues)
+    sets = tissue_motif_sets(3)
+    assert model.n_tracks == 3 and len(model.motifs) == 18
+    assert sets[0] == [m[:3] for m in DEFAULT_MOTIFS]  # the first tissue reads the default motifs
+    assert tissue_motif_sets(2) == sets[:2]  # adding a tissue keeps the others'
+    rng = np.random.default_rng(4)
+    base = random_seq(rng, 2048)
+    planted = [
+        (k, w, base[:1000] + motif + base[1010:]) for k, mset in enumerate(sets) for _, motif, w in mset
+    ]
+    x = one_hot(
+        np.stack([np.frombuffer(s.encode(), dtype=np.uint8) for s in [base] + [p[2] for p in planted]])
+    )
+    with torch.no_grad():
+        y = model(x.float())[:, 7:9].sum(1).numpy()  # (1 + 18, tracks)
+    for (k, w, _), delta in zip(planted, y[1:] - y[0], strict=True):
+        assert np.sign(delta[k]) == np.sign(w) and abs(delta[k]) > 0.1, (k, w, delta)
+        assert np.all(delta[np.arange(3) != k] == 0), (k, w, delta)
+    # every pair of motifs (either strand, aligned) differs in >= 3 of 10 bases
+    seqs = [s for mset in sets for _, m, _ in mset for s in (m, revcomp(m))]
+    for i in range(len(seqs)):
+        for j in range(i + 1, len(seqs)):
+            if j != i + 1 or i % 2:  # not a motif vs its own reverse complement
+                assert sum(a != b for a, b in zip(seqs[i], seqs[j], strict=True)) >= 3
+    model.save(tmp_path / "oracle.pt")
+    with open("config/config.yaml") as fh:
+        cfg = yaml.safe_load(fh)["models"]["oracle"]
+    loaded = load_oracle(model_spec({**cfg, "weights": str(tmp_path / "oracle.pt")}, "oracle"))
+    assert loaded.n_tracks == 3
+    assert Oracle.load(tmp_path / "oracle.pt").hparams["motif_names"][6] == "blood:ACT1"

@@ -203,17 +203,10 @@ def test_ism_noise_floor_and_nan(monkeypatch):
 
 @pytest.fixture(scope="module")
 def small_cohort(tmp_path_factory):
-    from hapexp.demo.simulate import simulate_demo
-    from hapexp.sequences.haplotypes import build_index
-    from hapexp.sequences.index import HaplotypeIndex
-    from hapexp.variants.normalize import normalize
+    from tests.simulated_cohort import simulated_index
 
     d = tmp_path_factory.mktemp("prec")
-    simulate_demo(d, seed=11, n_individuals=30, n_chromosomes=1, chromosome_length=60000, n_genes=4)
-    genes = pd.read_csv(d / "genes.tsv", sep="\t")
-    normalize([str(d / "cohort.vcf.gz")], d / "reference.fa", d / "norm.bcf")
-    build_index(d / "norm.bcf", d / "reference.fa", genes, 2048, d / "idx.npz")
-    return HaplotypeIndex.load(d / "idx.npz")
+    return simulated_index(d, 11, n_individuals=30, n_chromosomes=1, chromosome_length=60000, n_genes=4)
 
 
 TINY_BF16 = {"kind": "enformer_tiny", "window": 2048, "tracks": [0], "bins": 2, "device": "cpu",

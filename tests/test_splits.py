@@ -75,7 +75,8 @@ def test_run_splits_files_and_bad_sheet(tmp_path):
     prepared.index.name = "gene_id"
     prepared.to_csv(tmp_path / "prepared.tsv", sep="\t")
     out = tmp_path / "out"
-    run_splits(tmp_path / "genes.tsv", tmp_path / "prepared.tsv", out / "ind.tsv", out / "genes.tsv", {})
+    run_splits(tmp_path / "genes.tsv", tmp_path / "prepared.tsv", out / "ind.tsv", out / "genes.tsv",
+               out / "tissues.tsv", {})  # fmt: skip
     people, gsplit = read_splits(out / "ind.tsv", out / "genes.tsv")
     assert sorted(people["train"] + people["validation"] + people["test"]) == samples
     assert sorted(gsplit["train"] + gsplit["test"]) == sorted(prepared.index)  # G11: no expression
@@ -88,6 +89,7 @@ def test_run_splits_files_and_bad_sheet(tmp_path):
             tmp_path / "prepared.tsv",
             tmp_path / "o2/i.tsv",
             tmp_path / "o2/g.tsv",
+            tmp_path / "o2/t.tsv",
             cfg,
         )
     assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").iterdir())

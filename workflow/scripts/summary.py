@@ -10,4 +10,4 @@ setup_rule_logging(snakemake)
 
 from hapexp.verdict.summary import run_summary
 
-run_summary(**snakemake.input, **snakemake.output, **snakemake.params, cohort=snakemake.wildcards.cohort)
+run_summary(**snakemake.input, **snakemake.output, **snakemake.params, cohort=snakemake.wildcards.unit)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 
 from hapexp.config.schema import schema, schema_at, with_defaults
+from hapexp.config.units import RESERVED
 from hapexp.errors import InputError
 from hapexp.models.spec import check_weights_dir, model_spec
 from hapexp.variants.windows import resolve_window
@@ -50,6 +51,21 @@ def check_config(config: dict, configfile: str = "config") -> None:
             raise InputError(configfile, e.problem, e.fix, where=e.where) from None
         check_weights_dir(spec, name)
     for name, c in config["cohorts"].items():
+        for tissue, block in (c.get("tissues") or {}).items():
+            if tissue in RESERVED:
+                raise InputError(
+                    configfile,
+                    f"cohorts.{name}.tissues.{tissue}: a tissue cannot be named like the per-cohort "
+                    f"directory results/{name}/{tissue}/",
+                    f"Rename it (reserved: {', '.join(sorted(RESERVED))}).",
+                )
+            unknown = [m for m in (block.get("tracks") or {}) if m not in config["models"]]
+            if unknown:
+                raise InputError(
+                    configfile,
+                    f"cohorts.{name}.tissues.{tissue}.tracks: {unknown[0]!r} is not a model",
+                    f"Use model names from `models:` ({', '.join(config['models'])}).",
+                )
         if "{chrom}" in c["vcf"] and not c.get("chromosomes"):
             raise InputError(
                 configfile,

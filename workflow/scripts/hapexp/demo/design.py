@@ -10,6 +10,12 @@
 - *Verification*: the ISM of every variant allele in every window (readout of the ALT
   alone in the reference window minus the reference readout, `hapexp.demo.readout`):
   causal ones have the designed sign and size, the other SNVs ~0.
+- *Tissues* (multi-tissue demo): each tissue k is oracle track k with a motif set of its own
+  (`Oracle.for_tissues`). Background motifs of every tissue are planted around each TSS;
+  a gene's causal variants are designed per tissue with that tissue's motifs (distinct
+  SNVs per tissue: a gene shared between tissues has causal variants of each), and the
+  verification reads every tissue track: a causal variant moves its own tissue's track
+  only (|ISM| <= MAX_SNV_SIDE_EFFECT on the others).
 
 Coordinates are 0-based.
 """
@@ -62,33 +68,43 @@ def _instances(seq: str, motif_seqs: list[tuple[int, str]]) -> list[tuple[int, i
 
 class MotifDesigner:
     """Plants the oracle's motifs into `genome.ref` (in place) and records each gene's
-    causal designs in `Gene.causal`; draws from `rng` in a fixed order."""
+    causal designs in `Gene.causal`; draws from `rng` in a fixed order.
 
-    def __init__(self, rng, genome: Genome, readout, window: int):
-        from hapexp.models.oracle import DEFAULT_MOTIFS, revcomp
+    `n_tissues`: the tissues are the oracle's tracks 0 .. n_tissues - 1 (`readout.model`);
+    tissue k's motifs are those with a non-zero weight on track k (the one-tissue demo: all
+    of the default oracle's motifs, track 0)."""
+
+    def __init__(self, rng, genome: Genome, readout, window: int, n_tissues: int = 1):
+        from hapexp.models.oracle import revcomp
 
         self.rng = rng
         self.genome = genome
         self.readout = readout
         self.window = window
-        self.motifs = [m[1] for m in DEFAULT_MOTIFS]
-        self.motif_w = [m[2] for m in DEFAULT_MOTIFS]  # track 0 = the readout track
-        self.motif_names = [m[0] for m in DEFAULT_MOTIFS]
+        hp = readout.model.hparams
+        self.motifs = list(hp["motifs"])
+        self.motif_names = list(hp["motif_names"])
+        self.weights = [list(w) for w in hp["weights"]]  # [track][motif]
+        self.tracks = list(range(n_tissues))
+        self.track_motifs = [[m for m, w in enumerate(self.weights[t]) if w != 0] for t in self.tracks]
         self.kmax = max(len(m) for m in self.motifs)
         self.motif_seqs = [(i, s) for i, m in enumerate(self.motifs) for s in {m, revcomp(m)}]
         self.revcomp = revcomp
 
     def design(self, genes: list[Gene]) -> None:
-        """Background motifs, causal designs (a gene none fits gets h2 0), removal of
-        accidental motif changes, then `verify` (sets `Gene.ref_readout`)."""
+        """Background motifs, causal designs (a gene none fits gets h2 0 in that tissue),
+        removal of accidental motif changes, then `verify` (sets `Gene.ref_readout`)."""
         for g in genes:
-            self.plant_background(g)
+            for t in self.tracks:
+                self.plant_background(g, t)
         for g in genes:
-            if g.h2 > 0:
-                self.plant_causal(g)
-                if not g.causal:
-                    log.warning("%s: no common SNV could be made causal; h2 set to 0", g.gene_id)
-                    g.h2 = 0.0
+            for t in self.tracks:
+                if g.h2[t] > 0:
+                    self.plant_causal(g, t)
+                    if not any(c["track"] == t for c in g.causal):
+                        log.warning("%s: no common SNV could be made causal (track %d); h2 set to 0",
+                                    g.gene_id, t)  # fmt: skip
+                        g.h2[t] = 0.0
         for g in genes:
             self.remove_accidental(g)
         self.verify(genes)
@@ -113,11 +129,11 @@ class MotifDesigner:
                 ref[start0 + i] = b
         self.genome.reserved[chrom][start0 : start0 + len(seq)] = True
 
-    def plant_background(self, g: Gene):
+    def plant_background(self, g: Gene, track: int = 0):
         rng = self.rng
         n_act, n_rep = int(rng.integers(0, 5)), int(rng.integers(0, 2))
-        acts = [i for i, w in enumerate(self.motif_w) if w > 0]
-        reps = [i for i, w in enumerate(self.motif_w) if w < 0]
+        acts = [i for i in self.track_motifs[track] if self.weights[track][i] > 0]
+        reps = [i for i in self.track_motifs[track] if self.weights[track][i] < 0]
         for m in [int(rng.choice(acts)) for _ in range(n_act)] + [
             int(rng.choice(reps)) for _ in range(n_rep)
         ]:
@@ -128,29 +144,36 @@ class MotifDesigner:
                     self._write_motif(g.chrom, start, seq)
                     break
 
-    def plant_causal(self, g: Gene):
+    def plant_causal(self, g: Gene, track: int = 0):
         rng = self.rng
         n_causal = int(rng.choice([1, 1, 1, 2, 2, 3]))
+        taken = {id(c["variant"]) for c in g.causal}  # another tissue's causal SNVs
         cands = [
             v
             for v in self.genome.variants[g.chrom]
-            if v.kind == "snv" and abs(v.pos0 - g.tss0) <= CAUSAL_RANGE and v.maf() >= MIN_CAUSAL_MAF
+            if v.kind == "snv"
+            and abs(v.pos0 - g.tss0) <= CAUSAL_RANGE
+            and v.maf() >= MIN_CAUSAL_MAF
+            and id(v) not in taken
         ]
+        n_before = len(g.causal)
         for v in [cands[i] for i in rng.permutation(len(cands))]:
-            if len(g.causal) >= n_causal:
+            if len(g.causal) - n_before >= n_causal:
                 break
-            design = self._design(g, v)
+            design = self._design(g, v, track)
             if design is not None:
                 g.causal.append(design)
 
-    def _design(self, g: Gene, v: Variant) -> dict | None:
-        """Rewrite the reference around SNV `v` so that its ALT creates or breaks a motif."""
+    def _design(self, g: Gene, v: Variant, track: int = 0) -> dict | None:
+        """Rewrite the reference around SNV `v` so that its ALT creates or breaks a motif of
+        `track`'s tissue."""
         rng = self.rng
         chrom, p0 = g.chrom, v.pos0
         ref = self.genome.ref[chrom]
         rbase = chr(ref[p0])
+        own = self.track_motifs[track]
         for _ in range(30):
-            m = int(rng.integers(len(self.motifs)))
+            m = own[int(rng.integers(len(own)))]
             seq = self.motifs[m] if rng.random() < 0.5 else self.revcomp(self.motifs[m])
             mode = "create" if rng.random() < 0.5 else "break"
             offs = [o for o, b in enumerate(seq) if (b != rbase) == (mode == "create")]
@@ -165,9 +188,9 @@ class MotifDesigner:
             self._write_motif(chrom, start, seq, keep_pos0=p0)
             old_alts = v.alts
             v.alts = [alt]
-            ref_level, alt_level = self.readout(np.stack([self.ref_window(g), self.alt_window(g, v, 1)]))
-            effect = float(alt_level - ref_level)
-            sign = np.sign(self.motif_w[m]) * (1 if mode == "create" else -1)
+            levels = self.readout(np.stack([self.ref_window(g), self.alt_window(g, v, 1)]), [track])
+            effect = float(levels[1, 0] - levels[0, 0])
+            sign = np.sign(self.weights[track][m]) * (1 if mode == "create" else -1)
             if abs(effect) >= MIN_CAUSAL_EFFECT and np.sign(effect) == sign:
                 return {
                     "variant": v,
@@ -176,6 +199,7 @@ class MotifDesigner:
                     "start0": start,
                     "length": len(seq),
                     "sign": sign,
+                    "track": track,
                 }
             ref[start : start + len(seq)] = saved  # undo: too weak (far from the TSS or saturated)
             self.genome.reserved[chrom][start : start + len(seq)] = False
@@ -255,22 +279,26 @@ class MotifDesigner:
         raise RuntimeError(f"{g.gene_id}: accidental motif removal did not converge")
 
     def verify(self, genes: list[Gene]):
-        """ISM of every variant allele in every window: causal = designed sign, others ~0."""
+        """ISM of every variant allele in every window on every tissue track: causal =
+        designed sign on its own track, ~0 on the others; non-causal SNVs ~0 everywhere."""
         for g in genes:
-            ref_level = float(self.readout(self.ref_window(g))[0])
+            ref_level = self.readout(self.ref_window(g), self.tracks)[0]
             designed = {id(c["variant"]): c for c in g.causal}
             vs = [(v, a) for v in self.gene_variants(g) for a in range(1, len(v.alts) + 1)]
+            g.ref_readout = [float(x) for x in ref_level]
             if not vs:
                 continue
-            eff = self.readout(np.stack([self.alt_window(g, v, a) for v, a in vs])) - ref_level
-            for (v, a), e in zip(vs, eff, strict=True):
+            eff = self.readout(np.stack([self.alt_window(g, v, a) for v, a in vs]), self.tracks) - ref_level
+            for (v, a), es in zip(vs, eff, strict=True):
                 c = designed.get(id(v))
-                if c is not None:
-                    if np.sign(e) != c["sign"] or abs(e) < MIN_CAUSAL_EFFECT / 2:
+                for t, e in zip(self.tracks, es, strict=True):
+                    if c is not None and t == c["track"]:
+                        if np.sign(e) != c["sign"] or abs(e) < MIN_CAUSAL_EFFECT / 2:
+                            raise RuntimeError(
+                                f"{g.gene_id}: causal {v.variant_id(a)} effect {e:.4g} not as designed"
+                            )
+                        c["effect"] = float(e)
+                    elif (c is not None or v.kind in ("snv", "multi")) and abs(e) > MAX_SNV_SIDE_EFFECT:
                         raise RuntimeError(
-                            f"{g.gene_id}: causal {v.variant_id(a)} effect {e:.4g} not as designed"
+                            f"{g.gene_id}: {v.variant_id(a)} has ISM {e:.4g} on track {t}, not its own"
                         )
-                    c["effect"] = float(e)
-                elif v.kind in ("snv", "multi") and abs(e) > MAX_SNV_SIDE_EFFECT:
-                    raise RuntimeError(f"{g.gene_id}: non-causal {v.variant_id(a)} has ISM {e:.4g}")
-            g.ref_readout = ref_level

@@ -1,5 +1,8 @@
 """The demo cohort's genes: TSS placement near common SNVs, h² values, and gene models (exons).
 
+Per-tissue fields (`Gene.h2`, `Gene.ref_readout`) are lists indexed by tissue = oracle track;
+the one-tissue demo has one entry (track 0).
+
 Coordinates are 0-based (`tss0`) except the exon table, which is 1-based inclusive.
 """
 
@@ -18,9 +21,9 @@ class Gene:
     chrom: str
     tss0: int
     strand: str
-    h2: float = 0.0
-    ref_readout: float = 0.0
-    causal: list[dict] = field(default_factory=list)
+    h2: list[float] = field(default_factory=lambda: [0.0])  # per tissue (oracle track)
+    ref_readout: list[float] = field(default_factory=lambda: [0.0])  # per tissue
+    causal: list[dict] = field(default_factory=list)  # designs; each names its tissue's "track"
 
 
 def place_genes(rng, chrom_names, chrom_length, n_genes, window, n_common, fit_window=None):
@@ -66,6 +69,28 @@ def assign_h2(rng, n_genes, h2_values, zero_fraction):
     nonzero = [v for v in h2_values if v > 0]
     vals = [0.0] * n_zero + [nonzero[i % len(nonzero)] for i in range(n_genes - n_zero)]
     return [float(v) for v in rng.permutation(vals)]
+
+
+def assign_tissue_h2(rng, n_genes, n_tissues, h2_values, zero_fraction) -> list[list[float]]:
+    """h² per gene and tissue (multi-tissue demo). `zero_fraction` of the genes have no causal
+    variant in any tissue; the others cycle through the patterns *shared* (causal in every
+    tissue) and *specific to tissue k* (causal in tissue k only), i.e. about equal thirds of
+    shared, first-tissue-only and second-tissue-only genes with two tissues. Each tissue's
+    causal genes cycle through the non-zero `h2_values` on a counter of their own; the
+    genes are shuffled."""
+    n_zero = int(round(zero_fraction * n_genes))
+    nonzero = [v for v in h2_values if v > 0]
+    counters = [0] * n_tissues
+    rows = []
+    for i in range(n_genes):
+        p = None if i < n_zero else (i - n_zero) % (n_tissues + 1)
+        causal = [] if p is None else (range(n_tissues) if p == 0 else [p - 1])
+        row = [0.0] * n_tissues
+        for k in causal:
+            row[k] = float(nonzero[counters[k] % len(nonzero)])
+            counters[k] += 1
+        rows.append(row)
+    return [rows[int(i)] for i in rng.permutation(n_genes)]
 
 
 def gene_exons(seed: int, genes: list, chrom_length: int) -> pd.DataFrame:

@@ -8,6 +8,10 @@
   only. Measured covariates (sex, age, rin; `covariate_fraction` of the gene's genetic +
   noise variance) and two unmeasured factors shared by all genes (`hidden_fraction`;
   what expression PCs are for) are added on top; they are outside h2.
+- *Tissues* (multi-tissue demo): tissue k's genetic value is oracle track k's readout, its
+  noise is scaled to the gene's h2 in tissue k over the people it has; sex and age are
+  the person's (drawn once), rin, the hidden factors, the covariate effects and the noise
+  are the tissue's own.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from hapexp.demo.layout import Gene
 from hapexp.demo.readout import personal_window
 
 
-def genetic_values(genome: Genome, genes: list[Gene], readout, window: int, n: int) -> np.ndarray:
-    """(genes, individuals): mean over the two haplotypes of the personal-window readout."""
-    out = np.zeros((len(genes), n))
+def genetic_values(
+    genome: Genome, genes: list[Gene], readout, window: int, n: int, n_tracks: int = 1
+) -> np.ndarray:
+    """(tracks, genes, individuals): mean over the two haplotypes of the personal-window
+    readout of each of the oracle's first `n_tracks` tracks."""
+    out = np.zeros((n_tracks, len(genes), n))
     for gi, g in enumerate(genes):
         vs = genome.window_variants(g, window)
         keys = [tuple(int(v.gt[h]) for v in vs) for h in range(2 * n)]
@@ -39,21 +46,35 @@ def genetic_values(genome: Genome, genes: list[Gene], readout, window: int, n: i
                 for key in uniq
             ]
         )
-        val = dict(zip(uniq, readout(seqs), strict=True))
-        hap = np.array([val[k] for k in keys])
-        out[gi] = 0.5 * (hap[0::2] + hap[1::2])
+        val = dict(zip(uniq, readout(seqs, list(range(n_tracks))), strict=True))
+        hap = np.array([val[k] for k in keys])  # (2n, tracks)
+        out[:, gi] = (0.5 * (hap[0::2] + hap[1::2])).T
     return out
 
 
-def draw_expression(
-    rng, genes: list[Gene], genetic: np.ndarray, covariate_fraction: float, hidden_fraction: float
-) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """(expression genes × individuals, measured covariates sex/age/rin × individuals,
-    the truth_genes table: per gene h2, n_causal, genetic_var, noise_var, ref_readout)."""
-    n = genetic.shape[1]
-    # Covariates: measured (written out) and hidden factors (not written).
+def draw_person_covariates(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sex (0 female, 1 male) and age of `n` people."""
     sex = rng.integers(0, 2, size=n).astype(float)
     age = np.round(rng.uniform(20, 80, size=n), 1)
+    return sex, age
+
+
+def draw_expression(
+    rng,
+    genes: list[Gene],
+    genetic: np.ndarray,
+    covariate_fraction: float,
+    hidden_fraction: float,
+    track: int = 0,
+    sex_age: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """(expression genes × individuals, measured covariates sex/age/rin × individuals,
+    the truth_genes table: per gene h2, n_causal, genetic_var, noise_var, ref_readout) of
+    tissue `track`; `genetic` (genes × individuals) and `sex_age` hold its people only
+    (`sex_age` None: drawn here)."""
+    n = genetic.shape[1]
+    # Covariates: measured (written out) and hidden factors (not written).
+    sex, age = draw_person_covariates(rng, n) if sex_age is None else sex_age
     rin = np.round(np.clip(rng.normal(7.0, 1.0, size=n), 3, 10), 1)
     cov = np.stack([sex, age, rin])
     cov_z = (cov - cov.mean(1, keepdims=True)) / cov.std(1, keepdims=True)
@@ -64,14 +85,15 @@ def draw_expression(
     gene_rows = []
     for gi, g in enumerate(genes):
         gval = genetic[gi]
-        if g.h2 > 0:
+        h2, ref_readout = g.h2[track], g.ref_readout[track]
+        if h2 > 0:
             gvar = float(np.var(gval))
-            noise_var = gvar * (1 - g.h2) / g.h2
+            noise_var = gvar * (1 - h2) / h2
             base = gval
         else:
             gvar = 0.0
-            noise_var = (0.15 * g.ref_readout + 0.05) ** 2
-            base = np.full(n, g.ref_readout)
+            noise_var = (0.15 * ref_readout + 0.05) ** 2
+            base = np.full(n, ref_readout)
         noise = rng.normal(0.0, np.sqrt(noise_var), size=n)
         total = gvar + noise_var
         b = rng.normal(size=3)
@@ -83,11 +105,11 @@ def draw_expression(
         gene_rows.append(
             {
                 "gene_id": g.gene_id,
-                "h2": g.h2,
-                "n_causal": len(g.causal),
+                "h2": h2,
+                "n_causal": sum(c["track"] == track for c in g.causal),
                 "genetic_var": gvar,
                 "noise_var": noise_var,
-                "ref_readout": g.ref_readout,
+                "ref_readout": ref_readout,
             }
         )
     return expr, cov, pd.DataFrame(gene_rows)

@@ -15,6 +15,7 @@ read-out for `models.oracle` in config.yaml:
   above. Indels therefore shift the far ends of the window, never the TSS.
 - Oracle output bins of 128 bp; TSS bin `c = (L/2) // 128`; the `bins` (2) central bins
   `c - bins//2 ... c - bins//2 + bins - 1` of track 0 are summed; haplotypes averaged.
+  The multi-tissue demo reads track k for tissue k the same way (`tracks=`).
 
 Sequences are uint8 ASCII arrays; coordinates are 0-based.
 """
@@ -89,7 +90,8 @@ def central_bins(window: int, n_bins: int = N_CENTRAL_BINS, bin_size: int = BIN_
 
 
 class Readout:
-    """The oracle readout of gene-oriented windows: sum of the central bins of track 0."""
+    """The oracle readout of gene-oriented windows: sum of the central bins of track 0
+    (`tracks=[...]`: of those tracks, one column each)."""
 
     def __init__(self, oracle, window: int, batch_size: int = 512):
         import torch
@@ -99,7 +101,8 @@ class Readout:
         self.bins = central_bins(window)
         self.batch_size = batch_size
 
-    def __call__(self, seqs: np.ndarray) -> np.ndarray:
+    def __call__(self, seqs: np.ndarray, tracks: list[int] | None = None) -> np.ndarray:
+        """(n,) readouts of track 0, or (n, len(tracks)) with `tracks`."""
         from hapexp.models.oracle import one_hot
 
         seqs = np.atleast_2d(seqs)
@@ -107,5 +110,10 @@ class Readout:
         with self.torch.no_grad():
             for i in range(0, len(seqs), self.batch_size):
                 y = self.model(one_hot(seqs[i : i + self.batch_size]))
-                out.append(y[:, self.bins, TRACK].sum(dim=1).numpy())
-        return np.concatenate(out) if out else np.zeros(0)
+                if tracks is None:
+                    out.append(y[:, self.bins, TRACK].sum(dim=1).numpy())
+                else:
+                    out.append(y[:, self.bins][:, :, list(tracks)].sum(dim=1).numpy())
+        if out:
+            return np.concatenate(out)
+        return np.zeros(0) if tracks is None else np.zeros((0, len(tracks)))

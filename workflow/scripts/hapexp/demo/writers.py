@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from hapexp.demo.genome import Genome
 from hapexp.demo.layout import Gene
 
 TRUTH_COLUMNS = ["gene_id", "variant_id", "chrom", "pos", "ref", "alt", "effect", "h2", "motif", "mechanism"]
+
+
+def sample_sheet(samples: list[str], sex: np.ndarray) -> pd.DataFrame:
+    """samples.tsv (multi-tissue demo): sample, sex (female/male; sex covariate 0/1)."""
+    return pd.DataFrame({"sample": samples, "sex": np.where(np.asarray(sex) > 0, "male", "female")})
 
 
 def write_fasta(path: Path, genome: Genome, width: int = 60) -> None:
@@ -66,11 +72,14 @@ def gene_table(genes: list[Gene]) -> pd.DataFrame:
     )
 
 
-def truth_table(genes: list[Gene], motif_names: list[str]) -> pd.DataFrame:
-    """truth.tsv: one row per causal variant (`TRUTH_COLUMNS`; pos 1-based, effect = its ISM)."""
+def truth_table(genes: list[Gene], motif_names: list[str], track: int = 0) -> pd.DataFrame:
+    """truth.tsv: one row per causal variant of tissue `track` (`TRUTH_COLUMNS`; pos 1-based,
+    effect = its ISM on that track, h2 = the gene's in that tissue)."""
     rows = []
     for g in genes:
         for c in g.causal:
+            if c["track"] != track:
+                continue
             v = c["variant"]
             rows.append(
                 {
@@ -81,7 +90,7 @@ def truth_table(genes: list[Gene], motif_names: list[str]) -> pd.DataFrame:
                     "ref": v.ref,
                     "alt": v.alts[0],
                     "effect": c["effect"],
-                    "h2": g.h2,
+                    "h2": g.h2[track],
                     "motif": motif_names[c["motif"]],
                     "mechanism": c["mode"],
                 }

@@ -70,7 +70,18 @@ class EngineReadout:
         out = np.asarray(
             self.predictor.readout(seqs, tss_index, exons=exons, antisense=antisense), dtype=float
         )
-        return out.mean(axis=1) if out.ndim == 2 else out
+        if out.ndim != 2:
+            return out
+        groups = self.predictor.track_groups
+        if len(groups) == 1:  # the model's tracks only: one value per sequence
+            return out.mean(axis=1)
+        # tissues: one column per group (the model's tracks, then each tissue's)
+        return np.stack([out[:, pos].mean(axis=1) for pos in groups.values()], axis=1)
+
+    @property
+    def groups(self) -> list[str]:
+        """Track groups of the read-out's columns ("" = the model's tracks; then tissues)."""
+        return list(self.predictor.track_groups)
 
     @property
     def uses_exons(self) -> bool:
@@ -176,7 +187,9 @@ def gene_values(index, gene, readout: ReadoutFn, window: int, rc_minus: bool = T
                 if exons is not None:
                     kw["exons"] = [ref_ex, *block_ex]
                 out = readout(np.concatenate([ref_seq[None, :], block]), tss_index, **kw)
-                ref_value, out = float(out[0]), out[1:]
+                # one value per sequence, or one per track group (tissues: EngineReadout)
+                ref_value = float(out[0]) if np.ndim(out) == 1 else np.asarray(out[0], float)
+                out = out[1:]
             else:
                 if exons is not None:
                     kw["exons"] = block_ex
@@ -186,8 +199,15 @@ def gene_values(index, gene, readout: ReadoutFn, window: int, rc_minus: bool = T
 
 
 def scores_frame(
-    gene, variants: pd.DataFrame, alt, ref: float, log2_ratio: bool, floor: float
+    gene, variants: pd.DataFrame, alt, ref, log2_ratio: bool, floor: float, groups: list[str] | None = None
 ) -> pd.DataFrame:
+    """One row per variant; with track groups (`alt` [variants, groups], `ref` [groups]) the
+    `score` is group "" (the model's tracks) and each tissue's is the column `score:<tissue>`."""
+    if np.ndim(alt) == 2:
+        frame = scores_frame(gene, variants, alt[:, 0], float(ref[0]), log2_ratio, floor)
+        for k, g in enumerate(groups[1:], start=1):
+            frame[f"score:{g}"] = _scores(alt[:, k], float(ref[k]), log2_ratio, floor)
+        return frame
     return pd.DataFrame(
         {
             "gene_id": str(gene["gene_id"]),
@@ -233,8 +253,14 @@ def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict, audit_cfg:
         return gene_values(index, gene, fn, window, rc_minus, maf, indels, gene_exons(gene))
 
     table = empty_table()
+    groups = readout.groups if isinstance(readout, EngineReadout) else [""]
     if isinstance(readout, EngineReadout) and readout.candidates != ("fp32",):
-        table, _, floor, cache = audit_ism(index, readout, values, audit_cfg, model)
+        if len(groups) == 1:
+            table, _, floor, cache = audit_ism(index, readout, values, audit_cfg, model)
+        else:  # the audit measures the model's tracks (group ""); genes scored again for all groups
+            table, _, floor, _ = audit_ism(
+                index, readout, lambda g, fn: _first_group(values(g, fn)), audit_cfg, model
+            )
     else:
         floor = relative_resolution(requested(spec)) + float(getattr(readout, "path_error", 0.0))
     frames = []
@@ -243,18 +269,27 @@ def score_chunk(index, readout: ReadoutFn, spec: dict, ism_cfg: dict, audit_cfg:
         raw = cache[gid] if gid in cache else values(gene, readout)
         n = 0
         if raw is not None:
-            frames.append(scores_frame(gene, *raw, log2_ratio, floor))
+            frames.append(scores_frame(gene, *raw, log2_ratio, floor, groups))
             n = len(frames[-1])
         log.info("ISM %s: %d variants", gid, n)
     if isinstance(readout, EngineReadout) and readout.predictor.reuse is not None:
         st = readout.predictor.reuse.stats
         log.info("reference reuse: %d variant forwards windowed, %d full (indels)", st["reused"], st["full"])
     frames = [f for f in frames if len(f)]
-    df = pd.concat(frames, ignore_index=True)[ISM_COLUMNS] if frames else empty_ism()
+    columns = ISM_COLUMNS + [f"score:{g}" for g in groups[1:]]
+    df = pd.concat(frames, ignore_index=True)[columns] if frames else empty_ism(groups[1:])
     return (df, table) if return_audit else df
 
 
-def empty_ism() -> pd.DataFrame:
+def _first_group(raw):
+    """Raw read-outs of group "" only (the precision audit measures the model's tracks)."""
+    if raw is None or raw is True or np.ndim(raw[1]) == 1:
+        return raw
+    variants, alt, ref = raw
+    return variants, alt[:, 0], float(ref[0])
+
+
+def empty_ism(tissues=()) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "gene_id": pd.Series(dtype=str),
@@ -266,17 +301,36 @@ def empty_ism() -> pd.DataFrame:
             "af": pd.Series(dtype=float),
             "tss_distance": pd.Series(dtype=np.int64),
             "score": pd.Series(dtype=float),
+            **{f"score:{t}": pd.Series(dtype=float) for t in tissues},
         }
     )
 
 
 def gather(paths) -> pd.DataFrame:
-    """Concatenate per-chunk ISM tables (chunk order = file order)."""
+    """Concatenate per-chunk ISM tables (chunk order = file order), tissues' columns kept."""
     frames = [pd.read_parquet(p) for p in paths]
+    extra = [c for c in frames[0].columns if c.startswith("score:")] if frames else []
     frames = [f for f in frames if len(f)]
     if not frames:
-        return empty_ism()
-    return pd.concat(frames, ignore_index=True)[ISM_COLUMNS]
+        return empty_ism([c.removeprefix("score:") for c in extra])
+    return pd.concat(frames, ignore_index=True)[ISM_COLUMNS + extra]
+
+
+def tissue_scores(ism: pd.DataFrame, tissue: str) -> pd.DataFrame:
+    """A cohort's gathered ISM table as one tissue reads it: `score` = the tissue's tracks."""
+    col = f"score:{tissue}"
+    if col not in ism:
+        raise ValueError(f"ISM table has no column {col!r} (was ISM run for this tissue's tracks?)")
+    return ism[ISM_COLUMNS[:-1]].assign(score=ism[col].to_numpy())
+
+
+def run_tissue_ism(table, ism, tissue: str) -> None:
+    """Rule `tissue_ism`: one `tissue`'s ISM table (`ism`) from the cohort's (`table`)."""
+    from hapexp.io import write_parquet
+
+    df = tissue_scores(pd.read_parquet(table), tissue)
+    write_parquet(df, ism)
+    log.info("tissue %s: %d ISM scores", tissue, len(df))
 
 
 def run_ism(index, exons, table, precision, spec: dict, ism_cfg: dict, audit_cfg: dict | None, model: str,

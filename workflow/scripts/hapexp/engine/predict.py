@@ -192,29 +192,69 @@ def save_all_tracks(all_tracks: dict, path) -> None:
             np.savez_compressed(fh, enabled=np.array(True), **all_tracks)
 
 
-def run_gather_predictions(chunks, table, matrix, reference, spec: dict):
+def track_groups_table(predictor: Predictor) -> pd.DataFrame:
+    """group ("" = the model's own tracks; else a tissue), track (0-based model output),
+    track_name: which of a predict job's tracks each group averages."""
+    rows = [
+        (g, int(predictor.track_idx[k]), predictor.track_names[k])
+        for g, positions in predictor.track_groups.items()
+        for k in positions
+    ]
+    return pd.DataFrame(rows, columns=["group", "track", "track_name"])
+
+
+def group_tracks(groups, group: str) -> list[int]:
+    """The model tracks of one group of a predict job's groups table (`groups`: its path)."""
+    tab = pd.read_csv(groups, sep="\t", dtype={"group": str}, keep_default_na=False)
+    tracks = tab.loc[tab["group"] == group, "track"].astype(int).tolist()
+    if not tracks:
+        raise ValueError(f"{groups}: no tracks for group {group!r} (was predict run for this tissue?)")
+    return tracks
+
+
+def write_group(tidy: pd.DataFrame, tracks: list[int], matrix, reference, spec: dict) -> tuple[int, int]:
+    """The genes × samples `matrix` and `reference` values of the tidy rows of `tracks`."""
+    from hapexp.io import write_matrix, write_tsv
+
+    values, ref = aggregate_predictions(tidy[tidy["track"].isin(tracks)], spec["haplotype_aggregation"])
+    write_matrix(values, matrix)
+    write_tsv(ref.reset_index(), reference)
+    return values.shape
+
+
+def run_gather_predictions(chunks, groups, table, matrix, reference, spec: dict):
     """Rule `gather_predictions`: concatenate a model's per-chunk tables (`chunks`); write the
-    tidy `table`, the genes × samples `matrix` (the spec's haplotype aggregation) and the
-    `reference`-genome values."""
-    from hapexp.io import write_matrix, write_parquet, write_tsv
+    tidy `table` (every track run), and the genes × samples `matrix` (the spec's haplotype
+    aggregation) and `reference`-genome values of the model's own tracks (group "" of the
+    chunks' `groups` tables, the same in every chunk)."""
+    from hapexp.io import write_parquet
 
     frames = [pd.read_parquet(p) for p in chunks]
     tidy = pd.concat(frames, ignore_index=True)
     dup = tidy.duplicated(["gene_id", "sample", "haplotype", "track"])
     if dup.any():
         raise ValueError(f"gene {tidy.loc[dup, 'gene_id'].iloc[0]} appears in more than one chunk")
-    values, ref = aggregate_predictions(tidy, spec["haplotype_aggregation"])
     write_parquet(tidy, table)
-    write_matrix(values, matrix)
-    write_tsv(ref.reset_index(), reference)
-    log.info("gathered %d chunks: %d genes × %d samples", len(chunks), *values.shape)
+    shape = write_group(tidy, group_tracks(groups[0], ""), matrix, reference, spec)
+    log.info("gathered %d chunks: %d genes × %d samples", len(chunks), *shape)
 
 
-def run_predict(index, exons, table, tracks, precision, exon_stats, spec: dict, audit_cfg: dict | None,
-                model: str, threads: int | None = None):  # fmt: skip
+def run_tissue_predictions(table, groups, matrix, reference, spec: dict, tissue: str):
+    """Rule `tissue_predictions`: one tissue's genes × samples `matrix` and `reference` values
+    from the cohort's gathered predictions (`table`), averaging the tracks the tissue selects
+    (its group in `groups`)."""
+    tidy = pd.read_parquet(table)
+    tracks = group_tracks(groups, tissue)
+    shape = write_group(tidy, tracks, matrix, reference, spec)
+    log.info("tissue %s: tracks %s, %d genes × %d samples", tissue, tracks, *shape)
+
+
+def run_predict(index, exons, table, tracks, precision, exon_stats, groups, spec: dict,
+                audit_cfg: dict | None, model: str, threads: int | None = None):  # fmt: skip
     """Rule `predict`: the precision budget, then one chunk's haplotype `index` through the
-    model; writes the tidy `table`, the all-`tracks` file, the `precision` budget and (for
-    readout: exons, from the cohort's `exons`) the per-gene `exon_stats`. `threads`: the
+    model; writes the tidy `table`, the all-`tracks` file, the `precision` budget, (for
+    readout: exons, from the cohort's `exons`) the per-gene `exon_stats`, and the track
+    `groups` (the model's tracks and each tissue's: `track_groups_table`). `threads`: the
     job's CPU threads (None: torch's setting as it is)."""
     from hapexp.inputs.exons import read_exons
     from hapexp.io import write_parquet, write_tsv
@@ -237,5 +277,6 @@ def run_predict(index, exons, table, tracks, precision, exon_stats, spec: dict, 
     write_parquet(tidy, table)
     save_all_tracks(all_tracks, tracks)
     write_tsv(pd.DataFrame(predictor.exon_stats, columns=EXON_STAT_COLUMNS), exon_stats)
+    write_tsv(track_groups_table(predictor), groups)
     log.info("wrote %d rows to %s", len(tidy), table)
     return tidy, budget

@@ -77,13 +77,7 @@ class Predictor:
         self.precision = self.candidates[0]
         self.n_bins = int(s["bins"])
         self.rc_average = bool(s["rc_average"])
-        self.track_idx = resolve_tracks(
-            s["tracks"],
-            self.model.track_names,
-            self.model.identifiers,
-            where=f"models.{s['name']}.tracks",
-            table=self.model.tracks,
-        )
+        self.track_idx, self.track_groups = self._resolve_groups(s)
         self.track_names = [self.model.track_names[i] for i in self.track_idx]
         self.store_all = bool(s["store_all_tracks"])
         # readout exons: which selected tracks still read the TSS bins (CAGE, PRO-cap)
@@ -122,6 +116,35 @@ class Predictor:
             ", RC-averaged" if self.rc_average else "",
             f", compile {s['compile']} ({s['compile_mode']})",
         )  # fmt: skip
+
+    def _resolve_groups(self, s: dict) -> tuple[list[int], dict[str, list[int]]]:
+        """The tracks to run and, per group, the positions among them of the group's tracks.
+
+        Group "" is the model's own `tracks`. A multi-tissue cohort adds one group per tissue
+        (`track_groups`: tissue → selectors, None = the model's tracks; rules/common.smk
+        resolved_model): the run then holds every track any tissue selects, once each (the
+        model's tracks first, then each tissue's new ones in config order)."""
+
+        def resolve(selectors, where):
+            return resolve_tracks(
+                selectors,
+                self.model.track_names,
+                self.model.identifiers,
+                where=where,
+                table=self.model.tracks,
+            )
+
+        own = resolve(s["tracks"], f"models.{s['name']}.tracks")
+        groups = s.get("track_groups")
+        if not groups:
+            return own, {"": list(range(len(own)))}
+        chosen = {
+            t: own if sel is None else resolve(sel, f"tissues.{t}.tracks.{s['name']}")
+            for t, sel in groups.items()
+        }
+        idx = list(dict.fromkeys([*own, *(i for ids in chosen.values() for i in ids)]))
+        pos = {i: k for k, i in enumerate(idx)}
+        return idx, {"": [pos[i] for i in own], **{t: [pos[i] for i in ids] for t, ids in chosen.items()}}
 
     # -- modes ---------------------------------------------------------------------
     @property

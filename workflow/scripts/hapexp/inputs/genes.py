@@ -225,24 +225,38 @@ def gene_body_regions(genes: pd.DataFrame, flank: int) -> pd.DataFrame:
 def run_genes(fasta, genes, exons, samples, genes_cfg: dict, cohort_cfg: dict, harmonize: bool) -> None:
     """Rule `genes`: the cohort's genes (in the expression, on a VCF contig and in the FASTA),
     their exons, and the samples both in the VCF and the expression (the haplotype index's
-    sample order); `genes`, `exons`, `samples`: the files written."""
+    sample order); `genes`, `exons`, `samples`: the files written. A cohort with tissues:
+    the union of their genes and of their people (first seen first, tissues in config
+    order), so that haplotypes, predict and ISM run once for all tissues."""
+    from hapexp.config.units import tissues, unit_config
     from hapexp.inputs.exons import exon_table, load_exons
     from hapexp.inputs.formats import read_expression, read_sample_list
     from hapexp.variants.files import fasta_lengths, vcf_contigs, vcf_paths, vcf_samples
 
     source = genes_cfg.get("gtf") or genes_cfg["table"]
-    expr = read_expression(cohort_cfg["expression"], cohort_cfg["expression_format"])
+    parts = [unit_config({"c": cohort_cfg}, f"c/{t}") for t in tissues(cohort_cfg)] or [cohort_cfg]
+    gene_ids, es = [], []
+    for part in parts:
+        expr = read_expression(part["expression"], part.get("expression_format", "auto"))
+        gene_ids += list(expr.index)
+        people = list(expr.columns)
+        if part.get("samples"):
+            wanted = set(read_sample_list(part["samples"]))
+            people = [s for s in people if s in wanted]
+        es += people
+    gene_ids, es = list(dict.fromkeys(gene_ids)), list(dict.fromkeys(es))
     vcfs = vcf_paths(cohort_cfg["vcf"], cohort_cfg.get("chromosomes"))
     contigs = [c for v in vcfs for c in vcf_contigs(v)]
     kept, counts = build_gene_table(
-        load_genes(genes_cfg), expr.index, contigs, fasta_lengths(fasta), harmonize=harmonize, source=source
+        load_genes(genes_cfg),
+        pd.Index(gene_ids),
+        contigs,
+        fasta_lengths(fasta),
+        harmonize=harmonize,
+        source=source,
     )
     log.info("genes: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     vs = vcf_samples(vcfs[0])
-    es = list(expr.columns)
-    if cohort_cfg.get("samples"):
-        wanted = set(read_sample_list(cohort_cfg["samples"]))
-        es = [s for s in es if s in wanted]
     log.info(
         "samples: VCF=%(vcf)d expression=%(expression)d both=%(both)d VCF-only=%(vcf_only)d "
         "expression-only=%(expression_only)d",

@@ -120,6 +120,67 @@ def check_gene_table(genes: pd.DataFrame, path, contig_lengths: dict[str, int], 
 # --------------------------------------------------------------------------- driver
 
 
+def _check_expression(ccfg, header_samples, genes, genes_src, file_of, contigs, harmonize, report):
+    """One expression matrix (a cohort's, or one tissue's) against the VCF's samples, its
+    covariates and the gene table: (samples used, genes kept)."""
+    expr = read_expression_checked(ccfg["expression"], ccfg.get("expression_format", "auto"))
+    overlap = sample_overlap(header_samples, expr.columns)
+    samples = [s for s in header_samples if s in set(expr.columns)]
+    if ccfg.get("samples"):
+        wanted = set(read_sample_list(ccfg["samples"]))
+        samples = [s for s in samples if s in wanted]
+    if not samples:
+        raise InputError(
+            ccfg["expression"],
+            f"no sample id is both in the expression matrix ({expr.shape[1]} samples, e.g. "
+            f"{', '.join(map(str, expr.columns[:3]))}) and in the VCF ({len(header_samples)}, "
+            f"e.g. {', '.join(header_samples[:3])})",
+            "Make the column names of the expression matrix the VCF's sample ids.",
+        )
+    if overlap["vcf_only"] or overlap["expression_only"]:
+        report.warn(
+            f"sample overlap: {len(samples)} used; {overlap['vcf']} in the VCF, {overlap['expression']} in the expression"
+        )
+
+    if ccfg.get("covariates"):
+        cov = read_covariates(ccfg["covariates"])
+        missing = [s for s in samples if s not in set(cov.columns)]
+        if missing:
+            raise InputError(
+                ccfg["covariates"],
+                f"{len(missing)} sample(s) used in the analysis have no covariate values, "
+                f"e.g. {', '.join(missing[:MAX_EXAMPLES])}",
+                "Add columns for them, or restrict the cohort with `samples:`.",
+            )
+        na = cov[samples].isna().any(axis=1)
+        if na.any():
+            raise InputError(
+                ccfg["covariates"], f"covariate {na.index[na][0]!r} has missing values", "Impute or drop it."
+            )
+
+    # Genes: the same filter as rule genes (in expression, on a VCF contig, in the FASTA).
+    if match_gene_ids(genes["gene_id"], expr.index).notna().sum() == 0:
+        raise InputError(
+            genes_src,
+            f"none of the {len(genes)} genes is in the expression matrix {ccfg['expression']} "
+            f"(genes e.g. {', '.join(genes['gene_id'][:3])}; expression e.g. {', '.join(expr.index[:3])})",
+            "Use gene ids of the same annotation (Ensembl version suffixes are matched either way).",
+        )
+    kept, counts = build_gene_table(genes, expr.index, list(file_of), contigs, harmonize, genes_src)
+    if counts["dropped_not_in_expression"]:
+        report.warn(
+            f"{counts['dropped_not_in_expression']} of {len(genes)} genes are absent from the expression matrix"
+        )
+    if kept.empty:
+        raise InputError(
+            genes_src,
+            "no gene is left after filtering: none of the genes in the expression matrix lies on a chromosome "
+            f"present in both the VCF and the FASTA (counts: {counts})",
+            "Check that genes, VCF and FASTA use the same build and chromosome names.",
+        )
+    return samples, kept
+
+
 def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Report:
     """Run every check for one cohort; raise InputError on the first problem."""
     report = Report()
@@ -166,66 +227,28 @@ def validate_cohort(config: dict, cohort: str, configfile: str = "config") -> Re
                 to_vcf.setdefault(path, {})[fa] = c
     header_samples = header_samples or []
 
-    # Expression and samples.
-    expr = read_expression_checked(ccfg["expression"], ccfg["expression_format"])
-    overlap = sample_overlap(header_samples, expr.columns)
-    samples = [s for s in header_samples if s in set(expr.columns)]
-    if ccfg.get("samples"):
-        wanted = set(read_sample_list(ccfg["samples"]))
-        samples = [s for s in samples if s in wanted]
-    if not samples:
-        raise InputError(
-            ccfg["expression"],
-            f"no sample id is both in the expression matrix ({expr.shape[1]} samples, e.g. "
-            f"{', '.join(map(str, expr.columns[:3]))}) and in the VCF ({len(header_samples)}, "
-            f"e.g. {', '.join(header_samples[:3])})",
-            "Make the column names of the expression matrix the VCF's sample ids.",
-        )
-    if overlap["vcf_only"] or overlap["expression_only"]:
-        report.warn(
-            f"sample overlap: {len(samples)} used; {overlap['vcf']} in the VCF, {overlap['expression']} in the expression"
-        )
-    report.facts["samples"] = len(samples)
+    # Expression, samples, covariates and genes: per tissue (`tissues`: every tissue's
+    # expression checked the same way; the facts count the union the cohort runs on).
+    from hapexp.config.units import tissues, unit_config
 
-    if ccfg.get("covariates"):
-        cov = read_covariates(ccfg["covariates"])
-        missing = [s for s in samples if s not in set(cov.columns)]
-        if missing:
-            raise InputError(
-                ccfg["covariates"],
-                f"{len(missing)} sample(s) used in the analysis have no covariate values, "
-                f"e.g. {', '.join(missing[:MAX_EXAMPLES])}",
-                "Add columns for them, or restrict the cohort with `samples:`.",
-            )
-        na = cov[samples].isna().any(axis=1)
-        if na.any():
-            raise InputError(
-                ccfg["covariates"], f"covariate {na.index[na][0]!r} has missing values", "Impute or drop it."
-            )
-
-    # Genes: the same filter as rule genes (in expression, on a VCF contig, in the FASTA).
+    parts = {t: unit_config({cohort: ccfg}, f"{cohort}/{t}") for t in tissues(ccfg)} or {None: ccfg}
     genes_src = config["genes"].get("table") or config["genes"].get("gtf")
     genes = load_genes(config["genes"])
     check_gene_table(genes, genes_src, contigs, harmonize)
-    if match_gene_ids(genes["gene_id"], expr.index).notna().sum() == 0:
-        raise InputError(
-            genes_src,
-            f"none of the {len(genes)} genes is in the expression matrix {ccfg['expression']} "
-            f"(genes e.g. {', '.join(genes['gene_id'][:3])}; expression e.g. {', '.join(expr.index[:3])})",
-            "Use gene ids of the same annotation (Ensembl version suffixes are matched either way).",
+    all_samples, all_kept = [], []
+    for tissue, part in parts.items():
+        sub = report if tissue is None else Report()
+        samples, kept = _check_expression(
+            part, header_samples, genes, genes_src, file_of, contigs, harmonize, sub
         )
-    kept, counts = build_gene_table(genes, expr.index, list(file_of), contigs, harmonize, genes_src)
-    if counts["dropped_not_in_expression"]:
-        report.warn(
-            f"{counts['dropped_not_in_expression']} of {len(genes)} genes are absent from the expression matrix"
-        )
-    if kept.empty:
-        raise InputError(
-            genes_src,
-            "no gene is left after filtering: none of the genes in the expression matrix lies on a chromosome "
-            f"present in both the VCF and the FASTA (counts: {counts})",
-            "Check that genes, VCF and FASTA use the same build and chromosome names.",
-        )
+        if tissue is not None:
+            report.warnings += [f"tissue {tissue}: {w}" for w in sub.warnings]
+            report.facts.setdefault("tissues", {})[tissue] = {"samples": len(samples), "genes": len(kept)}
+        all_samples += samples
+        all_kept.append(kept)
+    samples = list(dict.fromkeys(all_samples))
+    kept = pd.concat(all_kept).drop_duplicates("gene_id") if len(all_kept) > 1 else all_kept[0]
+    report.facts["samples"] = len(samples)
     report.facts["genes"] = len(kept)
     check_chunkable(len(kept), int(config["genes"]["chunks"]), configfile)
 

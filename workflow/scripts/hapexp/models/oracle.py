@@ -22,14 +22,20 @@ How an output is made (all weights fixed, nothing is trained):
    monotone in every motif's presence, so the sign of a motif gain/loss effect is the
    sign of the motif's weight.
 
+Tissues (the multi-tissue demo): `Oracle.for_tissues(names)` has one track per tissue,
+track k reading only tissue k's motif set (`tissue_motif_sets`; weight 0 on every other
+motif), so a variant that creates or breaks a motif of tissue k moves track k alone.
+
 Everything that defines the model is a buffer in `state_dict`; `save` writes only
 hyper-parameters + state_dict, and `load` reads it back with `weights_only=True`.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -52,9 +58,50 @@ DEFAULT_MOTIFS: list[tuple[str, str, float, float]] = [
 ALPHABET = "ACGT"
 _COMPLEMENT = str.maketrans("ACGT", "TGCA")
 
+TISSUE_MOTIF_SEED = 2021  # the fixed stream later tissues' motifs are drawn from
+MIN_MOTIF_MISMATCHES = 3  # between any two motifs (either strand, shifted by up to 2 bp)
+
 
 def revcomp(seq: str) -> str:
     return seq.translate(_COMPLEMENT)[::-1]
+
+
+def _far(seq: str, others: list[str], max_shift: int = 2) -> bool:
+    """`seq` differs from every one of `others` in >= MIN_MOTIF_MISMATCHES of the overlapping
+    bases at every shift up to `max_shift` (and from its own reverse complement: no palindromes)."""
+    codes = np.frombuffer(seq.encode(), dtype=np.uint8)
+    rest = np.frombuffer("".join([*others, revcomp(seq)]).encode(), dtype=np.uint8).reshape(-1, len(seq))
+    for d in range(-max_shift, max_shift + 1):
+        a = codes[max(d, 0) : len(seq) + min(d, 0)]
+        b = rest[:, max(-d, 0) : len(seq) + min(-d, 0)]
+        if ((a != b).sum(axis=1) < MIN_MOTIF_MISMATCHES).any():
+            return False
+    return True
+
+
+@functools.cache
+def _tissue_motif_sets(n_tissues: int) -> tuple[tuple[tuple[str, str, float], ...], ...]:
+    sets = [tuple((m[0], m[1], m[2]) for m in DEFAULT_MOTIFS)]
+    taken = [s for m in DEFAULT_MOTIFS for s in (m[1], revcomp(m[1]))]
+    rng = np.random.default_rng(TISSUE_MOTIF_SEED)
+    for _ in range(1, n_tissues):
+        motifs = []
+        for name, _consensus, weight, _w1 in DEFAULT_MOTIFS:
+            seq = "".join(rng.choice(list(ALPHABET), size=10))
+            while len(set(seq)) < 3 or not _far(seq, taken):
+                seq = "".join(rng.choice(list(ALPHABET), size=10))
+            taken += [seq, revcomp(seq)]
+            motifs.append((name, seq, weight))
+        sets.append(tuple(motifs))
+    return tuple(sets)
+
+
+def tissue_motif_sets(n_tissues: int) -> list[list[tuple[str, str, float]]]:
+    """(name, consensus, weight) per tissue: the first tissue reads DEFAULT_MOTIFS with their
+    track-0 weights; each later tissue as many 10-bp motifs of its own with the same names and
+    weights, drawn from a fixed stream (so tissue k's set does not depend on how many follow)
+    and kept only when `_far` from every motif before it on both strands."""
+    return [list(s) for s in _tissue_motif_sets(int(n_tissues))]
 
 
 class Oracle(nn.Module):
@@ -173,6 +220,22 @@ class Oracle(nn.Module):
         )
         return out.transpose(1, 2).contiguous()
 
+    @classmethod
+    def for_tissues(cls, tissues: list[str]) -> Oracle:
+        """One track per tissue (in this order): track k = tissue k's motifs
+        (`tissue_motif_sets`, named `<tissue>:<motif>`), weight 0 on the others; baseline 0.5."""
+        motifs, names, owner, weight = [], [], [], []
+        for k, (tissue, mset) in enumerate(zip(tissues, tissue_motif_sets(len(tissues)), strict=True)):
+            for name, seq, w in mset:
+                motifs.append(seq)
+                names.append(f"{tissue}:{name}")
+                owner.append(k)
+                weight.append(w)
+        weights = [
+            [w if o == k else 0.0 for o, w in zip(owner, weight, strict=True)] for k in range(len(tissues))
+        ]
+        return cls(motifs=motifs, motif_names=names, weights=weights, baseline=[0.5] * len(tissues))
+
     # -- persistence ---------------------------------------------------------------------
     def _payload(self) -> dict:
         state = {k: v.detach().cpu().float().clone() for k, v in self.state_dict().items()}
@@ -206,8 +269,6 @@ class Oracle(nn.Module):
 
 def one_hot(seqs) -> torch.Tensor:
     """uint8 ASCII sequences (n, L) (or one (L,)) -> float64 one-hot (n, L, 4); N/other = zeros."""
-    import numpy as np
-
     arr = np.atleast_2d(np.asarray(seqs, dtype=np.uint8))
     lut = np.full(256, 4, dtype=np.int64)
     for i, b in enumerate(b"ACGT"):

@@ -17,6 +17,7 @@ therefore flip the bins *and* swap each stranded track with its pair.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -119,8 +120,26 @@ def load_targets(path) -> pd.DataFrame:
     return df
 
 
+def _regex_mask(column: pd.Series, want: dict, key: str, where: str) -> np.ndarray:
+    """``{regex: pattern}``: the tracks whose value matches by ``re.search`` (anchor with ^ and
+    $ for a whole-value match); a tissue → track table needs patterns, not exact values."""
+    if set(want) != {"regex"} or not isinstance(want["regex"], str):
+        raise InputError(
+            "config", f"track filter {key}: {want!r} is not {{regex: <pattern>}}", "give {regex: '...'}", where
+        )
+    try:
+        pattern = re.compile(want["regex"])
+    except re.error as e:
+        raise InputError(
+            "config", f"track filter {key}: invalid regular expression {want['regex']!r} ({e})",
+            "fix the pattern (Python re syntax)", where,
+        ) from None  # fmt: skip
+    return np.fromiter((bool(pattern.search(v)) for v in column.astype(str)), bool, len(column))
+
+
 def _filter_tracks(flt: dict, table: pd.DataFrame | None, where: str) -> list[int]:
-    """Every track whose metadata columns equal the filter's values (a list = any of them)."""
+    """Every track whose metadata columns equal the filter's values (a list = any of them;
+    ``{regex: pattern}`` = every value the pattern matches, `_regex_mask`)."""
     if table is None:
         raise InputError("config", "this model has no track metadata to filter on", "give indices", where)
     mask = np.ones(len(table), bool)
@@ -133,6 +152,9 @@ def _filter_tracks(flt: dict, table: pd.DataFrame | None, where: str) -> list[in
                 f"use some of {[c for c in table.columns if c != 'index']}",
                 where,
             )
+        if isinstance(want, dict):
+            mask &= _regex_mask(table[col], want, key, where)
+            continue
         wants = {str(w) for w in (want if isinstance(want, list) else [want])}
         mask &= table[col].astype(str).isin(wants).to_numpy()
     hits = np.flatnonzero(mask).tolist()

@@ -38,10 +38,11 @@ def standardize(expr: pd.DataFrame, people: list[str]) -> pd.DataFrame:
     return x.loc[keep].sub(x.loc[keep].mean(axis=1), axis=0).div(sd[keep], axis=0)
 
 
-def epoch_steps(genes: list[str], people: list[str], per_step: int, seed: int, epoch: int):
+def epoch_steps(genes: list[str], people: list[str], per_step: int, seed: int, epoch: int, stream=None):
     """The (gene, people) steps of one epoch: every gene × every training person once, in a
-    seeded order that depends only on (seed, epoch) — a resumed job replays it exactly."""
-    rng = np.random.default_rng([int(seed), int(epoch)])
+    seeded order that depends only on (seed, epoch[, stream]) — a resumed job replays it
+    exactly (`stream`: one tissue's, when fine-tuning trains on several)."""
+    rng = np.random.default_rng([int(seed), int(epoch)] + ([int(stream)] if stream is not None else []))
     steps = []
     for g in rng.permutation(len(genes)):
         order = rng.permutation(len(people))

@@ -67,6 +67,9 @@ from hapexp.training.weights import checkpoint_blocks, plain_state_dict, set_tra
 log = logging.getLogger(__name__)
 
 TRAINABLE = ("all", "last_blocks", "lora", "head")
+# Stream of the seeded order in which several tissues' steps are interleaved (tissue k's
+# own steps use stream k: hapexp.training.data.epoch_steps).
+INTERLEAVE_STREAM = 2**31
 
 
 def resolve(cfg: dict | None, name: str = "model") -> dict:
@@ -126,13 +129,15 @@ def targets_digest(expr: pd.DataFrame, people: dict, genes: dict) -> str:
 
 
 def validation_r(
-    predictor, source: GeneSource, expr: pd.DataFrame, genes: list[str], people: list[str]
+    predictor, source: GeneSource, expr: pd.DataFrame, genes: list[str], people: list[str], tracks=None
 ) -> float:
-    """Mean over genes of Pearson r between predicted and prepared expression of `people`."""
+    """Mean over genes of Pearson r between predicted and prepared expression of `people`
+    (`tracks`: one tissue's positions among the predictor's tracks; None: all)."""
     rs = []
     with torch.no_grad():
         for g in genes:
-            p = person_values(predictor, source.render(g, people), source.strand[g]).double().cpu().numpy()
+            gh = source.render(g, people)
+            p = person_values(predictor, gh, source.strand[g], tracks).double().cpu().numpy()
             y = expr.loc[g, people].to_numpy(float)
             if p.std() > 0 and y.std() > 0:
                 rs.append(pearson(p, y))
@@ -189,7 +194,7 @@ class Trainer:
             total = total + float(w["mse"]) * ((scale * p + self.calib[1] - z) ** 2).mean()
         return total
 
-    def init_scale(self, source, steps: list) -> float:
+    def init_scale(self, source, steps: list, tracks=None) -> float:
         """Start the calibration scale at 1 / (median spread of the predictions across people)
         over the first steps: a random model's differences between people are a few percent
         of its output, z's are 1; without it the model would have to grow its output
@@ -197,15 +202,29 @@ class Trainer:
         sds = []
         self.module.eval()
         with torch.no_grad():
-            for gid, ppl in steps[:8]:
-                sds.append(
-                    float(person_values(self.predictor, source.render(gid, ppl), source.strand[gid]).std())
-                )
+            for k, gid, ppl in steps[:8]:
+                gh = source.render(gid, ppl)
+                sds.append(float(person_values(self.predictor, gh, source.strand[gid], tracks[k]).std()))
         sd = float(np.median(sds)) if sds else 0.0
         a = 1.0 / sd if np.isfinite(sd) and sd > 0 else 1.0
         with torch.no_grad():
             self.calib[0] = float(np.log(a))
         return a
+
+    def steps(self, train_genes: list[list[str]], peoples: list[dict], epoch: int) -> list:
+        """The (tissue k, gene, people) steps of one epoch: one tissue's are epoch_steps'; with
+        several, each tissue's (seeded by (seed, epoch, k)) shuffled together (seeded by
+        (seed, epoch)) — deterministic, so a resumed job replays them."""
+        per, seed = int(self.cfg["people_per_step"]), self.cfg["seed"]
+        if len(train_genes) == 1:
+            return [(0, g, p) for g, p in epoch_steps(train_genes[0], peoples[0]["train"], per, seed, epoch)]
+        steps = [
+            (k, g, p)
+            for k, (genes, people) in enumerate(zip(train_genes, peoples, strict=True))
+            for g, p in epoch_steps(genes, people["train"], per, seed, epoch, stream=k)
+        ]
+        order = np.random.default_rng([int(seed), int(epoch), INTERLEAVE_STREAM]).permutation(len(steps))
+        return [steps[i] for i in order]
 
     def state(self, pos: dict) -> dict:
         return {
@@ -217,14 +236,26 @@ class Trainer:
             **pos,
         }
 
-    def fit(self, source, expr, people: dict, genes: dict, checkpoint, digest: str, stop_after=None) -> dict:
+    def fit(self, source, expr, people: dict, genes: dict, checkpoint, digest: str, stop_after=None,
+            tissues: dict | None = None) -> dict:  # fmt: skip
         """Train; returns the best state dict and the history. `stop_after` (tests): return
-        after that many steps of this call, as if the job had been killed there."""
+        after that many steps of this call, as if the job had been killed there. `tissues`
+        (training on several tissues of a cohort, one track selection each): tissue →
+        (expression, people) — each tissue's steps train the mean of its tracks
+        (`self.predictor.track_groups`) against its own expression, on its own training
+        people; `expr` and `people` are then unused."""
         cfg = self.cfg
-        z = standardize(expr, people["train"])
-        train_genes = [g for g in genes["train"] if g in z.index]
-        if not train_genes:
-            raise InputError("splits", "no training gene has expression and varies", "check the gene split")
+        if tissues is None:
+            tissues = {None: (expr, people)}
+        tracks = [None if t is None else self.predictor.track_groups[t] for t in tissues]
+        zs, train_genes, peoples = [], [], []
+        for t, (e, p) in tissues.items():
+            zs.append(standardize(e, p["train"]))
+            train_genes.append([g for g in genes["train"] if g in zs[-1].index])
+            peoples.append(p)
+            if not train_genes[-1]:
+                where = "" if t is None else f" of tissue {t}"
+                raise InputError("splits", f"no training gene{where} has expression and varies", "check the gene split")
         pos = {"epoch": 0, "step": 0, "best_r": -np.inf, "best_model": None, "bad_epochs": 0, "history": []}
         ck = Path(checkpoint)
         resumed = False
@@ -244,18 +275,16 @@ class Trainer:
                 resumed = True
                 log.info("resuming from %s: epoch %d, step %d", ck, pos["epoch"], pos["step"])
         if not resumed:
-            first = epoch_steps(train_genes, people["train"], int(cfg["people_per_step"]), cfg["seed"], 0)
-            log.info("calibration scale starts at %.4g", self.init_scale(source, first))
-        if not people["validation"]:
+            first = self.steps(train_genes, peoples, 0)
+            log.info("calibration scale starts at %.4g", self.init_scale(source, first, tracks))
+        if not all(p["validation"] for p in peoples):
             log.warning(
                 "no validation people (splits.validation_fraction 0): early stopping watches the training people"
             )
         bar = None
         done_here = 0
         while pos["epoch"] < int(cfg["epochs"]) and pos["bad_epochs"] < int(cfg["patience"]):
-            steps = epoch_steps(
-                train_genes, people["train"], int(cfg["people_per_step"]), cfg["seed"], pos["epoch"]
-            )
+            steps = self.steps(train_genes, peoples, pos["epoch"])
             if cfg["progress"] and bar is None:
                 from tqdm.auto import tqdm
 
@@ -263,11 +292,11 @@ class Trainer:
                            desc="finetune", unit="step", file=sys.stderr, mininterval=1 if sys.stderr.isatty() else 30)  # fmt: skip
             t0, n_ex = time.perf_counter(), 0
             while pos["step"] < len(steps):
-                gid, ppl = steps[pos["step"]]
+                k, gid, ppl = steps[pos["step"]]
                 train_mode(self.module, bool(cfg["dropout"]))
                 self.opt.zero_grad(set_to_none=True)
-                p = person_values(self.predictor, source.render(gid, ppl), source.strand[gid])
-                target = torch.as_tensor(z.loc[gid, ppl].to_numpy(np.float32), device=p.device)
+                p = person_values(self.predictor, source.render(gid, ppl), source.strand[gid], tracks[k])
+                target = torch.as_tensor(zs[k].loc[gid, ppl].to_numpy(np.float32), device=p.device)
                 loss = self.loss(p.float(), target)
                 loss.backward()
                 self.opt.step()
@@ -286,9 +315,10 @@ class Trainer:
                 if stop_after is not None and done_here >= stop_after:
                     return {"stopped": True, **pos}
             self.module.eval()
-            r = validation_r(
-                self.predictor, source, expr, train_genes, people["validation"] or people["train"]
-            )
+            r = float(np.mean([  # over tissues (one: as it is)
+                validation_r(self.predictor, source, e, g, p["validation"] or p["train"], tr)
+                for (e, _), g, p, tr in zip(tissues.values(), train_genes, peoples, tracks, strict=True)
+            ]))  # fmt: skip
             pos["history"].append({"epoch": pos["epoch"], "validation_r": r, "loss": float(loss.item())})
             log.info("epoch %d: last loss %.4f, validation mean r %.4f", pos["epoch"], loss.item(), r)
             if r > pos["best_r"]:
@@ -334,12 +364,13 @@ def start_model(spec: dict, init_spec: dict | None):
 
 def run_finetune(
     indexes, prepared, individuals, genes, weights, history, spec: dict, cfg: dict, init_spec: dict | None,
-    checkpoint, stop_after=None, threads: int | None = None,
+    checkpoint, stop_after=None, threads: int | None = None, tissues=None,
 ):  # fmt: skip
     """Rule `finetune`: train on the haplotype `indexes` of the chunks, the `prepared`
     expression and the splits (`individuals`, `genes`), then write the best `weights` (a
     state dict) and the `history`. `threads`: the job's CPU threads (None: torch's setting
-    as it is)."""
+    as it is). `tissues` (rule finetune_tissues): several tissues' names, `prepared` one
+    file each; each tissue trains its own tracks (the spec's `track_groups`) on its people."""
     from hapexp.io import read_matrix, write_tsv
     from hapexp.sequences.index import HaplotypeIndex
     from hapexp.training.splits import read_splits
@@ -348,22 +379,38 @@ def run_finetune(
         torch.set_num_threads(max(1, int(threads)))
 
     cfg = resolve(cfg, spec.get("name", "model"))
-    people, gene_split = read_splits(individuals, genes)
-    expr = read_matrix(prepared)
+    split, gene_split = read_splits(individuals, genes)
+    names = [None] if tissues is None else list(tissues)
+    paths = [prepared] if tissues is None else list(prepared)
+    per_tissue = {}
+    for t, path in zip(names, paths, strict=True):
+        e = read_matrix(path)
+        # one tissue of several: the cohort's split, restricted to the people this tissue has
+        per_tissue[t] = (e, {k: [s for s in v if s in e.columns] for k, v in split.items()})
+    expr, people = per_tissue[names[0]]
     source = GeneSource([HaplotypeIndex.load(p) for p in indexes], spec["window"], spec["rc_minus"])
-    missing = [s for s in people["train"] + people["validation"] if s not in source.samples]
+    everyone = dict.fromkeys(s for _, p in per_tissue.values() for s in p["train"] + p["validation"])
+    missing = [s for s in everyone if s not in source.samples]
     if missing:
         raise InputError(individuals, f"{len(missing)} people are not in the haplotype indexes (e.g. {missing[0]!r})",
                          "rerun rule splits for this cohort")  # fmt: skip
-    gene_split = {
-        k: [g for g in v if g in source.index_of and g in expr.index] for k, v in gene_split.items()
-    }
+    in_expr = set().union(*(e.index for e, _ in per_tissue.values()))
+    gene_split = {k: [g for g in v if g in source.index_of and g in in_expr] for k, v in gene_split.items()}
     trainer = Trainer(spec, cfg, start_model(spec, init_spec))
     log.info("fine-tuning %s: %d trained parameters (%s), %d training genes, %d/%d training/validation people",
              spec.get("name"), trainer.n_trained, cfg["trainable"], len(gene_split["train"]), len(people["train"]),
              len(people["validation"]))  # fmt: skip
-    digest = config_digest(spec, cfg, people, gene_split, targets_digest(expr, people, gene_split))
-    out = trainer.fit(source, expr, people, gene_split, checkpoint, digest, stop_after=stop_after)
+    if tissues is None:
+        digest = config_digest(spec, cfg, people, gene_split, targets_digest(expr, people, gene_split))
+        out = trainer.fit(source, expr, people, gene_split, checkpoint, digest, stop_after=stop_after)
+    else:
+        targets = ";".join(
+            f"{t}:{targets_digest(e, p, {'train': [g for g in gene_split['train'] if g in e.index]})}"
+            for t, (e, p) in per_tissue.items()
+        )
+        digest = config_digest(spec, cfg, {t: p for t, (_, p) in per_tissue.items()}, gene_split, targets)
+        out = trainer.fit(source, None, None, gene_split, checkpoint, digest, stop_after=stop_after,
+                          tissues=per_tissue)  # fmt: skip
     if out["stopped"]:
         return out
     best = out["best_model"] if out["best_model"] is not None else plain_state_dict(trainer.module)

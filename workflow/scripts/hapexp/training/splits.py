@@ -20,6 +20,7 @@ with a single chromosome cannot be split that way; its genes are split at random
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -64,15 +65,38 @@ def read_groups(path, column: str, samples: list[str]) -> pd.Series:
     return groups.reindex(samples)
 
 
-def split_individuals(samples: list[str], cfg: dict, groups: pd.Series | None = None) -> pd.DataFrame:
+def _stratified_pick(rng, candidates: np.ndarray, strata: np.ndarray | None, k: int) -> np.ndarray:
+    """k of `candidates` (indices) at random; with `strata` (one label per person), each
+    stratum gets its share of k (largest remainders; ties in sorted stratum order)."""
+    if strata is None:
+        return rng.permutation(candidates)[:k]
+    labels = strata[candidates]
+    names = sorted(set(labels))
+    sizes = np.array([(labels == s).sum() for s in names], dtype=float)
+    exact = k * sizes / max(sizes.sum(), 1)
+    take = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - take), kind="stable")[: k - int(take.sum())]:
+        take[i] += 1
+    return np.concatenate(
+        [rng.permutation(candidates[labels == s])[:t] for s, t in zip(names, take, strict=True)] or [[]]
+    ).astype(int)
+
+
+def split_individuals(
+    samples: list[str], cfg: dict, groups: pd.Series | None = None, strata: pd.Series | None = None
+) -> pd.DataFrame:
     """Table sample, group, split (train | validation | test), in `samples` order.
 
-    Seeded (`cfg['seed']`): the same config and samples give the same table.
+    Seeded (`cfg['seed']`): the same config and samples give the same table. `strata`
+    (sample → label, e.g. which tissues a person has and their sex): test and validation
+    people drawn in proportion from each stratum, so that every tissue and sex keeps its
+    share of test people.
     """
     cfg = with_defaults("splits", cfg)
     samples = [str(s) for s in samples]
     n = len(samples)
     rng = np.random.default_rng(int(cfg["seed"]))
+    st = None if strata is None else strata.reindex(samples).astype(str).to_numpy()
     split = np.full(n, "train", dtype=object)
     n_test = _n_of(cfg["test_fraction"], n, "test_fraction")
     if groups is not None:
@@ -103,10 +127,10 @@ def split_individuals(samples: list[str], cfg: dict, groups: pd.Series | None = 
         split[np.isin(g, sorted(test_groups))] = "test"
     else:
         g = np.full(n, "", dtype=object)
-        split[rng.permutation(n)[:n_test]] = "test"
+        split[_stratified_pick(rng, np.arange(n), st, n_test)] = "test"
     rest = np.flatnonzero(split == "train")
     n_val = _n_of(cfg["validation_fraction"], n, "validation_fraction")
-    split[rng.permutation(rest)[:n_val]] = "validation"
+    split[_stratified_pick(rng, rest, st, n_val)] = "validation"
     n_train = int((split == "train").sum())
     if n_train < 3 or not (split == "test").any():
         raise InputError(
@@ -177,33 +201,76 @@ def read_splits(individuals_path, genes_path) -> tuple[dict[str, list[str]], dic
     return people, genes
 
 
-def run_splits(genes, prepared, individuals, genes_split, cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rule `splits`: the prepared expression's people and genes (those with a gene-table row)
-    into the files `individuals` and `genes_split`."""
+def _sheet_column(cfg: dict, key: str, samples: list[str]) -> pd.Series | None:
+    """sample → the sample sheet's column named by splits.<key> (None when unset)."""
+    if not cfg[key]:
+        return None
+    if not cfg["sample_sheet"]:
+        raise InputError("config", f"splits.{key} is set but splits.sample_sheet is not", "give the sample sheet TSV")
+    return read_groups(cfg["sample_sheet"], cfg[key], samples)
+
+
+def tissue_strata(has: pd.DataFrame, sex: pd.Series | None) -> pd.Series | None:
+    """sample → stratum: the set of tissues a person has (`has`: people × tissues, bool)
+    and their sex; None when there is one tissue and no sex (the plain random split)."""
+    parts = []
+    if has.shape[1] > 1:
+        parts.append(has.apply(lambda r: "+".join(t for t in has.columns if r[t]), axis=1))
+    if sex is not None:
+        parts.append(sex.reindex(has.index).astype(str))
+    if not parts:
+        return None
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + "|" + p
+    return out
+
+
+def tissue_table(people: pd.DataFrame, has: pd.DataFrame, min_test: int) -> pd.DataFrame:
+    """Per tissue: people in each split, and whether its test people reach `min_test`
+    (a tissue below is reported, not scored in the split verdict)."""
+    split = people.set_index("sample")["split"]
+    rows = []
+    for t in has.columns:
+        s = split[has.index[has[t].to_numpy()]]
+        n = {k: int((s == k).sum()) for k in ("train", "validation", "test")}
+        rows.append({"tissue": t, "people": int(len(s)), **n, "scored": n["test"] >= min_test})
+    return pd.DataFrame(rows, columns=["tissue", "people", "train", "validation", "test", "scored"])
+
+
+def run_splits(genes, prepared, individuals, genes_split, tissues_out, cfg: dict, tissues=("",)):
+    """Rule `splits`: the people and genes (those with a gene-table row) of the prepared
+    expression of every tissue of the cohort (`prepared`, one per name in `tissues`; "" = the
+    implicit one) into the files `individuals` and `genes_split` — one split shared by all
+    tissues, stratified by the tissues each person has (and sex, splits.sex_column) — and the
+    per-tissue counts `tissues_out` (`tissue_table`)."""
     from hapexp.io import read_matrix, write_tsv
 
     cfg = with_defaults("splits", cfg)
-    expr = read_matrix(prepared)
+    prepared = [prepared] if isinstance(prepared, (str, Path)) else list(prepared)
+    exprs = [read_matrix(p) for p in prepared]
     table = pd.read_csv(genes, sep="\t", dtype={"gene_id": str, "chrom": str})
-    kept = table[table["gene_id"].isin(expr.index)].sort_values(["chrom", "tss", "gene_id"], kind="stable")
-    samples = list(expr.columns)
-    groups = None
-    if cfg["group_column"]:
-        if not cfg["sample_sheet"]:
-            raise InputError(
-                "config",
-                "splits.group_column is set but splits.sample_sheet is not",
-                "give the sample sheet TSV",
-            )
-        groups = read_groups(cfg["sample_sheet"], cfg["group_column"], samples)
-    people = split_individuals(samples, cfg, groups)
+    genes_any = set().union(*(e.index for e in exprs))
+    kept = table[table["gene_id"].isin(genes_any)].sort_values(["chrom", "tss", "gene_id"], kind="stable")
+    samples = list(dict.fromkeys(s for e in exprs for s in e.columns))
+    has = pd.DataFrame({t: pd.Index(samples).isin(e.columns) for t, e in zip(tissues, exprs, strict=True)},
+                       index=samples)  # fmt: skip
+    sex, groups = (_sheet_column(cfg, key, samples) for key in ("sex_column", "group_column"))
+    people = split_individuals(samples, cfg, groups, tissue_strata(has, sex))
     gsplit = split_genes(kept, cfg)
+    per_tissue = tissue_table(people, has, int(cfg["min_test_people"]))
     write_tsv(people, individuals)
     write_tsv(gsplit, genes_split)
+    write_tsv(per_tissue, tissues_out)
     log.info(
         "individuals: %s; genes (by %s): %s",
         people["split"].value_counts().to_dict(), gsplit["unit"].iloc[0], gsplit["split"].value_counts().to_dict(),
     )  # fmt: skip
+    for r in per_tissue.itertuples():
+        (log.info if r.scored else log.warning)(
+            "tissue %s: %d people (train %d, validation %d, test %d)%s", r.tissue or "(the cohort's)", r.people,
+            r.train, r.validation, r.test, "" if r.scored else f": fewer than {cfg['min_test_people']} test people, not scored",
+        )  # fmt: skip
     return people, gsplit
 
 
@@ -219,13 +286,16 @@ def run_prepare_split_expression(individuals, prepared_split, covariates_split, 
     (`prepared_split`) and the covariates used (`covariates_split`: held-out people's PCs
     projected on the training loadings)."""
     from hapexp.inputs.expression import prepare_expression
-    from hapexp.inputs.formats import read_covariates, read_expression
+    from hapexp.inputs.formats import read_covariates, read_expression, read_sample_list
     from hapexp.io import read_matrix, write_matrix
 
     table = pd.read_csv(individuals, sep="\t", dtype={"sample": str, "group": str})
+    expr = read_expression(cohort["expression"], cohort["expression_format"])
+    if cohort.get("tissue"):  # one tissue of several: the split's people this tissue has
+        wanted = set(read_sample_list(cohort["samples"])) if cohort.get("samples") else None
+        table = table[table["sample"].isin(expr.columns) & (table["sample"].isin(wanted) if wanted else True)]
     samples = table["sample"].tolist()
     train = table.loc[table["split"] == "train", "sample"].tolist()
-    expr = read_expression(cohort["expression"], cohort["expression_format"])
     missing = [s for s in samples if s not in expr.columns]
     if missing:
         raise InputError(

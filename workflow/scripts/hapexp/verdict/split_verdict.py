@@ -24,7 +24,7 @@ import pandas as pd
 
 from hapexp.config.schema import defaults
 from hapexp.linear.elasticnet import fit_predict_on
-from hapexp.verdict.performance import cross_individual, resolve_floors
+from hapexp.verdict.performance import PERFORMANCE_COLUMNS, cross_individual, resolve_floors
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def concordance_markdown(table: pd.DataFrame, starts: dict[str, str | None]) -> 
 
 def run_split_verdict(prepared, covariates, individuals, genes_split, genes, vcf, matrices, heads, precision,
                       performance, verdict, elasticnet, models: list[str], head_names: list[str], cfg: dict,
-                      per_gene: list[str] = (), threads: int = 1):  # fmt: skip
+                      per_gene: list[str] = (), threads: int = 1, tissues=None, tissue: str = ""):  # fmt: skip
     """Rule `split_verdict`: the elastic net on the training people (`individuals`), then every
     predictor (the `matrices` of `models`, the `heads` named `head_names`, that elastic net)
     on the test people, with the genes labelled by `genes_split`; writes the per-gene
@@ -233,7 +233,9 @@ def run_split_verdict(prepared, covariates, individuals, genes_split, genes, vcf
     validated config's elasticnet, models and variants blocks, the models' floors (None:
     measured by the predict jobs' `precision` tables, margin `noise_z`) and performance's
     residualize_predictions; `per_gene`: the heads fitted gene by gene (marked in the tables
-    with the elastic net: PER_GENE_NOTE); `threads`: BLAS threads."""
+    with the elastic net: PER_GENE_NOTE); `threads`: BLAS threads. `tissues`: rule splits'
+    per-tissue counts; a `tissue` (of a cohort with tissues) with fewer test people than
+    splits.min_test_people is reported there, not scored: empty tables here."""
     from threadpoolctl import threadpool_limits
 
     from hapexp.io import read_matrix, write_matrix, write_tsv
@@ -241,6 +243,15 @@ def run_split_verdict(prepared, covariates, individuals, genes_split, genes, vcf
     from hapexp.variants.genotypes import cis_dosages
     from hapexp.variants.windows import resolve_window
 
+    if tissues is not None and tissue:
+        row = pd.read_csv(tissues, sep="\t", dtype={"tissue": str}).set_index("tissue").loc[tissue]
+        if not bool(row["scored"]):
+            log.warning("tissue %s: %d test people, below splits.min_test_people: not scored", tissue, row["test"])
+            write_matrix(pd.DataFrame(index=pd.Index([], name="gene_id")), elasticnet)
+            write_tsv(pd.DataFrame(columns=["gene_id", "predictor", "gene_split", *PERFORMANCE_COLUMNS[2:]]),
+                      performance)  # fmt: skip
+            write_tsv(pd.DataFrame(columns=SUMMARY_COLUMNS), verdict)
+            return None, None
     expr = read_matrix(prepared)
     cov = read_matrix(covariates, index_col="id")
     people, _ = read_splits(individuals, genes_split)

@@ -396,7 +396,9 @@ def run_summary(
     from hapexp.verdict.split_verdict import concordance_before_after, concordance_markdown, markdown
 
     ctx = summary_context(context, validation, egenes, covariates, prepared)
-    trained = [m for m, c in finetuned.items() if c == cohort]
+    # `cohort`: the unit (a cohort, or cohort/tissue); a model fine-tuned on any tissue of
+    # the cohort saw these people's genomes (and its tissue's expression): out of the headline
+    trained = [m for m, c in finetuned.items() if c.partition("/")[0] == cohort.partition("/")[0]]
     finetune_starts = {m: finetune_init.get(m) for m in trained}
     perf = pd.read_csv(performance, sep="\t", dtype={"gene_id": str})
     cg = pd.read_csv(cross_gene, sep="\t")
@@ -413,7 +415,17 @@ def run_summary(
     text = text.rstrip("\n") + "\n\n## Precision budget (precision.tsv)\n\n" + "\n".join(lines) + "\n"
     verdict = pd.read_csv(split_verdict, sep="\t")
     people, gene_split = read_splits(individuals, genes_split)
-    text = text.rstrip("\n") + "\n\n" + "\n".join(markdown(verdict, people, trained))
+    if "/" in cohort:  # one tissue of several: the cohort's split, this tissue's people
+        have = set(pd.read_csv(prepared, sep="\t", index_col=0, nrows=0).columns)
+        people = {k: [s for s in v if s in have] for k, v in people.items()}
+    # a model fine-tuned on another tissue of the cohort: say which (its transfer is judged here)
+    labels = [
+        m if finetuned[m] == cohort
+        else f"{m} (on {finetuned[m]}'s expression)" if "/" in finetuned[m]
+        else f"{m} (on every tissue's expression)"
+        for m in trained
+    ]  # fmt: skip
+    text = text.rstrip("\n") + "\n\n" + "\n".join(markdown(verdict, people, labels))
     if finetune_starts:
         table = concordance_before_after(conc, finetune_starts, gene_split)
         text = text.rstrip("\n") + "\n\n" + "\n".join(concordance_markdown(table, finetune_starts))
