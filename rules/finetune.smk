@@ -77,4 +77,4 @@ rule finetune_tissues:
         checkpoint="results/{cohort}/finetune/{model}/checkpoint.pt",
         tissues=lambda wildcards: tissues(config["cohorts"][wildcards.cohort]),
     script:
-        "../workflow/scripts/finetune.py"
+        "../workflow/scripts/finetune_tissues.py"

@@ -286,11 +286,11 @@ def test_both_verdicts_resolve_auto_floors_from_the_jobs_tables(tmp_path):
               "cohorts": {"c": {"vcf": "c.vcf.gz", "expression": "e.tsv"}},
               "models": {"a": {**o, "precision": "auto"}, "b": {**o, "precision": "fp32"}}}  # fmt: skip
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    c = "SimpleNamespace(cohort='c')"
+    c, u = "SimpleNamespace(cohort='c')", "SimpleNamespace(unit='c')"  # per-cohort / per-tissue rules
     got = parse_workflow(tmp_path, tmp_path / "config.yaml", {
         "floors": "MODEL_FLOORS",
         "tables": f"reduced_precision_tables({c})",
-        "performance": f"performance_inputs({c})['precision']",
+        "performance": f"performance_inputs({u})['precision']",
         "split_verdict": "rules.split_verdict.rule.input.precision.__name__",
     })  # fmt: skip
     assert got["floors"] == {"a": None, "b": 1e-6}

@@ -223,12 +223,15 @@ def test_trained_rules_read_the_split_aware_preparation():
         ("split_verdict", "split_verdict"),
     ]:
         block = inputs(rule_file, rule)
-        assert 'prepared="results/{cohort}/expression/prepared_split.tsv"' in block, rule
+        assert 'prepared="results/{unit}/expression/prepared_split.tsv"' in block, rule
         assert "expression/prepared.tsv" not in block and "expression/covariates.tsv" not in block, rule
-    assert 'covariates="results/{cohort}/expression/covariates_split.tsv"' in inputs(
+    assert 'covariates="results/{unit}/expression/covariates_split.tsv"' in inputs(
         "split_verdict", "split_verdict"
     )
     assert "splits/individuals.tsv" in inputs("splits", "prepare_split_expression")
+    # fine-tuning on every tissue of a cohort: each tissue's split-aware preparation
+    block = inputs("finetune", "finetune_tissues")
+    assert 'f"results/{u}/expression/prepared_split.tsv"' in block and "expression/prepared.tsv" not in block
     assert not re.search(r"prepared_split|covariates_split", inputs("splits", "splits"))
 
 

@@ -63,7 +63,8 @@ def parse_workflow(tmp, configfile, exprs: dict[str, str]) -> dict:
     """The workflow parsed by Snakemake with `configfile` (`--list-rules`: nothing runs), and
     the value of each expression of `exprs` (name -> Python expression evaluated where the
     rules are defined: `config`, `MODELS`, input functions called with
-    `SimpleNamespace(cohort=..., model=...)` as wildcards), JSON-decoded."""
+    `SimpleNamespace(cohort=..., model=...)` as wildcards; per-tissue rules' functions take
+    `unit=`), JSON-decoded."""
     tmp = Path(tmp)
     (tmp / "Snakefile").write_text(_PARSE.format(snakefile=str(REPO / "Snakefile"), exprs=exprs))
     env = {**os.environ, "PYTHONPATH": str(REPO / "workflow" / "scripts")}

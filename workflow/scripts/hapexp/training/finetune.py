@@ -362,6 +362,14 @@ def start_model(spec: dict, init_spec: dict | None):
     return load_model(init_spec, "cpu")
 
 
+def run_finetune_tissues(indexes, prepared, individuals, genes, weights, history, spec: dict, cfg: dict,
+                         init_spec: dict | None, checkpoint, tissues: list[str], threads: int | None = None):  # fmt: skip
+    """Rule `finetune_tissues`: `run_finetune` on every tissue of a cohort (`prepared`: one
+    split-aware expression per name in `tissues`; each tissue trains its own tracks)."""
+    return run_finetune(indexes, prepared, individuals, genes, weights, history, spec, cfg, init_spec,
+                        checkpoint, threads=threads, tissues=tissues)  # fmt: skip
+
+
 def run_finetune(
     indexes, prepared, individuals, genes, weights, history, spec: dict, cfg: dict, init_spec: dict | None,
     checkpoint, stop_after=None, threads: int | None = None, tissues=None,
