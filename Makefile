@@ -10,7 +10,8 @@ CORES ?= all
 # the CPU index, e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu".
 TORCH_SPEC ?= torch==2.13.0
 # Debian packages the workflow shells out to (bcftools/tabix) or draws with (graphviz).
-APT_PACKAGES := bcftools tabix graphviz
+# r-cran-susier: the independent answer of the fine-mapping tests (tests/test_finemap.py).
+APT_PACKAGES := bcftools tabix graphviz r-cran-susier
 
 .PHONY: setup sysdeps demo demo-tissues test test-long test-fast test-real lint format rulegraph clean-demo install-profile test-slurm gpu-wheels
 
@@ -22,10 +23,11 @@ sysdeps:
 	command -v bcftools >/dev/null || missing="$$missing bcftools"; \
 	command -v tabix >/dev/null || missing="$$missing tabix"; \
 	command -v dot >/dev/null || missing="$$missing graphviz"; \
+	Rscript -e 'quit(status = !requireNamespace("susieR", quietly = TRUE))' >/dev/null 2>&1 || missing="$$missing r-cran-susier"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing from apt:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi
 
 # Pinned torch first: an unpinned one (or one pulled in by enformer-pytorch)
