@@ -216,11 +216,8 @@ def all_outputs():
     out = []
     for unit in UNITS:
         out += [f"results/{unit}/summary.tsv", f"results/{unit}/summary.md"]
-        # SuSiE fine-mapping (rules/finemap.smk): not yet read by the verdict (issue 22)
-        out += [
-            f"results/{unit}/finemap/pips.parquet",
-            f"results/{unit}/finemap/credible_sets.tsv",
-        ]
+        # SuSiE's credible sets (rules/finemap.smk; its PIPs feed the causal benchmark)
+        out += [f"results/{unit}/finemap/credible_sets.tsv"]
     for cohort in MULTI_TISSUE:
         out += [f"results/{cohort}/tissues.tsv", f"results/{cohort}/summary.md"]
     return out
@@ -394,6 +391,16 @@ def null_check_inputs(wildcards):
 def null_check_summary(wildcards):
     """summary.md's permuted-expression section reads null_check.tsv when the check is on."""
     return f"results/{wildcards.unit}/null_check.tsv" if NULL_CHECK["enabled"] else []
+
+
+def causal_truth(wildcards):
+    """The known causal variants of the job's unit (causal.truth, by unit or else by
+    cohort; `{tissue}` filled in) for the causal benchmark's PIP calibration; none unset.
+    """
+    truth = config["causal"]["truth"]
+    cohort, tissue = split_unit(wildcards.unit)
+    path = truth.get(wildcards.unit) or truth.get(cohort)
+    return {"truth": path.format(tissue=tissue or "")} if path else {}
 
 
 def tissue_summary_inputs(wildcards):

@@ -26,6 +26,9 @@ rule summary:
         individuals=from_cohort("results/{cohort}/splits/individuals.tsv"),
         genes_split=from_cohort("results/{cohort}/splits/genes.tsv"),
         null_check=null_check_summary,
+        # the causal-variant benchmark (rules/causal.smk; its figure is the same job's output)
+        causal_headline="results/{unit}/causal/headline.tsv",
+        causal_section="results/{unit}/causal/summary.md",
     output:
         tsv=report(
             "results/{unit}/summary.tsv",

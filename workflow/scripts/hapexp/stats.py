@@ -595,3 +595,120 @@ def beta_approx_pval(r2_perm: np.ndarray, r2_nominal: float, dof: float) -> dict
         "pval_true_df": pval_true_dof,
         "pval_beta": pval_beta,
     }
+
+
+# --------------------------------------------------------------------------- ranking: ROC / PR
+# A score ranks items as candidates for a binary label (e.g. a variant's |ISM| for being
+# causal). Ties are handled as scikit-learn does: AUROC is the Mann–Whitney U with average
+# ranks (a tied positive–negative pair counts 1/2); AUPRC is the average precision over the
+# distinct score thresholds (tied items enter together). ±inf are ordinary values (callers
+# put unknown scores at −inf: tied with each other, below every known score); NaN is not
+# allowed.
+def _ranking_inputs(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=float).ravel()
+    y = np.asarray(labels).ravel().astype(bool)
+    if s.shape != y.shape:
+        raise ValueError("scores and labels must have the same length")
+    if np.isnan(s).any():
+        raise ValueError("scores contain NaN: rank unknown scores explicitly (e.g. as -inf)")
+    return s, y
+
+
+def auroc(scores, labels) -> float:
+    """Area under the ROC curve (= P(score of a positive > score of a negative), ties ½):
+    sklearn's `roc_auc_score`. NaN without both classes."""
+    s, y = _ranking_inputs(scores, labels)
+    n1 = int(y.sum())
+    n0 = y.size - n1
+    if n1 == 0 or n0 == 0:
+        return np.nan
+    r = stats.rankdata(s)  # average ranks; -inf and inf rank like numbers
+    return float((r[y].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
+
+
+def _threshold_counts(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True and false positives at each distinct score threshold (score ≥ threshold),
+    thresholds decreasing: (tp, fp, thresholds)."""
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(s[1:] != s[:-1]), s.size - 1]  # last item of each tie group
+    tp = np.cumsum(y)[last].astype(float)
+    fp = (last + 1) - tp
+    return tp, fp, s[last]
+
+
+def average_precision(scores, labels) -> float:
+    """Area under the precision–recall curve as average precision, Σ (Rₙ − Rₙ₋₁) Pₙ over the
+    distinct thresholds: sklearn's `average_precision_score`. NaN without a positive."""
+    s, y = _ranking_inputs(scores, labels)
+    n1 = int(y.sum())
+    if n1 == 0:
+        return np.nan
+    tp, fp, _ = _threshold_counts(s, y)
+    precision = tp / (tp + fp)
+    recall = tp / n1
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def roc_points(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+    """The ROC curve (false-positive rate, true-positive rate) from (0, 0) through every
+    distinct threshold to (1, 1)."""
+    s, y = _ranking_inputs(scores, labels)
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        return np.array([np.nan]), np.array([np.nan])
+    tp, fp, _ = _threshold_counts(s, y)
+    return np.r_[0.0, fp / n0], np.r_[0.0, tp / n1]
+
+
+def pr_points(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+    """The precision–recall curve (recall, precision) at every distinct threshold, highest
+    threshold first (the step curve whose area is `average_precision`)."""
+    s, y = _ranking_inputs(scores, labels)
+    n1 = int(y.sum())
+    if n1 == 0:
+        return np.array([np.nan]), np.array([np.nan])
+    tp, fp, _ = _threshold_counts(s, y)
+    return tp / n1, tp / (tp + fp)
+
+
+def cluster_bootstrap(groups, statistic, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap over clusters: `groups` labels each item with its cluster (a gene); each
+    replicate draws as many clusters as there are, with replacement, and evaluates
+    `statistic(index)` on the items of the drawn clusters (a cluster drawn twice counts
+    twice). Returns the replicates' values, one row per replicate when the statistic returns
+    several (NaN where it is undefined)."""
+    groups = np.asarray(groups)
+    _, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == k) for k in range(inverse.max(initial=-1) + 1)]
+    if not members:
+        return np.full(int(n_boot), np.nan)
+    out = []
+    for _ in range(int(n_boot)):
+        pick = rng.integers(0, len(members), len(members))
+        out.append(statistic(np.concatenate([members[k] for k in pick])))
+    return np.asarray(out, dtype=float)
+
+
+def percentile_ci(replicates, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the finite bootstrap `replicates` (NaN, NaN without any)."""
+    r = np.asarray(replicates, dtype=float)
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return np.nan, np.nan
+    a = (1.0 - float(level)) / 2.0
+    lo, hi = np.quantile(r, [a, 1.0 - a])
+    return float(lo), float(hi)
+
+
+def sign_agreement_test(a, b) -> tuple[int, int, float, float]:
+    """Do `a` and `b` point the same way? Over the pairs where both are finite and non-zero:
+    (n, number agreeing, fraction agreeing, two-sided exact binomial p against ½)."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(b) & (a != 0) & (b != 0)
+    n = int(ok.sum())
+    if n == 0:
+        return 0, 0, np.nan, np.nan
+    k = int(np.sum(np.sign(a[ok]) == np.sign(b[ok])))
+    return n, k, k / n, float(stats.binomtest(k, n, 0.5, alternative="two-sided").pvalue)

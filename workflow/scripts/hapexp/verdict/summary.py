@@ -376,6 +376,8 @@ def run_summary(
     finetune_init: dict,
     stated: dict | None = None,
     null_check=None,
+    causal_headline=None,
+    causal_section=None,
 ):
     """Rule `summary`: summary.tsv (`tsv`) and summary.md (`md`) for one cohort, from its
     `performance`, `cross_gene`, `mean_r` and `paired` tables and each of `models'`
@@ -408,6 +410,8 @@ def run_summary(
     mr = pd.read_csv(mean_r, sep="\t")
     pairs = pd.read_csv(paired, sep="\t", dtype={"gene_id": str})
     summary = build_summary(perf, cg, conc, models, fdr, mean_r=mr, exclude=trained)
+    if causal_headline:  # the causal-variant benchmark's columns per predictor (hapexp.verdict.causal)
+        summary = summary.merge(pd.read_csv(causal_headline, sep="\t"), on="predictor", how="left")
     write_tsv(summary, tsv)
     held_out = mr[mr["predictor"].isin(trained) & (mr["people"] == "test")]
     text = render_markdown(summary, cohort, fdr, ctx, paired=pairs, held_out=held_out)
@@ -438,6 +442,9 @@ def run_summary(
 
         judged = list(dict.fromkeys([*perf["predictor"], *verdict["predictor"]]))
         text = text.rstrip("\n") + "\n\n" + "\n".join(null_check_lines(null_check, fdr, judged)) + "\n"
+    if causal_section:  # its section, written by rule causal_benchmark
+        with open(causal_section) as fh:
+            text = text.rstrip("\n") + "\n\n" + fh.read()
     with atomic_output(md) as tmp:
         tmp.write_text(text)
     log.info("summary:\n%s", summary.to_string())
