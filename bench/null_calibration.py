@@ -9,7 +9,7 @@ p of uniformity and the binomial 99 % bounds; exits 1 when the held-out test is 
 
 It is a bench, not a `make test-long` test: the elastic net costs about 2 CPU-s per gene
 here (66 glmnet paths), ≈ 35 min for 2,000 genes on 2 cores, more than CI's budget allows
-(`make test` runs the same check on 300 genes: tests/test_null_calibration.py).
+(`make test-long` runs the same check on 300 genes: tests/test_null_calibration.py).
 
     .venv/bin/python bench/null_calibration.py [--genes 2000] [--people 100] [--seed 21]
 """

@@ -97,6 +97,7 @@ def tr_path(tag):
     return Path(tempfile.mkdtemp()) / f"{tag}.pt"
 
 
+@pytest.mark.long  # make test's 15-min budget
 def test_shared_motifs_learned_on_training_genes(cohort, torch_one_thread):
     d, idx, genes, people = cohort
     from hapexp.io import read_matrix
@@ -112,6 +113,7 @@ def test_shared_motifs_learned_on_training_genes(cohort, torch_one_thread):
     assert np.isfinite(after["test"])
 
 
+@pytest.mark.long  # make test's 15-min budget
 def test_gene_specific_effects_do_not_transfer(cohort, torch_one_thread):
     d, idx, genes, people = cohort
     expr = planted_expression(d, genes, list(map(str, idx.samples)))
