@@ -299,14 +299,11 @@ def _str_column(codes: np.ndarray, labels: np.ndarray):
     return pd.array(arr.cast(pa.large_string()), dtype=_STR_DTYPE)
 
 
-def run_eqtl(prepared, covariates, vcf, chunk, nominal, top, window, models: dict, maf: float,
-             permutations: int, seed: int, policies: dict, threads: int) -> None:  # fmt: skip
-    """Rule `eqtl`: the nominal scan (`nominal`) and the permutation pass (`top`) of one
-    `chunk` of genes; `window` as configured (bp, gene_body_1mb or a model name: `models`
-    resolves it)."""
-    from threadpoolctl import threadpool_limits
-
-    from hapexp.io import read_matrix, write_parquet, write_tsv
+def chunk_problem(prepared, covariates, vcf, chunk, window, models: dict, maf: float, policies: dict):
+    """One chunk's cis problem, as the eQTL scan and fine-mapping read it: (dosages of the
+    genes' cis variants — the window resolved, MAF and variant policy applied — genes,
+    prepared expression, covariates)."""
+    from hapexp.io import read_matrix
     from hapexp.variants.genotypes import cis_dosages
     from hapexp.variants.windows import resolve_window
 
@@ -315,6 +312,19 @@ def run_eqtl(prepared, covariates, vcf, chunk, nominal, top, window, models: dic
     genes = pd.read_csv(chunk, sep="\t", dtype={"gene_id": str, "chrom": str})
     window = resolve_window(window, models)
     dosages, genes = cis_dosages(vcf, genes, window, list(expr.columns), maf, policies)
+    return dosages, genes, expr, cov
+
+
+def run_eqtl(prepared, covariates, vcf, chunk, nominal, top, window, models: dict, maf: float,
+             permutations: int, seed: int, policies: dict, threads: int) -> None:  # fmt: skip
+    """Rule `eqtl`: the nominal scan (`nominal`) and the permutation pass (`top`) of one
+    `chunk` of genes; `window` as configured (bp, gene_body_1mb or a model name: `models`
+    resolves it)."""
+    from threadpoolctl import threadpool_limits
+
+    from hapexp.io import write_parquet, write_tsv
+
+    dosages, genes, expr, cov = chunk_problem(prepared, covariates, vcf, chunk, window, models, maf, policies)
     with threadpool_limits(limits=threads):
         pairs, tops = scan_genes(dosages, genes, expr, cov, permutations=permutations, seed=seed)
     write_parquet(pairs, nominal)

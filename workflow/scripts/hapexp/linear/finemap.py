@@ -445,15 +445,10 @@ def run_finemap(prepared, covariates, vcf, chunk, pips, credible_sets, window, m
     credible sets (`credible_sets`); `susie_options` override `SUSIE_DEFAULTS`."""
     from threadpoolctl import threadpool_limits
 
-    from hapexp.io import read_matrix, write_parquet, write_tsv
-    from hapexp.variants.genotypes import cis_dosages
-    from hapexp.variants.windows import resolve_window
+    from hapexp.io import write_parquet, write_tsv
+    from hapexp.linear.eqtl import chunk_problem
 
-    expr = read_matrix(prepared)
-    cov = read_matrix(covariates, index_col="id")
-    genes = pd.read_csv(chunk, sep="\t", dtype={"gene_id": str, "chrom": str})
-    window = resolve_window(window, models)
-    dosages, genes = cis_dosages(vcf, genes, window, list(expr.columns), maf, policies)
+    dosages, genes, expr, cov = chunk_problem(prepared, covariates, vcf, chunk, window, models, maf, policies)
     with threadpool_limits(limits=threads):
         table, sets = finemap_genes(dosages, genes, expr, cov, **(susie_options or {}))
     n_genes = table["phenotype_id"].nunique() if len(table) else 0
