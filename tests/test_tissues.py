@@ -183,6 +183,26 @@ def test_split_shared_across_tissues_and_stratified(tmp_path):
     assert tab.set_index("tissue").loc["a", "scored"] and not tab.set_index("tissue").loc["b", "scored"]
 
 
+def test_own_vs_other_tracks_test_is_uniform_on_null_genes():
+    """Null check of matched.tsv's Williams' t: expression independent of both read-outs
+    (which correlate with each other, r ≈ 0.5, as two tracks of one model do) — p < 0.05 within
+    the binomial 99 % bounds overall and in each direction (own better / other better), KS
+    not rejected (tests.null_genes.assert_calibrated)."""
+    from tests.null_genes import assert_calibrated
+
+    from hapexp.verdict.tissues import matched_table
+
+    rng = np.random.default_rng(7)
+    people, genes = [f"P{i}" for i in range(100)], [f"G{i}" for i in range(2000)]
+    shared = rng.normal(size=(2000, 100))
+    track = {t: pd.DataFrame(shared + rng.normal(size=(2000, 100)), index=genes, columns=people) for t in "ab"}
+    expr = {"a": pd.DataFrame(rng.normal(size=(2000, 100)), index=genes, columns=people)}
+    cov = {"a": pd.DataFrame(rng.normal(size=(3, 100)), index=["c1", "c2", "c3"], columns=people)}
+    _, per_gene = matched_table(expr, cov, {"m": track}, fdr=0.05)
+    assert len(per_gene) == 2000
+    assert_calibrated("own vs other tracks", per_gene["p"], per_gene["r_matched"] - per_gene["r_mismatched"])
+
+
 def test_matched_tracks_beat_mismatched_on_a_planted_tissue_signal():
     """Expression of tissue t = the model's track t + noise: each tissue's own read-out wins
     per gene (Williams' t), the other's does not; and the table's sign convention."""

@@ -24,14 +24,6 @@ TISSUE_KEYS = (
     "tracks",
 )
 
-# The schema's defaults of a tissue block (cohorts.*.tissues.*), for configs whose
-# nested blocks Snakemake's validate did not fill.
-TISSUE_DEFAULTS = {
-    "expression_format": "auto",
-    "expression_level_format": "auto",
-    "expression_corrected_upstream": False,
-}
-
 # Directory names of per-cohort outputs under results/<cohort>/: a tissue cannot be named
 # like one (its results/<cohort>/<tissue>/ would mix with them).
 RESERVED = frozenset(
@@ -71,8 +63,12 @@ def unit_config(cohorts: dict, unit: str) -> dict:
     c = cohorts[cohort]
     if tissue is None:
         return c
+    from hapexp.config.schema import with_defaults
+
     base = {k: v for k, v in c.items() if k not in TISSUE_KEYS and k != "tissues"}
-    return {**TISSUE_DEFAULTS, **base, **c["tissues"][tissue], "tissue": tissue}
+    # the schema's defaults of a tissue block, for configs whose nested blocks Snakemake's
+    # validate did not fill
+    return {**base, **with_defaults("cohorts.*.tissues.*", c["tissues"][tissue]), "tissue": tissue}
 
 
 def expression_files(cohort_cfg: dict) -> dict[str, tuple[str, str]]:
