@@ -188,9 +188,8 @@ def test_own_vs_other_tracks_test_is_uniform_on_null_genes():
     (which correlate with each other, r ≈ 0.5, as two tracks of one model do) — p < 0.05 within
     the binomial 99 % bounds overall and in each direction (own better / other better), KS
     not rejected (tests.null_genes.assert_calibrated)."""
-    from tests.null_genes import assert_calibrated
-
     from hapexp.verdict.tissues import matched_table
+    from tests.null_genes import assert_calibrated
 
     rng = np.random.default_rng(7)
     people, genes = [f"P{i}" for i in range(100)], [f"G{i}" for i in range(2000)]
