@@ -22,7 +22,8 @@ from tests.test_inference import TINY, FakeIndex
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
-TARGETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "enformer_targets_human.tsv"
+# Enformer's 5,313 human tracks (the repo's copy of ../shared/data/enformer_targets_human.tsv)
+TARGETS = Path(__file__).resolve().parents[1] / "resources" / "enformer_targets_human.tsv"
 
 
 def test_units_and_unit_config():
