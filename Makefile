@@ -68,8 +68,8 @@ format: setup
 # `make test` stays under 15 min on 2 cores from a fresh clone (one demo run + its truth
 # checks, every unit test); the other workflow runs (determinism, kill + resume, every
 # architecture, every input format, downloads, the Geuvadis and GTEx dry runs, the
-# two-tissue demo) and the slow calibration/truth checks (the elastic net's 300 null genes,
-# the causal benchmark's known truth, fine-tuning on two tissues) are `make test-long`
+# two-tissue demo) and the slow calibration/truth checks (the large null tiers, the causal
+# benchmark's known truth, fine-tuning on two tissues) are `make test-long`
 # (about 15 min more), which CI runs too (.ci/run).
 test: setup lint
 	$(BIN)/pytest -q -m "not long"

@@ -30,6 +30,7 @@ PROVIDERS = {
     "pandas": ["pandas"],
     "scipy": ["scipy"],
     "sklearn": ["scikit-learn"],
+    "numba": ["numba"],
     "statsmodels": ["statsmodels"],
     "pyarrow": ["pyarrow"],
     "pysam": ["pysam"],

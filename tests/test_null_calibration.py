@@ -14,10 +14,10 @@ outer-fold labels). Calibration: p < 0.05 within the binomial 99 % bounds overal
 each tail (r > 0, r < 0: 2.5 % each), KS against uniform not rejected at 0.01 — Pearson
 and Spearman. Power: genes with a planted causal SNP (h2 = 0.1) are found.
 
-Tiers: 300 genes (100 people, windows 30–400 kb: about 60–1,000 SNPs) in `make test-long`
-(about 5 min on 2 cores: moved out of `make test` for its 15-min budget, issue 21's stop);
-2,000 genes (windows 100 kb–1 Mb: hundreds to about 2,000 SNPs) in bench/null_calibration.py
-(≈ 35 min on 2 cores: beyond CI's budget; its figures are in bench/RESULTS.md).
+Tiers: 300 genes (100 people, windows 30–400 kb: about 60–1,000 SNPs) in `make test`
+(about 1 min on 2 cores since glmnet's coordinate descent is compiled, `hapexp.linear.glmnet`);
+2,000 genes (windows 100 kb–1 Mb: hundreds to about 2,600 SNPs) in bench/null_calibration.py
+(its figures are in bench/RESULTS.md).
 The other predictor kinds: tests/test_null_calibration_models.py.
 """
 
@@ -32,8 +32,6 @@ from hapexp.linear.elasticnet import fit_chunk
 from hapexp.verdict.paired import paired_table
 from hapexp.verdict.performance import HELDOUT_FOLDS, cross_individual
 from tests.null_genes import assert_calibrated, calibration, null_cohort
-
-pytestmark = pytest.mark.long
 
 # The config's elastic net (config/config.yaml; schema defaults).
 EN = dict(alpha=0.5, outer_folds=5, inner_folds=10, seed=42)

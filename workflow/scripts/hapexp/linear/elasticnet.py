@@ -269,9 +269,9 @@ def fit_chunk(
     ]
     workers = min(max(1, int(threads)), len(args))
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-        # Processes, not threads: a path is thousands of short compiled-solver calls with
-        # Python in between, so threads serialize on the GIL (measured: 2 threads no faster
-        # than 1; 2 processes 1.5-1.9×). "fork" because spawn/forkserver would re-import
+        # Processes, not threads: glmnet's compiled path (hapexp.linear.glmnet) holds the
+        # GIL and a gene is 66 paths with Python in between (with the earlier solver,
+        # measured: 2 threads no faster than 1; 2 processes 1.5-1.9×). "fork" because spawn/forkserver would re-import
         # the rule script (Snakemake's __main__). Each gene's result depends on the gene
         # alone: same bytes for any number of workers.
         ctx = multiprocessing.get_context("fork")

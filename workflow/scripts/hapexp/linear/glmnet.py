@@ -8,10 +8,10 @@ Faithful to glmnet where it matters for the numbers (PredictDB's elastic net,
   response standardized internally (so the ridge part is scaled by 1/sd(y) exactly as
   glmnet does), intercept unpenalized; objective
   `1/(2n)·RSS + λ(α|β|₁ + (1-α)/2·|β|²)`. Solved by coordinate descent in glmnet's
-  covariance form (`_path_loop`): warm starts along the path, a working set with its
-  Gram matrix, KKT checks of all variables at every λ, scikit-learn's compiled Gram
-  solver; converged when a sweep moves no standardized coefficient by more than
-  sqrt(`thresh`) (glmnet's `thresh`, default 1e-7).
+  covariance form (`_path_kernel`, compiled by numba): warm starts along the path, a
+  working set with its Gram matrix, KKT checks of all variables at every λ; converged
+  when a sweep moves no standardized coefficient by more than sqrt(`thresh`) (glmnet's
+  `thresh`, default 1e-7).
 - **λ path** (`lambda_path`): `λ_max = max_j |x̃_jᵀ(y - ȳ)| / (n α)` (x̃ standardized),
   `nlambda = 100` log-spaced down to `λ_max · ratio` with glmnet's
   `lambda.min.ratio = ifelse(nobs < nvars, 0.01, 0.0001)` (so 1e-4 at n == p); the
@@ -24,13 +24,8 @@ Faithful to glmnet where it matters for the numbers (PredictDB's elastic net,
 
 from __future__ import annotations
 
-import math
-import warnings
-
+import numba
 import numpy as np
-
-_SWEEPS = 2  # sweeps per compiled-solver call (each call re-derives Gram·w: O(|W|²))
-_RNG = np.random.RandomState(0)  # required by the solver's signature; unused (cyclic order)
 
 
 def standardize(x: np.ndarray):
@@ -83,156 +78,137 @@ def glmnet_path(
         early_stop = False
     lambdas = np.asarray(lambdas, dtype=float)
     ys = yc / ysd
-    scaled = lambdas / ysd
-    with warnings.catch_warnings():
-        # the solver warns each time it returns after its few sweeps; convergence is ours to judge
-        warnings.simplefilter("ignore")
-        return _path_loop(xs, ys, scaled, lambdas, alpha, thresh, max_sweeps, early_stop, xm, xsd, ym, ysd)
-
-
-def _path_loop(xs, ys, scaled, lambdas, alpha, thresh, max_sweeps, early_stop, xm, xsd, ym, ysd):
-    """Pathwise coordinate descent in glmnet's *covariance* form (Friedman et al. 2010 §2.2).
-
-    Per λ, coordinate descent runs on a working set W only — the variables active at
-    the previous λ plus those violating their KKT condition at the warm start — with
-    the standardized Gram matrix ⟨x_j, x_k⟩ of W: scikit-learn's compiled Gram solver
-    (`_solve`). A coordinate that stays zero costs O(1) per sweep, one that moves
-    O(|W|), never O(n·p). Then the gradient of all p variables (one O(n·p) product)
-    checks KKT; violators join W and the λ is re-solved. W is grown by the new
-    columns only, and compacted (zeros dropped) only when a quarter of it is zero, so
-    the Gram matrix is rarely re-extracted.
-    """
-    n, p = xs.shape
-    coefs = np.zeros((p, scaled.size))
-    ws = _WorkingSet(xs, ys)
-    kkt = _KKT(xs)
-    tss = float(ys @ ys)
-    bound = np.abs(ws.xty) / n  # |gradient| (here exact), later an upper bound of it
-    resid = ys
-    prev_dev = 0.0
-    n_done = 0
-    for k, lam in enumerate(scaled):
-        l1, l2 = lam * alpha * n, lam * (1 - alpha) * n
-        if 4 * np.count_nonzero(ws.w == 0) > ws.size:
-            ws.compact()
-        viol = kkt.violators(bound, ws.member, resid, alpha * lam * (1 + 1e-9))
-        while True:
-            if viol.size:
-                ws.grow(viol)
-            if not ws.size:
-                break
-            _solve(ws.w, l1, l2, ws.gram, ws.q, ys, thresh, max_sweeps)
-            resid = ys - ws.x @ ws.w
-            bound = kkt.bound(resid)
-            # KKT of the variables outside W (those inside were left converged)
-            viol = kkt.violators(bound, ws.member, resid, alpha * lam * (1 + 1e-9))
-            if not viol.size:
-                break
-        coefs[ws.index, k] = ws.w
-        n_done = k + 1
-        if early_stop:
-            dev = 1.0 - float(resid @ resid) / tss
-            if k + 1 >= 5 and (dev - prev_dev < 1e-5 * dev or dev > 0.999):
-                break
-            prev_dev = dev
+    xt = np.ascontiguousarray(xs.T)  # each variable's column of xs, contiguous
+    coefs, n_done = _path_kernel(
+        xt, xt.astype(np.float32), ys, lambdas / ysd, float(alpha), float(thresh), int(max_sweeps), early_stop
+    )
     b = coefs[:, :n_done] * (ysd / xsd)[:, None]
     intercept = ym - xm @ b
     return lambdas[:n_done], b, intercept
 
 
-class _KKT:
-    """KKT check |x_jᵀr|/n <= αλ of the variables outside the working set, in two steps:
-    a float32 product (half the memory traffic of the O(n·p) gradient) gives an upper
-    bound of every |gradient| — |float32 result| + (n + 2)·eps32·|x_j|·|r| / n, twice the
-    classical worst-case error of any summation order, with |x_j|² = n (standardized) —
-    and only the variables whose bound exceeds the threshold get the exact float64
-    gradient. The violators are exactly those of a float64 check."""
+@numba.njit(cache=True)
+def _path_kernel(xt, xt32, ys, scaled, alpha, thresh, max_sweeps, early_stop):
+    """Pathwise coordinate descent in glmnet's *covariance* form (Friedman et al. 2010 §2.2),
+    compiled (numba): `xt` is the standardized design transposed (p × n, each variable's
+    column contiguous), `xt32` its float32 copy, `ys` the standardized response, `scaled`
+    the λ sequence on ys' scale. Returns (coefficients p × L on the standardized scale, the
+    number of λ fitted).
 
-    def __init__(self, xs):
-        self.xs = xs
-        self.x32 = xs.astype(np.float32)
-        self.n = xs.shape[0]
-
-    def bound(self, resid):
-        g = np.abs(self.x32.T @ resid.astype(np.float32)).astype(float)
-        slack = (
-            (self.n + 2) * float(np.finfo(np.float32).eps) * math.sqrt(self.n) * float(np.linalg.norm(resid))
-        )
-        return (g + slack) / self.n
-
-    def violators(self, bound, member, resid, thr):
-        cand = np.flatnonzero(~member & (bound > thr))
-        if not cand.size:
-            return cand
-        exact = np.abs(self.xs[:, cand].T @ resid) / self.n
-        return cand[exact > thr]
-
-
-class _WorkingSet:
-    """Variables W of the standardized design: their columns (n × |W|, in a buffer with
-    spare capacity), Gram matrix, ⟨x_j, y⟩ and current coefficients, contiguous for the
-    compiled solver."""
-
-    def __init__(self, xs, ys):
-        self.xs = xs
-        self.xty = xs.T @ ys
-        self.member = np.zeros(xs.shape[1], dtype=bool)
-        self.index = np.zeros(0, dtype=np.intp)
-        self._x = np.empty((xs.shape[0], 64), order="F")
-        self.gram = np.zeros((0, 0))
-        self.q = np.zeros(0)
-        self.w = np.zeros(0)
-
-    @property
-    def size(self):
-        return self.index.size
-
-    @property
-    def x(self):
-        return self._x[:, : self.size]
-
-    def grow(self, new):
-        m, k = self.size, new.size
-        if m + k > self._x.shape[1]:
-            buf = np.empty((self._x.shape[0], max(2 * self._x.shape[1], m + k)), order="F")
-            buf[:, :m] = self.x
-            self._x = buf
-        xn = self._x[:, m : m + k]
-        xn[...] = self.xs[:, new]
-        g = np.empty((m + k, m + k))
-        g[:m, :m] = self.gram
-        cross = self.x.T @ xn
-        g[:m, m:] = cross
-        g[m:, :m] = cross.T
-        g[m:, m:] = xn.T @ xn
-        self.gram = g
-        self.member[new] = True
-        self.index = np.concatenate([self.index, new])
-        self.q = np.concatenate([self.q, self.xty[new]])
-        self.w = np.concatenate([self.w, np.zeros(k)])
-
-    def compact(self):
-        keep = np.flatnonzero(self.w)
-        self._x[:, : keep.size] = self.x[:, keep]
-        self.member[self.index] = False
-        self.member[self.index[keep]] = True
-        self.index, self.q, self.w = self.index[keep], self.q[keep], self.w[keep]
-        self.gram = self.gram.take(keep, axis=0).take(keep, axis=1)
-
-
-def _solve(w, l1, l2, gram, q, ys, thresh, max_sweeps):
-    """Cyclic coordinate descent on the working set, in place, to glmnet's criterion: no
-    coefficient (standardized scale) moving by more than sqrt(thresh) per sweep — checked
-    per call of `_SWEEPS` sweeps as a total move below `_SWEEPS`·sqrt(thresh). (One sweep
-    per call costs a Gram·w product per sweep; measured ~10-20% slower overall, with the
-    same agreement with glmnet.)"""
-    from sklearn.linear_model import _cd_fast as cd_fast
-
-    for _ in range(max(1, max_sweeps // _SWEEPS)):
-        w_old = w.copy()
-        cd_fast.enet_coordinate_descent_gram(w, l1, l2, gram, q, ys, _SWEEPS, 0.0, _RNG, False, False)
-        if np.max((w - w_old) ** 2) < thresh * _SWEEPS**2:
-            return
+    Per λ, coordinate descent runs on a working set W only — every variable that was ever
+    active (zeros in W cost O(1) per sweep) plus those violating their KKT condition at the
+    warm start — with the Gram matrix ⟨x_j, x_k⟩ of W and H = Gram·w kept current (a
+    coordinate that moves costs O(|W|), never O(n·p)), sweeping until no coefficient moves by
+    more than sqrt(`thresh`) in a sweep (glmnet's criterion: max xv·Δβ² < thresh, xv = 1 on
+    standardized variables). Then the KKT condition |x_jᵀr|/n ≤ αλ of the variables outside W,
+    in two steps: a float32 product (half the memory traffic of the O(n·p) gradient) gives
+    an upper bound of every |gradient| — |float32 result| + (n + 2)·eps32·|x_j|·|r| / n,
+    twice the classical worst-case error of any summation order, with |x_j|² = n — and only
+    the variables whose bound exceeds the threshold get the exact float64 gradient, so the
+    violators are exactly those of a float64 check. Violators join W and the λ is re-solved.
+    Early stop as glmnet's: after ≥ 5 λ, when the deviance explained changes by < 1e-5
+    relative, or exceeds 0.999.
+    """
+    p, n = xt.shape
+    n_lam = scaled.size
+    coefs = np.zeros((p, n_lam))
+    xty = np.dot(xt, ys)
+    member = np.zeros(p, dtype=np.bool_)
+    cap = 64
+    index = np.empty(cap, dtype=np.int64)
+    xw = np.empty((cap, n))  # W's variables, one row each
+    gram = np.empty((cap, cap))
+    w = np.zeros(cap)
+    h = np.zeros(cap)  # Gram·w on W
+    m = 0
+    resid = ys.copy()
+    tss = np.dot(ys, ys)
+    slack = (n + 2) * np.finfo(np.float32).eps * np.sqrt(n)
+    bound = np.abs(xty) / n  # |gradient| (here exact), later an upper bound of it
+    prev_dev = 0.0
+    n_done = 0
+    cand = np.empty(p, dtype=np.int64)
+    for k in range(n_lam):
+        lam = scaled[k]
+        l1 = lam * alpha * n
+        l2 = lam * (1.0 - alpha) * n
+        thr = alpha * lam * (1.0 + 1e-9)
+        solved = False  # W is solved at every λ at least once (λ moved), then until no violator
+        while True:
+            # KKT of the variables outside W (those inside were left converged)
+            nv = 0
+            for j in range(p):
+                # the exact float64 gradient only where the float32 bound allows a violation
+                if not member[j] and bound[j] > thr and abs(np.dot(xt[j], resid)) / n > thr:
+                    cand[nv] = j
+                    nv += 1
+            if nv:
+                if m + nv > cap:
+                    new_cap = max(2 * cap, m + nv)
+                    index2 = np.empty(new_cap, dtype=np.int64)
+                    index2[:m] = index[:m]
+                    xw2 = np.empty((new_cap, n))
+                    xw2[:m] = xw[:m]
+                    gram2 = np.empty((new_cap, new_cap))
+                    gram2[:m, :m] = gram[:m, :m]
+                    w2 = np.zeros(new_cap)
+                    w2[:m] = w[:m]
+                    h2 = np.zeros(new_cap)
+                    h2[:m] = h[:m]
+                    index, xw, gram, w, h, cap = index2, xw2, gram2, w2, h2, new_cap
+                for i in range(nv):
+                    j = cand[i]
+                    index[m + i] = j
+                    xw[m + i] = xt[j]
+                    member[j] = True
+                new_rows = np.dot(xw[m : m + nv], xw[: m + nv].T)
+                gram[m : m + nv, : m + nv] = new_rows
+                gram[: m + nv, m : m + nv] = new_rows.T
+                # the new variables' Gram·w (their coefficients are 0, so W's others are unchanged)
+                for i in range(m, m + nv):
+                    hi = 0.0
+                    for j in range(m):
+                        hi += gram[i, j] * w[j]
+                    h[i] = hi
+                w[m : m + nv] = 0.0
+                m += nv
+            elif solved:
+                break
+            if m == 0:
+                break
+            for _ in range(max_sweeps):
+                dlx = 0.0
+                for i in range(m):
+                    wi = w[i]
+                    gii = gram[i, i]
+                    g = xty[index[i]] - h[i] + gii * wi
+                    a = abs(g) - l1
+                    new = 0.0
+                    if a > 0.0:
+                        new = (a if g > 0.0 else -a) / (gii + l2)
+                    if new != wi:
+                        d = new - wi
+                        w[i] = new
+                        gi = gram[i]
+                        for j in range(m):
+                            h[j] += d * gi[j]
+                        if d * d > dlx:
+                            dlx = d * d
+                if dlx < thresh:
+                    break
+            solved = True
+            resid = ys - np.dot(w[:m], xw[:m])
+            rn = np.sqrt(np.dot(resid, resid))
+            bound = (np.abs(np.dot(xt32, resid.astype(np.float32))).astype(np.float64) + slack * rn) / n
+        for i in range(m):
+            coefs[index[i], k] = w[i]
+        n_done = k + 1
+        if early_stop:
+            dev = 1.0 - np.dot(resid, resid) / tss
+            if k + 1 >= 5 and (dev - prev_dev < 1e-5 * dev or dev > 0.999):
+                break
+            prev_dev = dev
+    return coefs, n_done
 
 
 def cv_glmnet(x: np.ndarray, y: np.ndarray, foldid: np.ndarray, alpha: float, thresh: float = 1e-7):
