@@ -287,3 +287,123 @@ def test_headline_ism_eqtl_r_is_on_significant_pairs():
     assert np.isfinite(want) and abs(want - 0.2) > 0.1
     assert (s["median_ism_eqtl_r"] == want).all()
     assert np.isnan(cc.ism_headline(None)["median_ism_eqtl_r"])
+
+
+def _unchunked_concordance(
+    ism, eqtl, egenes, predictions, bcf, table, drivers, cfg, prepared=None, covariates=None
+):
+    """The reference: rule concordance as it was before it was chunked (git 2db8ab7,
+    `run_concordance`, verbatim but for the imports and its log lines): every gene in one call."""
+    from hapexp.io import read_matrix, write_tsv
+
+    ism = pd.read_parquet(ism)
+    eqtl = pd.read_parquet(eqtl, columns=["phenotype_id", "variant_id", "slope", "pval_nominal"])
+    predictions = read_matrix(predictions)
+    expression = read_matrix(prepared) if prepared else None
+    cov = read_matrix(covariates, index_col="id") if covariates else None
+    egenes = cc.read_egenes(egenes) if egenes else None
+    people = list(predictions.columns)
+    if expression is not None:
+        people += [s for s in expression.columns if s not in set(people)]
+    dosage_fn = cc.vcf_dosage_fn(bcf, people, ism) if len(ism) else None
+    per_gene, driver_table = cc.concordance(ism, eqtl, cfg, dosage_fn, predictions, egenes, expression, cov)
+    write_tsv(per_gene, table)
+    write_tsv(driver_table, drivers)
+    return per_gene
+
+
+def _chunked_cohort(d, n_people=60, seed=4):
+    """Nine genes in three chunks (the last chunk without ISM scores: an empty chunk), each
+    with 12 variants in a phased VCF; ISM scores (some unresolved), eQTL pairs split per
+    chunk and whole (one gene without pairs: NaN counts in one chunk only), eGenes,
+    predictions driven by one variant (a lone driver) or by several (none for one gene), the
+    prepared expression and covariates."""
+    import pysam
+
+    from hapexp.inputs.genes import write_chunks
+    from hapexp.io import write_matrix, write_parquet, write_tsv
+
+    rng = np.random.default_rng(seed)
+    samples = [f"P{i:02d}" for i in range(n_people)]
+    genes = pd.DataFrame({"gene_id": [f"G{i}" for i in range(9)], "chrom": ["chr1"] * 5 + ["chr2"] * 4,
+                          "tss": [1000 + 500 * (i % 5) for i in range(9)], "strand": "+"})  # fmt: skip
+    lines = ["##fileformat=VCFv4.2", "##contig=<ID=chr1,length=10000>", "##contig=<ID=chr2,length=10000>",
+             '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" + "\t".join(samples)]  # fmt: skip
+    ism_rows, eq_rows, dos = [], [], {}
+    for k, g in enumerate(genes.itertuples()):
+        for v in range(12):
+            pos = g.tss + 30 * v + 1
+            haps = rng.random((n_people, 2)) < rng.uniform(0.15, 0.5)
+            vid = f"{g.chrom}_{pos}_A_G"
+            dos[vid] = haps.sum(1).astype(float)
+            lines.append(
+                f"{g.chrom}\t{pos}\t.\tA\tG\t.\tPASS\t.\tGT\t" + "\t".join(f"{a:d}|{b:d}" for a, b in haps)
+            )
+            score = np.nan if v % 5 == 4 else rng.normal()
+            ism_rows.append((g.gene_id, vid, g.chrom, pos, "A", "G", 0.3, pos - g.tss, score))
+            if k != 1:  # G1: no eQTL pairs
+                eq_rows.append((g.gene_id, vid, rng.normal(), 10 ** -rng.uniform(0, 8)))
+    (d / "c.vcf").write_text("\n".join(lines) + "\n")
+    bcf = pysam.tabix_index(str(d / "c.vcf"), preset="vcf", force=True)
+    cols = ["gene_id", "variant_id", "chrom", "pos", "ref", "alt", "af", "tss_distance", "score"]
+    ism = pd.DataFrame(ism_rows, columns=cols)
+    ism = ism[~ism["gene_id"].isin(["G6", "G7", "G8"])].sample(frac=1.0, random_state=1)  # any order
+    write_parquet(ism, d / "ism.parquet")
+    eq = pd.DataFrame(eq_rows, columns=["phenotype_id", "variant_id", "slope", "pval_nominal"])
+    chunks = [d / f"{c:03d}.tsv" for c in range(3)]
+    write_chunks(genes, chunks)
+    for c in chunks:
+        part = eq[eq["phenotype_id"].isin(pd.read_csv(c, sep="\t")["gene_id"])]
+        write_parquet(part, d / f"{c.stem}.eqtl.parquet")
+    write_parquet(eq, d / "nominal.parquet")
+    write_tsv(pd.DataFrame({"phenotype_id": genes["gene_id"], "is_egene": [True, False] * 4 + [True],
+                            "pval_nominal_threshold": 1e-3}), d / "egenes.tsv")  # fmt: skip
+    ids = genes["gene_id"]
+    pred = pd.DataFrame(rng.normal(size=(9, n_people)) * 0.01, index=ids, columns=samples)
+    expr = pd.DataFrame(rng.normal(size=(9, n_people)), index=ids, columns=samples)
+    by_gene = ism.groupby("gene_id")
+    for g in ["G0", "G2", "G4"]:  # one variant drives the prediction: a lone driver
+        vid = by_gene.get_group(g).dropna()["variant_id"].iloc[0]
+        pred.loc[g] += dos[vid]
+        expr.loc[g] += dos[vid]
+    for g in ["G3", "G5"]:  # every resolved variant contributes: several drivers
+        t = by_gene.get_group(g).dropna()
+        pred.loc[g] += sum(s * dos[v] for v, s in zip(t["variant_id"], t["score"], strict=True))
+    write_matrix(pred.drop("G1"), d / "pred.tsv")  # G1: no prediction, no drivers
+    write_matrix(expr, d / "prepared.tsv")
+    cov = pd.DataFrame(
+        rng.normal(size=(2, n_people)), index=pd.Index(["c1", "c2"], name="id"), columns=samples
+    )
+    write_matrix(cov, d / "covariates.tsv", index_col="id")
+    return bcf, chunks
+
+
+@pytest.mark.parametrize("significance", ["permutation", "bh_all_pairs"])
+def test_chunked_concordance_equals_the_unchunked_run_byte_for_byte(tmp_path, significance):
+    """Rule concordance_chunk per chunk + rule concordance's gather write the same bytes as the
+    rule before chunking (every gene in one job: `_unchunked_concordance`), with a lone driver
+    beside genes without one, NaN counts in one chunk only and an empty chunk; under
+    `bh_all_pairs` each chunk reads every pair of the scan (BH over all of them)."""
+    d = tmp_path
+    bcf, chunks = _chunked_cohort(d)
+    cfg = {"ism_eqtl_permutations": 50, "seed": 3, "eqtl_significance": significance, "fdr": 0.05}
+    files = dict(ism=d / "ism.parquet", egenes=d / "egenes.tsv", predictions=d / "pred.tsv", bcf=bcf, cfg=cfg,
+                 prepared=d / "prepared.tsv", covariates=d / "covariates.tsv")  # fmt: skip
+    _unchunked_concordance(
+        eqtl=d / "nominal.parquet", table=d / "ref.tsv", drivers=d / "ref.drivers.tsv", **files
+    )
+    tables = [d / f"{c.stem}.conc.tsv" for c in chunks]
+    drivers = [d / f"{c.stem}.drivers.tsv" for c in chunks]
+    for c, t, dr in zip(chunks, tables, drivers, strict=True):
+        eqtl = d / "nominal.parquet" if significance == "bh_all_pairs" else d / f"{c.stem}.eqtl.parquet"
+        cc.run_concordance_chunk(eqtl=eqtl, chunk=c, table=t, drivers=dr, **files)
+    cc.run_concordance(tables, drivers, d / "out.tsv", d / "out.drivers.tsv")
+    assert (d / "out.tsv").read_bytes() == (d / "ref.tsv").read_bytes()
+    assert (d / "out.drivers.tsv").read_bytes() == (d / "ref.drivers.tsv").read_bytes()
+    # what the equality covers: the cases named above
+    out = pd.read_csv(d / "out.tsv", sep="\t", dtype={"driver_tss_distance": str})
+    assert list(out["gene_id"]) == [f"G{i}" for i in range(6)] and len(pd.read_csv(tables[2], sep="\t")) == 0
+    assert out.set_index("gene_id").loc[["G0", "G2", "G4"], "n_drivers"].eq(1).all()
+    assert (out["n_drivers"] == 0).any() and (out["n_drivers"] > 1).any()
+    assert np.isnan(out.set_index("gene_id").loc["G1", "n_sig_eqtl"]) and out["ism_eqtl_p"].notna().sum() >= 4

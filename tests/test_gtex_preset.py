@@ -418,6 +418,7 @@ def test_dry_run_plans_every_tissue(tmp_path):
     for rule in ("prepare_expression", "gather_eqtl", "gather_elasticnet", "performance", "summary"):
         assert jobs.get(rule) == n, (rule, jobs)
     assert jobs.get("eqtl") == jobs.get("elasticnet") == 2 * n  # per tissue x chunk
+    assert jobs.get("split_verdict_elasticnet") == 2 * n and jobs.get("split_verdict") == n
     assert jobs.get("tissue_predictions") == n * n_models  # each tissue's tracks read out
     # genotype-level work once for the cohort, not per tissue
     assert jobs.get("normalize_variants") == 1 and jobs.get("haplotypes") == 2

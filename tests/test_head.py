@@ -77,3 +77,72 @@ def test_heads_learn_a_shared_track_and_null_genes_centre_on_zero(tmp_path):
     assert abs(r.loc[genes[20:], "gene"].dropna().mean()) < 3 * 0.13 / np.sqrt(
         max(1, r.loc[genes[20:], "gene"].notna().sum())
     )
+
+
+def _unchunked_track_heads(tracks, prepared, individuals, genes, gene_matrix, crossgene_matrix, crossgene_weights,
+                           spec, cfg, threads=1):  # fmt: skip
+    """The reference: rule track_heads as it was before the per-gene head was chunked (git
+    2db8ab7, `run_track_heads`, verbatim but for the imports and its log line): both heads of
+    every gene in one call."""
+    from threadpoolctl import threadpool_limits
+
+    from hapexp.config.schema import with_defaults
+    from hapexp.io import read_matrix, write_matrix, write_tsv
+    from hapexp.training.splits import read_splits
+
+    cfg = with_defaults("heads.*", cfg)
+    expr = read_matrix(prepared)
+    people, gene_split = read_splits(individuals, genes)
+    samples = list(expr.columns)
+    with threadpool_limits(limits=max(1, int(threads))):
+        feats = person_features(list(tracks), samples, spec["haplotype_aggregation"])
+        names = np.load(tracks[0], allow_pickle=False)["track_names"].astype(str)
+        per_gene = per_gene_head(
+            feats, expr, people["train"], alpha=cfg["alpha"], inner_folds=cfg["inner_folds"], seed=cfg["seed"]
+        )
+        cross, w = crossgene_head(feats, expr, people["train"], gene_split["train"], cfg["ridge"])
+    write_matrix(per_gene, gene_matrix)
+    write_matrix(cross, crossgene_matrix)
+    write_tsv(
+        pd.DataFrame({"track": np.arange(len(w)), "track_name": names[: len(w)], "weight": w}),
+        crossgene_weights,
+    )
+
+
+def test_chunked_heads_equal_the_unchunked_run_byte_for_byte(tmp_path):
+    """Rule track_heads_gene per chunk + rule track_heads' gather write the same bytes as the
+    rule before chunking (both heads of every gene in one job: `_unchunked_track_heads`)."""
+    from hapexp.io import write_matrix, write_tsv
+    from hapexp.training.heads import run_track_heads, run_track_heads_gene
+
+    paths, samples, genes, vals = _tracks(tmp_path, n_genes=16, n_people=80)
+    rng = np.random.default_rng(2)
+    feats = person_features(paths, samples)
+    # track 1 drives the even genes; one gene without expression (skipped by both heads)
+    expr = pd.DataFrame(rng.normal(size=(len(genes), len(samples))), index=genes, columns=samples)
+    for g in genes[::2]:
+        expr.loc[g] += 1.5 * feats[g][:, 1]
+    write_matrix(expr.drop(genes[5]), tmp_path / "prepared.tsv")
+    perm = rng.permutation(samples)
+    split = ["train"] * 50 + ["validation"] * 10 + ["test"] * 20
+    write_tsv(pd.DataFrame({"sample": perm, "group": "", "split": split}), tmp_path / "individuals.tsv")
+    write_tsv(pd.DataFrame({"gene_id": genes, "chrom": "1", "split": ["train", "test"] * 8, "unit": "gene"}),
+              tmp_path / "genes.tsv")  # fmt: skip
+    common = dict(prepared=tmp_path / "prepared.tsv", individuals=tmp_path / "individuals.tsv",
+                  genes=tmp_path / "genes.tsv", spec={"haplotype_aggregation": "mean"}, cfg={"inner_folds": 4})  # fmt: skip
+    names = ("gene_matrix", "crossgene_matrix", "crossgene_weights")
+    ref = {k: tmp_path / f"ref.{k}.tsv" for k in names}
+    _unchunked_track_heads(paths, **ref, **common)
+    parts = [tmp_path / f"{p.stem}.gene.tsv" for p in paths]
+    for npz, part in zip(paths, parts, strict=True):
+        run_track_heads_gene(npz, gene_matrix=part, **common)
+    out = {k: tmp_path / f"chunked.{k}.tsv" for k in names}
+    run_track_heads(paths, parts, **out, **common)
+    for k in names:
+        assert out[k].read_bytes() == ref[k].read_bytes(), k
+    # not trivial: each chunk's genes (but the unexpressed one), the driven genes predicted
+    got = pd.read_csv(out["gene_matrix"], sep="\t", index_col=0)
+    assert list(got.index) == [g for g in genes if g != genes[5]]
+    assert [len(pd.read_csv(p, sep="\t")) for p in parts] == [7, 8]
+    r = [np.corrcoef(got.loc[g], expr.loc[g])[0, 1] for g in genes[::2]]
+    assert np.mean(r) > 0.5

@@ -16,8 +16,8 @@ and Spearman. Power: genes with a planted causal SNP (h2 = 0.1) are found.
 
 Tiers: 300 genes (100 people, windows 30–400 kb: about 60–1,000 SNPs) in `make test`
 (about 1 min on 2 cores since glmnet's coordinate descent is compiled, `hapexp.linear.glmnet`);
-2,000 genes (windows 100 kb–1 Mb: hundreds to about 2,600 SNPs) in bench/null_calibration.py
-(its figures are in bench/RESULTS.md).
+2,000 genes (windows 100 kb–1 Mb: about 180–2,600 SNPs) in `make test-long` (about 10 min;
+bench/null_calibration.py prints its figures beside the old pooled t-test's: bench/RESULTS.md).
 The other predictor kinds: tests/test_null_calibration_models.py.
 """
 
@@ -36,6 +36,8 @@ from tests.null_genes import assert_calibrated, calibration, null_cohort
 # The config's elastic net (config/config.yaml; schema defaults).
 EN = dict(alpha=0.5, outer_folds=5, inner_folds=10, seed=42)
 SMALL = dict(n_genes=300, n_people=100, lengths=(30_000, 400_000), seed=20)
+# Study-sized: hundreds to thousands of SNPs per gene (median about 780 at MAF >= 1 %).
+LARGE = dict(n_genes=2000, n_people=100, lengths=(100_000, 1_000_000), seed=21)
 
 
 def _fit(cohort):
@@ -90,6 +92,14 @@ def small():
 
 def test_elasticnet_heldout_pvalues_are_uniform_on_null_genes(small):
     _check(*small)
+
+
+@pytest.mark.long
+def test_elasticnet_heldout_pvalues_are_uniform_on_2000_study_sized_null_genes():
+    """The large tier: 2,000 genes, windows 100 kb–1 Mb (bench/null_calibration.py prints the
+    same figures with the old pooled t-test beside them; bench/RESULTS.md)."""
+    cohort = null_cohort(**LARGE)
+    _check(cohort, *_fit(cohort))
 
 
 def test_paired_deep_vs_elasticnet_is_uniform_on_null_genes(small):

@@ -209,8 +209,9 @@ def test_fitted_on_everyone_is_the_classic_preparation_and_training_collinearity
 
 
 def test_trained_rules_read_the_split_aware_preparation():
-    """Fine-tuning, the heads and the split verdict read prepared_split.tsv (and its covariates);
-    the rule that writes it needs the splits, and splits does not need it (no cycle)."""
+    """Fine-tuning, the heads and the split verdict (their per-chunk fits too) read
+    prepared_split.tsv (and its covariates); the rule that writes it needs the splits, and
+    splits does not need it (no cycle)."""
     text = {p.stem: p.read_text() for p in (ROOT / "rules").glob("*.smk")}
 
     def inputs(rule_file: str, rule: str) -> str:
@@ -220,7 +221,9 @@ def test_trained_rules_read_the_split_aware_preparation():
     for rule_file, rule in [
         ("finetune", "finetune"),
         ("heads", "track_heads"),
+        ("heads", "track_heads_gene"),
         ("split_verdict", "split_verdict"),
+        ("split_verdict", "split_verdict_elasticnet"),
     ]:
         block = inputs(rule_file, rule)
         assert 'prepared="results/{unit}/expression/prepared_split.tsv"' in block, rule

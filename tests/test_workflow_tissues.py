@@ -59,6 +59,10 @@ def test_predict_and_ism_run_once_for_both_tissues(tmp_path):
     for rule in ("prepare_expression", "performance", "split_verdict", "summary", "track_heads", "null_check"):
         assert jobs[rule] == 2, rule
     assert jobs["eqtl"] == jobs["elasticnet"] == 2 * n_chunks
+    # the per-gene fits of the split verdict and of the heads: per tissue x chunk (x model)
+    assert jobs["split_verdict_elasticnet"] == 2 * n_chunks
+    assert jobs["track_heads_gene"] == 2 * len(cfg["heads"]) * n_chunks
+    assert jobs["concordance_chunk"] == 2 * n_models * n_chunks and jobs["concordance"] == 2 * n_models
     # each tissue's view of the one run; one fine-tuning (on tissue_a)
     assert jobs["tissue_predictions"] == jobs["tissue_ism"] == 2 * n_models
     assert jobs["finetune"] == 1 and jobs["tissue_summary"] == 1

@@ -1,4 +1,4 @@
-"""Rule concordance: one model's ISM against the eQTL scan, per gene."""
+"""Rule concordance: one model's per-gene concordance, its chunks gathered."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""Rule split_verdict: every predictor on the held-out people, training vs held-out genes."""
+"""Rule split_verdict: the chunks of the elastic net gathered, every predictor on the test people."""
 
 import sys
 

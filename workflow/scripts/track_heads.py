@@ -1,4 +1,4 @@
-"""Rule track_heads: track-combination heads of one model, fitted on the training people."""
+"""Rule track_heads: the per-gene head's chunks gathered, and the cross-gene head of one model."""
 
 import sys
 

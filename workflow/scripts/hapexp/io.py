@@ -92,6 +92,46 @@ def concat_parquet(paths, path, columns: list[str]) -> int:
     return n
 
 
+def read_parquet_rows(path, column: str, values) -> pd.DataFrame:
+    """The rows of a parquet file whose `column` is one of `values` (e.g. one chunk's genes
+    of a cohort-wide table), in file order: read batch by batch, so memory holds the rows
+    kept, not the file. The same frame as `pd.read_parquet(path)` filtered on `column`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(str(path))
+    schema = pf.schema_arrow
+    keep = pa.array(list(values), type=schema.field(column).type)
+    parts = [b.filter(pc.is_in(b.column(column), value_set=keep)) for b in pf.iter_batches()]
+    return pa.Table.from_batches(parts, schema=schema).to_pandas()
+
+
+def concat_tsv(paths, path) -> int:
+    """Concatenate TSVs with one header (the per-chunk tables of a gather, written by
+    `write_tsv`/`write_matrix`) into `path`, one file at a time and line by line: the rows
+    are copied, never parsed and re-formatted, so the result is byte for byte what one
+    `write_tsv` of the concatenated table writes (floats are formatted value by value). Every
+    file must have the same header. Returns the number of rows."""
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise ValueError(f"{path}: no tables to concatenate")
+    n, header = 0, None
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as out:
+        for p in paths:
+            with open(p, newline="") as fh:
+                first = fh.readline()
+                if header is None:
+                    header = first
+                    out.write(first)
+                elif first != header:
+                    raise ValueError(f"{p}: its header differs from {paths[0]}'s; cannot concatenate")
+                for line in fh:
+                    out.write(line)
+                    n += 1
+    return n
+
+
 def read_matrix(path, index_col: str = "gene_id") -> pd.DataFrame:
     """Read a features × samples TSV whose first column holds the feature ids."""
     df = pd.read_csv(path, sep="\t", index_col=0)

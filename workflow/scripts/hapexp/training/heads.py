@@ -9,11 +9,14 @@ their two haplotypes' rows. Two heads, both fitted on the **training people only
 
 - per gene (`gene`): an elastic net across people (`hapexp.linear.elasticnet.fit_predict_on`:
   glmnet path, λ by cv.glmnet over seeded folds of the training people) of the gene's
-  prepared expression on its track features;
+  prepared expression on its track features; one job per gene chunk (rule
+  track_heads_gene), gathered by rule track_heads;
 - across genes (`crossgene`): one ridge regression for all training genes — features
   centred per gene over the training people and scaled by their pooled SD, the target
   the expression standardized per gene — whose weights apply to any gene, held-out
-  genes included.
+  genes included. It needs every training gene at once, so it is fitted in the gather
+  (rule track_heads). Accumulating X'X and X'y chunk by chunk would give the same ridge
+  in exact arithmetic, but not the same floating-point sums as the one solve.
 
 Their predictions enter the verdict on the splits beside the models they read.
 """
@@ -104,16 +107,44 @@ def _frame(rows: dict, samples: list[str]) -> pd.DataFrame:
     return df
 
 
-def run_track_heads(tracks, prepared, individuals, genes, gene_matrix, crossgene_matrix, crossgene_weights,
-                    spec: dict, cfg: dict, threads: int = 1) -> None:  # fmt: skip
-    """Rule `track_heads`: both heads of one model from its chunks' all-track files (`tracks`),
-    fitted on the training people (`individuals`, `genes`: the splits) against the `prepared`
-    expression (the split-aware preparation, fitted on the training people: rule
-    prepare_split_expression); writes their genes × people matrices (`gene_matrix`, `crossgene_matrix`) and the
-    cross-gene weights per track. `threads`: BLAS threads of the job."""
+def run_track_heads_gene(tracks, prepared, individuals, genes, gene_matrix, spec: dict, cfg: dict,
+                         threads: int = 1) -> pd.DataFrame:  # fmt: skip
+    """Rule `track_heads_gene`: the per-gene head of one model for one chunk (`tracks`: the
+    chunk's all-tracks file), fitted on the training people (`individuals`, `genes`: the
+    splits) against the split-aware `prepared` expression; writes its genes × people
+    predictions (`gene_matrix`). A gene's head reads that gene's features alone (its seeded
+    folds too), so rule track_heads' gather of the chunks is the fit of every gene at once.
+    `threads`: BLAS threads of the job."""
     from threadpoolctl import threadpool_limits
 
-    from hapexp.io import read_matrix, write_matrix, write_tsv
+    from hapexp.io import read_matrix, write_matrix
+    from hapexp.training.splits import read_splits
+
+    cfg = with_defaults("heads.*", cfg)
+    expr = read_matrix(prepared)
+    people, _ = read_splits(individuals, genes)
+    with threadpool_limits(limits=max(1, int(threads))):
+        feats = person_features([tracks], list(expr.columns), spec["haplotype_aggregation"])
+        per_gene = per_gene_head(
+            feats, expr, people["train"], alpha=cfg["alpha"], inner_folds=cfg["inner_folds"], seed=cfg["seed"]
+        )
+    write_matrix(per_gene, gene_matrix)
+    log.info("per-gene head: %d genes, %d training people", len(per_gene), len(people["train"]))
+    return per_gene
+
+
+def run_track_heads(tracks, gene_chunks, prepared, individuals, genes, gene_matrix, crossgene_matrix,
+                    crossgene_weights, spec: dict, cfg: dict, threads: int = 1) -> None:  # fmt: skip
+    """Rule `track_heads`: the per-gene head's chunks (`gene_chunks`, rule track_heads_gene, in
+    chunk order) gathered into `gene_matrix`, and the cross-gene head of one model from
+    every chunk's all-track file (`tracks`): one ridge over the training genes × training
+    people (`individuals`, `genes`: the splits) against the split-aware `prepared`
+    expression, which needs every gene at once; writes its genes × people matrix
+    (`crossgene_matrix`) and its weights per track (`crossgene_weights`). `threads`: BLAS
+    threads of the job."""
+    from threadpoolctl import threadpool_limits
+
+    from hapexp.io import concat_tsv, read_matrix, write_matrix, write_tsv
     from hapexp.training.splits import read_splits
 
     cfg = with_defaults("heads.*", cfg)
@@ -123,14 +154,12 @@ def run_track_heads(tracks, prepared, individuals, genes, gene_matrix, crossgene
     with threadpool_limits(limits=max(1, int(threads))):
         feats = person_features(list(tracks), samples, spec["haplotype_aggregation"])
         names = np.load(tracks[0], allow_pickle=False)["track_names"].astype(str)
-        per_gene = per_gene_head(
-            feats, expr, people["train"], alpha=cfg["alpha"], inner_folds=cfg["inner_folds"], seed=cfg["seed"]
-        )
         cross, w = crossgene_head(feats, expr, people["train"], gene_split["train"], cfg["ridge"])
-    write_matrix(per_gene, gene_matrix)
+    n_gene = concat_tsv(list(gene_chunks), gene_matrix)
     write_matrix(cross, crossgene_matrix)
     write_tsv(
         pd.DataFrame({"track": np.arange(len(w)), "track_name": names[: len(w)], "weight": w}),
         crossgene_weights,
     )
-    log.info("heads on %d tracks: %d genes, %d training people", len(w), len(feats), len(people["train"]))
+    log.info("heads on %d tracks: %d genes (per-gene head: %d), %d training people", len(w), len(feats), n_gene,
+             len(people["train"]))  # fmt: skip

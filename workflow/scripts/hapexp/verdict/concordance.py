@@ -374,15 +374,20 @@ def read_egenes(path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"phenotype_id": str})
 
 
-def run_concordance(ism, eqtl, egenes, predictions, bcf, table, drivers, cfg: dict, prepared=None,
-                    covariates=None) -> pd.DataFrame:  # fmt: skip
-    """Rule `concordance` (one model): its `ism` scores against the `eqtl` scan (significance
-    from `egenes`, eqtl/genes.tsv), drivers of its `predictions` from the dosages of the
-    normalized `bcf`, `ism_eqtl_p` by permuting the `prepared` expression (on the eQTL scan's
-    `covariates`); writes the per-gene `table` and the `drivers` table."""
-    from hapexp.io import read_matrix, write_tsv
+def run_concordance_chunk(ism, eqtl, egenes, predictions, bcf, chunk, table, drivers, cfg: dict, prepared=None,
+                          covariates=None) -> pd.DataFrame:  # fmt: skip
+    """Rule `concordance_chunk` (one model, one `chunk` of genes: chunks/{chunk}.tsv): the
+    rows of its genes in the unit's `ism` scores against the `eqtl` scan (the chunk's nominal
+    pairs; under `bh_all_pairs`, every pair of the scan: BH runs over all of them),
+    significance from `egenes` (eqtl/genes.tsv), drivers of its `predictions` from the
+    dosages of the normalized `bcf`, `ism_eqtl_p` by permuting the `prepared` expression (on
+    the eQTL scan's `covariates`); writes the chunk's per-gene `table` and `drivers` table.
+    Each gene's row depends on that gene alone (its ISM, its pairs, its seeded
+    permutations), so rule concordance's gather of the chunks is the table of every gene."""
+    from hapexp.io import read_matrix, read_parquet_rows, write_tsv
 
-    ism = pd.read_parquet(ism)
+    genes = pd.read_csv(chunk, sep="\t", dtype={"gene_id": str})["gene_id"].tolist()
+    ism = read_parquet_rows(ism, "gene_id", genes)
     eqtl = pd.read_parquet(eqtl, columns=["phenotype_id", "variant_id", "slope", "pval_nominal"])
     predictions = read_matrix(predictions)
     expression = read_matrix(prepared) if prepared else None
@@ -390,8 +395,9 @@ def run_concordance(ism, eqtl, egenes, predictions, bcf, table, drivers, cfg: di
     egenes = read_egenes(egenes) if egenes else None
     unresolved = int(ism["score"].isna().sum())
     log.info(
-        "ISM: %d scores, %d unresolved (within numerical resolution; excluded); eQTL significance: %s",
+        "ISM: %d scores of %d genes, %d unresolved (within numerical resolution; excluded); eQTL significance: %s",
         len(ism),
+        len(genes),
         unresolved,
         with_defaults("concordance", cfg)["eqtl_significance"],
     )
@@ -404,6 +410,32 @@ def run_concordance(ism, eqtl, egenes, predictions, bcf, table, drivers, cfg: di
     write_tsv(per_gene, table)
     write_tsv(driver_table, drivers)
     log.info("concordance: %d genes", len(per_gene))
+    return per_gene
+
+
+def run_concordance(table_chunks, drivers_chunks, table, drivers) -> pd.DataFrame:
+    """Rule `concordance` (one model): rule concordance_chunk's per-gene `table` and `drivers`
+    of every chunk in one table each, ordered by gene id as `concordance` orders them (chunks
+    follow the genome). Read with the text columns as text (a lone driver's distance stays
+    "12", not 12.0) and the empty chunks left out, so the tables are what one `concordance`
+    over every gene writes."""
+    from hapexp.io import write_tsv
+
+    def gather(files, columns, text):
+        frames = [pd.read_csv(f, sep="\t", dtype=dict.fromkeys(text, str)) for f in files]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return pd.DataFrame(columns=columns)
+        out = pd.concat(frames, ignore_index=True)
+        return out.sort_values("gene_id", kind="mergesort", ignore_index=True)
+
+    per_gene = gather(table_chunks, CONCORDANCE_COLUMNS, ["gene_id", "drivers", "driver_tss_distance"])
+    twice = per_gene["gene_id"][per_gene["gene_id"].duplicated()]
+    if len(twice):
+        raise ValueError(f"gene {twice.iloc[0]} is in more than one chunk")
+    write_tsv(per_gene, table)
+    write_tsv(gather(drivers_chunks, DRIVER_COLUMNS, ["gene_id", "variant_id"]), drivers)
+    log.info("concordance: %d genes from %d chunks", len(per_gene), len(table_chunks))
     return per_gene
 
 

@@ -13,6 +13,10 @@ elastic net and the heads fit on does not depend on a test person's expression. 
 are labelled by the gene split: a fine-tuned model saw the training genes (of other people), never the held-out ones; the per-gene elastic
 net is fitted for every gene on the training people, so for it the gene split only
 says which genes are compared.
+
+The elastic net is fitted per gene chunk (rule split_verdict_elasticnet:
+`run_split_verdict_elasticnet`); rule split_verdict gathers the chunks and computes the
+tables over every gene (`run_split_verdict`).
 """
 
 from __future__ import annotations
@@ -223,41 +227,47 @@ def concordance_markdown(table: pd.DataFrame, starts: dict[str, str | None]) -> 
     return lines + [""]
 
 
-def run_split_verdict(prepared, covariates, individuals, genes_split, genes, vcf, matrices, heads, precision,
-                      performance, verdict, elasticnet, models: list[str], head_names: list[str], cfg: dict,
-                      per_gene: list[str] = (), threads: int = 1, tissues=None, tissue: str = ""):  # fmt: skip
-    """Rule `split_verdict`: the elastic net on the training people (`individuals`), then every
-    predictor (the `matrices` of `models`, the `heads` named `head_names`, that elastic net)
-    on the test people, with the genes labelled by `genes_split`; writes the per-gene
-    `performance` table, the `verdict` summary and the `elasticnet`'s predictions. `cfg`: the
-    validated config's elasticnet, models and variants blocks, the models' floors (None:
-    measured by the predict jobs' `precision` tables, margin `noise_z`) and performance's
-    residualize_predictions; `per_gene`: the heads fitted gene by gene (marked in the tables
-    with the elastic net: PER_GENE_NOTE); `threads`: BLAS threads. `tissues`: rule splits'
-    per-tissue counts; a `tissue` (of a cohort with tissues) with fewer test people than
-    splits.min_test_people is reported there, not scored: empty tables here."""
+def _tissue_scored(tissues, tissue: str) -> bool:
+    """False when `tissue` (of a cohort with tissues) has fewer test people than
+    splits.min_test_people (rule splits' per-tissue table `tissues`): it is reported there,
+    not scored."""
+    if tissues is None or not tissue:
+        return True
+    row = pd.read_csv(tissues, sep="\t", dtype={"tissue": str}).set_index("tissue").loc[tissue]
+    if not bool(row["scored"]):
+        log.warning(
+            "tissue %s: %d test people, below splits.min_test_people: not scored", tissue, row["test"]
+        )
+        return False
+    return True
+
+
+def run_split_verdict_elasticnet(prepared, individuals, genes_split, chunk, vcf, elasticnet, cfg: dict,
+                                 threads: int = 1, tissues=None, tissue: str = "") -> pd.DataFrame:  # fmt: skip
+    """Rule `split_verdict_elasticnet`: the per-gene part of the verdict on the splits for one
+    `chunk` of genes (chunks/{chunk}.tsv, those of the gene split `genes_split`): the elastic
+    net fitted on the training people (`individuals`) against the split-aware `prepared`
+    expression, on the cis dosages of the normalized `vcf` (`cfg`: the validated config's
+    elasticnet, models and variants blocks); writes its genes × people predictions
+    (`elasticnet`). Each gene's fit depends on that gene alone (its window, its seeded
+    folds), so rule split_verdict's gather of the chunks is the fit of every gene at once.
+    A tissue not scored (`tissues`, `tissue`: `_tissue_scored`) is not fitted: no rows.
+    `threads`: BLAS threads."""
     from threadpoolctl import threadpool_limits
 
-    from hapexp.io import read_matrix, write_matrix, write_tsv
+    from hapexp.io import read_matrix, write_matrix
     from hapexp.training.splits import read_splits
     from hapexp.variants.genotypes import cis_dosages
     from hapexp.variants.windows import resolve_window
 
-    if tissues is not None and tissue:
-        row = pd.read_csv(tissues, sep="\t", dtype={"tissue": str}).set_index("tissue").loc[tissue]
-        if not bool(row["scored"]):
-            log.warning("tissue %s: %d test people, below splits.min_test_people: not scored", tissue, row["test"])
-            write_matrix(pd.DataFrame(index=pd.Index([], name="gene_id")), elasticnet)
-            write_tsv(pd.DataFrame(columns=["gene_id", "predictor", "gene_split", *PERFORMANCE_COLUMNS[2:]]),
-                      performance)  # fmt: skip
-            write_tsv(pd.DataFrame(columns=SUMMARY_COLUMNS), verdict)
-            return None, None
+    if not _tissue_scored(tissues, tissue):
+        write_matrix(pd.DataFrame(index=pd.Index([], name="gene_id")), elasticnet)
+        return None
     expr = read_matrix(prepared)
-    cov = read_matrix(covariates, index_col="id")
     people, _ = read_splits(individuals, genes_split)
-    gene_split = pd.read_csv(genes_split, sep="\t", dtype={"gene_id": str, "chrom": str})
-    table = pd.read_csv(genes, sep="\t", dtype={"gene_id": str, "chrom": str})
-    table = table[table["gene_id"].isin(gene_split["gene_id"])]
+    split_ids = pd.read_csv(genes_split, sep="\t", dtype={"gene_id": str, "chrom": str})["gene_id"]
+    table = pd.read_csv(chunk, sep="\t", dtype={"gene_id": str, "chrom": str})
+    table = table[table["gene_id"].isin(split_ids)]
     en = cfg["elasticnet"]
     window = resolve_window(en["window"], cfg["models"])
     with threadpool_limits(limits=max(1, int(threads))):
@@ -268,17 +278,55 @@ def run_split_verdict(prepared, covariates, individuals, genes_split, genes, vcf
             dosages, table, expr, people["train"], alpha=en["alpha"], inner_folds=en["inner_folds"],
             seed=en["seed"], thresh=en["thresh"],
         )  # fmt: skip
+    write_matrix(linear, elasticnet)
+    log.info("elastic net on %d training people: %d genes", len(people["train"]), len(linear))
+    return linear
+
+
+def run_split_verdict(prepared, covariates, individuals, genes_split, elasticnet_chunks, matrices, heads, precision,
+                      performance, verdict, elasticnet, models: list[str], head_names: list[str], cfg: dict,
+                      per_gene: list[str] = (), threads: int = 1, tissues=None, tissue: str = ""):  # fmt: skip
+    """Rule `split_verdict`: the gather of rule split_verdict_elasticnet's chunks
+    (`elasticnet_chunks`: the elastic net on the training people, in chunk order = the
+    genes' order) into `elasticnet`, then every predictor (the `matrices` of `models`, the
+    `heads` named `head_names`, that elastic net) on the test people (`individuals`), with
+    the genes labelled by `genes_split`: writes the per-gene `performance` table and the
+    `verdict` summary. The statistics across genes (the shared gene set, BH FDR, the
+    summaries) see every gene here. `cfg`: the models' floors (None: measured by the
+    predict jobs' `precision` tables, margin `noise_z`) and performance's residualize_predictions;
+    `per_gene`: the heads fitted gene by gene (marked in the tables with the elastic net:
+    PER_GENE_NOTE); `threads`: BLAS threads. `tissues`: rule splits' per-tissue counts; a
+    `tissue` (of a cohort with tissues) with fewer test people than splits.min_test_people
+    is reported there, not scored: empty tables here."""
+    from threadpoolctl import threadpool_limits
+
+    from hapexp.io import concat_tsv, read_matrix, write_matrix, write_tsv
+    from hapexp.training.splits import read_splits
+
+    if not _tissue_scored(tissues, tissue):
+        write_matrix(pd.DataFrame(index=pd.Index([], name="gene_id")), elasticnet)
+        write_tsv(pd.DataFrame(columns=["gene_id", "predictor", "gene_split", *PERFORMANCE_COLUMNS[2:]]),
+                  performance)  # fmt: skip
+        write_tsv(pd.DataFrame(columns=SUMMARY_COLUMNS), verdict)
+        return None, None
+    expr = read_matrix(prepared)
+    cov = read_matrix(covariates, index_col="id")
+    people, _ = read_splits(individuals, genes_split)
+    gene_split = pd.read_csv(genes_split, sep="\t", dtype={"gene_id": str, "chrom": str})
+    # the chunks' rows as written, one file at a time (the values below are read from it)
+    n_genes = concat_tsv(list(elasticnet_chunks), elasticnet)
+    with threadpool_limits(limits=max(1, int(threads))):
         preds = {m: read_matrix(p) for m, p in zip(models, matrices, strict=True)}
         preds.update({name: read_matrix(p) for name, p in zip(head_names, heads, strict=True)})
-        preds[ELASTICNET] = linear
+        preds[ELASTICNET] = read_matrix(elasticnet)
         # one floor rule for every predictor: reduced-precision models' measured by their
         # predict jobs' audits, float64 predictors' (heads, this elastic net) float64's
         floors = resolve_floors(cfg["floors"], list(precision), preds, cfg.get("noise_z", NOISE_Z),
                                 n_people=len(people["test"]))  # fmt: skip
         perf = split_performance(expr, preds, people, gene_split, cov, floors, cfg["residualize"])
     summary = summarize_splits(perf, per_gene=[ELASTICNET, *per_gene])
-    write_matrix(linear, elasticnet)
     write_tsv(perf, performance)
     write_tsv(summary, verdict)
+    log.info("elastic net on the training people: %d genes from %d chunks", n_genes, len(elasticnet_chunks))
     log.info("verdict on the splits:\n%s", summary.to_string())
     return perf, summary
