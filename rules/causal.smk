@@ -1,9 +1,10 @@
-# Causal-variant benchmark per unit: every model's |ISM| ranks the variants SuSiE calls
-# causal (PIP >= causal.pip_positive) against distance/MAF-matched non-causal ones of the
-# same genes, on the variants every model's ISM holds; beside the distance and elastic-net
-# baselines; AUROC/AUPRC with bootstrap intervals over genes, sign agreement with SuSiE's
-# posterior effects; fine-tuned models on the held-out genes; the PIPs' calibration
-# against a known truth (causal.truth: the demo's truth.tsv)
+# Causal-variant benchmark per unit: every model's |ISM| ranks the variants fine-mapping
+# calls causal (PIP >= causal.pip_positive: the in-cohort SuSiE's, or the unit's external
+# credible sets when it has `credible_sets`) against distance/MAF-matched non-causal ones of
+# the same genes, on the variants every model's ISM holds; beside the distance and
+# elastic-net baselines; AUROC/AUPRC with bootstrap intervals over genes, sign agreement
+# with the posterior effects; fine-tuned models on the held-out genes; the PIPs'
+# calibration against a known truth (causal.truth: the demo's truth.tsv)
 # (hapexp.verdict.causal: run_causal_benchmark).
 
 
@@ -11,7 +12,8 @@ rule causal_benchmark:
     input:
         # the known causal variants when causal.truth is set (the simulated demo)
         unpack(causal_truth),
-        pips="results/{unit}/finemap/pips.parquet",
+        # the in-cohort SuSiE's PIPs, or the unit's external credible sets (and what was matched)
+        unpack(causal_pips),
         ism=expand("results/{{unit}}/ism/{model}.parquet", model=MODELS),
         weights="results/{unit}/elasticnet/weights.db",
         genes_split=from_cohort("results/{cohort}/splits/genes.tsv"),

@@ -393,6 +393,39 @@ def null_check_summary(wildcards):
     return f"results/{wildcards.unit}/null_check.tsv" if NULL_CHECK["enabled"] else []
 
 
+def credible_sets_source(wildcards):
+    """The unit's `credible_sets` block (its tissue's, else its cohort's): the external
+    fine-mapping rule external_finemap reads."""
+    block = unit_cfg(wildcards).get("credible_sets")
+    if not block:
+        raise WorkflowError(
+            f"unit {wildcards.unit} has no credible_sets in the config: "
+            f"results/{wildcards.unit}/finemap/external.parquet cannot be made"
+        )
+    return block
+
+
+def credible_sets_file(wildcards):
+    return credible_sets_source(wildcards)["path"]
+
+
+def unit_tissue(wildcards):
+    """The tissue of the job's unit (None: a one-expression cohort)."""
+    return split_unit(wildcards.unit)[1]
+
+
+def causal_pips(wildcards):
+    """The PIPs the causal benchmark judges against: the unit's external credible sets
+    (rule external_finemap, and what it read and matched) when it has `credible_sets` — the
+    non-circular reference —, else the in-cohort SuSiE's (rule gather_finemap)."""
+    if unit_cfg(wildcards).get("credible_sets"):
+        return {
+            "pips": f"results/{wildcards.unit}/finemap/external.parquet",
+            "pips_source": f"results/{wildcards.unit}/finemap/external.json",
+        }
+    return {"pips": f"results/{wildcards.unit}/finemap/pips.parquet"}
+
+
 def causal_truth(wildcards):
     """The known causal variants of the job's unit (causal.truth, by unit or else by
     cohort; `{tissue}` filled in) for the causal benchmark's PIP calibration; none unset.

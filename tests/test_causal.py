@@ -1,11 +1,15 @@
 """The causal-variant benchmark (hapexp.verdict.causal; AUROC/AUPRC, cluster bootstrap and
 sign test in hapexp.stats): the statistics against scikit-learn and scipy, unresolved ISM
 ranked as the smallest |ISM|, the matched variant set, the elastic-net baseline from a
-PredictDB db, fine-tuned models on held-out genes, and the demo's known truth end to end."""
+PredictDB db, fine-tuned models on held-out genes, the demo's known truth end to end, and
+external credible sets (rule external_finemap's function) on the demo: built from its
+planted causal variants, matched, judged; another build an error."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import time
 
 import numpy as np
@@ -15,6 +19,8 @@ from scipy.stats import binomtest, norm
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from hapexp import stats
+from hapexp.errors import InputError
+from hapexp.linear.finemap import PIP_COLUMNS as PIP_COLUMNS_
 from hapexp.verdict import causal
 
 
@@ -337,3 +343,311 @@ def test_no_positives_reports_nothing_and_draws_no_data(tmp_path):
     assert (tmp_path / "c.png").exists() and (tmp_path / "c.pdf").exists()
     empty, facts = causal.matched_set(pips, {k: v.iloc[0:0] for k, v in ism.items()}, windows, CFG)
     assert len(empty) == 0 and facts["positives_not_scored"] == int((pips["pip"] >= 0.9).sum())
+
+
+# --------------------------------------------------------------------------- external credible sets
+EQTL_CATALOGUE_HEADER = (
+    "molecular_trait_id\tgene_id\tcs_id\tvariant\trsid\tcs_size\tpip\tpvalue\tbeta\tse\tz\tcs_min_r2\tregion"
+)
+GTEX_SUSIE_HEADER = (
+    "chromosome\tstart\tend\tvariant\tvariant_hg38\tallele1\tallele2\tminor_allele\tcohort\tmethod\ttissue\t"
+    "gene\tmaf\tbeta_marginal\tse_marginal\tz\tpip\tcs_id\tbeta_posterior\tsd_posterior"
+)
+DEMO_MODELS = ["oracle", "enformer_tiny"]
+
+
+@pytest.fixture(scope="module")
+def demo_cohort(tmp_path_factory, torch_one_thread):
+    """The simulated demo at its own size (100 people, 30 genes; seed 7), normalized by
+    bcftools as the workflow does, and the oracle's and a random-weights enformer_tiny's ISM
+    (2,048 bp windows). Its truth.tsv lists the planted causal variants (1-based pos)."""
+    import yaml
+
+    from hapexp.engine import ism
+    from hapexp.models.spec import model_spec
+    from tests.simulated_cohort import simulated_index
+
+    d = tmp_path_factory.mktemp("demo_external")
+    index = simulated_index(d, 7)
+    with open("config/config.yaml") as fh:
+        cfg = yaml.safe_load(fh)["models"]
+    for m in DEMO_MODELS:
+        spec = model_spec({**cfg[m], **({"weights": str(d / "oracle.pt")} if m == "oracle" else {})}, m)
+        ism.score_chunk(index, ism.make_readout(spec), spec, {"maf": 0.01}).to_parquet(d / f"{m}.parquet")
+    return d
+
+
+def _fasta_base(d, chrom: str, pos: int) -> str:
+    import pysam
+
+    with pysam.FastaFile(str(d / "reference.fa")) as fa:
+        return fa.fetch(chrom, pos - 1, pos).upper()
+
+
+def _external_inputs(d):
+    """What the external credible sets are built from, independently of the code under test:
+    the truth's causal variants (one credible set each), one listed non-causal variant per set
+    from the oracle's in-window variants (PIP 0.03: neither positive nor negative), and rows
+    that must not match: a position without a cohort variant (REF = the FASTA's base), a cohort
+    variant's position with another ALT, a gene the cohort lacks."""
+    truth = pd.read_csv(d / "truth.tsv", sep="\t")
+    inwin = pd.read_parquet(d / "oracle.parquet")
+    causal_ids = set(truth["variant_id"])
+    decoys = []
+    for gene_id, grp in truth.groupby("gene_id", sort=True):
+        pool = inwin[(inwin["gene_id"] == gene_id) & ~inwin["variant_id"].isin(causal_ids)]
+        decoys += [(gene_id, v) for v in pool["variant_id"].head(len(grp))]
+    taken = set(inwin["pos"]) | set(truth["pos"])
+    free = next(p for p in range(30_000, 40_000) if p not in taken)
+    other = inwin[~inwin["variant_id"].isin(causal_ids)].iloc[-1]
+    other_alt = next(b for b in "ACGT" if b not in (other["ref"], other["alt"]))
+    return truth, decoys, free, other, other_alt
+
+
+def _write_eqtl_catalogue(d, path, truth, decoys, free, other, other_alt):
+    rows = [EQTL_CATALOGUE_HEADER]
+    for k, t in enumerate(truth.itertuples(index=False)):
+        cs = f"{t.gene_id}_L{k + 1}"
+        rows.append(
+            f"{t.gene_id}\t{t.gene_id}\t{cs}\t{t.variant_id}\trs{k}\t2\t0.95\t1e-9\t{t.effect}\t0.05\t8\t0.9\tx"
+        )
+        if k == 0:  # the same variant under a second rs id, as in the real files: read once
+            rows.append(
+                f"{t.gene_id}\t{t.gene_id}\t{cs}\t{t.variant_id}\trs9{k}\t2\t0.95\t1e-9\t{t.effect}\t0.05\t8\t0.9\tx"
+            )
+    for j, (gene_id, vid) in enumerate(decoys):
+        rows.append(
+            f"{gene_id}\t{gene_id}\t{gene_id}_L99\t{vid}\trs5{j}\t2\t0.03\t1e-3\t0.1\t0.05\t2\t0.9\tx"
+        )
+    g0 = truth["gene_id"].iloc[0]
+    ref = _fasta_base(d, "chr1", free)
+    alt = next(b for b in "ACGT" if b != ref)
+    rows.append(f"{g0}\t{g0}\t{g0}_L98\tchr1_{free}_{ref}_{alt}\trs7\t1\t0.5\t1e-3\t0.1\t0.05\t2\t1\tx")
+    rows.append(f"{other['gene_id']}\t{other['gene_id']}\t{other['gene_id']}_L97\t{other['chrom']}_{other['pos']}_"
+                f"{other['ref']}_{other_alt}\trs8\t1\t0.5\t1e-3\t0.1\t0.05\t2\t1\tx")  # fmt: skip
+    rows.append(
+        "ENSG99999999999\tENSG99999999999\tENSG99999999999_L1\tchr1_1000_A_G\trs9\t1\t0.99\t1e-9\t1\t0.1\t9\t1\tx"
+    )
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _run_external(d, path, build, out, **source):
+    from hapexp.linear.finemap import run_external_finemap
+
+    policies = {"snv_only": False, "maf": 0.0, "missing": "ref", "unphased": "error"}
+    run_external_finemap(
+        credible_sets=path, vcf=d / "norm.bcf", genes=d / "genes.tsv", prepared=d / "expression.tsv",
+        fasta=d / "reference.fa", pips=out / "external.parquet", facts=out / "external.json",
+        source={"path": str(path), **source}, build=build, unit_tissue=None, window=10_000, models={},
+        maf=0.01, policies=policies,
+    )  # fmt: skip
+
+
+def _benchmark(d, out, truth=True):
+    paths = {k: out / "causal" / f"{k}.tsv" for k in ("table", "matched", "calibration", "headline")}
+    return causal.run_causal_benchmark(
+        pips=out / "external.parquet", pips_source=out / "external.json", ism=[d / f"{m}.parquet" for m in DEMO_MODELS],
+        weights=None, genes_split=None, **paths, section=out / "causal" / "summary.md",
+        curves=out / "figures" / "causal_curves.png", models=DEMO_MODELS, windows=dict.fromkeys(DEMO_MODELS, 2048),
+        cfg={"bootstrap": 200}, truth=d / "truth.tsv" if truth else None,
+    )  # fmt: skip
+
+
+def test_external_credible_sets_on_the_demo(demo_cohort, tmp_path):
+    """An eQTL Catalogue-layout file of the demo's planted causal variants, read with the
+    cohort's build (GRCh38 here; the demo's FASTA holds its REF alleles), matched to the
+    normalized BCF and judged by the benchmark: the match counts are the file's as built;
+    the PIPs land on the eQTL scan's cis variants (unlisted ones PIP 0); the oracle ranks
+    the truly causal variants far above the random model; the elastic net is not in-sample
+    and sign agreement is not available (the file's beta is marginal), summary.md says so."""
+    d = demo_cohort
+    truth, decoys, free, other, other_alt = _external_inputs(d)
+    path = _write_eqtl_catalogue(
+        d, tmp_path / "QTD999999.credible_sets.tsv", truth, decoys, free, other, other_alt
+    )
+    _run_external(d, path, "GRCh38", tmp_path, format="auto")
+    facts = json.loads((tmp_path / "external.json").read_text())
+    n = len(truth) + len(decoys)
+    c = facts["counts"]
+    assert facts["format"] == "eqtl_catalogue" and facts["posterior"] is None
+    assert "marginal" in facts["no_posterior"]
+    assert (c["rows_read"], c["rows_other_genes"], c["rows"]) == (n + 3, 1, n + 2)
+    assert (c["matched"], c["flipped"], c["unmatched"], c["unmatched_alleles"]) == (n, 0, 2, 1)
+    pips = pd.read_parquet(tmp_path / "external.parquet")
+    assert list(pips.columns[: len(PIP_COLUMNS_)]) == PIP_COLUMNS_
+    listed = pips[pips["listed"]]
+    # every listed variant is a file row with the file's PIP; everything else PIP 0
+    want = {(t.gene_id, t.variant_id): 0.95 for t in truth.itertuples()} | {k: 0.03 for k in decoys}
+    assert all(
+        want[(g, v)] == p for g, v, p in zip(listed.phenotype_id, listed.variant_id, listed.pip, strict=True)
+    )
+    assert (pips.loc[~pips["listed"], "pip"] == 0).all() and pips.loc[~pips["listed"], "cs_id"].isna().all()
+    assert c["rows_outside_cis"] == n - len(listed)  # rare variants (MAF < 0.01) are not cis variants here
+    # the cis variants: every in-window variant the ISM holds for a written gene (±1,024 bp ⊂ ±10 kb)
+    inwin = pd.read_parquet(d / "oracle.parquet")
+    inwin = inwin[inwin["gene_id"].isin(set(pips["phenotype_id"]))]
+    assert set(zip(inwin.gene_id, inwin.variant_id, strict=True)) <= set(
+        zip(pips.phenotype_id, pips.variant_id, strict=True)
+    )
+    assert pips["af"].between(0, 1).all() and pips["posterior_mean"].isna().all()
+
+    table = _benchmark(d, tmp_path)
+    t = table.set_index("predictor")
+    matched = pd.read_csv(tmp_path / "causal" / "matched.tsv", sep="\t")
+    print(
+        table[
+            ["predictor", "n_positives", "n_negatives", "auroc", "auroc_lo", "auroc_hi", "note"]
+        ].to_string()
+    )
+    n_pos = int(t.loc["oracle", "n_positives"])
+    assert n_pos >= 10
+    assert matched.loc[matched["label"] == 1, "causal_truth"].all()  # the positives are the planted variants
+    assert not matched.loc[matched["label"] == 0, "causal_truth"].any()
+    oracle, rand = t.loc["oracle"], t.loc["enformer_tiny"]
+    assert oracle["auroc"] > 0.85 and oracle["auroc"] > rand["auroc"] + 0.2
+    assert not t["in_sample"].any()
+    signed = t.loc[["oracle", "enformer_tiny", "elasticnet"]]
+    assert signed["sign_agreement"].isna().all() and signed["note"].str.contains("marginal").all()
+    section = (tmp_path / "causal" / "summary.md").read_text()
+    assert f"`{path}` (eqtl_catalogue, GRCh38" in section
+    assert f"{n} of {n + 2} rows of the" in section and "2 unmatched, 1 of them" in section
+    assert "Sign agreement: not available" in section and "(in-sample)" not in section
+
+
+def _write_gtex_susie(path, truth, flip: str | None = None):
+    """GTEx SuSiE release rows of the planted variants (beta_posterior = the planted effect
+    per ALT) in two tissues; variant `flip` written with REF/ALT swapped and its effect
+    negated (the file's effect allele is then the cohort's REF)."""
+    rows = [GTEX_SUSIE_HEADER]
+    for tissue in ("Lung", "Whole_Blood"):
+        for k, t in enumerate(truth.itertuples(index=False)):
+            ref, alt, effect = t.ref, t.alt, t.effect
+            if t.variant_id == flip:
+                ref, alt, effect = alt, ref, -effect
+            vid = f"{t.chrom}_{t.pos}_{ref}_{alt}"
+            pip = 0.97 if tissue == "Whole_Blood" else 0.5
+            rows.append(
+                f"{t.chrom}\t{t.pos - 1}\t{t.pos}\t{vid}\t{vid}_b38\t{ref}\t{alt}\t{alt}\tGTEx\tSUSIE\t{tissue}\t"
+                f"{t.gene_id}\t0.2\t0.3\t0.05\t6\t{pip}\t{k + 1}\t{effect}\t0.05"
+            )
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_external_posterior_effects_give_sign_agreement(demo_cohort, tmp_path):
+    """A GTEx SuSiE-layout file (two tissues, one chosen by `tissue`) with the planted effects
+    as beta_posterior, one variant written with REF/ALT swapped: matched in either
+    orientation, the swapped one's effect turned back to the cohort's ALT, and the oracle's
+    ISM agrees in sign with the planted effects (binomial p < 0.01)."""
+    d = demo_cohort
+    truth = pd.read_csv(d / "truth.tsv", sep="\t")
+    # a planted SNV the benchmark scores (in the oracle's window, MAF >= 0.01) is the swapped one
+    inwin = pd.read_parquet(d / "oracle.parquet")
+    snv = truth[(truth["ref"].str.len() == 1) & (truth["alt"].str.len() == 1)]
+    flip = snv.loc[snv["variant_id"].isin(inwin["variant_id"]), ["gene_id", "variant_id"]].iloc[0]
+    path = _write_gtex_susie(tmp_path / "GTEx_49tissues_release1.tsv", truth, flip["variant_id"])
+    with pytest.raises(InputError, match=r"holds 2 tissues \(Lung, Whole_Blood\)"):
+        _run_external(d, path, "GRCh38", tmp_path / "no_tissue")
+    _run_external(d, path, "GRCh38", tmp_path, format="gtex_susie", tissue="Whole_Blood")
+    facts = json.loads((tmp_path / "external.json").read_text())
+    assert facts["tissue"] == "Whole_Blood" and facts["method"] == "SUSIE"
+    assert facts["posterior"] == "beta_posterior"
+    assert (facts["counts"]["matched"], facts["counts"]["flipped"]) == (len(truth), 1)
+    pips = pd.read_parquet(tmp_path / "external.parquet").set_index(["phenotype_id", "variant_id"])
+    want = truth.set_index(["gene_id", "variant_id"])["effect"]
+    got = pips.loc[pips["listed"], "posterior_mean"]
+    np.testing.assert_allclose(got.to_numpy(), want.reindex(got.index).to_numpy())  # per the cohort's ALT
+    assert pips.loc[pips["flipped"]].index.tolist() == [tuple(flip)]
+    assert (pips.loc[pips["listed"], "pip"] == 0.97).all()  # Whole_Blood's rows, not Lung's
+    t = _benchmark(d, tmp_path, truth=False).set_index("predictor")
+    oracle = t.loc["oracle"]
+    assert oracle["n_sign"] >= 10 and oracle["sign_agreement"] >= 0.9 and oracle["sign_p"] < 0.01
+    section = (tmp_path / "causal" / "summary.md").read_text()
+    assert "gtex_susie, method SUSIE, tissue Whole_Blood, GRCh38" in section
+    assert "posterior effect (`beta_posterior`" in section
+
+
+@pytest.mark.parametrize(
+    "labelled", ["eqtl_catalogue on a GRCh37 cohort", "GTEx _b37 ids on a GRCh38 cohort"]
+)
+def test_external_credible_sets_of_another_build_fail_and_write_nothing(demo_cohort, tmp_path, labelled):
+    d = demo_cohort
+    truth = pd.read_csv(d / "truth.tsv", sep="\t")
+    if labelled.startswith("eqtl_catalogue"):
+        truth_, decoys, free, other, other_alt = _external_inputs(d)
+        path = _write_eqtl_catalogue(d, tmp_path / "QTD999999.credible_sets.tsv", truth_, decoys, free, other,
+                                     other_alt)  # fmt: skip
+        build, message = (
+            "GRCh37",
+            "the eQTL Catalogue's variants are on GRCh38, but the cohort's reference.build is GRCh37",
+        )
+    else:
+        path = _write_gtex_susie(tmp_path / "GTEx_49tissues_release1.tsv", truth)
+        path.write_text(path.read_text().replace("_b38", "_b37"))
+        build, message = (
+            "GRCh38",
+            "variant ids end in _b37 on GRCh37, but the cohort's reference.build is GRCh38",
+        )
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=re.escape(message)) as e:
+        _run_external(d, path, build, out, tissue="Whole_Blood")
+    assert (
+        str(path) in str(e.value)
+        and "line 2" in str(e.value)
+        and "lift the credible sets over" in str(e.value)
+    )
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_the_benchmark_reads_the_units_external_credible_sets(tmp_path):
+    """The workflow parsed by Snakemake: a unit with `credible_sets` (its tissue's block, else
+    its cohort's, with the schema's defaults) gets rule external_finemap's PIPs; one without
+    keeps the in-cohort SuSiE's."""
+    import yaml
+
+    from tests.workflow_utils import REPO, parse_workflow
+
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    demo = cfg["cohorts"]["demo"]
+    cfg["cohorts"] = {
+        "demo": {**demo, "credible_sets": {"path": "QTD000001.credible_sets.tsv.gz"}},
+        "plain": demo,
+        "tis": {
+            "vcf": demo["vcf"],
+            "credible_sets": {"path": "GTEx_v8_finemapping_DAPG.txt.gz", "format": "gtex_dapg"},
+            "tissues": {
+                "Lung": {"expression": demo["expression"], "credible_sets": {"path": "QTD000002.tsv.gz"}},
+                "Whole_Blood": {"expression": demo["expression"]},
+            },
+        },
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    units = ["demo", "plain", "tis/Lung", "tis/Whole_Blood"]
+    got = parse_workflow(
+        tmp_path,
+        tmp_path / "config.yaml",
+        {
+            "pips": f"{{u: causal_pips(SimpleNamespace(unit=u)) for u in {units!r}}}",
+            "source": f"{{u: credible_sets_source(SimpleNamespace(unit=u)) for u in {units[2:]!r}}}",
+            "tissue": f"{{u: unit_tissue(SimpleNamespace(unit=u)) for u in {units!r}}}",
+        },
+    )
+    ext = {u: {"pips": f"results/{u}/finemap/external.parquet", "pips_source": f"results/{u}/finemap/external.json"}
+           for u in units}  # fmt: skip
+    assert got["pips"] == {**ext, "plain": {"pips": "results/plain/finemap/pips.parquet"}}
+    assert got["source"] == {
+        "tis/Lung": {"path": "QTD000002.tsv.gz", "format": "auto", "method": "SUSIE", "tissue": None},
+        "tis/Whole_Blood": {
+            "path": "GTEx_v8_finemapping_DAPG.txt.gz",
+            "format": "gtex_dapg",
+            "method": "SUSIE",
+            "tissue": None,
+        },
+    }
+    assert got["tissue"] == {
+        "demo": None,
+        "plain": None,
+        "tis/Lung": "Lung",
+        "tis/Whole_Blood": "Whole_Blood",
+    }

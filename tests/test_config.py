@@ -41,7 +41,7 @@ def _config(models: dict) -> dict:
     return {
         "reference": {"fasta": "ref.fa"},
         "genes": {"table": "genes.tsv"},
-        "cohorts": {"c": {"vcf": "c.vcf.gz", "expression": "e.tsv"}},
+        "cohorts": {"c": {"vcf": "c.vcf.gz", "expression": "e.tsv", "credible_sets": {"path": "cs.tsv.gz"}}},
         "models": copy.deepcopy(models),
         "heads": {"oracle": None, "enformer_tiny": {"ridge": 2.0}},
         "download": {"fa": {"url": "https://example.org/ref.fa.gz", "decompress": True}},

@@ -20,6 +20,7 @@ from hapexp.inputs.credible_sets import (
     match_to_cohort,
     normalize_build,
     read_credible_sets,
+    select_tissue,
 )
 from hapexp.variants.genotypes import Dosages
 
@@ -115,7 +116,7 @@ def test_gtex_dapg_read():
         f"Lung:{G2}.13:1",
     ]
     assert cs["tissue"].tolist() == ["Whole_Blood"] * 3 + ["Lung"] * 2
-    assert "beta" not in cs.columns
+    assert "beta" not in cs.columns and "beta_posterior" not in cs.columns
     assert (cs["source"] == "gtex_dapg").all()
     assert cs.attrs["build"] == "GRCh38"
 
@@ -138,6 +139,8 @@ def test_gtex_susie_read():
     assert cs.loc[3, ["ref", "alt"]].tolist() == ["GA", "G"]
     np.testing.assert_allclose(cs["pip"], [0.582311, 0.394077, 0.000412, 0.951806])
     np.testing.assert_allclose(cs["beta"], [0.3521, 0.3377, 0.2114, -0.2871])  # beta_marginal
+    np.testing.assert_allclose(cs["beta_posterior"], [0.204981, 0.133081, 8.7e-05, -0.27327])
+    np.testing.assert_allclose(cs["sd_posterior"], [0.18423, 0.16872, 0.00442, 0.07114])
     assert cs["cs_id"].tolist()[:2] == [f"Whole_Blood:{G1}.17:1"] * 2
     assert pd.isna(cs["cs_id"].iloc[2])  # cs_id -1: not in a credible set
     assert cs["cs_id"].iloc[3] == f"Lung:{G2}.13:1"
@@ -354,3 +357,32 @@ def test_match_to_cohort_table_indexed_by_variant_id():
     out, counts = match_to_cohort(cs, v)
     assert out["variant_id"].tolist()[:2] == ["22_1001_A_G", "22_1502_T_C"]
     assert counts["unmatched_alleles"] == 1  # 2003 G>A vs the cohort's G>C
+    # effects per the cohort's ALT: 1502 is C>T in the file, T>C in the cohort
+    np.testing.assert_allclose(out["beta_posterior_cohort"], [0.204981, -0.133081, 8.7e-05, -0.27327])
+    np.testing.assert_allclose(out["beta_cohort"], [0.3521, -0.3377, 0.2114, -0.2871])
+
+
+# --------------------------------------------------------------------------- tissues
+def test_select_tissue():
+    cs = read_credible_sets(GTEX_DAPG, "gtex_dapg", "GRCh38")
+    blood = select_tissue(cs, "Whole_Blood")
+    assert blood["line"].tolist() == [2, 3, 4] and blood.attrs["tissue"] == "Whole_Blood"
+    assert blood.attrs["path"] == str(GTEX_DAPG)
+    # no tissue named: the unit's own tissue when the file has it
+    assert select_tissue(cs, None, "Lung")["line"].tolist() == [5, 6]
+    with pytest.raises(InputError, match=r"holds 2 tissues \(Whole_Blood, Lung\) .*its tissue 'Liver'"):
+        select_tissue(cs, None, "Liver")
+    with pytest.raises(InputError, match=r"holds 2 tissues .*Set credible_sets.tissue") as e:
+        select_tissue(cs)
+    assert str(GTEX_DAPG) in str(e.value)
+    with pytest.raises(
+        InputError, match=r"no rows of tissue 'Liver' \(tissues in the file: Whole_Blood, Lung\)"
+    ):
+        select_tissue(cs, "Liver", "Lung")
+    one = select_tissue(cs[cs["tissue"] == "Lung"].copy())
+    assert one["line"].tolist() == [5, 6]
+    # eQTL Catalogue: one dataset per file; a tissue named for it is a mistake
+    ec = read_credible_sets(EQTL_CATALOGUE, "eqtl_catalogue", "GRCh38")
+    pd.testing.assert_frame_equal(select_tissue(ec, None, "Lung"), ec)
+    with pytest.raises(InputError, match="has no tissue column"):
+        select_tissue(ec, "Lung")

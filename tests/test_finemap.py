@@ -21,6 +21,7 @@ from hapexp.linear.finemap import (
 )
 from hapexp.stats import Residualizer
 from hapexp.variants.genotypes import Dosages
+from tests.independent import SUSIER_DEFAULTS, susier, susier_available
 
 K = 3  # covariates
 
@@ -82,39 +83,6 @@ def _cohort(seed: int, n: int, causal: list[int], p: int = 100, effect=(0.35, 0.
 
 
 # --------------------------------------------------------------------------- against susieR
-R_SUSIE = r"""
-suppressMessages(library(susieR))
-args <- commandArgs(trailingOnly = TRUE)
-dir <- args[1]
-for (g in readLines(file.path(dir, "genes.txt"))) {
-  y <- scan(file.path(dir, paste0(g, ".y")), quiet = TRUE)
-  X <- matrix(scan(file.path(dir, paste0(g, ".X")), quiet = TRUE), nrow = length(y), byrow = TRUE)
-  f <- susie(X, y, L = 10, scaled_prior_variance = 0.2, coverage = 0.95, min_abs_corr = 0.5,
-             estimate_residual_variance = TRUE, estimate_prior_variance = TRUE,
-             standardize = TRUE, intercept = TRUE, max_iter = 100, tol = 1e-3)
-  writeLines(format(f$pip, digits = 17), file.path(dir, paste0(g, ".pip")))
-  out <- character(0)
-  for (l in names(f$sets$cs)) {
-    k <- as.integer(sub("L", "", l))
-    cs <- f$sets$cs[[l]]
-    out <- c(out, paste(l, paste(cs - 1, collapse = ","), format(sum(f$alpha[k, cs]), digits = 17),
-                        format(f$sets$purity[l, 1], digits = 17), sep = "\t"))
-  }
-  writeLines(out, file.path(dir, paste0(g, ".cs")))
-  writeLines(as.character(f$converged), file.path(dir, paste0(g, ".converged")))
-}
-"""
-
-
-def _susier_available() -> bool:
-    if shutil.which("Rscript") is None:
-        return False
-    check = subprocess.run(
-        ["Rscript", "-e", "cat(requireNamespace('susieR', quietly=TRUE))"], capture_output=True, text=True
-    )
-    return check.stdout.strip() == "TRUE"
-
-
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="R not installed (apt-get install r-base-core)")
 def test_equals_susier_on_the_residualized_problem(tmp_path):
     """Eight genes (300 people, 100 variants in LD blocks of varying tightness, 0-3 planted
@@ -123,7 +91,7 @@ def test_equals_susier_on_the_residualized_problem(tmp_path):
     agree to 1e-3 (measured: 1e-8) and every credible set is the same set of variants
     for the same effect, with the same coverage and purity (8 sets of 1-9 variants, two
     near the 0.5 purity threshold)."""
-    if not _susier_available():
+    if not susier_available():
         pytest.skip("R package susieR not installed (apt-get install r-cran-susier)")
     d, genes, expr, cov, _ = _cohort(
         seed=12,
@@ -135,32 +103,22 @@ def test_equals_susier_on_the_residualized_problem(tmp_path):
     pips, sets = finemap_genes(d, genes, expr, cov)
     res = Residualizer(cov.to_numpy().T)
     g_res = res.transform(d.dosage)
-    for row in genes.itertuples():
-        ix = d.window_index("chr1", row.start0, row.end0)
-        np.savetxt(tmp_path / f"{row.gene_id}.X", g_res[ix].T, fmt="%.17g")
-        np.savetxt(
-            tmp_path / f"{row.gene_id}.y", res.transform(expr.loc[row.gene_id].to_numpy())[0], fmt="%.17g"
+    problems = {
+        row.gene_id: (
+            g_res[d.window_index("chr1", row.start0, row.end0)].T,
+            res.transform(expr.loc[row.gene_id].to_numpy())[0],
         )
-    (tmp_path / "genes.txt").write_text("\n".join(genes.gene_id) + "\n")
-    (tmp_path / "susie.R").write_text(R_SUSIE)
-    subprocess.run(
-        ["Rscript", str(tmp_path / "susie.R"), str(tmp_path)], capture_output=True, text=True, check=True
-    )
+        for row in genes.itertuples()
+    }
+    fits = susier(problems, tmp_path, SUSIER_DEFAULTS)
     max_diff, sizes = 0.0, []
     for row in genes.itertuples():
         ours = pips[pips.phenotype_id == row.gene_id]
-        r_pip = np.loadtxt(tmp_path / f"{row.gene_id}.pip")
-        max_diff = max(max_diff, float(np.abs(ours["pip"].to_numpy() - r_pip).max()))
-        assert (tmp_path / f"{row.gene_id}.converged").read_text().strip() == "TRUE"
+        fit = fits[row.gene_id]
+        max_diff = max(max_diff, float(np.abs(ours["pip"].to_numpy() - fit["pip"]).max()))
+        assert fit["converged"]
         vid = ours["variant_id"].to_numpy()
-        theirs = {}
-        for line in (tmp_path / f"{row.gene_id}.cs").read_text().splitlines():
-            name, members, coverage, purity = line.split("\t")
-            theirs[int(name[1:])] = (
-                set(vid[[int(i) for i in members.split(",")]]),
-                float(coverage),
-                float(purity),
-            )
+        theirs = {k: ({vid[i] for i in m}, cov_, pur) for k, (m, cov_, pur) in fit["sets"].items()}
         got = sets[sets.phenotype_id == row.gene_id].set_index("cs_id")
         assert set(got.index) == set(theirs), row.gene_id
         for k, (members, coverage, purity) in theirs.items():

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 # The cohort keys a tissue block may set (its expression and what goes with it); the
 # others (vcf, chromosomes) are the cohort's. `tracks` is a tissue's per-model selection.
+# `credible_sets` is not among them: a tissue block may set its own, and a tissue without
+# one inherits the cohort's (a GTEx table of every tissue: each keeps its own rows).
 TISSUE_KEYS = (
     "expression",
     "expression_format",

@@ -23,8 +23,12 @@ The normalized table (`read_credible_sets`): one row per (set, variant) with `CO
 ``gene_id`` (Ensembl, version stripped), ``chrom`` (as in the file), ``pos`` (1-based),
 ``ref``, ``alt``, ``pip``, ``cs_id`` (unique within the file: the eQTL Catalogue's own id,
 GTEx ``tissue:gene:set``; <NA> outside a set), ``source`` (the format), then ``beta``
-when the file has one (marginal effect of ALT), ``tissue`` (GTEx), ``trait_id`` (the
-file's own gene/trait id), ``line`` (1-based file line, for messages).
+when the file has one (marginal effect of ALT: eQTL Catalogue's ``beta``, GTEx's
+``beta_marginal`` — LD-confounded slopes, not posterior effects), ``beta_posterior`` and
+``sd_posterior`` (``gtex_susie`` only: the fine-mapping's posterior mean and SD of ALT's
+effect, adjusted for the other variants), ``tissue`` (GTEx), ``trait_id`` (the file's own
+gene/trait id), ``line`` (1-based file line, for messages). `select_tissue` keeps one
+tissue's rows of a GTEx file that holds several.
 
 Build: eQTL Catalogue is GRCh38 by definition; GTEx ids carry ``_b38`` (``_b37``) — a
 file whose build differs from the cohort's ``reference.build`` is an `InputError`. With
@@ -72,6 +76,17 @@ REQUIRED = {
     "gtex_dapg": ["tissue_id", "gene_id", "cluster_id", "variant_id", "variant_pip"],
     "gtex_susie": ["tissue", "gene", "variant_hg38", "method", "pip", "cs_id"],
 }
+# Posterior effect columns (posterior mean, SD) per format: only the GTEx SuSiE/FINEMAP
+# release has them; eQTL Catalogue's `beta` and GTEx's `beta_marginal` are marginal slopes.
+POSTERIOR = {"gtex_susie": ("beta_posterior", "sd_posterior")}
+# Why a format has no posterior effect (the causal benchmark's sign agreement says so).
+NO_POSTERIOR = {
+    "eqtl_catalogue": "the eQTL Catalogue's credible sets carry no posterior effect (their `beta` is the "
+    "marginal, LD-confounded slope)",
+    "gtex_dapg": "GTEx's DAP-G table carries no effect sizes",
+}
+# Effect columns `match_to_cohort` turns to the cohort's ALT (`<column>_cohort`).
+EFFECT_COLUMNS = ("beta", "beta_posterior")
 # Columns per format: (variant id, pip, gene, beta or None)
 _FIELDS = {
     "eqtl_catalogue": ("variant", "pip", "gene_id", "beta"),
@@ -362,6 +377,9 @@ def read_credible_sets(
     )
     if bcol is not None and bcol in raw.columns:
         out["beta"] = _numbers(path, raw, bcol, lines, allow_na=True)
+    for col in POSTERIOR.get(fmt, ()):
+        if col in raw.columns:
+            out[col] = _numbers(path, raw, col, lines, allow_na=True)
     if tissue is not None:
         out["tissue"] = tissue.to_numpy(dtype=object)
     trait = raw["molecular_trait_id"].str.strip() if fmt == "eqtl_catalogue" else gene_raw
@@ -509,7 +527,8 @@ def match_to_cohort(cs: pd.DataFrame, variants) -> tuple[pd.DataFrame, dict]:
     row matches a cohort variant with the same REF/ALT, or with them swapped
     (``flipped``: the file's effect allele is the cohort's REF, so ``beta_cohort`` =
     −``beta``). Returns (`cs` plus ``variant_id`` — the cohort's id, <NA> when unmatched
-    — ``flipped`` and, with a ``beta``, ``beta_cohort``; counts ``rows``, ``matched``
+    — ``flipped`` and, for each effect column it has (``beta``, ``beta_posterior``:
+    `EFFECT_COLUMNS`), ``<column>_cohort`` (per the cohort's ALT); counts ``rows``, ``matched``
     (both orientations), ``flipped``, ``unmatched``, ``unmatched_alleles`` (a cohort
     variant at the position, other alleles)). The counts are logged."""
     cohort = _cohort_table(variants)
@@ -532,10 +551,10 @@ def match_to_cohort(cs: pd.DataFrame, variants) -> tuple[pd.DataFrame, dict]:
     out = cs.copy()
     out["variant_id"] = pd.array(vid, dtype="string")
     out["flipped"] = flipped
-    if "beta" in out.columns:
-        out["beta_cohort"] = np.where(
-            flipped, -out["beta"].to_numpy(dtype=float), out["beta"].to_numpy(dtype=float)
-        )
+    for col in EFFECT_COLUMNS:
+        if col in out.columns:
+            effect = out[col].to_numpy(dtype=float)
+            out[f"{col}_cohort"] = np.where(flipped, -effect, effect)
     matched = int(pd.notna(vid).sum())
     at_pos = key.merge(
         cohort[["chrom", "pos"]].drop_duplicates(), on=["chrom", "pos"], how="left", indicator=True
@@ -568,3 +587,54 @@ def match_to_cohort(cs: pd.DataFrame, variants) -> tuple[pd.DataFrame, dict]:
             counts["rows"],
         )
     return out, counts
+
+
+# ------------------------------------------------------------------------- tissues
+def select_tissue(
+    cs: pd.DataFrame, tissue: str | None = None, unit_tissue: str | None = None
+) -> pd.DataFrame:
+    """The rows of one tissue of a GTEx table (``tissue`` column): `tissue` when given (the
+    config's ``credible_sets.tissue``), else the file's only tissue, else the unit's own
+    tissue name (`unit_tissue`: a GTEx-style cohort's tissues are named as GTEx's). A file
+    without tissues (eQTL Catalogue: one dataset per file) is returned as it is; naming a
+    tissue for it, a tissue the file lacks, or leaving a several-tissue file ambiguous is an
+    `InputError` listing the file's tissues."""
+    path = cs.attrs.get("path", "credible sets")
+    if "tissue" not in cs.columns:
+        if tissue is not None:
+            raise InputError(
+                path,
+                f"`tissue: {tissue}` is set but the {cs.attrs.get('format', 'file')} layout has no tissue column "
+                "(an eQTL Catalogue file is one dataset, one tissue)",
+                "Remove `tissue` from this credible_sets block (it applies to GTEx tables only).",
+            )
+        return cs
+    found = list(dict.fromkeys(cs["tissue"]))
+    listed = ", ".join(found[:10]) + (f" … ({len(found)} in all)" if len(found) > 10 else "")
+    if tissue is not None:
+        if tissue not in found:
+            raise InputError(
+                path,
+                f"no rows of tissue {tissue!r} (tissues in the file: {listed})",
+                "Set credible_sets.tissue to one of those (GTEx tissue names, e.g. Whole_Blood).",
+            )
+        keep = tissue
+    elif len(found) == 1:
+        keep = found[0]
+    elif unit_tissue is not None and unit_tissue in found:
+        keep = unit_tissue
+    else:
+        raise InputError(
+            path,
+            f"the file holds {len(found)} tissues ({listed}) and the config does not say which one is "
+            + (
+                f"this cohort's (its tissue {unit_tissue!r} is not among them)"
+                if unit_tissue
+                else "this cohort's"
+            ),
+            "Set credible_sets.tissue to the tissue whose fine-mapping matches this expression.",
+        )
+    out = cs[cs["tissue"] == keep].reset_index(drop=True)
+    out.attrs.update(cs.attrs, tissue=keep)
+    log.info("%s: %d of %d rows are tissue %s", path, len(out), len(cs), keep)
+    return out

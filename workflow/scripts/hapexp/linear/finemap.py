@@ -474,3 +474,183 @@ def run_gather_finemap(pips_chunks, cs_chunks, pips, credible_sets) -> None:
             cs.loc[~cs["converged"].astype(bool), "phenotype_id"].nunique(),
         )
     write_tsv(cs, credible_sets)
+
+
+# --------------------------------------------------------------------------- external fine-mapping
+# External credible sets in pips.parquet's layout (`PIP_COLUMNS` first, so that the causal
+# benchmark reads either), then whether the file lists the variant, the file's own set id
+# and whether its REF/ALT are the cohort's swapped.
+EXTERNAL_COLUMNS = [*PIP_COLUMNS, "listed", "source_cs_id", "flipped"]
+
+
+def external_pips(cs: pd.DataFrame, dosages, genes: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """External credible sets on the eQTL scan's cis variants, in pips.parquet's layout.
+
+    `cs`: `hapexp.inputs.credible_sets.match_to_cohort`'s table (the cohort's `variant_id`
+    per row, <NA> where none matched; `gene_id` without version); `dosages` and `genes`
+    (start0/end0): `cis_dosages` of the unit's genes — the variants in-cohort SuSiE sees
+    (window, MAF, variant policy). For each gene the file fine-mapped, every cis variant:
+    `pip` the file's (the largest of its rows: a variant in several sets or traits) where
+    it lists the variant, 0 where it does not (outside every credible set the file reports:
+    `listed` False); `cs_id` 1, 2, … per gene in the file's order of sets (the file's id in
+    `source_cs_id`); `posterior_mean`/`posterior_sd` the file's posterior effect of the
+    cohort's ALT (`beta_posterior_cohort`, `sd_posterior`; NaN for a format without one);
+    `af` the ALT frequency of `dosages`' people (as in-cohort SuSiE's). Genes none of
+    whose rows is a cis variant are left out. Returns (`EXTERNAL_COLUMNS` table, counts:
+    genes_written, rows_outside_cis — matched rows that are not cis variants of their gene
+    here —, genes_several_traits)."""
+    from hapexp.inputs.formats import strip_version
+
+    af = allele_stats(dosages.dosage)[0] if len(dosages) else np.zeros(0)
+    vid = np.asarray(dosages.variant_id, dtype=object)
+    rows = cs[cs["variant_id"].notna()].sort_values("line", kind="mergesort")
+    by_gene = dict(tuple(rows.groupby("gene_id", sort=False)))
+    post = "beta_posterior_cohort" in rows.columns
+    counts = {"genes_written": 0, "rows_outside_cis": 0, "genes_several_traits": 0}
+    tables = []
+    for g, key in zip(genes.itertuples(index=False), strip_version(genes["gene_id"]), strict=True):
+        r = by_gene.get(key)
+        if r is None:
+            continue
+        ix = dosages.window_index(str(g.chrom), int(g.start0), int(g.end0))
+        inside = r["variant_id"].astype(object).isin(set(vid[ix])).to_numpy()
+        counts["rows_outside_cis"] += int((~inside).sum())
+        r = r[inside]
+        if r.empty:
+            continue
+        counts["genes_written"] += 1
+        counts["genes_several_traits"] += int(r["trait_id"].nunique() > 1)
+        sets = {c: k for k, c in enumerate(dict.fromkeys(r["cs_id"].dropna()), start=1)}
+        # per variant the row with the largest PIP (the first in the file on ties)
+        best = r.sort_values("pip", ascending=False, kind="mergesort").drop_duplicates("variant_id")
+        best = best.set_index(best["variant_id"].astype(object))
+        v = pd.Index(vid[ix])
+        listed = v.isin(best.index)
+        b = best.reindex(v)
+        cs_id = pd.array([sets.get(c) if pd.notna(c) else pd.NA for c in b["cs_id"]], dtype="Int64")
+        tables.append(
+            pd.DataFrame(
+                {
+                    "phenotype_id": str(g.gene_id),
+                    "variant_id": vid[ix],
+                    "pip": b["pip"].fillna(0.0).to_numpy(float),
+                    "af": af[ix],
+                    "cs_id": cs_id,
+                    "posterior_mean": b["beta_posterior_cohort"].to_numpy(float) if post else np.nan,
+                    "posterior_sd": b["sd_posterior"].to_numpy(float) if post else np.nan,
+                    "listed": listed,
+                    "source_cs_id": pd.array(b["cs_id"].astype(object).where(listed, None), dtype="string"),
+                    "flipped": b["flipped"].fillna(False).to_numpy(bool),
+                },
+                columns=EXTERNAL_COLUMNS,
+            )
+        )
+    if not tables:
+        empty = _empty_pips().assign(listed=pd.Series([], dtype=bool), source_cs_id=pd.Series([], dtype="string"),
+                                     flipped=pd.Series([], dtype=bool))  # fmt: skip
+        return empty[EXTERNAL_COLUMNS], counts
+    return pd.concat(tables, ignore_index=True), counts
+
+
+def run_external_finemap(credible_sets, vcf, genes, prepared, fasta, pips, facts, source: dict, build,
+                         unit_tissue, window, models: dict, maf: float, policies: dict) -> None:  # fmt: skip
+    """Rule `external_finemap`: a unit's external credible sets (`credible_sets`, the config
+    block `source`: format, method, tissue) read with the cohort's genome `build` and REF
+    check against its `fasta` (`hapexp.inputs.credible_sets.read_credible_sets`; another
+    build is an InputError), one tissue's rows kept (`select_tissue`; `unit_tissue` the
+    unit's), matched to the cohort's normalized variants (`vcf`: every record at the file's
+    positions, by position and alleles in either orientation) and written in pips.parquet's
+    layout on the eQTL scan's cis variants of the unit's genes (`genes` ∩ `prepared`'s;
+    `window`, `maf`, `policies` as rule finemap; `external_pips`) to `pips`; what was read
+    and matched to `facts` (JSON: path, format, method, tissue, build, counts, the posterior
+    effect used or why there is none)."""
+    import json
+
+    from hapexp.config.schema import with_defaults
+    from hapexp.errors import InputError
+    from hapexp.inputs.credible_sets import (
+        NO_POSTERIOR,
+        match_to_cohort,
+        read_credible_sets,
+        select_tissue,
+    )
+    from hapexp.inputs.formats import strip_version
+    from hapexp.inputs.gtf import match_contigs
+    from hapexp.io import atomic_output, write_parquet
+    from hapexp.variants.files import vcf_contigs
+    from hapexp.variants.genotypes import cis_dosages, read_dosages
+    from hapexp.variants.windows import resolve_window
+
+    source = with_defaults("cohorts.*.credible_sets", source)
+    cs = read_credible_sets(credible_sets, source["format"], build, fasta, source["method"])
+    cs = select_tissue(cs, source["tissue"], unit_tissue)
+    fmt = cs.attrs["format"]
+    samples = list(pd.read_csv(prepared, sep="\t", nrows=0).columns[1:])
+    expressed = set(pd.read_csv(prepared, sep="\t", usecols=[0]).iloc[:, 0].astype(str))
+    table = pd.read_csv(genes, sep="\t", dtype={"gene_id": str, "chrom": str})
+    table = table[table["gene_id"].isin(expressed)]
+    ours = set(strip_version(table["gene_id"]))
+    in_unit = cs["gene_id"].isin(ours).to_numpy()
+    counts = {
+        "rows_read": len(cs),
+        "genes_in_file": int(cs["gene_id"].nunique()),
+        "genes_analysed": int(cs.loc[in_unit, "gene_id"].nunique()),
+        "rows_other_genes": int((~in_unit).sum()),
+    }
+    log.info(
+        "%s: %d of the file's %d genes are among the unit's %d expressed genes (%d rows of other genes left out)",
+        credible_sets, counts["genes_analysed"], counts["genes_in_file"], len(table), counts["rows_other_genes"],
+    )  # fmt: skip
+    if not in_unit.any():
+        raise InputError(
+            credible_sets,
+            f"none of the file's {counts['genes_in_file']} genes (e.g. {cs['gene_id'].iat[0]}) is among the "
+            f"{len(table)} genes analysed here (e.g. {', '.join(table['gene_id'].head(3))})",
+            "Give the credible sets of this cohort's tissue and genes (Ensembl gene ids; versions are ignored).",
+        )
+    attrs = dict(cs.attrs)
+    cs = cs[in_unit].reset_index(drop=True)
+    cs.attrs.update(attrs)
+    # every record of the cohort's BCF at the file's positions (1-based POS = pos): the match counts
+    contigs = match_contigs(cs["chrom"].unique(), vcf_contigs(vcf))
+    regions = sorted(
+        {(contigs[c], int(p) - 1, int(p)) for c, p in zip(cs["chrom"], cs["pos"], strict=True) if contigs[c]}
+    )
+    at_sites = read_dosages(vcf, regions, samples, None)
+    matched, match = match_to_cohort(cs, at_sites)
+    counts.update(match)
+    if not match["matched"]:
+        raise InputError(
+            credible_sets,
+            f"none of its {match['rows']} rows of the analysed genes is a variant of the cohort's VCF "
+            f"({match['unmatched_alleles']} at a cohort position with other alleles)",
+            "Check that the credible sets and the VCF are on the same genome build and the same people's variants.",
+        )
+    # the eQTL scan's cis variants of the genes the file fine-mapped (what rule finemap sees)
+    fine_mapped = set(cs["gene_id"])
+    table = table[[k in fine_mapped for k in strip_version(table["gene_id"])]]
+    dosages, genes_w = cis_dosages(vcf, table, resolve_window(window, models), samples, maf, policies)
+    out, written = external_pips(matched, dosages, genes_w)
+    counts.update(written)
+    log.info(
+        "%d genes written (%d cis variants, %d listed by the file); %d matched rows are not cis variants "
+        "here (window %s, MAF >= %g, variant policy); %d genes with several traits (largest PIP kept)",
+        counts["genes_written"], len(out), int(out["listed"].sum()), counts["rows_outside_cis"], window, maf,
+        counts["genes_several_traits"],
+    )  # fmt: skip
+    has_posterior = "beta_posterior_cohort" in matched.columns and bool(out["posterior_mean"].notna().any())
+    info = {
+        "path": str(credible_sets),
+        "format": fmt,
+        "method": source["method"] if fmt == "gtex_susie" else None,
+        "tissue": cs.attrs.get("tissue"),
+        "build": cs.attrs.get("build"),
+        "counts": counts,
+        "posterior": "beta_posterior" if has_posterior else None,
+        "no_posterior": None
+        if has_posterior
+        else NO_POSTERIOR.get(fmt, "the file's rows of these genes carry no posterior effect"),
+    }
+    write_parquet(out, pips)
+    with atomic_output(facts) as tmp:
+        tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")

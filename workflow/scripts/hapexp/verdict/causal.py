@@ -8,8 +8,12 @@ The variant set (`matched_set`):
   the fine-mapping table name variants alike (`chrom_pos_ref_alt`, 1-based, from the one
   normalized BCF through the one genotype reader: `hapexp.sequences.index` and
   `hapexp.variants.genotypes`); they are joined on (gene, variant_id).
-- **positives**: PIP ≥ `pip_positive` (SuSiE, `hapexp.linear.finemap`); **negatives**:
-  PIP < `pip_negative` from the same genes. Each positive draws `negatives_per_positive`
+- **positives**: PIP ≥ `pip_positive` (SuSiE, `hapexp.linear.finemap`: the in-cohort
+  fine-mapping, or a unit's external credible sets in the same layout —
+  `external_pips`: eQTL Catalogue, GTEx v8 —, the non-circular reference: PIPs fitted on
+  the cohort's own expression share its noise with any in-cohort baseline); **negatives**:
+  PIP < `pip_negative` from the same genes (with external credible sets: cis variants of a
+  fine-mapped gene that the file does not list count as PIP 0). Each positive draws `negatives_per_positive`
   negatives of its gene, without replacement, in the same |TSS distance| bin
   (`distance_bins`, bp) and, where the gene has enough, the same MAF bin (`maf_bins`; MAF
   from the fine-mapping's in-sample allele frequency); `matched_on` says which. A positive
@@ -26,7 +30,7 @@ The predictors (`benchmark`), each ranking variants as candidates for causality:
 - `elasticnet`: |weight| of the PrediXcan elastic net (`weights.db`, matched on
   chrom/pos/ref/alt through PredictDB's varID; 0 for variants outside the gene's model);
   `in_sample` when it was fitted on the people whose expression the PIPs come from (in the
-  workflow: always, the same unit).
+  workflow: with the in-cohort SuSiE's PIPs, the same unit; not with external ones).
 AUROC and AUPRC (`hapexp.stats.auroc`, `average_precision`: scikit-learn's, ties as it
 handles them) with percentile confidence intervals from a bootstrap over genes
 (`bootstrap` replicates, `ci` level, seeded); `prevalence` is the AUPRC of a random
@@ -39,6 +43,10 @@ sign of SuSiE's posterior mean effect (per ALT dosage, adjusted for the other va
 the gene: not the LD-confounded marginal slope); fraction agreeing and two-sided exact
 binomial p against ½ (`hapexp.stats.sign_agreement_test`), over positives whose score is
 resolved and non-zero. The elastic net's weight (per ALT dosage) is tested the same way.
+External credible sets give a posterior effect only where the file has one (GTEx's SuSiE
+`beta_posterior`); for the others sign agreement is not available and the table says why
+(eQTL Catalogue's `beta` and GTEx's `beta_marginal` are marginal, LD-confounded slopes: not
+used in its place).
 
 With a known truth (the simulated demo's truth.tsv: gene_id, variant_id, …), `pip_calibration`
 tabulates, per PIP bin, the fraction of fine-mapped variants that are truly causal (a
@@ -49,6 +57,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -303,10 +312,12 @@ def score_predictor(rank: np.ndarray, labels: np.ndarray, genes: np.ndarray, n_b
 
 def benchmark(matched: pd.DataFrame, models: list[str], weights: pd.DataFrame | None = None,
               cfg: dict | None = None, facts: dict | None = None, finetuned=(), test_genes=None,
-              elasticnet_in_sample: bool = True) -> pd.DataFrame:  # fmt: skip
+              elasticnet_in_sample: bool = True, sign_unavailable: str | None = None) -> pd.DataFrame:  # fmt: skip
     """One row per predictor and gene set (`BENCHMARK_COLUMNS`): every predictor on every
     matched gene (`genes = all`) but the `finetuned` models; with fine-tuned models, every
-    predictor on the held-out genes (`test_genes`, `genes = held_out`) too."""
+    predictor on the held-out genes (`test_genes`, `genes = held_out`) too.
+    `sign_unavailable`: why the PIPs come without posterior effects (no sign test; the
+    signed predictors' `note` says so)."""
     cfg = causal_cfg(cfg)
     facts = facts or {}
     preds = predictors(matched, models, weights)
@@ -352,7 +363,9 @@ def benchmark(matched: pd.DataFrame, models: list[str], weights: pd.DataFrame | 
             else:
                 rng = stats.keyed_rng(int(cfg["seed"]), f"{scope}:{name}")
                 row.update(score_predictor(r, y, g, int(cfg["bootstrap"]), float(cfg["ci"]), rng))
-                if effect is not None:
+                if effect is not None and sign_unavailable:
+                    row["note"] = f"sign agreement not available: {sign_unavailable}"
+                elif effect is not None:
                     n, _, frac, p = stats.sign_agreement_test(
                         effect[mask][y], matched["posterior_mean"].to_numpy(float)[mask][y]
                     )
@@ -467,24 +480,70 @@ def _p(x) -> str:
     return "NA" if x is None or not np.isfinite(float(x)) else f"{float(x):.2g}"
 
 
-def causal_markdown(table: pd.DataFrame, calibration: pd.DataFrame | None = None) -> list[str]:
-    """summary.md's section: the benchmark table and what it was measured on; the PIP
-    calibration when a truth was known."""
+def pips_sentence(source: dict | None) -> str:
+    """Which PIPs the benchmark used: the in-cohort SuSiE's, or the external file
+    (`source`: rule external_finemap's facts — path, format, method, tissue, build, match
+    counts)."""
+    if source is None:
+        return (
+            "PIPs: in-cohort SuSiE (finemap/pips.parquet), fitted on this expression: the elastic net, "
+            "fitted on the same people, is in-sample."
+        )
+    c = source.get("counts", {})
+    what = ", ".join(
+        x
+        for x in (
+            source.get("format"),
+            source.get("method") and f"method {source['method']}",
+            source.get("tissue") and f"tissue {source['tissue']}",
+            source.get("build") and f"{source['build']}",
+        )
+        if x
+    )
+    return (
+        f"PIPs: the external credible sets `{source['path']}` ({what}; finemap/external.parquet): "
+        f"{c.get('matched', 0)} of {c.get('rows', 0)} rows of the {c.get('genes_analysed', 0)} genes analysed "
+        f"here matched the cohort's variants by position and alleles ({c.get('flipped', 0)} with REF/ALT "
+        f"swapped; {c.get('unmatched', 0)} unmatched, {c.get('unmatched_alleles', 0)} of them at a cohort "
+        f"position with other alleles), {c.get('genes_written', 0)} genes kept; a cis variant of such a gene "
+        "that the file does not list counts as PIP 0. Not fitted on this cohort's expression: no baseline is "
+        "in-sample."
+    )
+
+
+def causal_markdown(table: pd.DataFrame, calibration: pd.DataFrame | None = None,
+                    source: dict | None = None) -> list[str]:  # fmt: skip
+    """summary.md's section: the benchmark table and what it was measured on (which PIPs:
+    `pips_sentence`); the PIP calibration when a truth was known."""
     lines = ["## Causal variants: |ISM| against fine-mapped eQTLs (causal/benchmark.tsv)", ""]
     if table is None or not len(table):
-        return lines + ["No fine-mapped positives in the models' common window: nothing to report."]
+        return lines + [
+            pips_sentence(source),
+            "",
+            "No fine-mapped positives in the models' common window: nothing to report.",
+        ]
     t0 = table.iloc[0]
     w = int(t0["window"]) if np.isfinite(float(t0["window"])) else None
+    if source is None:
+        sign = "Sign: ISM against SuSiE's posterior effect of each positive (binomial test against ½)."
+    elif source.get("posterior"):
+        sign = (
+            f"Sign: ISM against the file's posterior effect (`{source['posterior']}`, turned to the cohort's "
+            "ALT) of each positive (binomial test against ½)."
+        )
+    else:
+        sign = f"Sign agreement: not available — {source.get('no_posterior')}."
     lines += [
-        f"Positives: variants with SuSiE PIP ≥ {t0['pip_positive']:g}; negatives: PIP < "
+        pips_sentence(source),
+        "",
+        f"Positives: variants with {'SuSiE ' if source is None else ''}PIP ≥ {t0['pip_positive']:g}; negatives: PIP < "
         f"{t0['pip_negative']:g} in the same genes, {int(t0['negatives_per_positive'])} per positive "
         "matched on distance to the TSS (and MAF where the gene allows). Every predictor is scored on "
         "the variants every model's ISM holds"
         + (f" (TSS ± {w // 2:,} bp, the smallest model window, {w:,} bp)" if w else "")
         + f"; left out: positives outside it ({int(t0['positives_not_scored'])}) and positives without a "
         f"negative in their distance bin ({int(t0['positives_unmatched'])}). Unresolved ISM scores rank as the "
-        "smallest |ISM| (tied). Intervals: percentile bootstrap over genes. Sign: ISM against SuSiE's "
-        "posterior effect of each positive (binomial test against ½).",
+        "smallest |ISM| (tied). Intervals: percentile bootstrap over genes. " + sign,
         "",
     ]
     header = ["predictor", "genes", "positives (genes)", "negatives", "AUROC [CI]", "AUPRC [CI]", "random AUPRC",
@@ -603,25 +662,35 @@ def held_out_genes(genes_split) -> list[str]:
 
 def run_causal_benchmark(pips, ism, weights, genes_split, table, matched, calibration, headline, section, curves,
                          models: list[str], windows: dict, finetuned=(), cfg: dict | None = None,
-                         truth=None, elasticnet_in_sample: bool = True) -> pd.DataFrame:  # fmt: skip
+                         truth=None, elasticnet_in_sample: bool = True, pips_source=None) -> pd.DataFrame:  # fmt: skip
     """Rule `causal_benchmark`: every model's |ISM| (`ism`: their tables in the order of
     `models`, `windows` their input lengths) against the fine-mapped `pips`, beside the
     distance and elastic-net (`weights`, its PredictDB db) baselines; the `finetuned` models
-    on the held-out genes of `genes_split`. Writes the benchmark `table`, the `matched`
-    variants, the PIP `calibration` against a known `truth` (header only without), what
-    rule summary reads (`headline`: summary.tsv's columns per predictor; `section`:
-    summary.md's section) and the ROC/PR figure `curves` (PNG + PDF)."""
+    on the held-out genes of `genes_split`. `pips_source`: with external credible sets
+    (rule external_finemap's `pips`), its facts JSON — the elastic net is then not
+    in-sample, sign agreement needs the file's posterior effect, and summary.md names the
+    file; without, `pips` are the in-cohort SuSiE's. Writes the benchmark `table`, the
+    `matched` variants, the PIP `calibration` against a known `truth` (header only
+    without), what rule summary reads (`headline`: summary.tsv's columns per predictor;
+    `section`: summary.md's section) and the ROC/PR figure `curves` (PNG + PDF)."""
+    import json
+
     from hapexp.io import atomic_output, write_tsv
     from hapexp.linear.predictdb import read_predictdb_weights
 
     cfg = causal_cfg(cfg)
+    source = json.loads(Path(pips_source).read_text()) if pips_source else None
+    if source is not None:
+        elasticnet_in_sample = False  # the PIPs do not come from this cohort's expression
+        log.info("PIPs: the external credible sets %s (%s)", source["path"], source["format"])
     fm = pd.read_parquet(pips)
     ism_by_model = {m: pd.read_parquet(p) for m, p in zip(models, ism, strict=True)}
     w = read_predictdb_weights(weights) if weights else None
     held = held_out_genes(genes_split)
     truth_table = read_truth(truth)
     mset, facts = matched_set(fm, ism_by_model, windows, cfg)
-    result = benchmark(mset, list(models), w, cfg, facts, finetuned, held, elasticnet_in_sample)
+    result = benchmark(mset, list(models), w, cfg, facts, finetuned, held, elasticnet_in_sample,
+                       None if source is None else source.get("no_posterior"))  # fmt: skip
     cal = pd.DataFrame(columns=CALIBRATION_COLUMNS)
     if truth_table is not None:
         cal = pip_calibration(fm, truth_table, cfg["calibration_bins"])
@@ -639,7 +708,7 @@ def run_causal_benchmark(pips, ism, weights, genes_split, table, matched, calibr
     write_tsv(cal, calibration)
     write_tsv(headline_table(result), headline)
     with atomic_output(section) as tmp:
-        tmp.write_text("\n".join(causal_markdown(result, cal if len(cal) else None)) + "\n")
+        tmp.write_text("\n".join(causal_markdown(result, cal if len(cal) else None, source)) + "\n")
     curves_figure(mset, result, list(models), w, curves, cal if len(cal) else None, held)
     log.info(
         "causal benchmark:\n%s", result[["predictor", "genes", "n_positives", "auroc", "auprc"]].to_string()
