@@ -240,7 +240,6 @@ def test_benchmark_rows_minimum_and_finetuned_on_held_out_genes():
 SIZES = {"n_individuals": 400, "n_chromosomes": 2, "chromosome_length": 1_000_000, "n_genes": 100}
 
 
-@pytest.mark.long  # ~25 s: make test's budget
 @pytest.mark.usefixtures("torch_one_thread")
 def test_demo_truth_end_to_end(tmp_path):
     """The simulated demo, fine-mapped (SuSiE on the expression and covariates, cis window
